@@ -1,0 +1,150 @@
+//! Who may make tickbot run code (design §4 `[trust]`, §5).
+//!
+//! The policy is read from the default branch only, so a PR can never grant itself trust.
+//! Answers are cached for minutes, not forever: removing someone from `[trust]` or from the
+//! collaborators takes effect within [`TTL`] without restarting the dispatcher.
+
+use crate::github::{GitHub, GitHubError, Permission};
+use crate::ids::RepoName;
+use crate::repo_config::{self, RepoConfig, TrustDef};
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+pub const TTL: Duration = Duration::from_secs(300);
+
+/// Why someone is or is not trusted; the reason goes into replies.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Verdict {
+    pub trusted: bool,
+    pub reason: String,
+}
+
+pub struct Trust {
+    github: GitHub,
+    bot_login: Option<String>,
+    policies: Mutex<HashMap<RepoName, (Instant, TrustDef)>>,
+    verdicts: Mutex<HashMap<(RepoName, String), (Instant, Verdict)>>,
+}
+
+fn fresh<K: std::hash::Hash + Eq, V: Clone>(
+    map: &Mutex<HashMap<K, (Instant, V)>>,
+    key: &K,
+) -> Option<V> {
+    let map = map.lock().unwrap_or_else(|p| p.into_inner());
+    map.get(key)
+        .filter(|(at, _)| at.elapsed() < TTL)
+        .map(|(_, v)| v.clone())
+}
+
+fn remember<K: std::hash::Hash + Eq, V>(map: &Mutex<HashMap<K, (Instant, V)>>, key: K, value: V) {
+    let mut map = map.lock().unwrap_or_else(|p| p.into_inner());
+    if map.len() > 10_000 {
+        map.retain(|_, (at, _)| at.elapsed() < TTL);
+    }
+    map.insert(key, (Instant::now(), value));
+}
+
+impl Trust {
+    pub fn new(github: GitHub, bot_login: Option<String>) -> Self {
+        Self {
+            github,
+            bot_login,
+            policies: Mutex::new(HashMap::new()),
+            verdicts: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// `[trust]` of the default branch; the built-in default when the file or table is absent
+    /// or the file is broken (a broken file must not widen trust).
+    async fn policy(&self, repo: &RepoName, default_branch: &str) -> Result<TrustDef, GitHubError> {
+        if let Some(p) = fresh(&self.policies, repo) {
+            return Ok(p);
+        }
+        let policy = match self
+            .github
+            .file_at(repo, repo_config::FILE_NAME, default_branch)
+            .await?
+        {
+            Some(text) => match RepoConfig::parse(&text) {
+                Ok(config) => config.trust,
+                Err(e) => {
+                    tracing::warn!(%repo, error = %e, "invalid .tickbot.toml on the default branch; using the default trust policy");
+                    TrustDef::default()
+                }
+            },
+            None => TrustDef::default(),
+        };
+        remember(&self.policies, repo.clone(), policy.clone());
+        Ok(policy)
+    }
+
+    /// Whether `user` may run code through tickbot in `repo`.
+    pub async fn check(
+        &self,
+        repo: &RepoName,
+        default_branch: &str,
+        user: &str,
+        association: &str,
+    ) -> Result<Verdict, GitHubError> {
+        let key = (repo.clone(), user.to_string());
+        if let Some(v) = fresh(&self.verdicts, &key) {
+            return Ok(v);
+        }
+        let verdict = self.decide(repo, default_branch, user, association).await?;
+        remember(&self.verdicts, key, verdict.clone());
+        Ok(verdict)
+    }
+
+    async fn decide(
+        &self,
+        repo: &RepoName,
+        default_branch: &str,
+        user: &str,
+        association: &str,
+    ) -> Result<Verdict, GitHubError> {
+        let yes = |reason: String| Verdict {
+            trusted: true,
+            reason,
+        };
+        if self.bot_login.as_deref() == Some(user) {
+            return Ok(yes("tickbot itself".into()));
+        }
+        // The owner of a personal repository is its admin; no need to ask.
+        if association == "OWNER" && user == repo.owner() {
+            return Ok(yes(format!("@{user} owns {repo}")));
+        }
+        let policy = self.policy(repo, default_branch).await?;
+        if policy.users.iter().any(|u| u.eq_ignore_ascii_case(user)) {
+            return Ok(yes(format!("@{user} is listed in [trust] users")));
+        }
+        for org in &policy.orgs {
+            if self.github.is_org_member(org, user).await? {
+                return Ok(yes(format!("@{user} is a member of {org}")));
+            }
+        }
+        if policy.collaborators {
+            let permission = self.github.permission(repo, user).await?;
+            if matches!(
+                permission,
+                Permission::Admin | Permission::Maintain | Permission::Write
+            ) {
+                return Ok(yes(format!("@{user} has write access to {repo}")));
+            }
+        }
+        let mut ways = vec!["listed in `[trust] users`".to_string()];
+        if !policy.orgs.is_empty() {
+            ways.push(format!("a member of {}", policy.orgs.join(" or ")));
+        }
+        if policy.collaborators {
+            ways.push("a collaborator with write access".into());
+        }
+        Ok(Verdict {
+            trusted: false,
+            reason: format!(
+                "@{user} is not trusted to run code on tickbot's workers (not {} per `.tickbot.toml` on `{default_branch}`)",
+                ways.join(", nor ")
+            ),
+        })
+    }
+}

@@ -1,0 +1,312 @@
+//! The webhook events tickbot acts on, reduced to the fields it reads.
+//!
+//! Our own tolerant structs rather than octocrab's models: GitHub adds actions to known events
+//! (octocrab then fails to parse the whole payload), and a webhook must never be lost over a
+//! field we don't read. Unknown actions stay strings; unknown events become [`Event::Other`].
+
+use crate::ids::{CommitSha, PrNumber, RepoName};
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+
+/// What the intake publishes on the events queue: the verified delivery, payload untouched.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Envelope {
+    pub schema: u32,
+    pub delivery: String,
+    pub event: String,
+    pub received_at: chrono::DateTime<chrono::Utc>,
+    pub payload: Box<RawValue>,
+}
+
+pub const ENVELOPE_SCHEMA: u32 = 1;
+
+/// Events the dispatcher handles; the intake answers 202 and drops every other kind.
+pub const HANDLED_EVENTS: &[&str] = &[
+    "pull_request",
+    "issue_comment",
+    "check_run",
+    "check_suite",
+    "push",
+];
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Event {
+    PullRequest(PullRequestEvent),
+    IssueComment(CommentEvent),
+    Other { event: String, action: Option<String> },
+}
+
+/// A pull request as a webhook shows it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PullRequestEvent {
+    pub action: String,
+    pub repo: RepoName,
+    pub default_branch: String,
+    pub clone_url: String,
+    pub number: PrNumber,
+    pub title: String,
+    pub body: String,
+    pub open: bool,
+    pub draft: bool,
+    pub author: String,
+    pub author_association: String,
+    pub head_sha: CommitSha,
+    pub head_ref: String,
+    pub head_repo: Option<RepoName>,
+    pub head_clone_url: Option<String>,
+    pub base_ref: String,
+    pub sender: String,
+    /// For `edited`: the body before the edit.
+    pub body_before: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct CommentEvent {
+    pub action: String,
+    pub repo: RepoName,
+    pub number: PrNumber,
+    pub on_pull_request: bool,
+    pub comment_id: u64,
+    pub body: String,
+    pub author: String,
+    pub author_association: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum EventError {
+    #[error("the {event} payload is not what GitHub sends: {source}")]
+    Shape {
+        event: String,
+        source: serde_json::Error,
+    },
+    #[error("the {event} payload names an invalid repository: {source}")]
+    Repo {
+        event: String,
+        source: crate::ids::InvalidRepoName,
+    },
+}
+
+#[derive(Deserialize)]
+struct RawUser {
+    login: String,
+}
+
+#[derive(Deserialize)]
+struct RawRepo {
+    full_name: String,
+    clone_url: String,
+    #[serde(default)]
+    default_branch: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct RawRef {
+    #[serde(rename = "ref")]
+    git_ref: String,
+    sha: String,
+    repo: Option<RawRepo>,
+}
+
+#[derive(Deserialize)]
+struct RawPull {
+    number: u64,
+    #[serde(default)]
+    title: String,
+    body: Option<String>,
+    state: String,
+    #[serde(default)]
+    draft: bool,
+    user: RawUser,
+    #[serde(default)]
+    author_association: String,
+    head: RawRef,
+    base: RawRef,
+}
+
+#[derive(Deserialize)]
+struct RawPullRequestEvent {
+    action: String,
+    pull_request: RawPull,
+    repository: RawRepo,
+    sender: RawUser,
+    #[serde(default)]
+    changes: Option<RawChanges>,
+}
+
+#[derive(Deserialize)]
+struct RawChanges {
+    body: Option<RawFrom>,
+}
+
+#[derive(Deserialize)]
+struct RawFrom {
+    from: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct RawIssue {
+    number: u64,
+    #[serde(default)]
+    pull_request: Option<serde_json::Value>,
+}
+
+#[derive(Deserialize)]
+struct RawComment {
+    id: u64,
+    body: Option<String>,
+    user: RawUser,
+    #[serde(default)]
+    author_association: String,
+}
+
+#[derive(Deserialize)]
+struct RawCommentEvent {
+    action: String,
+    issue: RawIssue,
+    comment: RawComment,
+    repository: RawRepo,
+}
+
+#[derive(Deserialize)]
+struct RawAction {
+    action: Option<String>,
+}
+
+/// Reads the fields tickbot uses from a webhook body (`event` is `X-GitHub-Event`).
+pub fn parse(event: &str, payload: &[u8]) -> Result<Event, EventError> {
+    let shape = |source| EventError::Shape {
+        event: event.to_string(),
+        source,
+    };
+    let repo = |name: &str| {
+        name.parse::<RepoName>().map_err(|source| EventError::Repo {
+            event: event.to_string(),
+            source,
+        })
+    };
+    match event {
+        "pull_request" => {
+            let raw: RawPullRequestEvent = serde_json::from_slice(payload).map_err(shape)?;
+            let pr = raw.pull_request;
+            Ok(Event::PullRequest(PullRequestEvent {
+                action: raw.action,
+                repo: repo(&raw.repository.full_name)?,
+                default_branch: raw
+                    .repository
+                    .default_branch
+                    .unwrap_or_else(|| pr.base.git_ref.clone()),
+                clone_url: raw.repository.clone_url,
+                number: PrNumber(pr.number),
+                title: pr.title,
+                body: pr.body.unwrap_or_default(),
+                open: pr.state == "open",
+                draft: pr.draft,
+                author: pr.user.login,
+                author_association: pr.author_association,
+                head_sha: CommitSha(pr.head.sha),
+                head_ref: pr.head.git_ref,
+                head_repo: match &pr.head.repo {
+                    Some(r) => Some(repo(&r.full_name)?),
+                    None => None,
+                },
+                head_clone_url: pr.head.repo.map(|r| r.clone_url),
+                base_ref: pr.base.git_ref,
+                sender: raw.sender.login,
+                body_before: raw.changes.and_then(|c| c.body).and_then(|b| b.from),
+            }))
+        }
+        "issue_comment" => {
+            let raw: RawCommentEvent = serde_json::from_slice(payload).map_err(shape)?;
+            Ok(Event::IssueComment(CommentEvent {
+                action: raw.action,
+                repo: repo(&raw.repository.full_name)?,
+                number: PrNumber(raw.issue.number),
+                on_pull_request: raw.issue.pull_request.is_some(),
+                comment_id: raw.comment.id,
+                body: raw.comment.body.unwrap_or_default(),
+                author: raw.comment.user.login,
+                author_association: raw.comment.author_association,
+            }))
+        }
+        _ => {
+            let raw: RawAction = serde_json::from_slice(payload).map_err(shape)?;
+            Ok(Event::Other {
+                event: event.to_string(),
+                action: raw.action,
+            })
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::PathBuf;
+
+    fn fixture(path: &str) -> Vec<u8> {
+        let p = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("../shared/fixtures/github-webhooks")
+            .join(path);
+        std::fs::read(&p).unwrap_or_else(|e| panic!("fixture {}: {e}", p.display()))
+    }
+
+    #[test]
+    fn real_pull_request_payloads_parse() {
+        for name in [
+            "opened.payload.json",
+            "opened.with-null-body.json",
+            "synchronize.payload.json",
+            "closed.payload.json",
+            "reopened.payload.json",
+            "ready_for_review.payload.json",
+            "labeled.payload.json",
+        ] {
+            let ev = parse("pull_request", &fixture(&format!("pull_request/{name}")))
+                .unwrap_or_else(|e| panic!("{name}: {e}"));
+            let Event::PullRequest(pr) = ev else {
+                panic!("{name}: not a pull request event")
+            };
+            assert_eq!(pr.repo.to_string(), "Codertocat/Hello-World", "{name}");
+            assert_eq!(pr.head_sha.0.len(), 40, "{name}");
+            assert!(!pr.base_ref.is_empty() && !pr.author.is_empty(), "{name}");
+        }
+        let Event::PullRequest(pr) =
+            parse("pull_request", &fixture("pull_request/opened.payload.json")).expect("parses")
+        else {
+            panic!("not a PR")
+        };
+        assert_eq!(pr.action, "opened");
+        assert_eq!(pr.number, PrNumber(2));
+        assert!(pr.open);
+        assert_eq!(pr.default_branch, "master");
+    }
+
+    #[test]
+    fn real_comment_payloads_parse() {
+        let ev = parse(
+            "issue_comment",
+            &fixture("issue_comment/created.payload.json"),
+        )
+        .expect("parses");
+        let Event::IssueComment(c) = ev else {
+            panic!("not a comment")
+        };
+        assert_eq!(c.action, "created");
+        assert!(!c.body.is_empty());
+        assert!(c.comment_id > 0);
+    }
+
+    #[test]
+    fn future_actions_and_events_do_not_fail() {
+        let mut v: serde_json::Value =
+            serde_json::from_slice(&fixture("pull_request/opened.payload.json")).expect("json");
+        v["action"] = "some_future_action".into();
+        let body = serde_json::to_vec(&v).expect("json");
+        assert!(matches!(parse("pull_request", &body), Ok(Event::PullRequest(pr)) if pr.action == "some_future_action"));
+        assert!(matches!(
+            parse("star", br#"{"action":"created"}"#),
+            Ok(Event::Other { .. })
+        ));
+        assert!(parse("pull_request", b"{}").is_err());
+    }
+}

@@ -1,0 +1,662 @@
+//! The REST subset of GitHub's API that tickbot uses: repositories, pull requests, issue
+//! comments, reactions and labels (commits, statuses, check runs, contents and permissions are
+//! in [`super::api_commits`]), plus the middleware every REST call passes: call log, injected
+//! latency and faults, and token authentication. Paths outside the API go to git's smart HTTP.
+
+use super::api_commits;
+use super::faults::{ApiCall, Injected, RateLimitKind};
+use super::git::{self, CgiRequest};
+use super::ops::PullPatch;
+use super::state::{ForgeError, PullState, State as ForgeState};
+use super::{Forge, control, json};
+use crate::ids::{PrNumber, RepoName};
+use axum::Router;
+use axum::body::Body;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Path, Query, Request, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use base64::Engine;
+use bytes::Bytes;
+use serde_json::{Value, json};
+use std::collections::HashMap;
+
+pub(crate) type ApiResult = Result<Response, ApiError>;
+pub(crate) type Params = Result<Query<HashMap<String, String>>, QueryRejection>;
+
+/// A request the API refuses, rendered as GitHub's JSON error.
+#[derive(Debug)]
+pub(crate) enum ApiError {
+    Forge(ForgeError),
+    Status(StatusCode, String),
+}
+
+impl From<ForgeError> for ApiError {
+    fn from(e: ForgeError) -> Self {
+        ApiError::Forge(e)
+    }
+}
+
+impl ApiError {
+    pub fn not_found() -> Self {
+        ApiError::Forge(ForgeError::NotFound)
+    }
+    pub fn bad_json() -> Self {
+        ApiError::Status(StatusCode::BAD_REQUEST, "Problems parsing JSON".into())
+    }
+    pub fn missing(resource: &'static str, field: &'static str) -> Self {
+        ApiError::Forge(ForgeError::Validation {
+            resource,
+            field,
+            code: "missing_field",
+            message: String::new(),
+        })
+    }
+}
+
+pub(crate) fn gh_error(status: StatusCode, message: &str, extra: Value) -> Response {
+    let mut body = json!({
+        "message": message,
+        "documentation_url": "https://docs.github.com/rest",
+        "status": status.as_u16().to_string(),
+    });
+    if let (Some(obj), Value::Object(more)) = (body.as_object_mut(), extra) {
+        obj.extend(more);
+    }
+    (status, axum::Json(body)).into_response()
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        match self {
+            ApiError::Status(status, message) => gh_error(status, &message, json!({})),
+            ApiError::Forge(ForgeError::NotFound) => {
+                gh_error(StatusCode::NOT_FOUND, "Not Found", json!({}))
+            }
+            ApiError::Forge(ForgeError::Validation {
+                resource,
+                field,
+                code,
+                message,
+            }) => {
+                let mut error = json!({ "resource": resource, "code": code, "field": field });
+                if !message.is_empty() {
+                    error["message"] = json!(message);
+                }
+                let extra = json!({ "errors": [error] });
+                gh_error(StatusCode::UNPROCESSABLE_ENTITY, "Validation Failed", extra)
+            }
+            ApiError::Forge(ForgeError::Unprocessable(message)) => {
+                gh_error(StatusCode::UNPROCESSABLE_ENTITY, &message, json!({}))
+            }
+            ApiError::Forge(ForgeError::Git(e)) => {
+                tracing::error!(error = %e, "forge git failure");
+                gh_error(StatusCode::INTERNAL_SERVER_ERROR, "Server Error", json!({}))
+            }
+        }
+    }
+}
+
+pub(crate) fn ok(status: StatusCode, body: Value) -> ApiResult {
+    Ok((status, axum::Json(body)).into_response())
+}
+
+pub(crate) fn repo_name(owner: &str, name: &str) -> Result<RepoName, ApiError> {
+    RepoName::new(owner, name).map_err(|_| ApiError::not_found())
+}
+
+pub(crate) fn number(s: &str) -> Result<u64, ApiError> {
+    s.parse().map_err(|_| ApiError::not_found())
+}
+
+pub(crate) fn parse_body(body: &Bytes) -> Result<Value, ApiError> {
+    let v: Value = serde_json::from_slice(body).map_err(|_| ApiError::bad_json())?;
+    if v.is_object() || v.is_array() {
+        Ok(v)
+    } else {
+        Err(ApiError::bad_json())
+    }
+}
+
+/// An optional string field; a value of the wrong type is a 422 like GitHub's.
+pub(crate) fn opt_str(
+    v: &Value,
+    resource: &'static str,
+    field: &'static str,
+) -> Result<Option<String>, ApiError> {
+    match v.get(field) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s.clone())),
+        Some(_) => Err(ApiError::Forge(ForgeError::Validation {
+            resource,
+            field,
+            code: "invalid",
+            message: format!("{field} is not a string"),
+        })),
+    }
+}
+
+pub(crate) fn params(q: Params) -> Result<HashMap<String, String>, ApiError> {
+    q.map(|Query(q)| q)
+        .map_err(|e| ApiError::Status(StatusCode::BAD_REQUEST, e.body_text()))
+}
+
+/// Builds the forge's router: REST, control API, and git as the fallback.
+pub(crate) fn router(forge: Forge) -> Router {
+    let repo = "/repos/{owner}/{repo}";
+    Router::new()
+        .route(&format!("{repo}"), get(get_repo))
+        .route(&format!("{repo}/pulls"), get(list_pulls).post(create_pull))
+        .route(&format!("{repo}/pulls/{{n}}"), get(get_pull).patch(patch_pull))
+        .route(&format!("{repo}/issues/{{n}}"), get(get_issue).patch(patch_issue))
+        .route(
+            &format!("{repo}/issues/{{n}}/comments"),
+            get(list_comments).post(create_comment),
+        )
+        .route(
+            &format!("{repo}/issues/comments/{{id}}"),
+            get(get_comment).patch(patch_comment),
+        )
+        .route(
+            &format!("{repo}/issues/comments/{{id}}/reactions"),
+            post(create_reaction),
+        )
+        .route(
+            &format!("{repo}/issues/{{n}}/labels"),
+            get(list_labels).post(add_labels).delete(clear_labels),
+        )
+        .route(
+            &format!("{repo}/issues/{{n}}/labels/{{name}}"),
+            axum::routing::delete(remove_label),
+        )
+        .merge(api_commits::routes())
+        .nest("/_forge", control::routes())
+        .fallback(fallback)
+        .layer(middleware::from_fn_with_state(forge.clone(), rest_layer))
+        .with_state(forge)
+}
+
+/// `/{owner}/{name}.git/...`: git's smart HTTP; everything else is an unknown API path.
+fn git_path(path: &str) -> Option<(RepoName, &str)> {
+    let mut parts = path.trim_start_matches('/').splitn(3, '/');
+    let (owner, name) = (parts.next()?, parts.next()?);
+    let name = name.strip_suffix(".git")?;
+    Some((RepoName::new(owner, name).ok()?, parts.next().unwrap_or("")))
+}
+
+/// Call log, latency, faults and authentication, for REST calls only.
+async fn rest_layer(State(forge): State<Forge>, req: Request, next: Next) -> Response {
+    let path = req.uri().path().to_string();
+    if git_path(&path).is_some() || path.starts_with("/_forge/") {
+        return next.run(req).await;
+    }
+    let method = req.method().to_string();
+    let path_q = req
+        .uri()
+        .path_and_query()
+        .map_or(path.clone(), |p| p.to_string());
+    let latency = forge.faults().current_latency();
+    if !latency.is_zero() {
+        tokio::time::sleep(latency).await;
+    }
+    let resp = if let Some(fault) = forge.faults().take(&method, &path) {
+        injected(fault)
+    } else if let Err(resp) = authenticate(&forge, req.headers()) {
+        resp
+    } else {
+        next.run(req).await
+    };
+    tracing::debug!(%method, path = %path_q, status = resp.status().as_u16(), "forge api call");
+    forge.inner.calls.record(ApiCall {
+        method,
+        path: path_q,
+        status: resp.status().as_u16(),
+        at: chrono::Utc::now(),
+    });
+    resp
+}
+
+fn authenticate(forge: &Forge, headers: &HeaderMap) -> Result<(), Response> {
+    let given = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| {
+            v.strip_prefix("token ")
+                .or_else(|| v.strip_prefix("Bearer "))
+                .or_else(|| v.strip_prefix("bearer "))
+        });
+    match given {
+        Some(t) if t.trim() == forge.bot_token() => Ok(()),
+        Some(_) => Err(gh_error(
+            StatusCode::UNAUTHORIZED,
+            "Bad credentials",
+            json!({}),
+        )),
+        None => Err(gh_error(
+            StatusCode::UNAUTHORIZED,
+            "Requires authentication",
+            json!({}),
+        )),
+    }
+}
+
+fn injected(fault: Injected) -> Response {
+    let now = chrono::Utc::now().timestamp().max(0) as u64;
+    match fault {
+        Injected::Error(code) => {
+            let status = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+            gh_error(status, "Server Error", json!({}))
+        }
+        Injected::RateLimited(RateLimitKind::Primary { reset_after_secs }) => {
+            let mut resp = gh_error(
+                StatusCode::FORBIDDEN,
+                "API rate limit exceeded for user ID 1.",
+                json!({}),
+            );
+            let h = resp.headers_mut();
+            h.insert("x-ratelimit-limit", HeaderValue::from_static("5000"));
+            h.insert("x-ratelimit-remaining", HeaderValue::from_static("0"));
+            h.insert("x-ratelimit-used", HeaderValue::from_static("5000"));
+            h.insert("x-ratelimit-resource", HeaderValue::from_static("core"));
+            h.insert("x-ratelimit-reset", HeaderValue::from(now + reset_after_secs));
+            resp
+        }
+        Injected::RateLimited(RateLimitKind::Secondary { retry_after_secs }) => {
+            let mut resp = gh_error(
+                StatusCode::TOO_MANY_REQUESTS,
+                "You have exceeded a secondary rate limit. Please wait a few minutes before you try again.",
+                json!({}),
+            );
+            resp.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));
+            resp
+        }
+    }
+}
+
+async fn fallback(State(forge): State<Forge>, req: Request) -> Response {
+    let Some((repo, _)) = git_path(req.uri().path()) else {
+        return ApiError::not_found().into_response();
+    };
+    match serve_git(&forge, repo, req).await {
+        Ok(resp) => resp,
+        Err(e) => {
+            tracing::error!(error = %format!("{e:#}"), "git over http failed");
+            (StatusCode::INTERNAL_SERVER_ERROR, "git failed\n").into_response()
+        }
+    }
+}
+
+/// Who is pushing: the bot when its token is the password, else the user name given,
+/// else the owner (the forge trusts whoever talks to it; it is a test stand-in).
+fn pusher(forge: &Forge, repo: &RepoName, headers: &HeaderMap) -> String {
+    let basic = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Basic "))
+        .and_then(|b| base64::engine::general_purpose::STANDARD.decode(b.trim()).ok())
+        .and_then(|b| String::from_utf8(b).ok());
+    match basic.as_deref().and_then(|b| b.split_once(':')) {
+        Some((_, pass)) if pass == forge.bot_token() => forge.bot_login().to_string(),
+        Some((user, _)) if !user.is_empty() => user.to_string(),
+        _ => repo.owner().to_string(),
+    }
+}
+
+async fn serve_git(forge: &Forge, repo: RepoName, req: Request) -> anyhow::Result<Response> {
+    if !forge.state().repos.contains_key(&repo) {
+        return Ok((StatusCode::NOT_FOUND, "Repository not found.\n").into_response());
+    }
+    let (parts, body) = req.into_parts();
+    let header = |name: &str| parts.headers.get(name).and_then(|v| v.to_str().ok());
+    let who = pusher(forge, &repo, &parts.headers);
+    let body = axum::body::to_bytes(body, 1 << 30).await?;
+    let path = parts.uri.path();
+    let is_push = parts.method == Method::POST && path.ends_with("/git-receive-pack");
+    let cgi = git::http_backend(
+        &forge.inner.git,
+        CgiRequest {
+            method: parts.method.as_str(),
+            path_info: path,
+            query: parts.uri.query().unwrap_or(""),
+            content_type: header("content-type"),
+            content_encoding: header("content-encoding"),
+            git_protocol: header("git-protocol"),
+            remote_user: &who,
+            body,
+        },
+    )
+    .await?;
+    if is_push && cgi.status == 200 {
+        // Before answering, so that when `git push` returns the forge already shows the move.
+        forge.sync_refs(&repo, &who).await?;
+    }
+    let mut resp = Response::builder().status(cgi.status);
+    for (k, v) in &cgi.headers {
+        resp = resp.header(k.as_str(), v.as_str());
+    }
+    Ok(resp.body(Body::from(cgi.body))?)
+}
+
+/// `per_page`/`page` slicing with GitHub's `Link` header.
+pub(crate) fn paginate<T>(
+    forge: &Forge,
+    path: &str,
+    q: &HashMap<String, String>,
+    items: Vec<T>,
+) -> (Vec<T>, Option<String>) {
+    let per_page = q
+        .get("per_page")
+        .and_then(|p| p.parse::<usize>().ok())
+        .unwrap_or(30)
+        .clamp(1, 100);
+    let page = q
+        .get("page")
+        .and_then(|p| p.parse::<usize>().ok())
+        .unwrap_or(1)
+        .max(1);
+    let last = items.len().div_ceil(per_page).max(1);
+    let mut others: Vec<(&String, &String)> = q.iter().filter(|(k, _)| *k != "page").collect();
+    others.sort();
+    let url = |p: usize| {
+        let mut query: Vec<String> = others
+            .iter()
+            .map(|(k, v)| format!("{}={}", urlencoding::encode(k), urlencoding::encode(v)))
+            .collect();
+        if !q.contains_key("per_page") {
+            query.push(format!("per_page={per_page}"));
+        }
+        query.push(format!("page={p}"));
+        format!("<{}{path}?{}>", forge.api_url(), query.join("&"))
+    };
+    let mut links = Vec::new();
+    if page < last {
+        links.push(format!("{}; rel=\"next\"", url(page + 1)));
+        links.push(format!("{}; rel=\"last\"", url(last)));
+    }
+    if page > 1 {
+        links.push(format!("{}; rel=\"first\"", url(1)));
+        links.push(format!("{}; rel=\"prev\"", url(page - 1)));
+    }
+    let slice = items
+        .into_iter()
+        .skip((page - 1) * per_page)
+        .take(per_page)
+        .collect();
+    (slice, (!links.is_empty()).then(|| links.join(", ")))
+}
+
+pub(crate) fn with_link(body: Value, link: Option<String>) -> ApiResult {
+    let mut resp = (StatusCode::OK, axum::Json(body)).into_response();
+    if let Some(v) = link.and_then(|l| HeaderValue::from_str(&l).ok()) {
+        resp.headers_mut().insert(header::LINK, v);
+    }
+    Ok(resp)
+}
+
+fn render<R>(
+    forge: &Forge,
+    repo: &RepoName,
+    f: impl FnOnce(&json::Urls, &ForgeState, &super::state::Repo) -> Result<R, ForgeError>,
+) -> Result<R, ApiError> {
+    let st = forge.state();
+    let r = st.repo(repo)?;
+    Ok(f(&forge.inner.urls, &st, r)?)
+}
+
+async fn get_repo(State(f): State<Forge>, Path((o, r)): Path<(String, String)>) -> ApiResult {
+    let repo = repo_name(&o, &r)?;
+    ok(StatusCode::OK, render(&f, &repo, |u, _, r| Ok(json::repository(u, r)))?)
+}
+
+async fn list_pulls(
+    State(f): State<Forge>,
+    Path((o, r)): Path<(String, String)>,
+    q: Params,
+) -> ApiResult {
+    let repo = repo_name(&o, &r)?;
+    let q = params(q)?;
+    let want = q.get("state").map_or("open", String::as_str);
+    let head = q.get("head").map(|h| h.split_once(':').map_or(h.as_str(), |x| x.1));
+    let base = q.get("base");
+    let pulls = render(&f, &repo, |u, st, r| {
+        // GitHub's default order: newest first.
+        Ok(r.pulls
+            .values()
+            .rev()
+            .filter(|p| want == "all" || p.state.as_str() == want)
+            .filter(|p| head.is_none_or(|h| p.head_ref == h))
+            .filter(|p| base.is_none_or(|b| &p.base_ref == b))
+            .map(|p| json::pull(u, st, r, p))
+            .collect::<Vec<_>>())
+    })?;
+    let (page, link) = paginate(&f, &format!("/repos/{repo}/pulls"), &q, pulls);
+    with_link(Value::Array(page), link)
+}
+
+fn pull_json(f: &Forge, repo: &RepoName, n: u64) -> Result<Value, ApiError> {
+    render(f, repo, |u, st, r| Ok(json::pull(u, st, r, r.pull(n)?)))
+}
+
+fn issue_json(f: &Forge, repo: &RepoName, n: u64) -> Result<Value, ApiError> {
+    render(f, repo, |u, st, r| Ok(json::issue(u, st, r, r.pull(n)?)))
+}
+
+async fn get_pull(
+    State(f): State<Forge>,
+    Path((o, r, n)): Path<(String, String, String)>,
+) -> ApiResult {
+    ok(StatusCode::OK, pull_json(&f, &repo_name(&o, &r)?, number(&n)?)?)
+}
+
+async fn get_issue(
+    State(f): State<Forge>,
+    Path((o, r, n)): Path<(String, String, String)>,
+) -> ApiResult {
+    ok(StatusCode::OK, issue_json(&f, &repo_name(&o, &r)?, number(&n)?)?)
+}
+
+async fn create_pull(
+    State(f): State<Forge>,
+    Path((o, r)): Path<(String, String)>,
+    body: Bytes,
+) -> ApiResult {
+    let repo = repo_name(&o, &r)?;
+    let v = parse_body(&body)?;
+    let field = |name| opt_str(&v, "PullRequest", name);
+    let head = field("head")?.ok_or(ApiError::missing("PullRequest", "head"))?;
+    let base = field("base")?.ok_or(ApiError::missing("PullRequest", "base"))?;
+    let title = field("title")?.ok_or(ApiError::missing("PullRequest", "title"))?;
+    let text = field("body")?.unwrap_or_default();
+    let draft = v.get("draft").and_then(Value::as_bool).unwrap_or(false);
+    let n = f
+        .create_pull(&repo, &head, &base, &title, &text, draft, f.bot_login())
+        .await?;
+    ok(StatusCode::CREATED, pull_json(&f, &repo, n.0)?)
+}
+
+fn parse_patch(v: &Value) -> Result<PullPatch, ApiError> {
+    let state = match opt_str(v, "Issue", "state")?.as_deref() {
+        None => None,
+        Some("open") => Some(PullState::Open),
+        Some("closed") => Some(PullState::Closed),
+        Some(_) => {
+            return Err(ApiError::Forge(ForgeError::Validation {
+                resource: "Issue",
+                field: "state",
+                code: "invalid",
+                message: String::new(),
+            }));
+        }
+    };
+    Ok(PullPatch {
+        title: opt_str(v, "Issue", "title")?,
+        body: opt_str(v, "Issue", "body")?,
+        state,
+        base: opt_str(v, "PullRequest", "base")?,
+    })
+}
+
+async fn patch_pull(
+    State(f): State<Forge>,
+    Path((o, r, n)): Path<(String, String, String)>,
+    body: Bytes,
+) -> ApiResult {
+    let (repo, n) = (repo_name(&o, &r)?, number(&n)?);
+    let patch = parse_patch(&parse_body(&body)?)?;
+    f.update_pull(&repo, PrNumber(n), patch, f.bot_login())?;
+    ok(StatusCode::OK, pull_json(&f, &repo, n)?)
+}
+
+async fn patch_issue(
+    State(f): State<Forge>,
+    Path((o, r, n)): Path<(String, String, String)>,
+    body: Bytes,
+) -> ApiResult {
+    let (repo, n) = (repo_name(&o, &r)?, number(&n)?);
+    let mut patch = parse_patch(&parse_body(&body)?)?;
+    patch.base = None; // not an issue field
+    f.update_pull(&repo, PrNumber(n), patch, f.bot_login())?;
+    ok(StatusCode::OK, issue_json(&f, &repo, n)?)
+}
+
+async fn list_comments(
+    State(f): State<Forge>,
+    Path((o, r, n)): Path<(String, String, String)>,
+    q: Params,
+) -> ApiResult {
+    let (repo, n) = (repo_name(&o, &r)?, number(&n)?);
+    let q = params(q)?;
+    let all = render(&f, &repo, |u, st, r| {
+        r.pull(n)?;
+        Ok(r.comments
+            .iter()
+            .filter(|c| c.issue.0 == n)
+            .map(|c| json::comment(u, st, r, c))
+            .collect::<Vec<_>>())
+    })?;
+    let (page, link) = paginate(&f, &format!("/repos/{repo}/issues/{n}/comments"), &q, all);
+    with_link(Value::Array(page), link)
+}
+
+fn comment_json(f: &Forge, repo: &RepoName, id: u64) -> Result<Value, ApiError> {
+    render(f, repo, |u, st, r| {
+        let c = r
+            .comments
+            .iter()
+            .find(|c| c.id == id)
+            .ok_or(ForgeError::NotFound)?;
+        Ok(json::comment(u, st, r, c))
+    })
+}
+
+async fn create_comment(
+    State(f): State<Forge>,
+    Path((o, r, n)): Path<(String, String, String)>,
+    body: Bytes,
+) -> ApiResult {
+    let (repo, n) = (repo_name(&o, &r)?, number(&n)?);
+    let v = parse_body(&body)?;
+    let text = opt_str(&v, "IssueComment", "body")?
+        .ok_or(ApiError::missing("IssueComment", "body"))?;
+    let id = f.add_comment(&repo, PrNumber(n), &text, f.bot_login())?;
+    ok(StatusCode::CREATED, comment_json(&f, &repo, id)?)
+}
+
+async fn get_comment(
+    State(f): State<Forge>,
+    Path((o, r, id)): Path<(String, String, String)>,
+) -> ApiResult {
+    ok(StatusCode::OK, comment_json(&f, &repo_name(&o, &r)?, number(&id)?)?)
+}
+
+async fn patch_comment(
+    State(f): State<Forge>,
+    Path((o, r, id)): Path<(String, String, String)>,
+    body: Bytes,
+) -> ApiResult {
+    let (repo, id) = (repo_name(&o, &r)?, number(&id)?);
+    let v = parse_body(&body)?;
+    let text = opt_str(&v, "IssueComment", "body")?
+        .ok_or(ApiError::missing("IssueComment", "body"))?;
+    f.edit_comment(&repo, id, &text, f.bot_login())?;
+    ok(StatusCode::OK, comment_json(&f, &repo, id)?)
+}
+
+async fn create_reaction(
+    State(f): State<Forge>,
+    Path((o, r, id)): Path<(String, String, String)>,
+    body: Bytes,
+) -> ApiResult {
+    let (repo, id) = (repo_name(&o, &r)?, number(&id)?);
+    let v = parse_body(&body)?;
+    let content =
+        opt_str(&v, "Reaction", "content")?.ok_or(ApiError::missing("Reaction", "content"))?;
+    let (reaction, created) = f.react(&repo, id, &content, f.bot_login())?;
+    let status = if created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    ok(status, json::reaction(&f.inner.urls, &reaction))
+}
+
+fn labels_json(f: &Forge, repo: &RepoName, names: &[String]) -> Result<Value, ApiError> {
+    render(f, repo, |u, _, r| {
+        Ok(Value::Array(
+            names.iter().map(|l| json::label(u, r, l)).collect(),
+        ))
+    })
+}
+
+async fn list_labels(
+    State(f): State<Forge>,
+    Path((o, r, n)): Path<(String, String, String)>,
+) -> ApiResult {
+    let (repo, n) = (repo_name(&o, &r)?, number(&n)?);
+    let names = render(&f, &repo, |_, _, r| Ok(r.pull(n)?.labels.clone()))?;
+    ok(StatusCode::OK, labels_json(&f, &repo, &names)?)
+}
+
+async fn add_labels(
+    State(f): State<Forge>,
+    Path((o, r, n)): Path<(String, String, String)>,
+    body: Bytes,
+) -> ApiResult {
+    let (repo, n) = (repo_name(&o, &r)?, number(&n)?);
+    let v = parse_body(&body)?;
+    // GitHub takes `{"labels": [...]}` or a bare array.
+    let list = v.get("labels").unwrap_or(&v);
+    let names: Vec<String> = list
+        .as_array()
+        .ok_or(ApiError::missing("Label", "labels"))?
+        .iter()
+        .map(|l| l.as_str().or_else(|| l.get("name").and_then(Value::as_str)))
+        .collect::<Option<Vec<&str>>>()
+        .ok_or(ApiError::bad_json())?
+        .into_iter()
+        .map(str::to_string)
+        .collect();
+    let all = f.add_labels(&repo, PrNumber(n), &names)?;
+    ok(StatusCode::OK, labels_json(&f, &repo, &all)?)
+}
+
+async fn remove_label(
+    State(f): State<Forge>,
+    Path((o, r, n, name)): Path<(String, String, String, String)>,
+) -> ApiResult {
+    let (repo, n) = (repo_name(&o, &r)?, number(&n)?);
+    let left = f.remove_label(&repo, PrNumber(n), Some(&name))?;
+    ok(StatusCode::OK, labels_json(&f, &repo, &left)?)
+}
+
+async fn clear_labels(
+    State(f): State<Forge>,
+    Path((o, r, n)): Path<(String, String, String)>,
+) -> ApiResult {
+    let (repo, n) = (repo_name(&o, &r)?, number(&n)?);
+    f.remove_label(&repo, PrNumber(n), None)?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}

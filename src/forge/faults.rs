@@ -1,0 +1,189 @@
+//! Fault injection and the API call log.
+//!
+//! Tests use these to see how the bot behaves when GitHub is slow, failing or rate limiting,
+//! and to count the REST calls it makes. Both are consulted by the REST middleware in
+//! [`super::api`] for every call; git traffic and the `/_forge` control API are not affected.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use std::sync::Mutex;
+use std::time::Duration;
+
+/// Which REST calls a fault applies to.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CallMatch {
+    /// `GET`, `PATCH`…; `None` matches every method.
+    #[serde(default)]
+    pub method: Option<String>,
+    /// Prefix of the path (without query), e.g. `/repos/acme/widgets/statuses`.
+    #[serde(default)]
+    pub path_prefix: Option<String>,
+}
+
+impl CallMatch {
+    /// Every call.
+    pub fn any() -> Self {
+        Self::default()
+    }
+    /// Calls whose path starts with `prefix`.
+    pub fn path(prefix: &str) -> Self {
+        CallMatch {
+            method: None,
+            path_prefix: Some(prefix.to_string()),
+        }
+    }
+    /// Calls with this method whose path starts with `prefix`.
+    pub fn method(method: &str, prefix: &str) -> Self {
+        CallMatch {
+            method: Some(method.to_ascii_uppercase()),
+            path_prefix: Some(prefix.to_string()),
+        }
+    }
+    fn matches(&self, method: &str, path: &str) -> bool {
+        self.method
+            .as_deref()
+            .is_none_or(|m| m.eq_ignore_ascii_case(method))
+            && self
+                .path_prefix
+                .as_deref()
+                .is_none_or(|p| path.starts_with(p))
+    }
+}
+
+/// How a rate-limited call is answered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "kind")]
+pub enum RateLimitKind {
+    /// Primary limit: 403, `X-RateLimit-Remaining: 0`, `X-RateLimit-Reset` this many seconds ahead.
+    Primary { reset_after_secs: u64 },
+    /// Secondary limit: 429 with `Retry-After`.
+    Secondary { retry_after_secs: u64 },
+}
+
+/// The answer the middleware gives instead of calling the handler.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Injected {
+    Error(u16),
+    RateLimited(RateLimitKind),
+}
+
+#[derive(Debug, Clone)]
+struct Rule {
+    remaining: u32,
+    matcher: CallMatch,
+    answer: Injected,
+}
+
+#[derive(Debug, Default)]
+struct FaultState {
+    latency: Duration,
+    rules: Vec<Rule>,
+}
+
+/// Faults to inject into the next REST calls. Shared by every clone of the forge.
+#[derive(Debug, Default)]
+pub struct Faults {
+    inner: Mutex<FaultState>,
+}
+
+impl Faults {
+    fn lock(&self) -> std::sync::MutexGuard<'_, FaultState> {
+        // A panic while holding this lock cannot leave the rules inconsistent, so go on.
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The next `n` matching calls answer `status` (e.g. 500, 502) with GitHub's error JSON.
+    pub fn inject_errors(&self, n: u32, status: u16, matching: CallMatch) {
+        self.lock().rules.push(Rule {
+            remaining: n,
+            matcher: matching,
+            answer: Injected::Error(status),
+        });
+    }
+
+    /// The next `n` matching calls are rate limited.
+    pub fn rate_limit(&self, n: u32, kind: RateLimitKind, matching: CallMatch) {
+        self.lock().rules.push(Rule {
+            remaining: n,
+            matcher: matching,
+            answer: Injected::RateLimited(kind),
+        });
+    }
+
+    /// Extra delay before every REST call is answered.
+    pub fn latency(&self, delay: Duration) {
+        self.lock().latency = delay;
+    }
+
+    /// Removes every pending fault and the latency.
+    pub fn clear(&self) {
+        *self.lock() = FaultState::default();
+    }
+
+    pub(crate) fn current_latency(&self) -> Duration {
+        self.lock().latency
+    }
+
+    /// Consumes one use of the first matching rule, if any.
+    pub(crate) fn take(&self, method: &str, path: &str) -> Option<Injected> {
+        let mut st = self.lock();
+        let rule = st
+            .rules
+            .iter_mut()
+            .find(|r| r.remaining > 0 && r.matcher.matches(method, path))?;
+        rule.remaining -= 1;
+        let answer = rule.answer;
+        st.rules.retain(|r| r.remaining > 0);
+        Some(answer)
+    }
+}
+
+/// One REST call as the forge saw it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ApiCall {
+    pub method: String,
+    /// Path with query string, e.g. `/repos/acme/widgets/pulls?state=open`.
+    pub path: String,
+    pub status: u16,
+    pub at: DateTime<Utc>,
+}
+
+/// Every REST call, in order.
+#[derive(Debug, Default)]
+pub struct CallLog {
+    calls: Mutex<Vec<ApiCall>>,
+}
+
+impl CallLog {
+    pub fn record(&self, call: ApiCall) {
+        self.calls
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(call);
+    }
+    pub fn all(&self) -> Vec<ApiCall> {
+        self.calls.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+    pub fn clear(&self) {
+        self.calls.lock().unwrap_or_else(|e| e.into_inner()).clear();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rules_are_used_up_in_order_and_only_when_matching() {
+        let f = Faults::default();
+        f.inject_errors(1, 502, CallMatch::method("PATCH", "/repos/a/b/pulls"));
+        f.inject_errors(2, 500, CallMatch::any());
+        assert_eq!(f.take("GET", "/repos/a/b/pulls/1"), Some(Injected::Error(500)));
+        assert_eq!(
+            f.take("PATCH", "/repos/a/b/pulls/1"),
+            Some(Injected::Error(502))
+        );
+        assert_eq!(f.take("PATCH", "/x"), Some(Injected::Error(500)));
+        assert_eq!(f.take("PATCH", "/x"), None);
+    }
+}

@@ -1,0 +1,256 @@
+//! The webhook intake (`tickbot serve`): verifies GitHub's signature, drops duplicate
+//! deliveries, and answers 2xx only once the event is safely in the queue.
+//!
+//! Answers (design §11): 401 bad or missing signature, 400 malformed JSON or missing headers,
+//! 413 body over 25 MiB, 503 broker unavailable (GitHub then records a failed delivery that can
+//! be redelivered), 202 accepted or ignored, 200 for `ping` and for a duplicate delivery.
+
+mod dedupe;
+
+pub use dedupe::DeliveryLog;
+
+use crate::config::Secret;
+use crate::event::{ENVELOPE_SCHEMA, HANDLED_EVENTS};
+use crate::queue::{Broker, Outgoing, QueueKind};
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Instant;
+
+/// GitHub caps webhook payloads at 25 MB.
+pub const MAX_BODY: usize = 25 * 1024 * 1024;
+
+#[derive(Clone)]
+pub struct Intake {
+    secret: Arc<Secret>,
+    broker: Broker,
+    deliveries: Arc<DeliveryLog>,
+    logs_dir: PathBuf,
+}
+
+impl Intake {
+    pub fn new(
+        secret: Secret,
+        broker: Broker,
+        deliveries: Arc<DeliveryLog>,
+        logs_dir: PathBuf,
+    ) -> Self {
+        Self {
+            secret: Arc::new(secret),
+            broker,
+            deliveries,
+            logs_dir,
+        }
+    }
+
+    pub fn router(self) -> Router {
+        // Install the recorder before the first request records anything.
+        crate::telemetry::metrics();
+        Router::new()
+            .route("/webhook", post(webhook))
+            .route("/healthz", get(|| async { "ok\n" }))
+            .route("/readyz", get(readyz))
+            .route("/metrics", get(render_metrics))
+            .route("/logs/{job}", get(job_log))
+            .layer(DefaultBodyLimit::max(MAX_BODY))
+            .with_state(self)
+    }
+}
+
+/// Constant-time check of `X-Hub-Signature-256: sha256=<hex>` over the exact body bytes.
+pub fn signature_valid(secret: &[u8], body: &[u8], header: &str) -> bool {
+    let Some(hex_sig) = header.strip_prefix("sha256=") else {
+        return false;
+    };
+    let Ok(sig) = hex::decode(hex_sig) else {
+        return false;
+    };
+    let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(secret) else {
+        return false;
+    };
+    mac.update(body);
+    mac.verify_slice(&sig).is_ok()
+}
+
+/// The header a sender puts on `body` (used by the forge and the load generator).
+pub fn sign(secret: &[u8], body: &[u8]) -> String {
+    // HMAC accepts keys of any length, so this cannot fail.
+    let mut mac = Hmac::<Sha256>::new_from_slice(secret).unwrap_or_else(|_| unreachable!());
+    mac.update(body);
+    format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
+}
+
+fn reply(status: StatusCode, message: &str) -> Response {
+    (status, format!("{message}\n")).into_response()
+}
+
+fn count(event: &str, result: &'static str) {
+    metrics::counter!("tickbot_webhook_deliveries_total", "event" => event.to_string(), "result" => result)
+        .increment(1);
+}
+
+async fn webhook(State(intake): State<Intake>, headers: HeaderMap, body: Bytes) -> Response {
+    let h = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    let Some(signature) = h("x-hub-signature-256") else {
+        count("unknown", "unauthorized");
+        return reply(
+            StatusCode::UNAUTHORIZED,
+            "missing X-Hub-Signature-256: configure the webhook secret on GitHub",
+        );
+    };
+    if !signature_valid(intake.secret.expose().as_bytes(), &body, signature) {
+        count("unknown", "unauthorized");
+        tracing::warn!("webhook with a bad signature refused");
+        return reply(
+            StatusCode::UNAUTHORIZED,
+            "bad signature: the webhook secret on GitHub and in tickbot differ",
+        );
+    }
+    let (Some(event), Some(delivery)) = (h("x-github-event"), h("x-github-delivery")) else {
+        count("unknown", "bad_request");
+        return reply(
+            StatusCode::BAD_REQUEST,
+            "missing X-GitHub-Event or X-GitHub-Delivery header",
+        );
+    };
+    if delivery.is_empty() || delivery.len() > 128 || delivery.contains(char::is_whitespace) {
+        count(event, "bad_request");
+        return reply(StatusCode::BAD_REQUEST, "malformed X-GitHub-Delivery header");
+    }
+    if serde_json::from_slice::<serde::de::IgnoredAny>(&body).is_err() {
+        count(event, "bad_request");
+        return reply(StatusCode::BAD_REQUEST, "the body is not JSON");
+    }
+    if event == "ping" {
+        count(event, "ping");
+        return reply(StatusCode::OK, "pong");
+    }
+    if !HANDLED_EVENTS.contains(&event) {
+        count(event, "ignored");
+        return reply(StatusCode::ACCEPTED, "event ignored: tickbot does not act on it");
+    }
+    let claim = match intake.deliveries.begin(delivery) {
+        dedupe::Begin::New(claim) => claim,
+        dedupe::Begin::Duplicate => {
+            count(event, "duplicate");
+            return reply(StatusCode::OK, "duplicate delivery: already accepted");
+        }
+        dedupe::Begin::InFlight => {
+            count(event, "duplicate");
+            return reply(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "the same delivery is being accepted right now; redeliver if it shows as failed",
+            );
+        }
+    };
+
+    let started = Instant::now();
+    let published = intake
+        .broker
+        .publish(
+            &QueueKind::Events,
+            Outgoing {
+                message_id: delivery.to_string(),
+                body: envelope(delivery, event, &body),
+                priority: 0,
+            },
+        )
+        .await;
+    metrics::histogram!("tickbot_publish_seconds").record(started.elapsed().as_secs_f64());
+    match published {
+        Ok(()) => {
+            if let Err(e) = claim.accept() {
+                // The event is queued; only the duplicate check for this id is weakened.
+                tracing::error!(error = %e, path = %intake.deliveries.path().display(), "cannot record delivery id");
+            }
+            count(event, "accepted");
+            tracing::debug!(delivery, event, "webhook queued");
+            reply(StatusCode::ACCEPTED, "queued")
+        }
+        Err(e) => {
+            count(event, "unavailable");
+            tracing::error!(delivery, event, error = %e, "cannot queue webhook; answering 503");
+            reply(
+                StatusCode::SERVICE_UNAVAILABLE,
+                &format!("cannot queue the event: {e}"),
+            )
+        }
+    }
+}
+
+/// The event message, built by concatenation so the payload bytes are carried untouched.
+fn envelope(delivery: &str, event: &str, payload: &[u8]) -> Vec<u8> {
+    let head = serde_json::json!({
+        "schema": ENVELOPE_SCHEMA,
+        "delivery": delivery,
+        "event": event,
+        "received_at": chrono::Utc::now(),
+    })
+    .to_string();
+    let mut out = Vec::with_capacity(head.len() + payload.len() + 16);
+    out.extend_from_slice(&head.as_bytes()[..head.len() - 1]);
+    out.extend_from_slice(b",\"payload\":");
+    out.extend_from_slice(payload);
+    out.push(b'}');
+    out
+}
+
+async fn readyz(State(intake): State<Intake>) -> Response {
+    if intake.broker.is_ready().await {
+        reply(StatusCode::OK, "ready")
+    } else {
+        reply(StatusCode::SERVICE_UNAVAILABLE, "the message broker is unreachable")
+    }
+}
+
+async fn render_metrics() -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        crate::telemetry::metrics().render(),
+    )
+        .into_response()
+}
+
+async fn job_log(State(intake): State<Intake>, Path(job): Path<String>) -> Response {
+    let valid = !job.is_empty()
+        && job.len() <= 64
+        && job.chars().all(|c| c.is_ascii_alphanumeric() || c == '-');
+    if !valid {
+        return reply(StatusCode::NOT_FOUND, "no such job");
+    }
+    match tokio::fs::read(intake.logs_dir.join(format!("{job}.log"))).await {
+        Ok(text) => ([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], text).into_response(),
+        Err(_) => reply(StatusCode::NOT_FOUND, "no log for this job (yet)"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn signatures_verify_only_with_the_right_secret_and_body() {
+        let sig = sign(b"s3cret", b"{}");
+        assert!(signature_valid(b"s3cret", b"{}", &sig));
+        assert!(!signature_valid(b"other", b"{}", &sig));
+        assert!(!signature_valid(b"s3cret", b"{ }", &sig));
+        assert!(!signature_valid(b"s3cret", b"{}", &sig.replace("sha256=", "sha1=")));
+        assert!(!signature_valid(b"s3cret", b"{}", "sha256=zz"));
+    }
+
+    #[test]
+    fn envelope_carries_the_payload_untouched() {
+        let payload = br#"{"action":"opened","x":[1,2]}"#;
+        let env: crate::event::Envelope =
+            serde_json::from_slice(&envelope("d-1", "pull_request", payload)).expect("valid JSON");
+        assert_eq!(env.delivery, "d-1");
+        assert_eq!(env.payload.get().as_bytes(), payload);
+    }
+}

@@ -1,0 +1,114 @@
+//! The job message: everything a worker needs to run one task or test, and nothing it
+//! would have to ask GitHub for. Workers hold no GitHub API logic (design §1).
+
+use crate::ids::{CommitSha, PrNumber, RepoName};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+/// Bumped when a field changes meaning; workers refuse versions they don't know.
+pub const JOB_SCHEMA: u32 = 1;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum JobKind {
+    Task,
+    Test,
+}
+
+/// The checkbox item a task job came from, so the result can tick the right box.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ItemRef {
+    pub verb: String,
+    pub args: Vec<String>,
+    pub line: usize,
+    /// Which occurrence of the same `verb args` text in the body (0 = first).
+    pub occurrence: usize,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Job {
+    pub schema: u32,
+    pub job_id: String,
+    pub kind: JobKind,
+    pub repo: RepoName,
+    pub pr: PrNumber,
+    pub head_sha: CommitSha,
+    pub head_ref: String,
+    pub base_ref: String,
+    /// Where to fetch the head commit from (the fork for fork PRs).
+    pub clone_url: String,
+    /// The base repository, where results are pushed when the head is in the same repository.
+    pub base_clone_url: String,
+    pub context: String,
+    pub item: Option<ItemRef>,
+    pub argv: Vec<String>,
+    pub image: String,
+    pub build: Option<String>,
+    pub timeout_secs: u64,
+    pub commit: bool,
+    pub message: Option<String>,
+    /// Names of secrets; values are resolved by the worker from its own environment.
+    pub secrets: Vec<String>,
+    pub network: bool,
+    pub pool: String,
+    pub priority: u8,
+    pub created_at: chrono::DateTime<chrono::Utc>,
+}
+
+/// The same item at the same head commit always gets the same id, so a job published twice
+/// (a dispatcher that died between publishing and recording) is recognisable as one job.
+pub fn job_id(repo: &RepoName, pr: PrNumber, head: &CommitSha, context: &str, occurrence: usize) -> String {
+    let mut h = Sha256::new();
+    for part in [
+        repo.to_string().as_bytes(),
+        &pr.0.to_be_bytes(),
+        head.0.as_bytes(),
+        context.as_bytes(),
+        &occurrence.to_be_bytes(),
+    ] {
+        h.update((part.len() as u64).to_be_bytes());
+        h.update(part);
+    }
+    format!("j{}", &hex::encode(h.finalize())[..20])
+}
+
+/// Expands `{args}` in a task's command: an element that is exactly `{args}` becomes one argv
+/// entry per argument (never a shell string); inside a longer element, the arguments joined by
+/// spaces.
+pub fn expand_argv(command: &[String], args: &[String]) -> Vec<String> {
+    let mut argv = Vec::with_capacity(command.len() + args.len());
+    for part in command {
+        if part == "{args}" {
+            argv.extend(args.iter().cloned());
+        } else {
+            argv.push(part.replace("{args}", &args.join(" ")));
+        }
+    }
+    argv
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn args_become_separate_argv_entries() {
+        let cmd = vec!["./image-refresh".to_string(), "{args}".into(), "--tag={args}".into()];
+        let args = vec!["fedora-41".to_string(), "; rm -rf /".into()];
+        assert_eq!(
+            expand_argv(&cmd, &args),
+            vec!["./image-refresh", "fedora-41", "; rm -rf /", "--tag=fedora-41 ; rm -rf /"]
+        );
+    }
+
+    #[test]
+    fn job_ids_are_stable_and_distinct() {
+        let repo: RepoName = "o/r".parse().expect("valid");
+        let sha = CommitSha("a".repeat(40));
+        let a = job_id(&repo, PrNumber(1), &sha, "image-refresh/fedora-41", 0);
+        assert_eq!(a, job_id(&repo, PrNumber(1), &sha, "image-refresh/fedora-41", 0));
+        assert_ne!(a, job_id(&repo, PrNumber(1), &sha, "image-refresh/fedora-41", 1));
+        assert_ne!(a, job_id(&repo, PrNumber(2), &sha, "image-refresh/fedora-41", 0));
+        assert!(a.starts_with('j') && a.len() == 21);
+    }
+}

@@ -1,0 +1,206 @@
+//! The `tickbot` command (design §2). Exit codes: 0 ok, 2 usage or configuration error,
+//! 1 runtime failure.
+
+use clap::{Parser, Subcommand};
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use tickbot::config::ServerConfig;
+use tickbot::repo_config::{self, RepoConfig};
+use tickbot::{checklist, roles};
+
+#[derive(Parser)]
+#[command(name = "tickbot", version, about = "Checkbox tasks and tests for pull requests, run in container workers")]
+struct Cli {
+    /// Server configuration; a missing file means defaults plus TICKBOT__… variables.
+    #[arg(long, global = true, default_value = "tickbot.toml")]
+    config: PathBuf,
+    /// Log as JSON lines.
+    #[arg(long, global = true, env = "TICKBOT_LOG_JSON")]
+    log_json: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// The webhook intake: POST /webhook, /healthz, /readyz, /metrics, /logs/<job>.
+    Serve,
+    /// The dispatcher: plans PRs and queues jobs.
+    Dispatch,
+    /// Every role in one process.
+    All,
+    /// Print the tasks and commands tickbot sees in a PR body or comment.
+    Parse {
+        /// A file, or - for standard input.
+        file: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Validate a repository's .tickbot.toml or a server configuration.
+    CheckConfig {
+        /// Default: ./.tickbot.toml if present, else the --config file.
+        path: Option<PathBuf>,
+    },
+    /// Run the local forge (a stand-in for GitHub) for development and manual trials.
+    Forge {
+        #[arg(long, default_value = "127.0.0.1:3300")]
+        listen: std::net::SocketAddr,
+        #[arg(long, default_value = "./tickbot-forge")]
+        dir: PathBuf,
+        /// The token clients must present.
+        #[arg(long, env = "TICKBOT_FORGE_TOKEN", default_value = "forge-token")]
+        token: String,
+        /// Where to send webhooks (e.g. http://127.0.0.1:8080/webhook).
+        #[arg(long)]
+        webhook_url: Option<String>,
+        #[arg(long, env = "TICKBOT_FORGE_WEBHOOK_SECRET", default_value = "forge-secret")]
+        webhook_secret: String,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tickbot::telemetry::init_logging(cli.log_json);
+    match cli.command {
+        Command::Parse { file, json } => parse(&file, json),
+        Command::CheckConfig { path } => check_config(path.as_deref(), &cli.config),
+        Command::Serve | Command::Dispatch | Command::All => {
+            let config = match load(&cli.config) {
+                Ok(c) => c,
+                Err(code) => return code,
+            };
+            run_async(async move {
+                let shutdown = roles::shutdown_signal();
+                match cli.command {
+                    Command::Serve => {
+                        let broker = roles::open_broker(&config).await?;
+                        roles::serve(&config, broker, shutdown).await
+                    }
+                    Command::Dispatch => {
+                        let broker = roles::open_broker(&config).await?;
+                        roles::dispatch(&config, broker, shutdown).await
+                    }
+                    _ => roles::all(&config, shutdown).await,
+                }
+            })
+        }
+        Command::Forge {
+            listen,
+            dir,
+            token,
+            webhook_url,
+            webhook_secret,
+        } => run_async(async move {
+            let forge = tickbot::forge::Forge::start(tickbot::forge::ForgeOptions {
+                dir,
+                listen,
+                bot_token: token,
+                bot_login: "tickbot[bot]".into(),
+            })
+            .await?;
+            if let Some(url) = webhook_url {
+                forge.set_webhook(&url, &webhook_secret).await;
+            }
+            println!("forge API at {}", forge.api_url());
+            let mut shutdown = roles::shutdown_signal();
+            let _ = shutdown.wait_for(|stop| *stop).await;
+            Ok(())
+        }),
+    }
+}
+
+fn run_async(f: impl std::future::Future<Output = anyhow::Result<()>>) -> ExitCode {
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("tickbot: cannot start the async runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    match runtime.block_on(f) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("tickbot: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn load(path: &Path) -> Result<ServerConfig, ExitCode> {
+    ServerConfig::load(path, std::env::vars()).map_err(|e| {
+        eprintln!("tickbot: {e}");
+        ExitCode::from(2)
+    })
+}
+
+fn parse(file: &str, json: bool) -> ExitCode {
+    let mut text = String::new();
+    let read = if file == "-" {
+        std::io::stdin().read_to_string(&mut text).map(|_| ())
+    } else {
+        std::fs::read_to_string(file).map(|t| text = t)
+    };
+    if let Err(e) = read {
+        eprintln!("tickbot: cannot read {file}: {e}");
+        return ExitCode::from(2);
+    }
+    let report = checklist::report(&text);
+    if json {
+        match serde_json::to_string_pretty(&report) {
+            Ok(s) => println!("{s}"),
+            Err(e) => {
+                eprintln!("tickbot: cannot encode the report: {e}");
+                return ExitCode::from(1);
+            }
+        }
+    } else {
+        print!("{report}");
+    }
+    ExitCode::SUCCESS
+}
+
+fn check_config(path: Option<&Path>, server_config: &Path) -> ExitCode {
+    let repo_default = Path::new(repo_config::FILE_NAME);
+    let path = match path {
+        Some(p) => p,
+        None if repo_default.exists() => repo_default,
+        None => server_config,
+    };
+    let is_repo_config = path
+        .file_name()
+        .is_some_and(|n| n == repo_config::FILE_NAME);
+    if is_repo_config {
+        let text = match std::fs::read_to_string(path) {
+            Ok(t) => t,
+            Err(e) => {
+                eprintln!("tickbot: cannot read {}: {e}", path.display());
+                return ExitCode::from(2);
+            }
+        };
+        match RepoConfig::parse(&text) {
+            Ok(c) => {
+                println!(
+                    "{}: ok ({} tasks: {}; {} test contexts)",
+                    path.display(),
+                    c.tasks.len(),
+                    c.verbs().join(", "),
+                    c.tests.len()
+                );
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("{}: {e}", path.display());
+                ExitCode::from(2)
+            }
+        }
+    } else {
+        match load(path) {
+            Ok(_) => {
+                println!("{}: ok (server configuration)", path.display());
+                ExitCode::SUCCESS
+            }
+            Err(code) => code,
+        }
+    }
+}

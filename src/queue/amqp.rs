@@ -1,0 +1,728 @@
+//! The RabbitMQ engine behind [`super::Broker`].
+//!
+//! One AMQP connection per process. Publishes from any number of tasks are pipelined on a small
+//! pool of confirm-mode channels: each caller sends its frames and then waits only for its own
+//! confirm, so many publishes share one broker fsync. Every consumer gets its own channel (its
+//! prefetch is a channel setting, and closing the channel is how unacked messages go back).
+//!
+//! Reconnection is ours, not lapin's auto-recovery: the connection is replaced on demand when it
+//! is found closed (a publish fails fast while RabbitMQ is down, intake answers 503; the next
+//! publish after it is back reconnects), and consumers resubscribe by themselves with a backoff.
+//! Doing it here keeps the failure visible to callers and the attempt counting exact: messages
+//! a lost channel held come back `redelivered`, which counts as a failed attempt (see the
+//! parent module).
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::task::Poll;
+use std::time::{Duration, Instant};
+
+use futures_util::StreamExt;
+use lapin::options::{
+    BasicAckOptions, BasicConsumeOptions, BasicNackOptions, BasicPublishOptions, BasicQosOptions,
+    ConfirmSelectOptions, ExchangeDeclareOptions, ExchangeDeleteOptions, QueueBindOptions,
+    QueueDeclareOptions, QueueDeleteOptions,
+};
+use lapin::types::{AMQPValue, FieldTable, ShortString};
+use lapin::{BasicProperties, Channel, Confirmation, Connection, ConnectionProperties, ExchangeKind};
+use tracing::{debug, info, warn};
+
+use super::{ATTEMPT_HEADER, DEAD_FROM_HEADER, Delivery, QueueError, QueueKind, QueueSpec, Settle};
+
+/// Publish channels per connection: a few spread the confirm bookkeeping; more buys nothing.
+const PUBLISH_CHANNELS: usize = 4;
+/// A connect attempt that takes longer than this is treated as "unreachable".
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// After a failed connect, callers get the same error for this long instead of each trying
+/// again, so a down broker is not hammered by every webhook.
+const RECONNECT_THROTTLE: Duration = Duration::from_millis(250);
+/// Consumer resubscribe backoff bounds.
+const BACKOFF_MIN: Duration = Duration::from_millis(100);
+const BACKOFF_MAX: Duration = Duration::from_secs(5);
+
+/// Handle to the RabbitMQ connection; clones share it.
+#[derive(Clone)]
+pub struct AmqpBroker {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    /// Contains the password: never log or display it; use `endpoint`.
+    url: String,
+    endpoint: String,
+    prefix: String,
+    max_deliveries: u32,
+    current: RwLock<Option<Arc<Live>>>,
+    /// Serialises reconnects; holds the last failure for [`RECONNECT_THROTTLE`].
+    reconnect: tokio::sync::Mutex<Option<(Instant, String)>>,
+}
+
+impl std::fmt::Debug for AmqpBroker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AmqpBroker")
+            .field("endpoint", &self.inner.endpoint)
+            .field("prefix", &self.inner.prefix)
+            .finish_non_exhaustive()
+    }
+}
+
+/// One established connection and its publish channels.
+struct Live {
+    conn: Connection,
+    publishers: Vec<Publisher>,
+    next: AtomicUsize,
+}
+
+struct Publisher {
+    channel: Channel,
+    /// lapin numbers a publish (for its confirm) and queues its frames under two different
+    /// locks; two threads publishing at once on one channel could swap the order, and a confirm
+    /// would then resolve the wrong caller. Holding this across that synchronous first step
+    /// keeps numbering and wire order the same.
+    order: Mutex<()>,
+}
+
+impl Live {
+    fn usable(&self) -> bool {
+        self.conn.status().connected()
+            && self.publishers.iter().all(|p| p.channel.status().connected())
+    }
+}
+
+/// `host:port/vhost` of an AMQP URL, safe to print.
+fn endpoint_of(url: &str) -> Result<String, QueueError> {
+    let uri: lapin::uri::AMQPUri = url.parse().map_err(|reason| QueueError::InvalidUrl {
+        url: redact(url),
+        reason,
+    })?;
+    Ok(format!(
+        "{}:{}/{}",
+        uri.authority.host, uri.authority.port, uri.vhost
+    ))
+}
+
+/// The URL with any password replaced, for error messages.
+fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme_end), Some(at)) if at > scheme_end => {
+            let userinfo = &url[scheme_end + 3..at];
+            let user = userinfo.split(':').next().unwrap_or("");
+            format!("{}{user}:***{}", &url[..scheme_end + 3], &url[at..])
+        }
+        _ => url.to_string(),
+    }
+}
+
+fn short(s: &str, what: &str) -> Result<ShortString, QueueError> {
+    ShortString::try_new(s).map_err(|_| QueueError::InvalidName {
+        name: s.chars().take(40).collect(),
+        reason: format!("{what} must be at most 255 bytes"),
+    })
+}
+
+/// The broker's reply code of a channel/connection error, if it is one.
+fn reply_code(err: &lapin::Error) -> Option<u16> {
+    match err.kind() {
+        lapin::ErrorKind::ProtocolError(e) => Some(e.get_id()),
+        _ => None,
+    }
+}
+
+fn header_u32(props: &BasicProperties, key: &str) -> Option<u32> {
+    let value = props.headers().as_ref()?.inner().get(key)?;
+    let n: i64 = match value {
+        AMQPValue::ShortShortInt(v) => (*v).into(),
+        AMQPValue::ShortShortUInt(v) => (*v).into(),
+        AMQPValue::ShortInt(v) => (*v).into(),
+        AMQPValue::ShortUInt(v) => (*v).into(),
+        AMQPValue::LongInt(v) => (*v).into(),
+        AMQPValue::LongUInt(v) => (*v).into(),
+        AMQPValue::LongLongInt(v) => *v,
+        _ => return None,
+    };
+    u32::try_from(n).ok()
+}
+
+impl AmqpBroker {
+    /// Connects now, so a wrong URL or a stopped broker is reported at start.
+    pub async fn connect(
+        url: &str,
+        prefix: &str,
+        max_deliveries: u32,
+    ) -> Result<AmqpBroker, QueueError> {
+        let endpoint = endpoint_of(url)?;
+        let broker = AmqpBroker {
+            inner: Arc::new(Inner {
+                url: url.to_string(),
+                endpoint,
+                prefix: prefix.to_string(),
+                max_deliveries,
+                current: RwLock::new(None),
+                reconnect: tokio::sync::Mutex::new(None),
+            }),
+        };
+        broker.live().await?;
+        info!(endpoint = %broker.inner.endpoint, "connected to RabbitMQ");
+        Ok(broker)
+    }
+
+    pub(super) fn prefix(&self) -> &str {
+        &self.inner.prefix
+    }
+
+    fn current(&self) -> Option<Arc<Live>> {
+        match self.inner.current.read() {
+            Ok(guard) => guard.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    fn set_current(&self, live: Option<Arc<Live>>) {
+        match self.inner.current.write() {
+            Ok(mut guard) => *guard = live,
+            Err(poisoned) => *poisoned.into_inner() = live,
+        }
+    }
+
+    fn unreachable(&self, err: impl std::fmt::Display) -> QueueError {
+        QueueError::Unreachable {
+            endpoint: self.inner.endpoint.clone(),
+            reason: err.to_string(),
+        }
+    }
+
+    fn amqp_err(&self, op: impl Into<String>, err: impl std::fmt::Display) -> QueueError {
+        QueueError::Amqp {
+            endpoint: self.inner.endpoint.clone(),
+            op: op.into(),
+            reason: err.to_string(),
+        }
+    }
+
+    /// The working connection, reconnecting if the last one closed.
+    async fn live(&self) -> Result<Arc<Live>, QueueError> {
+        if let Some(live) = self.current()
+            && live.usable()
+        {
+            return Ok(live);
+        }
+        let mut last_failure = self.inner.reconnect.lock().await;
+        // Another task may have reconnected while this one waited for the lock.
+        let stale = match self.current() {
+            Some(live) if live.usable() => return Ok(live),
+            other => other,
+        };
+        if let Some((at, reason)) = last_failure.as_ref()
+            && at.elapsed() < RECONNECT_THROTTLE
+        {
+            return Err(self.unreachable(reason));
+        }
+        if let Some(stale) = stale {
+            // Half-broken (a publish channel died): close it so its consumers resubscribe on
+            // the new connection instead of lingering.
+            if stale.conn.status().connected() {
+                let _ = stale.conn.close(200, "tickbot reconnects".into()).await;
+            }
+            self.set_current(None);
+            warn!(endpoint = %self.inner.endpoint, "RabbitMQ connection lost; reconnecting");
+        }
+        match tokio::time::timeout(CONNECT_TIMEOUT, self.open_live()).await {
+            Ok(Ok(live)) => {
+                *last_failure = None;
+                let live = Arc::new(live);
+                self.set_current(Some(live.clone()));
+                Ok(live)
+            }
+            Ok(Err(err)) => {
+                *last_failure = Some((Instant::now(), err.to_string()));
+                Err(self.unreachable(err))
+            }
+            Err(_) => {
+                let reason = format!("no answer within {CONNECT_TIMEOUT:?}");
+                *last_failure = Some((Instant::now(), reason.clone()));
+                Err(self.unreachable(reason))
+            }
+        }
+    }
+
+    async fn open_live(&self) -> Result<Live, lapin::Error> {
+        let conn = Connection::connect(&self.inner.url, ConnectionProperties::default()).await?;
+        let mut publishers = Vec::with_capacity(PUBLISH_CHANNELS);
+        for _ in 0..PUBLISH_CHANNELS {
+            let channel = conn.create_channel().await?;
+            channel
+                .confirm_select(ConfirmSelectOptions::default())
+                .await?;
+            publishers.push(Publisher {
+                channel,
+                order: Mutex::new(()),
+            });
+        }
+        debug!(endpoint = %self.inner.endpoint, "AMQP connection open");
+        Ok(Live {
+            conn,
+            publishers,
+            next: AtomicUsize::new(0),
+        })
+    }
+
+    /// A short-lived channel for topology operations (a failing declare closes its channel).
+    async fn admin_channel(&self) -> Result<Channel, QueueError> {
+        let live = self.live().await?;
+        live.conn
+            .create_channel()
+            .await
+            .map_err(|e| self.amqp_err("opening a channel", e))
+    }
+
+    pub(super) async fn declare(&self, specs: &[QueueSpec]) -> Result<(), QueueError> {
+        let channel = self.admin_channel().await?;
+        let dead = QueueKind::Dead.name(&self.inner.prefix);
+        channel
+            .exchange_declare(
+                short(&dead, "exchange name")?,
+                ExchangeKind::Fanout,
+                ExchangeDeclareOptions {
+                    durable: true,
+                    ..ExchangeDeclareOptions::default()
+                },
+                FieldTable::default(),
+            )
+            .await
+            .map_err(|e| self.amqp_err(format!("declaring exchange {dead}"), e))?;
+        for spec in specs {
+            let mut args = FieldTable::default();
+            if let Some(p) = spec.max_priority {
+                args.insert("x-max-priority".into(), AMQPValue::LongInt(p));
+            }
+            if spec.single_active {
+                args.insert("x-single-active-consumer".into(), AMQPValue::Boolean(true));
+            }
+            if let Some(dlx) = &spec.dead_letter_exchange {
+                args.insert(
+                    "x-dead-letter-exchange".into(),
+                    AMQPValue::LongString(dlx.as_str().into()),
+                );
+            }
+            channel
+                .queue_declare(
+                    short(&spec.name, "queue name")?,
+                    QueueDeclareOptions {
+                        durable: true,
+                        ..QueueDeclareOptions::default()
+                    },
+                    args,
+                )
+                .await
+                .map_err(|e| match reply_code(&e) {
+                    Some(406) => QueueError::TopologyMismatch {
+                        queue: spec.name.clone(),
+                        reason: e.to_string(),
+                    },
+                    _ => self.amqp_err(format!("declaring queue {}", spec.name), e),
+                })?;
+        }
+        channel
+            .queue_bind(
+                short(&dead, "queue name")?,
+                short(&dead, "exchange name")?,
+                "".into(),
+                QueueBindOptions::default(),
+                FieldTable::default(),
+            )
+            .await
+            .map_err(|e| self.amqp_err(format!("binding {dead}"), e))?;
+        let _ = channel.close(200, "declared".into()).await;
+        Ok(())
+    }
+
+    pub(super) async fn delete(&self, specs: &[QueueSpec]) -> Result<(), QueueError> {
+        let channel = self.admin_channel().await?;
+        for spec in specs {
+            channel
+                .queue_delete(
+                    short(&spec.name, "queue name")?,
+                    QueueDeleteOptions::default(),
+                )
+                .await
+                .map_err(|e| self.amqp_err(format!("deleting queue {}", spec.name), e))?;
+        }
+        let dead = QueueKind::Dead.name(&self.inner.prefix);
+        channel
+            .exchange_delete(
+                short(&dead, "exchange name")?,
+                ExchangeDeleteOptions::default(),
+            )
+            .await
+            .map_err(|e| self.amqp_err(format!("deleting exchange {dead}"), e))?;
+        let _ = channel.close(200, "deleted".into()).await;
+        Ok(())
+    }
+
+    pub(super) async fn ready_count(&self, queue: &str) -> Result<u64, QueueError> {
+        let channel = self.admin_channel().await?;
+        let declared = channel
+            .queue_declare(
+                short(queue, "queue name")?,
+                QueueDeclareOptions {
+                    passive: true,
+                    ..QueueDeclareOptions::default()
+                },
+                FieldTable::default(),
+            )
+            .await
+            .map_err(|e| match reply_code(&e) {
+                Some(404) => QueueError::NotDeclared {
+                    queue: queue.to_string(),
+                },
+                _ => self.amqp_err(format!("inspecting queue {queue}"), e),
+            })?;
+        let _ = channel.close(200, "inspected".into()).await;
+        Ok(declared.message_count().into())
+    }
+
+    pub(super) async fn is_ready(&self) -> bool {
+        self.live().await.is_ok()
+    }
+
+    /// Publishes to `queue` with the given attempt number and waits for the confirm.
+    pub(super) async fn publish(
+        &self,
+        queue: &str,
+        msg: &super::Outgoing,
+        attempt: u32,
+    ) -> Result<(), QueueError> {
+        self.publish_raw(queue, &msg.message_id, &msg.body, msg.priority, attempt, None)
+            .await
+    }
+
+    async fn publish_raw(
+        &self,
+        queue: &str,
+        message_id: &str,
+        body: &[u8],
+        priority: u8,
+        attempt: u32,
+        dead_from: Option<&str>,
+    ) -> Result<(), QueueError> {
+        let live = self.live().await?;
+        let mut headers = FieldTable::default();
+        headers.insert(ATTEMPT_HEADER.into(), AMQPValue::LongLongInt(attempt.into()));
+        if let Some(from) = dead_from {
+            headers.insert(
+                DEAD_FROM_HEADER.into(),
+                AMQPValue::LongString(from.into()),
+            );
+        }
+        let props = BasicProperties::default()
+            .with_delivery_mode(2)
+            .with_priority(priority)
+            .with_message_id(short(message_id, "message id")?)
+            .with_headers(headers);
+        let routing_key = short(queue, "queue name")?;
+        let publisher =
+            &live.publishers[live.next.fetch_add(1, Ordering::Relaxed) % live.publishers.len()];
+        // `mandatory`: a message for a missing queue comes back instead of vanishing.
+        let mut send = Box::pin(publisher.channel.basic_publish(
+            "".into(),
+            routing_key,
+            BasicPublishOptions {
+                mandatory: true,
+                ..BasicPublishOptions::default()
+            },
+            body,
+            props,
+        ));
+        // The first poll numbers the publish and queues its frames (see `Publisher::order`).
+        let first = std::future::poll_fn(|cx| {
+            let _order = publisher
+                .order
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            Poll::Ready(send.as_mut().poll(cx))
+        })
+        .await;
+        let sent = match first {
+            Poll::Ready(sent) => sent,
+            Poll::Pending => send.await,
+        };
+        let confirm = sent.map_err(|e| self.unreachable(format!("publishing to {queue}: {e}")))?;
+        let confirmation = confirm
+            .await
+            .map_err(|e| self.unreachable(format!("waiting for the confirm of {queue}: {e}")))?;
+        match confirmation {
+            Confirmation::Ack(None) => Ok(()),
+            Confirmation::Ack(Some(_)) => Err(QueueError::NotDeclared {
+                queue: queue.to_string(),
+            }),
+            Confirmation::Nack(_) => Err(QueueError::Nacked {
+                queue: queue.to_string(),
+            }),
+            Confirmation::NotRequested => Err(self.amqp_err(
+                format!("publishing to {queue}"),
+                "the channel is not in confirm mode",
+            )),
+        }
+    }
+
+    pub(super) async fn consume(
+        &self,
+        queue: &str,
+        prefetch: u16,
+    ) -> Result<AmqpConsumer, QueueError> {
+        let mut consumer = AmqpConsumer {
+            broker: self.clone(),
+            queue: queue.to_string(),
+            prefetch,
+            active: None,
+            backoff: BACKOFF_MIN,
+        };
+        // Subscribe now so a missing queue or a down broker is reported to the caller.
+        consumer.active = Some(consumer.subscribe().await?);
+        Ok(consumer)
+    }
+}
+
+/// Consumes one queue on its own channel; resubscribes after connection loss.
+pub struct AmqpConsumer {
+    broker: AmqpBroker,
+    queue: String,
+    prefetch: u16,
+    active: Option<Active>,
+    backoff: Duration,
+}
+
+struct Active {
+    channel: Channel,
+    consumer: lapin::Consumer,
+}
+
+impl Drop for Active {
+    fn drop(&mut self) {
+        // Closing the channel is what returns its unacknowledged messages to the queue.
+        let channel = self.channel.clone();
+        if let Ok(rt) = tokio::runtime::Handle::try_current() {
+            rt.spawn(async move {
+                if channel.status().connected() {
+                    let _ = channel.close(200, "consumer dropped".into()).await;
+                }
+            });
+        }
+    }
+}
+
+impl std::fmt::Debug for AmqpConsumer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AmqpConsumer")
+            .field("queue", &self.queue)
+            .field("prefetch", &self.prefetch)
+            .field("subscribed", &self.active.is_some())
+            .finish()
+    }
+}
+
+impl AmqpConsumer {
+    async fn subscribe(&self) -> Result<Active, QueueError> {
+        let broker = &self.broker;
+        let live = broker.live().await?;
+        let channel = live
+            .conn
+            .create_channel()
+            .await
+            .map_err(|e| broker.unreachable(format!("opening a consumer channel: {e}")))?;
+        channel
+            .basic_qos(self.prefetch, BasicQosOptions::default())
+            .await
+            .map_err(|e| broker.amqp_err(format!("setting prefetch on {}", self.queue), e))?;
+        let tag = format!("tickbot-{}", uuid::Uuid::new_v4());
+        let consumer = channel
+            .basic_consume(
+                short(&self.queue, "queue name")?,
+                tag.as_str().into(),
+                BasicConsumeOptions::default(),
+                FieldTable::default(),
+            )
+            .await
+            .map_err(|e| match reply_code(&e) {
+                Some(404) => QueueError::NotDeclared {
+                    queue: self.queue.clone(),
+                },
+                _ => broker.amqp_err(format!("consuming from {}", self.queue), e),
+            })?;
+        debug!(queue = %self.queue, %tag, "subscribed");
+        Ok(Active { channel, consumer })
+    }
+
+    pub(super) async fn next(&mut self) -> Option<Result<Delivery, QueueError>> {
+        loop {
+            let Some(active) = self.active.as_mut() else {
+                match self.subscribe().await {
+                    Ok(active) => {
+                        info!(queue = %self.queue, "consumer resubscribed");
+                        self.active = Some(active);
+                        self.backoff = BACKOFF_MIN;
+                    }
+                    Err(err @ QueueError::NotDeclared { .. }) => return Some(Err(err)),
+                    Err(err) => {
+                        warn!(queue = %self.queue, error = %err, retry_in = ?self.backoff, "cannot resubscribe yet");
+                        // Waiting for the broker to come back, not for a test to settle.
+                        tokio::time::sleep(self.backoff).await;
+                        self.backoff = (self.backoff * 2).min(BACKOFF_MAX);
+                    }
+                }
+                continue;
+            };
+            match active.consumer.next().await {
+                Some(Ok(delivery)) => match self.accept(delivery).await {
+                    Ok(Some(delivery)) => return Some(Ok(delivery)),
+                    Ok(None) => {}
+                    Err(err) => {
+                        warn!(queue = %self.queue, error = %err, "could not re-queue a redelivered message; resubscribing");
+                        self.active = None;
+                    }
+                },
+                Some(Err(err)) => {
+                    warn!(queue = %self.queue, error = %err, "consumer lost its channel; resubscribing");
+                    self.active = None;
+                }
+                None => {
+                    warn!(queue = %self.queue, "consumer cancelled by the broker; resubscribing");
+                    self.active = None;
+                }
+            }
+        }
+    }
+
+    /// Turns a lapin delivery into ours; a redelivered one is first re-published with its
+    /// attempt advanced (see the parent module) and `None` returned.
+    async fn accept(&self, d: lapin::message::Delivery) -> Result<Option<Delivery>, QueueError> {
+        let attempt = header_u32(&d.properties, ATTEMPT_HEADER)
+            .unwrap_or(1)
+            .max(1);
+        let message_id = d
+            .properties
+            .message_id()
+            .as_ref()
+            .map(|s| s.to_string())
+            .unwrap_or_default();
+        let priority = d.properties.priority().unwrap_or(0);
+        let settle = AmqpSettle {
+            broker: self.broker.clone(),
+            acker: Some(d.acker),
+            queue: self.queue.clone(),
+        };
+        if d.redelivered {
+            debug!(queue = %self.queue, %message_id, attempt, "redelivered: counting a failed attempt");
+            settle.retry(&message_id, &d.data, priority, attempt).await?;
+            return Ok(None);
+        }
+        Ok(Some(Delivery {
+            message_id,
+            body: d.data,
+            priority,
+            attempt,
+            settle: Settle::Amqp(settle),
+        }))
+    }
+}
+
+/// Settles one AMQP delivery; dropping it unsettled requeues the message.
+pub struct AmqpSettle {
+    broker: AmqpBroker,
+    /// `None` once settled.
+    acker: Option<lapin::Acker>,
+    queue: String,
+}
+
+impl std::fmt::Debug for AmqpSettle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AmqpSettle")
+            .field("queue", &self.queue)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Drop for AmqpSettle {
+    fn drop(&mut self) {
+        let Some(acker) = self.acker.take() else {
+            return;
+        };
+        // Unsettled: give it back now rather than when the channel closes, so it does not block
+        // a prefetch slot. It returns `redelivered`, which counts as a failed attempt.
+        if let Ok(rt) = tokio::runtime::Handle::try_current() {
+            rt.spawn(async move {
+                let _ = acker
+                    .nack(BasicNackOptions {
+                        multiple: false,
+                        requeue: true,
+                    })
+                    .await;
+            });
+        }
+    }
+}
+
+impl AmqpSettle {
+    pub(super) async fn ack(mut self, message_id: &str) -> Result<(), QueueError> {
+        let Some(acker) = self.acker.as_ref() else {
+            return Ok(());
+        };
+        match acker.ack(BasicAckOptions::default()).await {
+            Ok(true) => {
+                self.acker = None;
+                Ok(())
+            }
+            Ok(false) => Err(QueueError::SettleFailed {
+                message_id: message_id.to_string(),
+                reason: "its channel closed (RabbitMQ restarted or the consumer was dropped)"
+                    .to_string(),
+            }),
+            Err(e) => Err(QueueError::SettleFailed {
+                message_id: message_id.to_string(),
+                reason: format!("ack to RabbitMQ at {} failed: {e}", self.broker.inner.endpoint),
+            }),
+        }
+    }
+
+    pub(super) async fn retry(
+        self,
+        message_id: &str,
+        body: &[u8],
+        priority: u8,
+        attempt: u32,
+    ) -> Result<(), QueueError> {
+        let dead = QueueKind::Dead.name(&self.broker.inner.prefix);
+        if attempt >= self.broker.inner.max_deliveries && self.queue != dead {
+            return self.dead_letter(message_id, body, priority, attempt).await;
+        }
+        self.broker
+            .publish_raw(
+                &self.queue,
+                message_id,
+                body,
+                priority,
+                attempt.saturating_add(1),
+                None,
+            )
+            .await?;
+        self.ack(message_id).await
+    }
+
+    pub(super) async fn dead_letter(
+        self,
+        message_id: &str,
+        body: &[u8],
+        priority: u8,
+        attempt: u32,
+    ) -> Result<(), QueueError> {
+        let dead = QueueKind::Dead.name(&self.broker.inner.prefix);
+        warn!(queue = %self.queue, %message_id, attempt, "dead-lettering message");
+        // Straight to the dead letter queue through the default exchange: a confirmed publish
+        // (broker-side dead-lettering of classic queues is not confirmed), and a missing queue
+        // comes back as an error instead of closing the channel.
+        self.broker
+            .publish_raw(&dead, message_id, body, priority, attempt, Some(&self.queue))
+            .await?;
+        self.ack(message_id).await
+    }
+}

@@ -1,0 +1,934 @@
+//! The embedded engine behind [`super::Broker`]: a durable on-disk queue for a single machine,
+//! used when no `[amqp] url` is configured.
+//!
+//! Storage is one sqlite file, `<state dir>/queue.sqlite3`, in WAL mode with
+//! `synchronous=FULL` (a commit is on disk when it returns) and `locking_mode=EXCLUSIVE` (one
+//! process owns the queue; a second one gets [`QueueError::EmbeddedLocked`]).
+//!
+//! One storage thread owns the database and all queue state; everything else talks to it over
+//! a channel. The thread takes whatever commands are waiting, applies them in one transaction,
+//! hands out deliveries, commits once and only then answers: concurrent publishes (and acks)
+//! share one fsync, which is the group commit RabbitMQ does too.
+//!
+//! Semantics match the RabbitMQ engine (the conformance suite runs both):
+//! * priorities on job queues (higher first, FIFO within a priority), FIFO elsewhere;
+//! * a handed-out message is leased to its consumer; the lease is in memory, plus a durable
+//!   `delivered` mark written before the message leaves the thread. Dropping a [`Delivery`] or
+//!   its [`Consumer`](super::Consumer) unsettled returns the message with `attempt + 1`, and on
+//!   open every message still marked `delivered` (its process died) does the same; the message
+//!   goes to the dead letter queue instead when that was delivery number `max_deliveries`;
+//! * prefetch per consumer, single active consumer on queues declared so (the first living
+//!   consumer gets everything; when it goes, the next takes over).
+
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use rusqlite::{OptionalExtension, params};
+use tokio::sync::{mpsc, oneshot};
+use tracing::{debug, error, info, warn};
+
+use super::{Delivery, Outgoing, QueueError, QueueKind, QueueSpec, Settle};
+
+/// How many waiting commands one transaction takes at most (bounds latency of the first).
+const MAX_BATCH: usize = 4096;
+/// How long opening waits for another connection to let go of the database.
+const BUSY_TIMEOUT_MS: u32 = 2000;
+
+/// Handle to the embedded queue; clones share the storage thread.
+#[derive(Clone)]
+pub struct EmbeddedBroker {
+    shared: Arc<Shared>,
+}
+
+impl std::fmt::Debug for EmbeddedBroker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EmbeddedBroker")
+            .field("path", &self.shared.path)
+            .field("prefix", &self.shared.prefix)
+            .finish()
+    }
+}
+
+struct Shared {
+    path: String,
+    prefix: String,
+    tx: Option<mpsc::UnboundedSender<Cmd>>,
+    thread: Mutex<Option<std::thread::JoinHandle<()>>>,
+}
+
+impl Drop for Shared {
+    fn drop(&mut self) {
+        // Close the command channel and wait for the thread, so the database lock is released
+        // when the last handle is gone (reopening the same directory must work right away).
+        drop(self.tx.take());
+        let handle = match self.thread.get_mut() {
+            Ok(h) => h.take(),
+            Err(poisoned) => poisoned.into_inner().take(),
+        };
+        if let Some(handle) = handle
+            && handle.thread().id() != std::thread::current().id()
+        {
+            let _ = handle.join();
+        }
+    }
+}
+
+impl Shared {
+    fn stopped(&self) -> QueueError {
+        QueueError::EmbeddedStopped {
+            path: self.path.clone(),
+        }
+    }
+
+    fn send(&self, cmd: Cmd) -> Result<(), QueueError> {
+        match &self.tx {
+            Some(tx) => tx.send(cmd).map_err(|_| self.stopped()),
+            None => Err(self.stopped()),
+        }
+    }
+
+    async fn call<T>(
+        &self,
+        make: impl FnOnce(oneshot::Sender<Result<T, QueueError>>) -> Cmd,
+    ) -> Result<T, QueueError> {
+        let (reply, rx) = oneshot::channel();
+        self.send(make(reply))?;
+        rx.await.map_err(|_| self.stopped())?
+    }
+}
+
+type Reply<T> = oneshot::Sender<Result<T, QueueError>>;
+
+enum Cmd {
+    Declare(Vec<QueueSpec>, Reply<()>),
+    Delete(Vec<String>, Reply<()>),
+    Publish(String, Outgoing, Reply<()>),
+    Consume(String, u16, Reply<(u64, mpsc::UnboundedReceiver<Handout>)>),
+    Cancel(u64),
+    Ack(u64, Reply<()>),
+    Retry(u64, Reply<()>),
+    DeadLetter(u64, Reply<()>),
+    Release(u64),
+    Count(String, Reply<u64>),
+    Ping(Reply<()>),
+}
+
+/// What the storage thread sends a consumer.
+type Handout = Result<Raw, QueueError>;
+
+struct Raw {
+    lease: u64,
+    message_id: String,
+    body: Vec<u8>,
+    priority: u8,
+    attempt: u32,
+}
+
+impl EmbeddedBroker {
+    /// Opens (creating if needed) the queue under `state_dir` and recovers what a previous
+    /// process left unacknowledged.
+    pub async fn open(
+        state_dir: &Path,
+        prefix: &str,
+        max_deliveries: u32,
+    ) -> Result<EmbeddedBroker, QueueError> {
+        let file = state_dir.join("queue.sqlite3");
+        let path = file.display().to_string();
+        std::fs::create_dir_all(state_dir).map_err(|e| QueueError::Embedded {
+            path: path.clone(),
+            op: format!("creating the directory {}", state_dir.display()),
+            reason: e.to_string(),
+        })?;
+        let (tx, rx) = mpsc::unbounded_channel();
+        let (ready_tx, ready_rx) = oneshot::channel();
+        let store_path = path.clone();
+        let dead = QueueKind::Dead.name(prefix);
+        let thread = std::thread::Builder::new()
+            .name("tickbot-queue".to_string())
+            .spawn(move || match Store::open(&file, store_path, dead, max_deliveries) {
+                Ok(store) => {
+                    let _ = ready_tx.send(Ok(()));
+                    store.run(rx);
+                }
+                Err(e) => {
+                    let _ = ready_tx.send(Err(e));
+                }
+            })
+            .map_err(|e| QueueError::Embedded {
+                path: path.clone(),
+                op: "starting the storage thread".to_string(),
+                reason: e.to_string(),
+            })?;
+        let shared = Arc::new(Shared {
+            path: path.clone(),
+            prefix: prefix.to_string(),
+            tx: Some(tx),
+            thread: Mutex::new(Some(thread)),
+        });
+        ready_rx.await.map_err(|_| shared.stopped())??;
+        info!(%path, "embedded queue open");
+        Ok(EmbeddedBroker { shared })
+    }
+
+    pub(super) fn prefix(&self) -> &str {
+        &self.shared.prefix
+    }
+
+    pub(super) async fn declare(&self, specs: &[QueueSpec]) -> Result<(), QueueError> {
+        let specs = specs.to_vec();
+        self.shared.call(|r| Cmd::Declare(specs, r)).await
+    }
+
+    pub(super) async fn delete(&self, specs: &[QueueSpec]) -> Result<(), QueueError> {
+        let names = specs.iter().map(|s| s.name.clone()).collect();
+        self.shared.call(|r| Cmd::Delete(names, r)).await
+    }
+
+    pub(super) async fn publish(&self, queue: &str, msg: Outgoing) -> Result<(), QueueError> {
+        let queue = queue.to_string();
+        self.shared.call(|r| Cmd::Publish(queue, msg, r)).await
+    }
+
+    pub(super) async fn consume(
+        &self,
+        queue: &str,
+        prefetch: u16,
+    ) -> Result<EmbeddedConsumer, QueueError> {
+        let queue = queue.to_string();
+        let (id, rx) = self.shared.call(|r| Cmd::Consume(queue, prefetch, r)).await?;
+        Ok(EmbeddedConsumer {
+            shared: self.shared.clone(),
+            id,
+            rx,
+        })
+    }
+
+    pub(super) async fn ready_count(&self, queue: &str) -> Result<u64, QueueError> {
+        let queue = queue.to_string();
+        self.shared.call(|r| Cmd::Count(queue, r)).await
+    }
+
+    pub(super) async fn is_ready(&self) -> bool {
+        self.shared.call(Cmd::Ping).await.is_ok()
+    }
+}
+
+/// Receives the deliveries the storage thread hands this consumer.
+pub struct EmbeddedConsumer {
+    shared: Arc<Shared>,
+    id: u64,
+    rx: mpsc::UnboundedReceiver<Handout>,
+}
+
+impl std::fmt::Debug for EmbeddedConsumer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EmbeddedConsumer")
+            .field("id", &self.id)
+            .finish()
+    }
+}
+
+impl Drop for EmbeddedConsumer {
+    fn drop(&mut self) {
+        // Returns everything this consumer still holds, buffered or being processed.
+        let _ = self.shared.send(Cmd::Cancel(self.id));
+    }
+}
+
+impl EmbeddedConsumer {
+    pub(super) async fn next(&mut self) -> Option<Result<Delivery, QueueError>> {
+        let raw = match self.rx.recv().await? {
+            Ok(raw) => raw,
+            Err(e) => return Some(Err(e)),
+        };
+        Some(Ok(Delivery {
+            message_id: raw.message_id,
+            body: raw.body,
+            priority: raw.priority,
+            attempt: raw.attempt,
+            settle: Settle::Embedded(EmbeddedSettle {
+                shared: self.shared.clone(),
+                lease: Some(raw.lease),
+            }),
+        }))
+    }
+}
+
+/// Settles one embedded delivery; dropping it unsettled returns the message.
+pub struct EmbeddedSettle {
+    shared: Arc<Shared>,
+    /// `None` once a settle command was sent.
+    lease: Option<u64>,
+}
+
+impl std::fmt::Debug for EmbeddedSettle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EmbeddedSettle")
+            .field("lease", &self.lease)
+            .finish()
+    }
+}
+
+impl Drop for EmbeddedSettle {
+    fn drop(&mut self) {
+        if let Some(lease) = self.lease.take() {
+            let _ = self.shared.send(Cmd::Release(lease));
+        }
+    }
+}
+
+impl EmbeddedSettle {
+    async fn settle(
+        mut self,
+        message_id: &str,
+        make: fn(u64, Reply<()>) -> Cmd,
+    ) -> Result<(), QueueError> {
+        let Some(lease) = self.lease.take() else {
+            return Ok(());
+        };
+        self.shared
+            .call(|r| make(lease, r))
+            .await
+            .map_err(|e| match e {
+                QueueError::SettleFailed { reason, .. } => QueueError::SettleFailed {
+                    message_id: message_id.to_string(),
+                    reason,
+                },
+                other => other,
+            })
+    }
+
+    pub(super) async fn ack(self, message_id: &str) -> Result<(), QueueError> {
+        self.settle(message_id, Cmd::Ack).await
+    }
+
+    pub(super) async fn retry(self, message_id: &str) -> Result<(), QueueError> {
+        self.settle(message_id, Cmd::Retry).await
+    }
+
+    pub(super) async fn dead_letter(self, message_id: &str) -> Result<(), QueueError> {
+        self.settle(message_id, Cmd::DeadLetter).await
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The storage thread.
+
+struct Store {
+    db: rusqlite::Connection,
+    state: State,
+}
+
+/// Everything but the connection, so a transaction can borrow the connection while the state
+/// changes.
+struct State {
+    path: String,
+    dead: String,
+    max_deliveries: u32,
+    queues: HashMap<String, Queue>,
+    consumers: HashMap<u64, Slot>,
+    leases: HashMap<u64, Lease>,
+    next_seq: i64,
+    next_id: u64,
+}
+
+struct Queue {
+    spec: QueueSpec,
+    /// (priority first, then age) → row id.
+    ready: BTreeMap<(Reverse<u8>, i64), i64>,
+    /// Consumers in subscription order; with single-active the first one is the active one.
+    consumers: Vec<u64>,
+}
+
+struct Slot {
+    queue: String,
+    tx: mpsc::UnboundedSender<Handout>,
+    prefetch: usize,
+    held: usize,
+}
+
+struct Lease {
+    row: i64,
+    consumer: u64,
+}
+
+/// An answer to send once the transaction it depends on has committed.
+enum Pending {
+    Unit(Reply<()>, Result<(), QueueError>),
+    Count(Reply<u64>, Result<u64, QueueError>),
+}
+
+impl Pending {
+    fn send(self, commit: &Result<(), QueueError>) {
+        // The commit error is always `Embedded`; each waiting caller gets its own copy.
+        let failed = commit.as_ref().err().map(|e| match e {
+            QueueError::Embedded { path, op, reason } => QueueError::Embedded {
+                path: path.clone(),
+                op: op.clone(),
+                reason: reason.clone(),
+            },
+            other => QueueError::Embedded {
+                path: String::new(),
+                op: "committing".to_string(),
+                reason: other.to_string(),
+            },
+        });
+        match self {
+            Pending::Unit(tx, result) => {
+                let _ = tx.send(failed.map_or(result, Err));
+            }
+            Pending::Count(tx, result) => {
+                let _ = tx.send(failed.map_or(result, Err));
+            }
+        }
+    }
+}
+
+fn sql_err(path: &str, op: &str, e: rusqlite::Error) -> QueueError {
+    QueueError::Embedded {
+        path: path.to_string(),
+        op: op.to_string(),
+        reason: e.to_string(),
+    }
+}
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS queues (
+    name TEXT PRIMARY KEY,
+    max_priority INTEGER,
+    single_active INTEGER NOT NULL,
+    dead_letter_exchange TEXT
+);
+CREATE TABLE IF NOT EXISTS messages (
+    id INTEGER PRIMARY KEY,
+    queue TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    priority INTEGER NOT NULL,
+    attempt INTEGER NOT NULL,
+    delivered INTEGER NOT NULL DEFAULT 0,
+    dead_from TEXT,
+    message_id TEXT NOT NULL,
+    body BLOB NOT NULL
+);
+CREATE INDEX IF NOT EXISTS messages_queue ON messages (queue);
+";
+
+impl Store {
+    fn open(
+        file: &Path,
+        path: String,
+        dead: String,
+        max_deliveries: u32,
+    ) -> Result<Store, QueueError> {
+        let mut db =
+            rusqlite::Connection::open(file).map_err(|e| sql_err(&path, "opening", e))?;
+        let locked = |e: rusqlite::Error| {
+            if e.sqlite_error_code() == Some(rusqlite::ErrorCode::DatabaseBusy) {
+                QueueError::EmbeddedLocked { path: path.clone() }
+            } else {
+                sql_err(&path, "setting up", e)
+            }
+        };
+        db.busy_timeout(std::time::Duration::from_millis(BUSY_TIMEOUT_MS.into()))
+            .map_err(locked)?;
+        // Exclusive first: the lock is taken by the first write below and held for the life of
+        // the connection, which is what ties leases to this process.
+        db.pragma_update(None, "locking_mode", "EXCLUSIVE")
+            .map_err(locked)?;
+        db.pragma_update(None, "journal_mode", "WAL")
+            .map_err(locked)?;
+        db.pragma_update(None, "synchronous", "FULL")
+            .map_err(locked)?;
+        let mut state = State {
+            path: path.clone(),
+            dead,
+            max_deliveries,
+            queues: HashMap::new(),
+            consumers: HashMap::new(),
+            leases: HashMap::new(),
+            next_seq: 1,
+            next_id: 1,
+        };
+        let tx = db
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .map_err(locked)?;
+        tx.execute_batch(SCHEMA).map_err(locked)?;
+        state.load(&tx)?;
+        tx.commit().map_err(locked)?;
+        Ok(Store { db, state })
+    }
+
+    fn run(mut self, mut rx: mpsc::UnboundedReceiver<Cmd>) {
+        let mut batch = Vec::new();
+        while let Some(first) = rx.blocking_recv() {
+            batch.push(first);
+            while batch.len() < MAX_BATCH {
+                match rx.try_recv() {
+                    Ok(cmd) => batch.push(cmd),
+                    Err(_) => break,
+                }
+            }
+            self.process(&mut batch);
+        }
+        debug!(path = %self.state.path, "embedded queue closed");
+    }
+
+    fn process(&mut self, batch: &mut Vec<Cmd>) {
+        let path = self.state.path.clone();
+        let mut pending = Vec::with_capacity(batch.len());
+        let mut handouts = Vec::new();
+        let mut new_consumers = Vec::new();
+        let commit = (|| -> Result<(), QueueError> {
+            let tx = self
+                .db
+                .transaction()
+                .map_err(|e| sql_err(&path, "starting a transaction", e))?;
+            for cmd in batch.drain(..) {
+                self.state
+                    .apply(&tx, cmd, &mut pending, &mut new_consumers);
+            }
+            self.state.dispatch(&tx, &mut handouts)?;
+            tx.commit().map_err(|e| sql_err(&path, "committing", e))
+        })();
+        // Commands not applied because starting the transaction failed are answered by being
+        // dropped (their callers see the thread as stopped for that call).
+        batch.clear();
+        match &commit {
+            Ok(()) => {
+                for (consumer, raw) in handouts {
+                    if let Some(slot) = self.state.consumers.get(&consumer) {
+                        // A failed send means the consumer is gone; its Cancel returns the lease.
+                        let _ = slot.tx.send(Ok(raw));
+                    }
+                }
+            }
+            Err(e) => {
+                error!(%path, error = %e, "embedded queue transaction failed; reloading its state");
+                for (_, raw) in handouts {
+                    if let Some(lease) = self.state.leases.remove(&raw.lease)
+                        && let Some(slot) = self.state.consumers.get_mut(&lease.consumer)
+                    {
+                        slot.held = slot.held.saturating_sub(1);
+                    }
+                }
+                for id in new_consumers {
+                    self.state.cancel_slot_only(id);
+                }
+                if let Err(e) = self.state.reload_ready(&self.db) {
+                    error!(%path, error = %e, "reloading the embedded queue failed");
+                }
+            }
+        }
+        for p in pending {
+            p.send(&commit);
+        }
+    }
+}
+
+impl State {
+    fn err(&self, op: &str) -> impl Fn(rusqlite::Error) -> QueueError + '_ {
+        let op = op.to_string();
+        move |e| sql_err(&self.path, &op, e)
+    }
+
+    fn seq(&mut self) -> i64 {
+        let s = self.next_seq;
+        self.next_seq += 1;
+        s
+    }
+
+    fn id(&mut self) -> u64 {
+        let id = self.next_id;
+        self.next_id += 1;
+        id
+    }
+
+    fn sort_priority(&self, queue: &str, priority: u8) -> u8 {
+        match self.queues.get(queue) {
+            Some(q) if q.spec.max_priority.is_some() => priority,
+            _ => 0,
+        }
+    }
+
+    /// Loads the declared queues, fails every delivery a dead process left open, and builds
+    /// the ready index.
+    fn load(&mut self, db: &rusqlite::Connection) -> Result<(), QueueError> {
+        let mut stmt = db
+            .prepare(
+                "SELECT name, max_priority, single_active, dead_letter_exchange FROM queues",
+            )
+            .map_err(self.err("reading queues"))?;
+        let specs: Vec<QueueSpec> = stmt
+            .query_map([], |r| {
+                Ok(QueueSpec {
+                    name: r.get(0)?,
+                    max_priority: r.get(1)?,
+                    single_active: r.get(2)?,
+                    dead_letter_exchange: r.get(3)?,
+                })
+            })
+            .and_then(|rows| rows.collect())
+            .map_err(self.err("reading queues"))?;
+        drop(stmt);
+        for spec in specs {
+            self.queues.insert(spec.name.clone(), new_queue(spec));
+        }
+        let max_seq: Option<i64> = db
+            .query_row("SELECT MAX(seq) FROM messages", [], |r| r.get(0))
+            .map_err(self.err("reading messages"))?;
+        self.next_seq = max_seq.unwrap_or(0) + 1;
+        let crashed: Vec<i64> = db
+            .prepare("SELECT id FROM messages WHERE delivered = 1 ORDER BY seq")
+            .and_then(|mut s| s.query_map([], |r| r.get(0))?.collect())
+            .map_err(self.err("reading messages"))?;
+        if !crashed.is_empty() {
+            warn!(path = %self.path, count = crashed.len(), "messages a previous process did not acknowledge are back, counted as failed deliveries");
+        }
+        for row in crashed {
+            self.fail_row(db, row, false)?;
+        }
+        self.reload_ready(db)
+    }
+
+    /// Rebuilds every ready index from the table (all rows that are not leased).
+    fn reload_ready(&mut self, db: &rusqlite::Connection) -> Result<(), QueueError> {
+        for q in self.queues.values_mut() {
+            q.ready.clear();
+        }
+        let leased: std::collections::HashSet<i64> = self.leases.values().map(|l| l.row).collect();
+        let mut stmt = db
+            .prepare("SELECT id, queue, seq, priority FROM messages")
+            .map_err(self.err("reading messages"))?;
+        let rows: Vec<(i64, String, i64, u8)> = stmt
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+            .and_then(|rows| rows.collect())
+            .map_err(self.err("reading messages"))?;
+        for (row, queue, seq, priority) in rows {
+            if leased.contains(&row) {
+                continue;
+            }
+            let p = self.sort_priority(&queue, priority);
+            if let Some(q) = self.queues.get_mut(&queue) {
+                q.ready.insert((Reverse(p), seq), row);
+            }
+        }
+        Ok(())
+    }
+
+    fn apply(
+        &mut self,
+        db: &rusqlite::Connection,
+        cmd: Cmd,
+        pending: &mut Vec<Pending>,
+        new_consumers: &mut Vec<u64>,
+    ) {
+        match cmd {
+            Cmd::Declare(specs, r) => pending.push(Pending::Unit(r, self.declare(db, specs))),
+            Cmd::Delete(names, r) => pending.push(Pending::Unit(r, self.delete(db, names))),
+            Cmd::Publish(queue, msg, r) => {
+                pending.push(Pending::Unit(r, self.publish(db, &queue, msg)))
+            }
+            Cmd::Consume(queue, prefetch, r) => {
+                if !self.queues.contains_key(&queue) {
+                    let _ = r.send(Err(QueueError::NotDeclared { queue }));
+                    return;
+                }
+                let id = self.id();
+                let (tx, rx) = mpsc::unbounded_channel();
+                self.consumers.insert(
+                    id,
+                    Slot {
+                        queue: queue.clone(),
+                        tx,
+                        prefetch: prefetch.into(),
+                        held: 0,
+                    },
+                );
+                if let Some(q) = self.queues.get_mut(&queue) {
+                    q.consumers.push(id);
+                }
+                new_consumers.push(id);
+                // Registration writes nothing, so it can be answered before the commit.
+                let _ = r.send(Ok((id, rx)));
+            }
+            Cmd::Cancel(id) => {
+                let held: Vec<u64> = self
+                    .leases
+                    .iter()
+                    .filter(|(_, l)| l.consumer == id)
+                    .map(|(k, _)| *k)
+                    .collect();
+                for lease in held {
+                    if let Err(e) = self.release(db, lease) {
+                        warn!(path = %self.path, error = %e, "returning a message failed");
+                    }
+                }
+                self.cancel_slot_only(id);
+            }
+            Cmd::Ack(lease, r) => {
+                let result = self.take_lease(lease).and_then(|row| {
+                    db.prepare_cached("DELETE FROM messages WHERE id = ?1")
+                        .and_then(|mut s| s.execute([row]))
+                        .map(|_| ())
+                        .map_err(self.err("acknowledging"))
+                });
+                pending.push(Pending::Unit(r, result));
+            }
+            Cmd::Retry(lease, r) => {
+                let result = self
+                    .take_lease(lease)
+                    .and_then(|row| self.fail_row(db, row, true));
+                pending.push(Pending::Unit(r, result));
+            }
+            Cmd::DeadLetter(lease, r) => {
+                let result = self
+                    .take_lease(lease)
+                    .and_then(|row| self.move_to_dead(db, row, true));
+                pending.push(Pending::Unit(r, result));
+            }
+            Cmd::Release(lease) => {
+                if let Err(e) = self.release(db, lease) {
+                    warn!(path = %self.path, error = %e, "returning a message failed");
+                }
+            }
+            Cmd::Count(queue, r) => {
+                let result = match self.queues.get(&queue) {
+                    Some(q) => Ok(q.ready.len() as u64),
+                    None => Err(QueueError::NotDeclared { queue }),
+                };
+                pending.push(Pending::Count(r, result));
+            }
+            Cmd::Ping(r) => pending.push(Pending::Unit(r, Ok(()))),
+        }
+    }
+
+    fn cancel_slot_only(&mut self, id: u64) {
+        if let Some(slot) = self.consumers.remove(&id)
+            && let Some(q) = self.queues.get_mut(&slot.queue)
+        {
+            q.consumers.retain(|c| *c != id);
+        }
+    }
+
+    /// Ends a lease, freeing its consumer's prefetch slot; the row it held.
+    fn take_lease(&mut self, lease: u64) -> Result<i64, QueueError> {
+        let Some(l) = self.leases.remove(&lease) else {
+            return Err(QueueError::SettleFailed {
+                message_id: String::new(),
+                reason: "its consumer was dropped, which already returned it to the queue"
+                    .to_string(),
+            });
+        };
+        if let Some(slot) = self.consumers.get_mut(&l.consumer) {
+            slot.held = slot.held.saturating_sub(1);
+        }
+        Ok(l.row)
+    }
+
+    fn release(&mut self, db: &rusqlite::Connection, lease: u64) -> Result<(), QueueError> {
+        // Unknown lease: already settled, or returned with its consumer.
+        match self.take_lease(lease) {
+            Ok(row) => self.fail_row(db, row, true),
+            Err(_) => Ok(()),
+        }
+    }
+
+    fn declare(&mut self, db: &rusqlite::Connection, specs: Vec<QueueSpec>) -> Result<(), QueueError> {
+        for spec in specs {
+            if let Some(q) = self.queues.get(&spec.name) {
+                if q.spec != spec {
+                    return Err(QueueError::TopologyMismatch {
+                        queue: spec.name.clone(),
+                        reason: format!("stored {:?}, wanted {:?}", q.spec, spec),
+                    });
+                }
+                continue;
+            }
+            db.execute(
+                "INSERT INTO queues (name, max_priority, single_active, dead_letter_exchange) VALUES (?1, ?2, ?3, ?4)",
+                params![spec.name, spec.max_priority, spec.single_active, spec.dead_letter_exchange],
+            )
+            .map_err(self.err("declaring a queue"))?;
+            self.queues.insert(spec.name.clone(), new_queue(spec));
+        }
+        Ok(())
+    }
+
+    fn delete(&mut self, db: &rusqlite::Connection, names: Vec<String>) -> Result<(), QueueError> {
+        for name in names {
+            db.execute("DELETE FROM messages WHERE queue = ?1", [&name])
+                .and_then(|_| db.execute("DELETE FROM queues WHERE name = ?1", [&name]))
+                .map_err(self.err("deleting a queue"))?;
+            if let Some(q) = self.queues.remove(&name) {
+                for id in q.consumers {
+                    if let Some(slot) = self.consumers.remove(&id) {
+                        let _ = slot.tx.send(Err(QueueError::NotDeclared {
+                            queue: name.clone(),
+                        }));
+                    }
+                }
+            }
+            self.leases
+                .retain(|_, l| self.consumers.contains_key(&l.consumer));
+        }
+        Ok(())
+    }
+
+    fn publish(
+        &mut self,
+        db: &rusqlite::Connection,
+        queue: &str,
+        msg: Outgoing,
+    ) -> Result<(), QueueError> {
+        if !self.queues.contains_key(queue) {
+            return Err(QueueError::NotDeclared {
+                queue: queue.to_string(),
+            });
+        }
+        let seq = self.seq();
+        db.prepare_cached(
+            "INSERT INTO messages (queue, seq, priority, attempt, message_id, body) VALUES (?1, ?2, ?3, 1, ?4, ?5)",
+        )
+        .and_then(|mut s| s.execute(params![queue, seq, msg.priority, msg.message_id, msg.body]))
+        .map_err(self.err("publishing"))?;
+        let row = db.last_insert_rowid();
+        let p = self.sort_priority(queue, msg.priority);
+        if let Some(q) = self.queues.get_mut(queue) {
+            q.ready.insert((Reverse(p), seq), row);
+        }
+        Ok(())
+    }
+
+    /// A delivery of `row` failed: back to the end of its queue with the next attempt number,
+    /// or to the dead letter queue if that was the last allowed one.
+    fn fail_row(&mut self, db: &rusqlite::Connection, row: i64, index: bool) -> Result<(), QueueError> {
+        let found: Option<(String, u32)> = db
+            .query_row(
+                "SELECT queue, attempt FROM messages WHERE id = ?1",
+                [row],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()
+            .map_err(self.err("reading a message"))?;
+        let Some((queue, attempt)) = found else {
+            return Ok(());
+        };
+        if attempt >= self.max_deliveries && queue != self.dead {
+            return self.move_to_dead(db, row, index);
+        }
+        let seq = self.seq();
+        db.prepare_cached(
+            "UPDATE messages SET attempt = attempt + 1, seq = ?2, delivered = 0 WHERE id = ?1",
+        )
+        .and_then(|mut s| s.execute(params![row, seq]))
+        .map_err(self.err("returning a message"))?;
+        if index {
+            self.index_row(db, row, &queue, seq)?;
+        }
+        Ok(())
+    }
+
+    fn move_to_dead(&mut self, db: &rusqlite::Connection, row: i64, index: bool) -> Result<(), QueueError> {
+        let seq = self.seq();
+        let dead = self.dead.clone();
+        db.prepare_cached(
+            "UPDATE messages SET dead_from = queue, queue = ?2, seq = ?3, delivered = 0 WHERE id = ?1",
+        )
+        .and_then(|mut s| s.execute(params![row, dead, seq]))
+        .map_err(self.err("dead-lettering a message"))?;
+        warn!(path = %self.path, row, "message dead-lettered");
+        if index {
+            self.index_row(db, row, &dead, seq)?;
+        }
+        Ok(())
+    }
+
+    fn index_row(&mut self, db: &rusqlite::Connection, row: i64, queue: &str, seq: i64) -> Result<(), QueueError> {
+        let priority: u8 = db
+            .query_row("SELECT priority FROM messages WHERE id = ?1", [row], |r| r.get(0))
+            .map_err(self.err("reading a message"))?;
+        let p = self.sort_priority(queue, priority);
+        if let Some(q) = self.queues.get_mut(queue) {
+            q.ready.insert((Reverse(p), seq), row);
+        }
+        Ok(())
+    }
+
+    /// Hands ready messages to consumers with free prefetch slots, marking each `delivered`.
+    fn dispatch(
+        &mut self,
+        db: &rusqlite::Connection,
+        out: &mut Vec<(u64, Raw)>,
+    ) -> Result<(), QueueError> {
+        let names: Vec<String> = self
+            .queues
+            .iter()
+            .filter(|(_, q)| !q.ready.is_empty() && !q.consumers.is_empty())
+            .map(|(n, _)| n.clone())
+            .collect();
+        for name in names {
+            loop {
+                let Some(q) = self.queues.get(&name) else { break };
+                let active: Vec<u64> = if q.spec.single_active {
+                    q.consumers.iter().take(1).copied().collect()
+                } else {
+                    q.consumers.clone()
+                };
+                let mut progressed = false;
+                // One message per consumer per round: spreads work like RabbitMQ's round robin.
+                for consumer in active {
+                    let has_room = self
+                        .consumers
+                        .get(&consumer)
+                        .is_some_and(|s| s.held < s.prefetch && !s.tx.is_closed());
+                    if !has_room {
+                        continue;
+                    }
+                    let Some(q) = self.queues.get_mut(&name) else { break };
+                    let Some((_, row)) = q.ready.pop_first() else { break };
+                    let (message_id, body, priority, attempt): (String, Vec<u8>, u8, u32) = db
+                        .prepare_cached(
+                            "SELECT message_id, body, priority, attempt FROM messages WHERE id = ?1",
+                        )
+                        .and_then(|mut s| {
+                            s.query_row([row], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+                        })
+                        .map_err(self.err("reading a message"))?;
+                    db.prepare_cached("UPDATE messages SET delivered = 1 WHERE id = ?1")
+                        .and_then(|mut s| s.execute([row]))
+                        .map_err(self.err("leasing a message"))?;
+                    let lease = self.id();
+                    self.leases.insert(lease, Lease { row, consumer });
+                    if let Some(slot) = self.consumers.get_mut(&consumer) {
+                        slot.held += 1;
+                    }
+                    out.push((
+                        consumer,
+                        Raw {
+                            lease,
+                            message_id,
+                            body,
+                            priority,
+                            attempt,
+                        },
+                    ));
+                    progressed = true;
+                }
+                if !progressed {
+                    break;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+fn new_queue(spec: QueueSpec) -> Queue {
+    Queue {
+        spec,
+        ready: BTreeMap::new(),
+        consumers: Vec::new(),
+    }
+}

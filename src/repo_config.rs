@@ -1,0 +1,458 @@
+//! A served repository's `.tickbot.toml` (design §4).
+//!
+//! What runs (`[tasks]`, `[tests]`, `[deps]`) is read at the PR's head, so a PR that changes a
+//! task validates itself; who may run what and which secrets exist (`[trust]`, `[secrets]`,
+//! `[[schedule]]`) is only ever taken from the default branch ([`RepoConfig::policy`]).
+//! Every error carries the line and column it was found at, because it ends up in a PR comment.
+
+use regex::Regex;
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::time::Duration;
+use toml::Spanned;
+
+/// The path of the repository configuration inside a repository.
+pub const FILE_NAME: &str = ".tickbot.toml";
+
+/// The image a task runs in when it names none: built from `tasks/` in this project.
+pub const DEFAULT_IMAGE: &str = "localhost/tickbot-tasks:latest";
+
+#[derive(Debug, Clone)]
+pub struct RepoConfig {
+    pub tasks: BTreeMap<String, TaskDef>,
+    pub tests: BTreeMap<String, TestDef>,
+    pub deps: BTreeMap<String, DepDef>,
+    pub trust: TrustDef,
+    pub secrets: BTreeMap<String, SecretDef>,
+    pub schedule: Vec<ScheduleDef>,
+}
+
+#[derive(Debug, Clone)]
+pub struct TaskDef {
+    pub command: Vec<String>,
+    pub args: Option<Regex>,
+    pub image: String,
+    pub build: Option<String>,
+    pub timeout: Duration,
+    pub commit: bool,
+    pub message: Option<String>,
+    pub pool: String,
+    pub priority: u8,
+    pub secrets: Vec<String>,
+    pub network: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct TestDef {
+    pub command: Vec<String>,
+    pub image: String,
+    pub build: Option<String>,
+    pub timeout: Duration,
+    pub default: bool,
+    pub branches: Vec<String>,
+    pub paths: Vec<String>,
+    pub pool: String,
+    pub priority: u8,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DepDef {
+    pub repo: String,
+    pub path: String,
+}
+
+/// Who is trusted. Without a `[trust]` table, collaborators with write access are.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TrustDef {
+    pub users: Vec<String>,
+    pub orgs: Vec<String>,
+    pub collaborators: bool,
+}
+
+impl Default for TrustDef {
+    fn default() -> Self {
+        Self {
+            users: Vec::new(),
+            orgs: Vec::new(),
+            collaborators: true,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SecretDef {
+    pub env: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScheduleDef {
+    pub task: String,
+    #[serde(default)]
+    pub args: String,
+    pub cron: Option<String>,
+    pub every: Option<String>,
+    pub stale_after: Option<String>,
+}
+
+/// A problem in `.tickbot.toml`, with its position (1-based) when known.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{}{message}", position(*.line, *.column))]
+pub struct RepoConfigError {
+    pub line: Option<usize>,
+    pub column: Option<usize>,
+    pub message: String,
+}
+
+fn position(line: Option<usize>, column: Option<usize>) -> String {
+    match (line, column) {
+        (Some(l), Some(c)) => format!("line {l}, column {c}: "),
+        (Some(l), None) => format!("line {l}: "),
+        _ => String::new(),
+    }
+}
+
+// The raw file, as written; spans kept where a later check may fail.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    #[serde(default)]
+    tasks: BTreeMap<Spanned<String>, RawTask>,
+    #[serde(default)]
+    tests: BTreeMap<Spanned<String>, RawTest>,
+    #[serde(default)]
+    deps: BTreeMap<String, DepDef>,
+    #[serde(default)]
+    trust: TrustDef,
+    #[serde(default)]
+    secrets: BTreeMap<String, SecretDef>,
+    #[serde(default)]
+    schedule: Vec<ScheduleDef>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTask {
+    command: Spanned<Vec<String>>,
+    args: Option<Spanned<String>>,
+    image: Option<String>,
+    build: Option<String>,
+    timeout: Option<Spanned<String>>,
+    #[serde(default)]
+    commit: bool,
+    message: Option<String>,
+    pool: Option<String>,
+    priority: Option<Spanned<i64>>,
+    #[serde(default)]
+    secrets: Vec<String>,
+    #[serde(default)]
+    network: bool,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTest {
+    command: Spanned<Vec<String>>,
+    image: Option<String>,
+    build: Option<String>,
+    timeout: Option<Spanned<String>>,
+    #[serde(default)]
+    default: bool,
+    #[serde(default)]
+    branches: Vec<String>,
+    #[serde(default)]
+    paths: Vec<String>,
+    pool: Option<String>,
+    priority: Option<Spanned<i64>>,
+}
+
+const DEFAULT_TIMEOUT: Duration = Duration::from_secs(3600);
+const DEFAULT_PRIORITY: u8 = 5;
+
+impl RepoConfig {
+    pub fn parse(text: &str) -> Result<Self, RepoConfigError> {
+        let raw: RawConfig = toml::from_str(text).map_err(|e| {
+            let (line, column) = e
+                .span()
+                .map(|s| line_col(text, s.start))
+                .map_or((None, None), |(l, c)| (Some(l), Some(c)));
+            RepoConfigError {
+                line,
+                column,
+                message: e.message().to_string(),
+            }
+        })?;
+        let at = |offset: usize, message: String| {
+            let (l, c) = line_col(text, offset);
+            RepoConfigError {
+                line: Some(l),
+                column: Some(c),
+                message,
+            }
+        };
+
+        let mut tasks = BTreeMap::new();
+        for (name, raw) in raw.tasks {
+            let verb = name.get_ref();
+            if !is_verb(verb) {
+                return Err(at(
+                    name.span().start,
+                    format!(
+                        "task name '{verb}' must be lowercase letters, digits, '-' or '_', starting with a letter or digit"
+                    ),
+                ));
+            }
+            let command = checked_command(&raw.command, &format!("tasks.{verb}"), &at)?;
+            let args = match raw.args {
+                None => None,
+                Some(pattern) => Some(Regex::new(pattern.get_ref()).map_err(|e| {
+                    at(
+                        pattern.span().start,
+                        format!("tasks.{verb}.args is not a valid regular expression: {e}"),
+                    )
+                })?),
+            };
+            tasks.insert(
+                verb.clone(),
+                TaskDef {
+                    command,
+                    args,
+                    image: raw.image.unwrap_or_else(|| DEFAULT_IMAGE.into()),
+                    build: raw.build,
+                    timeout: checked_timeout(raw.timeout, &format!("tasks.{verb}"), &at)?,
+                    commit: raw.commit,
+                    message: raw.message,
+                    pool: raw.pool.unwrap_or_else(|| "default".into()),
+                    priority: checked_priority(raw.priority, &format!("tasks.{verb}"), &at)?,
+                    secrets: raw.secrets,
+                    network: raw.network,
+                },
+            );
+        }
+
+        let mut tests = BTreeMap::new();
+        for (name, raw) in raw.tests {
+            let ctx = name.get_ref().clone();
+            let command = checked_command(&raw.command, &format!("tests.{ctx}"), &at)?;
+            tests.insert(
+                ctx.clone(),
+                TestDef {
+                    command,
+                    image: raw.image.unwrap_or_else(|| DEFAULT_IMAGE.into()),
+                    build: raw.build,
+                    timeout: checked_timeout(raw.timeout, &format!("tests.{ctx}"), &at)?,
+                    default: raw.default,
+                    branches: raw.branches,
+                    paths: raw.paths,
+                    pool: raw.pool.unwrap_or_else(|| "default".into()),
+                    priority: checked_priority(raw.priority, &format!("tests.{ctx}"), &at)?,
+                },
+            );
+        }
+
+        Ok(RepoConfig {
+            tasks,
+            tests,
+            deps: raw.deps,
+            trust: raw.trust,
+            secrets: raw.secrets,
+            schedule: raw.schedule,
+        })
+    }
+
+    /// The names of the checkbox verbs, for "known verbs are …" replies.
+    pub fn verbs(&self) -> Vec<&str> {
+        self.tasks.keys().map(String::as_str).collect()
+    }
+}
+
+fn is_verb(s: &str) -> bool {
+    let mut chars = s.chars();
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
+        && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_')
+}
+
+fn checked_command(
+    command: &Spanned<Vec<String>>,
+    key: &str,
+    at: &impl Fn(usize, String) -> RepoConfigError,
+) -> Result<Vec<String>, RepoConfigError> {
+    if command.get_ref().first().is_none_or(|c| c.is_empty()) {
+        return Err(at(
+            command.span().start,
+            format!("{key}.command must name a program, e.g. [\"./run\", \"{{args}}\"]"),
+        ));
+    }
+    Ok(command.get_ref().clone())
+}
+
+fn checked_timeout(
+    timeout: Option<Spanned<String>>,
+    key: &str,
+    at: &impl Fn(usize, String) -> RepoConfigError,
+) -> Result<Duration, RepoConfigError> {
+    match timeout {
+        None => Ok(DEFAULT_TIMEOUT),
+        Some(t) => parse_duration(t.get_ref()).ok_or_else(|| {
+            at(
+                t.span().start,
+                format!(
+                    "{key}.timeout '{}' is not a duration: use e.g. \"90s\", \"30m\", \"2h\", \"1h30m\"",
+                    t.get_ref()
+                ),
+            )
+        }),
+    }
+}
+
+fn checked_priority(
+    priority: Option<Spanned<i64>>,
+    key: &str,
+    at: &impl Fn(usize, String) -> RepoConfigError,
+) -> Result<u8, RepoConfigError> {
+    match priority {
+        None => Ok(DEFAULT_PRIORITY),
+        Some(p) => u8::try_from(*p.get_ref())
+            .ok()
+            .filter(|p| *p <= 9)
+            .ok_or_else(|| {
+                at(
+                    p.span().start,
+                    format!("{key}.priority must be 0 to 9 (9 runs first)"),
+                )
+            }),
+    }
+}
+
+/// Parses "90s", "30m", "2h", "7d", "1h30m".
+pub fn parse_duration(s: &str) -> Option<Duration> {
+    let mut total = 0u64;
+    let mut digits = String::new();
+    let mut any = false;
+    for c in s.trim().chars() {
+        if c.is_ascii_digit() {
+            digits.push(c);
+            continue;
+        }
+        let n: u64 = digits.parse().ok()?;
+        digits.clear();
+        let unit = match c {
+            's' => 1,
+            'm' => 60,
+            'h' => 3600,
+            'd' => 86_400,
+            _ => return None,
+        };
+        total = total.checked_add(n.checked_mul(unit)?)?;
+        any = true;
+    }
+    (any && digits.is_empty() && total > 0).then(|| Duration::from_secs(total))
+}
+
+/// Formats a duration the way people write it in `.tickbot.toml`.
+pub fn format_duration(d: Duration) -> String {
+    let s = d.as_secs();
+    match s {
+        s if s % 86_400 == 0 => format!("{}d", s / 86_400),
+        s if s % 3600 == 0 => format!("{}h", s / 3600),
+        s if s % 60 == 0 => format!("{}m", s / 60),
+        s => format!("{s}s"),
+    }
+}
+
+/// 1-based line and column (in characters) of a byte offset.
+pub fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let offset = offset.min(text.len());
+    let before = text.get(..offset).unwrap_or(text);
+    let line = before.matches('\n').count() + 1;
+    let col = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    (line, col)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const EXAMPLE: &str = r#"
+[tasks.image-refresh]
+command = ["./image-refresh", "{args}"]
+args = "^[a-z0-9][a-z0-9.-]*$"
+image = "localhost/tasks:latest"
+timeout = "2h"
+commit = true
+message = "images: Update {args} image"
+priority = 9
+secrets = ["image-upload"]
+
+[tests.unit-tests]
+command = ["make", "check"]
+default = true
+branches = ["main"]
+
+[deps.bots]
+repo = "cockpit-project/bots"
+path = "bots"
+
+[trust]
+users = ["alice"]
+
+[secrets.image-upload]
+env = { S3_KEY = "IMAGE_UPLOAD_KEY" }
+
+[[schedule]]
+task = "image-refresh"
+args = "fedora-41"
+cron = "0 22 * * 0"
+"#;
+
+    #[test]
+    fn the_design_example_parses() {
+        let c = RepoConfig::parse(EXAMPLE).expect("valid");
+        let t = &c.tasks["image-refresh"];
+        assert_eq!(t.timeout, Duration::from_secs(7200));
+        assert_eq!(t.priority, 9);
+        assert!(t.args.as_ref().is_some_and(|r| r.is_match("fedora-41")));
+        assert_eq!(c.tests["unit-tests"].image, DEFAULT_IMAGE);
+        assert_eq!(c.trust.users, vec!["alice".to_string()]);
+        assert!(c.trust.collaborators);
+        assert_eq!(c.verbs(), vec!["image-refresh"]);
+    }
+
+    #[test]
+    fn errors_carry_line_and_column() {
+        let e = RepoConfig::parse("[tasks.x]\ncommand = [\"a\"]\nargs = \"(\"\n").expect_err("bad");
+        assert_eq!((e.line, e.column), (Some(3), Some(8)));
+        assert!(e.to_string().starts_with("line 3, column 8: tasks.x.args is not a valid regular expression"), "{e}");
+
+        let e = RepoConfig::parse("[tasks.x]\ncommand = [\"a\"]\ntimeout = \"soon\"\n").expect_err("bad");
+        assert_eq!(e.line, Some(3));
+
+        let e = RepoConfig::parse("[tasks.x]\ncommand = [\"a\"]\ncomit = true\n").expect_err("typo");
+        assert_eq!(e.line, Some(3));
+        assert!(e.message.contains("comit"), "{e}");
+
+        let e = RepoConfig::parse("[tasks.x]\ncommand = []\n").expect_err("empty");
+        assert_eq!(e.line, Some(2));
+
+        let e = RepoConfig::parse("[tasks.X]\ncommand = [\"a\"]\n").expect_err("caps");
+        assert!(e.message.contains("task name 'X'"), "{e}");
+
+        let e = RepoConfig::parse("[tasks.x]\ncommand = [\"a\"]\npriority = 12\n").expect_err("prio");
+        assert!(e.message.contains("0 to 9"), "{e}");
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("1h30m"), Some(Duration::from_secs(5400)));
+        assert_eq!(parse_duration("7d"), Some(Duration::from_secs(604_800)));
+        for bad in ["", "5", "h", "0s", "1x", "-1s"] {
+            assert_eq!(parse_duration(bad), None, "{bad:?}");
+        }
+        assert_eq!(format_duration(Duration::from_secs(7200)), "2h");
+    }
+}

@@ -1,0 +1,137 @@
+//! Starting tickbot's roles from a [`ServerConfig`]: `serve`, `dispatch`, and `all` in one
+//! process. Each role stops cleanly when the shutdown signal fires (SIGINT or SIGTERM).
+
+use crate::config::ServerConfig;
+use crate::dispatch::{Dispatcher, DispatcherSettings};
+use crate::github::{Auth, GitHub, GitHubSettings};
+use crate::intake::{DeliveryLog, Intake};
+use crate::queue::{Broker, BrokerSettings};
+use anyhow::Context;
+use tokio::sync::watch;
+
+pub fn broker_settings(config: &ServerConfig) -> BrokerSettings {
+    let mut settings = BrokerSettings::new(
+        config.amqp.url.as_ref().map(|u| u.expose().to_string()),
+        config.state.dir.join("queue"),
+    );
+    settings.prefix = config.amqp.prefix.clone();
+    settings.max_deliveries = config.amqp.max_deliveries;
+    settings
+}
+
+pub async fn open_broker(config: &ServerConfig) -> anyhow::Result<Broker> {
+    let broker = Broker::open(&broker_settings(config))
+        .await
+        .context("cannot open the message queue")?;
+    broker
+        .declare(&config.worker.pools)
+        .await
+        .context("cannot declare the queues")?;
+    Ok(broker)
+}
+
+pub fn github(config: &ServerConfig) -> anyhow::Result<GitHub> {
+    let auth = match (config.github.app_id, &config.github.private_key_file) {
+        (Some(app_id), Some(path)) => Auth::App {
+            app_id,
+            private_key_pem: std::fs::read_to_string(path).with_context(|| {
+                format!(
+                    "github.private_key_file: cannot read {}",
+                    path.display()
+                )
+            })?,
+        },
+        _ => Auth::Token(
+            config
+                .github_token()?
+                .context(
+                    "github.token is required (or token_file, or app_id + private_key_file); \
+                     set TICKBOT__GITHUB__TOKEN",
+                )?
+                .expose()
+                .to_string(),
+        ),
+    };
+    Ok(GitHub::new(GitHubSettings::new(
+        config.github.api_url.clone(),
+        auth,
+    ))?)
+}
+
+/// A receiver that turns true on SIGINT/SIGTERM.
+pub fn shutdown_signal() -> watch::Receiver<bool> {
+    let (tx, rx) = watch::channel(false);
+    tokio::spawn(async move {
+        let term = async {
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(mut s) => {
+                    s.recv().await;
+                }
+                Err(_) => std::future::pending::<()>().await,
+            }
+        };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {},
+            _ = term => {},
+        }
+        tracing::info!("shutting down");
+        let _ = tx.send(true);
+    });
+    rx
+}
+
+/// Runs the intake until shutdown.
+pub async fn serve(
+    config: &ServerConfig,
+    broker: Broker,
+    mut shutdown: watch::Receiver<bool>,
+) -> anyhow::Result<()> {
+    let secret = config.webhook_secret()?;
+    let deliveries = DeliveryLog::open(&config.state.dir).with_context(|| {
+        format!(
+            "cannot open the delivery log in {}",
+            config.state.dir.display()
+        )
+    })?;
+    let app = Intake::new(secret, broker, deliveries, config.state.dir.join("logs")).router();
+    let addr = config.listen_addr();
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("webhook.listen: cannot listen on {addr}"))?;
+    tracing::info!(%addr, "intake listening");
+    axum::serve(listener, app)
+        .with_graceful_shutdown(async move {
+            let _ = shutdown.wait_for(|stop| *stop).await;
+        })
+        .await
+        .context("the intake server failed")
+}
+
+pub async fn dispatch(
+    config: &ServerConfig,
+    broker: Broker,
+    shutdown: watch::Receiver<bool>,
+) -> anyhow::Result<()> {
+    let dispatcher = Dispatcher::new(
+        github(config)?,
+        broker,
+        DispatcherSettings {
+            logs_url: config.logs.public_url.clone(),
+            repositories: config.dispatch.repositories.clone(),
+            bot_login: config.dispatch.bot_login.clone(),
+            pools: config.worker.pools.clone(),
+        },
+    );
+    dispatcher.run(shutdown).await?;
+    Ok(())
+}
+
+/// Every role in one process, sharing one broker connection.
+pub async fn all(config: &ServerConfig, shutdown: watch::Receiver<bool>) -> anyhow::Result<()> {
+    let broker = open_broker(config).await?;
+    tokio::try_join!(
+        serve(config, broker.clone(), shutdown.clone()),
+        dispatch(config, broker, shutdown),
+    )?;
+    Ok(())
+}

@@ -1,0 +1,540 @@
+//! End-to-end: a person using the local forge, tickbot's intake over real HTTP with real HMAC
+//! signatures, the dispatcher, and real RabbitMQ. Each test tells one user story and asserts
+//! what that user would see: statuses, comments and the job messages queued for workers.
+
+use std::sync::OnceLock;
+use std::time::Duration;
+use tickbot::forge::Forge;
+use tickbot::ids::{CommitSha, PrNumber, RepoName};
+use tickbot::job::Job;
+use tickbot::queue::{Broker, QueueKind};
+use tickbot::stack::{Stack, StackOptions};
+use tokio::sync::{Mutex, RwLock};
+
+const TASKS_TOML: &str = r#"
+[tasks.image-refresh]
+command = ["./image-refresh", "{args}"]
+args = "^[a-z0-9][a-z0-9.-]*$"
+image = "localhost/tasks:latest"
+timeout = "2h"
+commit = true
+message = "images: Update {args} image"
+priority = 7
+secrets = ["image-upload"]
+
+[tasks.lint]
+command = ["make", "lint"]
+"#;
+
+const WAIT: Duration = Duration::from_secs(10);
+
+fn amqp_url() -> String {
+    std::env::var("TICKBOT_TEST_AMQP_URL")
+        .unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".into())
+}
+
+/// The RabbitMQ restart test takes this for writing; every other test for reading.
+fn broker_lock() -> &'static RwLock<()> {
+    static LOCK: OnceLock<RwLock<()>> = OnceLock::new();
+    LOCK.get_or_init(|| RwLock::new(()))
+}
+
+/// Polls `check` until it returns Some, failing the test with `what` after [`WAIT`].
+async fn wait_for<T>(what: &str, mut check: impl FnMut() -> Option<T>) -> T {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        if let Some(v) = check() {
+            return v;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out after {WAIT:?} waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Jobs as a worker would receive them, collected by a consumer on the default pool.
+struct JobTap {
+    jobs: std::sync::Arc<Mutex<Vec<Job>>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl JobTap {
+    async fn start(broker: &Broker) -> JobTap {
+        let mut consumer = broker
+            .consume(&QueueKind::Jobs("default".into()), 100)
+            .await
+            .expect("consume the job queue");
+        let jobs = std::sync::Arc::new(Mutex::new(Vec::new()));
+        let sink = jobs.clone();
+        let task = tokio::spawn(async move {
+            while let Some(Ok(delivery)) = consumer.next().await {
+                let job: Job = serde_json::from_slice(&delivery.body).expect("job message is a Job");
+                sink.lock().await.push(job);
+                let _ = delivery.ack().await;
+            }
+        });
+        JobTap { jobs, task }
+    }
+
+    async fn all(&self) -> Vec<Job> {
+        self.jobs.lock().await.clone()
+    }
+
+    async fn wait_count(&self, n: usize, what: &str) -> Vec<Job> {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            let jobs = self.all().await;
+            if jobs.len() >= n {
+                return jobs;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "timed out waiting for {what}: have {} jobs: {:?}",
+                jobs.len(),
+                jobs.iter().map(|j| &j.context).collect::<Vec<_>>()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+impl Drop for JobTap {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+struct World {
+    stack: Stack,
+    repo: RepoName,
+    tap: JobTap,
+    _dir: tempfile::TempDir,
+    next_branch: usize,
+}
+
+impl World {
+    async fn new() -> World {
+        Self::with(|_| {}).await
+    }
+
+    async fn with(before_dispatcher: impl FnOnce(&Forge)) -> World {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let repo: RepoName = "acme/widgets".parse().expect("valid");
+        let mut stack = Stack::start(StackOptions {
+            dir: dir.path().to_path_buf(),
+            amqp_url: Some(amqp_url()),
+            prefix: format!("e2e-{}", uuid::Uuid::new_v4()),
+            repositories: vec![repo.clone()],
+        })
+        .await
+        .expect("RabbitMQ at 127.0.0.1:5672 must be running (rabbitmq-server -detached)");
+        stack.stop_dispatcher().await;
+        stack
+            .forge
+            .create_repo(
+                &repo,
+                "main",
+                &[(".tickbot.toml", TASKS_TOML), ("README.md", "widgets\n")],
+            )
+            .await
+            .expect("create repo");
+        stack.forge.add_collaborator(&repo, "alice", "write");
+        stack.forge.add_collaborator(&repo, "bob", "read");
+        before_dispatcher(&stack.forge);
+        stack.start_dispatcher();
+        let tap = JobTap::start(&stack.broker).await;
+        World {
+            stack,
+            repo,
+            tap,
+            _dir: dir,
+            next_branch: 0,
+        }
+    }
+
+    fn forge(&self) -> &Forge {
+        &self.stack.forge
+    }
+
+    /// `author` pushes a new branch and opens a PR with `body`.
+    async fn open_pr(&mut self, author: &str, body: &str) -> (PrNumber, CommitSha) {
+        self.next_branch += 1;
+        let branch = format!("topic-{}", self.next_branch);
+        let sha = self
+            .forge()
+            .commit_files(
+                &self.repo,
+                &branch,
+                Some("main"),
+                &[(&format!("{branch}.txt"), "change\n")],
+                "A change",
+                author,
+            )
+            .await
+            .expect("push a branch");
+        let pr = self
+            .forge()
+            .open_pr(&self.repo, &branch, "main", "A change", body, author)
+            .await
+            .expect("open a PR");
+        (pr, sha)
+    }
+
+    async fn edit(&self, pr: PrNumber, body: &str, editor: &str) {
+        self.forge()
+            .edit_pr_body(&self.repo, pr, body, editor)
+            .await
+            .expect("edit the body");
+    }
+
+    fn status(&self, sha: &CommitSha, context: &str) -> Option<(String, Option<String>)> {
+        self.forge()
+            .statuses(&self.repo, sha)
+            .into_iter()
+            .rev()
+            .find(|s| s.context == context)
+            .map(|s| (s.state, s.description))
+    }
+
+    async fn wait_pending(&self, sha: &CommitSha, context: &str) {
+        let (state, description) = wait_for(&format!("a status for {context}"), || {
+            self.status(sha, context)
+        })
+        .await;
+        assert_eq!(state, "pending");
+        assert_eq!(description.as_deref(), Some("Not yet tested"));
+    }
+
+    fn bot_comments(&self, pr: PrNumber) -> Vec<String> {
+        self.forge()
+            .comments(&self.repo, pr)
+            .into_iter()
+            .filter(|c| c.author == self.forge().bot_login())
+            .map(|c| c.body)
+            .collect()
+    }
+
+    /// Every event sent before this one has been handled: the dispatcher takes events in order,
+    /// so once a fresh PR's task is queued, all earlier events are done.
+    async fn barrier(&mut self) {
+        let before = self.tap.all().await.len();
+        let (pr, sha) = self.open_pr("alice", "- [ ] lint\n").await;
+        self.wait_pending(&sha, "lint").await;
+        let jobs = self.tap.wait_count(before + 1, "the barrier's job").await;
+        assert!(jobs.iter().any(|j| j.pr == pr), "the barrier's job arrived");
+    }
+
+    async fn jobs_for(&self, pr: PrNumber) -> Vec<Job> {
+        self.tap
+            .all()
+            .await
+            .into_iter()
+            .filter(|j| j.pr == pr)
+            .collect()
+    }
+}
+
+const TWO_TASKS: &str = "Refresh two images.\n\n- [ ] image-refresh fedora-41\n- [ ] image-refresh centos-9\n";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pr_with_two_tasks_queues_the_first_and_the_second_waits() {
+    let _shared = broker_lock().read().await;
+    let mut w = World::new().await;
+    let (pr, sha) = w.open_pr("alice", TWO_TASKS).await;
+
+    w.wait_pending(&sha, "image-refresh/fedora-41").await;
+    let jobs = w.tap.wait_count(1, "the first task's job").await;
+    let job = &jobs[0];
+    assert_eq!(job.schema, tickbot::job::JOB_SCHEMA);
+    assert_eq!(job.repo, w.repo);
+    assert_eq!(job.pr, pr);
+    assert_eq!(job.head_sha, sha);
+    assert_eq!(job.head_ref, "topic-1");
+    assert_eq!(job.base_ref, "main");
+    assert_eq!(job.clone_url, w.forge().clone_url(&w.repo));
+    assert_eq!(job.context, "image-refresh/fedora-41");
+    let item = job.item.as_ref().expect("a task job names its item");
+    assert_eq!((item.verb.as_str(), item.args.clone(), item.line), ("image-refresh", vec!["fedora-41".to_string()], 3));
+    assert_eq!(job.argv, vec!["./image-refresh", "fedora-41"]);
+    assert_eq!(job.image, "localhost/tasks:latest");
+    assert_eq!(job.timeout_secs, 7200);
+    assert_eq!(job.secrets, vec!["image-upload"]);
+    assert_eq!(job.message.as_deref(), Some("images: Update fedora-41 image"));
+    assert_eq!(job.priority, 7);
+    assert!(job.commit);
+    let target = w
+        .forge()
+        .statuses(&w.repo, &sha)
+        .into_iter()
+        .find_map(|s| s.target_url)
+        .expect("the status links to the log");
+    assert_eq!(target, format!("{}/logs/{}", w.stack.intake_url, job.job_id));
+
+    w.barrier().await;
+    assert_eq!(w.status(&sha, "image-refresh/centos-9"), None, "the second item waits");
+    assert_eq!(w.jobs_for(pr).await.len(), 1);
+    assert!(w.bot_comments(pr).is_empty(), "nothing to complain about");
+    w.stack.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn editing_the_description_changes_the_plan() {
+    let _shared = broker_lock().read().await;
+    let mut w = World::new().await;
+    let (pr, sha) = w.open_pr("alice", TWO_TASKS).await;
+    w.wait_pending(&sha, "image-refresh/fedora-41").await;
+
+    // Ticking the first box by hand: the second item runs.
+    w.edit(pr, &TWO_TASKS.replacen("[ ] image-refresh fedora-41", "[x] image-refresh fedora-41", 1), "alice")
+        .await;
+    w.wait_pending(&sha, "image-refresh/centos-9").await;
+
+    // A typo, a bad argument and a task inside a code block; a new item before the others.
+    let body = "- [ ] lint\n- [x] image-refresh fedora-41\n- [ ] image-refresh centos-9\n\
+                - [ ] image-refrsh debian-12\n- [ ] image-refresh Debian_12\n\
+                ```\n- [ ] image-refresh in-a-code-block\n```\n";
+    w.edit(pr, body, "alice").await;
+    let comments = wait_for("two refusal comments", || {
+        let c = w.bot_comments(pr);
+        (c.len() >= 2).then_some(c)
+    })
+    .await;
+    assert!(comments[0].contains(
+        "tickbot cannot run the task on line 4, `image-refrsh debian-12`: unknown task `image-refrsh`: \
+         did you mean `image-refresh`? known tasks are `image-refresh`, `lint`."
+    ), "{}", comments[0]);
+    assert!(comments[1].contains(
+        "tickbot cannot run the task on line 5, `image-refresh Debian_12`: argument `Debian_12` of \
+         `image-refresh` does not match `^[a-z0-9][a-z0-9.-]*$`"
+    ), "{}", comments[1]);
+    assert!(comments.iter().all(|c| c.contains("The items after it still run.")));
+
+    // `lint` is first now but `centos-9` is still queued: one task at a time per PR.
+    w.barrier().await;
+    assert_eq!(w.status(&sha, "lint"), None);
+
+    // The same mistakes again get no second comment; code blocks never count.
+    w.edit(pr, &format!("{body}\nmore words\n"), "alice").await;
+    w.barrier().await;
+    assert_eq!(w.bot_comments(pr).len(), 2);
+    let contexts: Vec<String> = w.jobs_for(pr).await.into_iter().map(|j| j.context).collect();
+    assert_eq!(contexts, vec!["image-refresh/fedora-41", "image-refresh/centos-9"]);
+    assert!(w.status(&sha, "image-refresh/in-a-code-block").is_none());
+
+    // Removing the running item from the list lets the next one (lint, now first) run.
+    w.edit(pr, "- [ ] lint\n- [x] image-refresh fedora-41\n", "alice").await;
+    w.wait_pending(&sha, "lint").await;
+    w.stack.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn duplicate_deliveries_and_dispatcher_restarts_queue_nothing_twice() {
+    let _shared = broker_lock().read().await;
+    let mut w = World::new().await;
+    let (pr, sha) = w.open_pr("alice", TWO_TASKS).await;
+    w.wait_pending(&sha, "image-refresh/fedora-41").await;
+
+    // GitHub delivering the same event again is answered "duplicate" and not queued.
+    let opened = w
+        .forge()
+        .deliveries()
+        .into_iter()
+        .find(|d| d.event == "pull_request" && d.action.as_deref() == Some("opened"))
+        .expect("the opened delivery");
+    let status = w.forge().redeliver(&opened.id).await.expect("redeliver");
+    assert_eq!(status, 200, "a duplicate delivery is acknowledged, not queued");
+
+    // A dispatcher restart reconciles open PRs and finds the job already queued.
+    w.stack.stop_dispatcher().await;
+    w.stack.start_dispatcher();
+    w.barrier().await;
+    assert_eq!(w.jobs_for(pr).await.len(), 1, "queued once");
+    let pending: Vec<_> = w
+        .forge()
+        .statuses(&w.repo, &sha)
+        .into_iter()
+        .filter(|s| s.context == "image-refresh/fedora-41")
+        .collect();
+    assert_eq!(pending.len(), 1, "one status, set once");
+    w.stack.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn webhooks_missed_while_the_dispatcher_was_down_are_reconciled_at_start() {
+    let _shared = broker_lock().read().await;
+    let mut w = World::new().await;
+    w.stack.stop_dispatcher().await;
+    // The intake is down too: GitHub's delivery fails and is never retried by GitHub.
+    w.forge().set_webhook("http://127.0.0.1:9/webhook", "unused").await;
+    let (pr, sha) = w.open_pr("alice", TWO_TASKS).await;
+    assert_eq!(w.status(&sha, "image-refresh/fedora-41"), None);
+
+    w.stack.start_dispatcher();
+    w.wait_pending(&sha, "image-refresh/fedora-41").await;
+    let jobs = w.tap.wait_count(1, "the reconciled job").await;
+    assert_eq!(jobs[0].pr, pr);
+    w.stack.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_untrusted_author_gets_an_explanation_and_a_trusted_approval_runs_it() {
+    let _shared = broker_lock().read().await;
+    let mut w = World::new().await;
+    let (pr, sha) = w.open_pr("mallory", TWO_TASKS).await;
+    let comment = wait_for("the not-trusted comment", || w.bot_comments(pr).pop()).await;
+    assert!(comment.contains(
+        "tickbot has not queued the tasks of this pull request: @mallory is not trusted to run \
+         code on tickbot's workers"
+    ), "{comment}");
+    assert!(comment.contains("commenting `/ok-to-test`"), "{comment}");
+    assert!(comment.contains(sha.short()), "{comment}");
+
+    // bob can read but not write: his approval is refused with a reason.
+    w.forge().comment(&w.repo, pr, "/ok-to-test", "bob").await.expect("comment");
+    let refusal = wait_for("the refused approval", || {
+        w.bot_comments(pr).into_iter().find(|c| c.contains("ignored `/ok-to-test`"))
+    })
+    .await;
+    assert!(refusal.contains("@bob is not trusted"), "{refusal}");
+    w.barrier().await;
+    assert!(w.jobs_for(pr).await.is_empty(), "nothing runs for an untrusted author");
+
+    // alice has write access: her approval runs the first task.
+    w.forge().comment(&w.repo, pr, "Looks fine.\n/ok-to-test", "alice").await.expect("comment");
+    w.wait_pending(&sha, "image-refresh/fedora-41").await;
+    assert_eq!(
+        w.status(&sha, "tickbot/ok-to-test").map(|s| s.0),
+        Some("success".to_string())
+    );
+    let jobs = w.tap.wait_count(2, "the approved job").await;
+    assert!(jobs.iter().any(|j| j.pr == pr && j.context == "image-refresh/fedora-41"));
+    w.stack.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rabbitmq_restart_loses_nothing() {
+    let _exclusive = broker_lock().write().await;
+    let mut w = World::new().await;
+    let (pr1, sha1) = w.open_pr("alice", "- [ ] lint\n").await;
+    w.wait_pending(&sha1, "lint").await;
+
+    run("rabbitmqctl", &["stop_app"]);
+    // While RabbitMQ is down the intake answers 503, so GitHub records a failed delivery.
+    let (pr2, sha2) = w.open_pr("alice", "- [ ] lint\n").await;
+    let failed = wait_for("the failed delivery", || {
+        w.forge()
+            .deliveries()
+            .into_iter()
+            .find(|d| d.event == "pull_request" && d.status == Some(503))
+    })
+    .await;
+    run("rabbitmqctl", &["start_app"]);
+    run("rabbitmqctl", &["await_startup"]);
+
+    // Redelivering it (as a person would from GitHub's settings) is accepted once the broker
+    // is back, and the queued job from before the restart is still there.
+    let status = wait_for_async_ok(|| w.forge().redeliver(&failed.id)).await;
+    assert_eq!(status, 202);
+    w.wait_pending(&sha2, "lint").await;
+    let jobs = w.tap.wait_count(2, "both jobs").await;
+    assert!(jobs.iter().any(|j| j.pr == pr1));
+    assert!(jobs.iter().any(|j| j.pr == pr2));
+    w.stack.shutdown().await;
+}
+
+async fn wait_for_async_ok<F, Fut>(mut f: F) -> u16
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<u16>>,
+{
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Ok(202) = f().await {
+            return 202;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "the intake did not recover after RabbitMQ came back");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+fn run(cmd: &str, args: &[&str]) {
+    let out = std::process::Command::new(cmd)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("{cmd}: {e}"));
+    assert!(out.status.success(), "{cmd} {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn webhook_intake_answers_per_contract() {
+    let _shared = broker_lock().read().await;
+    let w = World::new().await;
+    let client = reqwest_like::Client::new(&w.stack.intake_url);
+    let secret = w.stack.webhook_secret.clone();
+    let body = br#"{"action":"opened"}"#.to_vec();
+
+    assert_eq!(client.post("pull_request", "d-1", &body, None).await, 401, "unsigned");
+    assert_eq!(client.post("pull_request", "d-1", &body, Some("wrong")).await, 401, "wrong secret");
+    assert_eq!(client.post("pull_request", "d-1", b"{not json", Some(&secret)).await, 400);
+    assert_eq!(client.post("ping", "d-2", b"{}", Some(&secret)).await, 200);
+    assert_eq!(client.post("star", "d-3", b"{}", Some(&secret)).await, 202, "unknown events are ignored");
+    let big = vec![b' '; 26 * 1024 * 1024];
+    assert_eq!(client.post("pull_request", "d-4", &big, Some(&secret)).await, 413);
+    assert_eq!(client.get("/healthz").await, 200);
+    assert_eq!(client.get("/readyz").await, 200);
+    let metrics = client.get_text("/metrics").await;
+    assert!(metrics.contains("tickbot_webhook_deliveries_total"), "{metrics}");
+    w.stack.shutdown().await;
+}
+
+/// A minimal HTTP client for the intake contract test (hyper, no extra dependency).
+mod reqwest_like {
+    use bytes::Bytes;
+    use http_body_util::{BodyExt, Full};
+    use hyper_util::client::legacy::Client as HyperClient;
+    use hyper_util::rt::TokioExecutor;
+
+    pub struct Client {
+        base: String,
+        http: HyperClient<hyper_util::client::legacy::connect::HttpConnector, Full<Bytes>>,
+    }
+
+    impl Client {
+        pub fn new(base: &str) -> Self {
+            Self {
+                base: base.to_string(),
+                http: HyperClient::builder(TokioExecutor::new()).build_http(),
+            }
+        }
+
+        pub async fn post(&self, event: &str, delivery: &str, body: &[u8], secret: Option<&str>) -> u16 {
+            let mut req = hyper::Request::post(format!("{}/webhook", self.base))
+                .header("content-type", "application/json")
+                .header("x-github-event", event)
+                .header("x-github-delivery", delivery);
+            if let Some(s) = secret {
+                req = req.header("x-hub-signature-256", tickbot::intake::sign(s.as_bytes(), body));
+            }
+            let req = req.body(Full::new(Bytes::copy_from_slice(body))).expect("request");
+            self.http.request(req).await.map(|r| r.status().as_u16()).unwrap_or(0)
+        }
+
+        pub async fn get(&self, path: &str) -> u16 {
+            let req = hyper::Request::get(format!("{}{path}", self.base))
+                .body(Full::new(Bytes::new()))
+                .expect("request");
+            self.http.request(req).await.map(|r| r.status().as_u16()).unwrap_or(0)
+        }
+
+        pub async fn get_text(&self, path: &str) -> String {
+            let req = hyper::Request::get(format!("{}{path}", self.base))
+                .body(Full::new(Bytes::new()))
+                .expect("request");
+            let resp = self.http.request(req).await.expect("response");
+            let body = resp.into_body().collect().await.expect("body").to_bytes();
+            String::from_utf8_lossy(&body).into_owned()
+        }
+    }
+}
