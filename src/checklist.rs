@@ -413,29 +413,38 @@ fn fits(body: &str) -> bool {
 /// Ticks `item` in `body`: `[ ]` becomes `[x]` and a `FAIL:` prefix is removed; nothing else
 /// changes. Returns `None` when `body` no longer has this item at the same offsets (a person
 /// edited it meanwhile: re-locate with [`find_again`] and retry). Idempotent.
+///
+/// The result is re-parsed: in the rare body where removing the prefix would change what the
+/// item is (its text only continues on an unindented next line), the prefix stays and only
+/// the box is ticked, which also reads as done.
 pub fn mark_done(body: &str, item: &TaskItem) -> Option<String> {
     let now = current(body, item)?;
-    let mut out = String::with_capacity(body.len());
-    out.push_str(body.get(..now.marker.start)?);
-    out.push_str(if now.state == TaskState::Done {
+    let tick = if now.state == TaskState::Done {
         body.get(now.marker.clone())?
     } else {
         "[x]"
-    });
-    let rest_from = match &now.prefix {
-        Some(prefix) => {
-            out.push_str(body.get(now.marker.end..prefix.start)?);
-            prefix.end
-        }
-        None => now.marker.end,
     };
-    out.push_str(body.get(rest_from..)?);
-    Some(out)
+    let ticked = |drop_prefix: bool| -> Option<String> {
+        let mut out = String::with_capacity(body.len());
+        out.push_str(body.get(..now.marker.start)?);
+        out.push_str(tick);
+        let rest_from = match &now.prefix {
+            Some(prefix) if drop_prefix => {
+                out.push_str(body.get(now.marker.end..prefix.start)?);
+                prefix.end
+            }
+            _ => now.marker.end,
+        };
+        out.push_str(body.get(rest_from..)?);
+        verified(out, &now, TaskState::Done)
+    };
+    ticked(true).or_else(|| ticked(false))
 }
 
 /// Marks `item` failed: ensures `[ ]` and inserts `FAIL: ` before the verb; nothing else
-/// changes. Returns `None` when `body` no longer has this item at the same offsets, or when
-/// the edit would push the body over [`GITHUB_BODY_LIMIT`]. Idempotent.
+/// changes. Returns `None` when `body` no longer has this item at the same offsets, when the
+/// edit would push the body over [`GITHUB_BODY_LIMIT`], or when the edited item would not
+/// read as failed. Idempotent.
 pub fn mark_failed(body: &str, item: &TaskItem) -> Option<String> {
     let now = current(body, item)?;
     let mut out = String::with_capacity(body.len() + FAIL_PREFIX.len() + 1);
@@ -450,7 +459,16 @@ pub fn mark_failed(body: &str, item: &TaskItem) -> Option<String> {
         out.push(' ');
         out.push_str(body.get(at..)?);
     }
-    fits(&out).then_some(out)
+    if !fits(&out) {
+        return None;
+    }
+    verified(out, &now, TaskState::Failed)
+}
+
+/// `out` if it still holds `item` (same marker, verb and arguments) in `state`.
+fn verified(out: String, item: &TaskItem, state: TaskState) -> Option<String> {
+    let edited = current(&out, item)?;
+    (edited.state == state).then_some(out)
 }
 
 /// Finds `item` again in an edited body: the task at the same marker with the same verb and
@@ -677,7 +695,7 @@ mod tests {
         let mut t = only_task("- [ ] prune\n");
         t.marker = 100..103;
         assert_eq!(mark_done("- [ ] prune\n", &t), None);
-        t.marker = 3..1;
+        t.marker = Range { start: 3, end: 1 }; // reversed on purpose
         assert_eq!(mark_failed("- [ ] prune\n", &t), None);
     }
 
@@ -685,7 +703,10 @@ mod tests {
     fn append_task_closes_an_unclosed_fence_and_keeps_crlf() {
         let (out, t) = append_task("Text\r\n```\r\ncode\r\n", "prune  old").unwrap();
         assert!(out.ends_with("```\r\n\r\n- [ ] prune old\r\n"), "{out:?}");
-        assert_eq!((t.verb.as_str(), t.args.clone()), ("prune", vec!["old".into()]));
+        assert_eq!(
+            (t.verb.as_str(), t.args.clone()),
+            ("prune", vec!["old".into()])
+        );
         assert_eq!(append_task("x", "two\nlines"), None);
         assert_eq!(append_task("x", "  "), None);
     }

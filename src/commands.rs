@@ -75,9 +75,12 @@ pub fn parse(comment: &str) -> ParsedComment {
             continue;
         }
         let args: Vec<String> = words.map(str::to_owned).collect();
-        let token_end = text_line.start + 1 + name.len();
-        let range = (comment.get(text_line.start..token_end) == Some(&format!("/{name}")[..]))
-            .then_some(text_line.start..token_end);
+        // The `/name` bytes, when the source spells them exactly so (no escapes inside).
+        let token = text_line.start..text_line.start + 1 + name.len();
+        let range = comment
+            .get(token.clone())
+            .is_some_and(|source| source.strip_prefix('/') == Some(name))
+            .then_some(token);
         match check(name, &args) {
             Ok(()) => parsed.commands.push(Command {
                 line,
@@ -86,7 +89,11 @@ pub fn parse(comment: &str) -> ParsedComment {
             }),
             Err(reason) => parsed.refused.push(Refusal {
                 line,
-                text: text_line.text.split_whitespace().collect::<Vec<_>>().join(" "),
+                text: text_line
+                    .text
+                    .split_whitespace()
+                    .collect::<Vec<_>>()
+                    .join(" "),
                 reason,
                 range,
             }),
@@ -192,9 +199,10 @@ fn check(name: &str, args: &[String]) -> Result<(), String> {
             }
             Ok(())
         }
-        "task" if args.is_empty() => {
-            Err("`/task` needs a task: `/task <verb> <args…>`, e.g. `/task image-refresh fedora-41`".into())
-        }
+        "task" if args.is_empty() => Err(
+            "`/task` needs a task: `/task <verb> <args…>`, e.g. `/task image-refresh fedora-41`"
+                .into(),
+        ),
         "task" => Ok(()),
         "retest" if !args.is_empty() => Err(
             "`/retest` takes no arguments (it reruns failed contexts); to run particular \
@@ -348,7 +356,9 @@ pub fn parse_context(s: &str) -> Result<ContextSpec, ContextError> {
         };
         let branch = segs.next();
         let branch_ok = |b: &str| {
-            b.split('/').all(|seg| name_ok(seg) && !seg.ends_with(".lock")) && !b.contains("..")
+            b.split('/')
+                .all(|seg| name_ok(seg) && !seg.ends_with(".lock"))
+                && !b.contains("..")
         };
         let owner_ok = name_ok(owner) && owner.chars().all(|c| c != '.' && c != '_');
         if !owner_ok || !name_ok(repo) || !branch.is_none_or(branch_ok) {
@@ -392,7 +402,11 @@ mod tests {
     #[test]
     fn argument_rules_per_command() {
         assert!(check("task", &[]).unwrap_err().contains("needs a task"));
-        assert!(check("retest", &["x".into()]).unwrap_err().contains("no arguments"));
+        assert!(
+            check("retest", &["x".into()])
+                .unwrap_err()
+                .contains("no arguments")
+        );
         assert!(check("help", &[]).is_ok());
         let err = check("test", &["bad@".into()]).unwrap_err();
         assert!(err.starts_with("`/test`: bad context `bad@`"), "{err}");
@@ -400,7 +414,13 @@ mod tests {
 
     #[test]
     fn context_display_round_trips() {
-        for s in ["a", "a/b@bots#1", "a@o/r", "a@o/r/rhel-8", "a/b@bots#2@o/r/x/y"] {
+        for s in [
+            "a",
+            "a/b@bots#1",
+            "a@o/r",
+            "a@o/r/rhel-8",
+            "a/b@bots#2@o/r/x/y",
+        ] {
             assert_eq!(parse_context(s).unwrap().to_string(), s);
         }
     }

@@ -421,7 +421,9 @@ mod tests {
         .expect("valid");
         assert_eq!(c.worker.concurrency, 4);
         assert_eq!(
-            c.github_token().expect("ok").map(|s| s.expose().to_string()),
+            c.github_token()
+                .expect("ok")
+                .map(|s| s.expose().to_string()),
             Some("from-env".into())
         );
     }

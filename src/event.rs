@@ -33,7 +33,10 @@ pub const HANDLED_EVENTS: &[&str] = &[
 pub enum Event {
     PullRequest(PullRequestEvent),
     IssueComment(CommentEvent),
-    Other { event: String, action: Option<String> },
+    Other {
+        event: String,
+        action: Option<String>,
+    },
 }
 
 /// A pull request as a webhook shows it.
@@ -302,7 +305,9 @@ mod tests {
             serde_json::from_slice(&fixture("pull_request/opened.payload.json")).expect("json");
         v["action"] = "some_future_action".into();
         let body = serde_json::to_vec(&v).expect("json");
-        assert!(matches!(parse("pull_request", &body), Ok(Event::PullRequest(pr)) if pr.action == "some_future_action"));
+        assert!(
+            matches!(parse("pull_request", &body), Ok(Event::PullRequest(pr)) if pr.action == "some_future_action")
+        );
         assert!(matches!(
             parse("star", br#"{"action":"created"}"#),
             Ok(Event::Other { .. })

@@ -105,7 +105,10 @@ mod tests {
         let r: RepoName = "cockpit-project/bots".parse().expect("valid");
         assert_eq!((r.owner(), r.name()), ("cockpit-project", "bots"));
         for bad in ["", "a", "a/", "/b", "a/b/c", "a/..", "a b/c"] {
-            assert!(bad.parse::<RepoName>().is_err(), "{bad:?} should be refused");
+            assert!(
+                bad.parse::<RepoName>().is_err(),
+                "{bad:?} should be refused"
+            );
         }
     }
 }

@@ -57,7 +57,13 @@ pub struct Job {
 
 /// The same item at the same head commit always gets the same id, so a job published twice
 /// (a dispatcher that died between publishing and recording) is recognisable as one job.
-pub fn job_id(repo: &RepoName, pr: PrNumber, head: &CommitSha, context: &str, occurrence: usize) -> String {
+pub fn job_id(
+    repo: &RepoName,
+    pr: PrNumber,
+    head: &CommitSha,
+    context: &str,
+    occurrence: usize,
+) -> String {
     let mut h = Sha256::new();
     for part in [
         repo.to_string().as_bytes(),
@@ -93,11 +99,20 @@ mod tests {
 
     #[test]
     fn args_become_separate_argv_entries() {
-        let cmd = vec!["./image-refresh".to_string(), "{args}".into(), "--tag={args}".into()];
+        let cmd = vec![
+            "./image-refresh".to_string(),
+            "{args}".into(),
+            "--tag={args}".into(),
+        ];
         let args = vec!["fedora-41".to_string(), "; rm -rf /".into()];
         assert_eq!(
             expand_argv(&cmd, &args),
-            vec!["./image-refresh", "fedora-41", "; rm -rf /", "--tag=fedora-41 ; rm -rf /"]
+            vec![
+                "./image-refresh",
+                "fedora-41",
+                "; rm -rf /",
+                "--tag=fedora-41 ; rm -rf /"
+            ]
         );
     }
 
@@ -106,9 +121,18 @@ mod tests {
         let repo: RepoName = "o/r".parse().expect("valid");
         let sha = CommitSha("a".repeat(40));
         let a = job_id(&repo, PrNumber(1), &sha, "image-refresh/fedora-41", 0);
-        assert_eq!(a, job_id(&repo, PrNumber(1), &sha, "image-refresh/fedora-41", 0));
-        assert_ne!(a, job_id(&repo, PrNumber(1), &sha, "image-refresh/fedora-41", 1));
-        assert_ne!(a, job_id(&repo, PrNumber(2), &sha, "image-refresh/fedora-41", 0));
+        assert_eq!(
+            a,
+            job_id(&repo, PrNumber(1), &sha, "image-refresh/fedora-41", 0)
+        );
+        assert_ne!(
+            a,
+            job_id(&repo, PrNumber(1), &sha, "image-refresh/fedora-41", 1)
+        );
+        assert_ne!(
+            a,
+            job_id(&repo, PrNumber(2), &sha, "image-refresh/fedora-41", 0)
+        );
         assert!(a.starts_with('j') && a.len() == 21);
     }
 }

@@ -10,7 +10,11 @@ use tickbot::repo_config::{self, RepoConfig};
 use tickbot::{checklist, roles};
 
 #[derive(Parser)]
-#[command(name = "tickbot", version, about = "Checkbox tasks and tests for pull requests, run in container workers")]
+#[command(
+    name = "tickbot",
+    version,
+    about = "Checkbox tasks and tests for pull requests, run in container workers"
+)]
 struct Cli {
     /// Server configuration; a missing file means defaults plus TICKBOT__… variables.
     #[arg(long, global = true, default_value = "tickbot.toml")]
@@ -54,7 +58,11 @@ enum Command {
         /// Where to send webhooks (e.g. http://127.0.0.1:8080/webhook).
         #[arg(long)]
         webhook_url: Option<String>,
-        #[arg(long, env = "TICKBOT_FORGE_WEBHOOK_SECRET", default_value = "forge-secret")]
+        #[arg(
+            long,
+            env = "TICKBOT_FORGE_WEBHOOK_SECRET",
+            default_value = "forge-secret"
+        )]
         webhook_secret: String,
     },
 }

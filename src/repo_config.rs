@@ -427,12 +427,18 @@ cron = "0 22 * * 0"
     fn errors_carry_line_and_column() {
         let e = RepoConfig::parse("[tasks.x]\ncommand = [\"a\"]\nargs = \"(\"\n").expect_err("bad");
         assert_eq!((e.line, e.column), (Some(3), Some(8)));
-        assert!(e.to_string().starts_with("line 3, column 8: tasks.x.args is not a valid regular expression"), "{e}");
+        assert!(
+            e.to_string()
+                .starts_with("line 3, column 8: tasks.x.args is not a valid regular expression"),
+            "{e}"
+        );
 
-        let e = RepoConfig::parse("[tasks.x]\ncommand = [\"a\"]\ntimeout = \"soon\"\n").expect_err("bad");
+        let e = RepoConfig::parse("[tasks.x]\ncommand = [\"a\"]\ntimeout = \"soon\"\n")
+            .expect_err("bad");
         assert_eq!(e.line, Some(3));
 
-        let e = RepoConfig::parse("[tasks.x]\ncommand = [\"a\"]\ncomit = true\n").expect_err("typo");
+        let e =
+            RepoConfig::parse("[tasks.x]\ncommand = [\"a\"]\ncomit = true\n").expect_err("typo");
         assert_eq!(e.line, Some(3));
         assert!(e.message.contains("comit"), "{e}");
 
@@ -442,7 +448,8 @@ cron = "0 22 * * 0"
         let e = RepoConfig::parse("[tasks.X]\ncommand = [\"a\"]\n").expect_err("caps");
         assert!(e.message.contains("task name 'X'"), "{e}");
 
-        let e = RepoConfig::parse("[tasks.x]\ncommand = [\"a\"]\npriority = 12\n").expect_err("prio");
+        let e =
+            RepoConfig::parse("[tasks.x]\ncommand = [\"a\"]\npriority = 12\n").expect_err("prio");
         assert!(e.message.contains("0 to 9"), "{e}");
     }
 

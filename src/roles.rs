@@ -35,10 +35,7 @@ pub fn github(config: &ServerConfig) -> anyhow::Result<GitHub> {
         (Some(app_id), Some(path)) => Auth::App {
             app_id,
             private_key_pem: std::fs::read_to_string(path).with_context(|| {
-                format!(
-                    "github.private_key_file: cannot read {}",
-                    path.display()
-                )
+                format!("github.private_key_file: cannot read {}", path.display())
             })?,
         },
         _ => Auth::Token(

@@ -61,8 +61,8 @@ impl Stack {
         ))?;
 
         let webhook_secret = format!("secret-{}", uuid::Uuid::new_v4());
-        let deliveries = DeliveryLog::open(&opts.dir.join("intake"))
-            .context("cannot open the delivery log")?;
+        let deliveries =
+            DeliveryLog::open(&opts.dir.join("intake")).context("cannot open the delivery log")?;
         let app = Intake::new(
             Secret::new(webhook_secret.clone()),
             broker.clone(),

@@ -70,7 +70,8 @@ impl JobTap {
         let sink = jobs.clone();
         let task = tokio::spawn(async move {
             while let Some(Ok(delivery)) = consumer.next().await {
-                let job: Job = serde_json::from_slice(&delivery.body).expect("job message is a Job");
+                let job: Job =
+                    serde_json::from_slice(&delivery.body).expect("job message is a Job");
                 sink.lock().await.push(job);
                 let _ = delivery.ack().await;
             }
@@ -236,7 +237,8 @@ impl World {
     }
 }
 
-const TWO_TASKS: &str = "Refresh two images.\n\n- [ ] image-refresh fedora-41\n- [ ] image-refresh centos-9\n";
+const TWO_TASKS: &str =
+    "Refresh two images.\n\n- [ ] image-refresh fedora-41\n- [ ] image-refresh centos-9\n";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_pr_with_two_tasks_queues_the_first_and_the_second_waits() {
@@ -256,12 +258,18 @@ async fn a_pr_with_two_tasks_queues_the_first_and_the_second_waits() {
     assert_eq!(job.clone_url, w.forge().clone_url(&w.repo));
     assert_eq!(job.context, "image-refresh/fedora-41");
     let item = job.item.as_ref().expect("a task job names its item");
-    assert_eq!((item.verb.as_str(), item.args.clone(), item.line), ("image-refresh", vec!["fedora-41".to_string()], 3));
+    assert_eq!(
+        (item.verb.as_str(), item.args.clone(), item.line),
+        ("image-refresh", vec!["fedora-41".to_string()], 3)
+    );
     assert_eq!(job.argv, vec!["./image-refresh", "fedora-41"]);
     assert_eq!(job.image, "localhost/tasks:latest");
     assert_eq!(job.timeout_secs, 7200);
     assert_eq!(job.secrets, vec!["image-upload"]);
-    assert_eq!(job.message.as_deref(), Some("images: Update fedora-41 image"));
+    assert_eq!(
+        job.message.as_deref(),
+        Some("images: Update fedora-41 image")
+    );
     assert_eq!(job.priority, 7);
     assert!(job.commit);
     let target = w
@@ -270,10 +278,17 @@ async fn a_pr_with_two_tasks_queues_the_first_and_the_second_waits() {
         .into_iter()
         .find_map(|s| s.target_url)
         .expect("the status links to the log");
-    assert_eq!(target, format!("{}/logs/{}", w.stack.intake_url, job.job_id));
+    assert_eq!(
+        target,
+        format!("{}/logs/{}", w.stack.intake_url, job.job_id)
+    );
 
     w.barrier().await;
-    assert_eq!(w.status(&sha, "image-refresh/centos-9"), None, "the second item waits");
+    assert_eq!(
+        w.status(&sha, "image-refresh/centos-9"),
+        None,
+        "the second item waits"
+    );
     assert_eq!(w.jobs_for(pr).await.len(), 1);
     assert!(w.bot_comments(pr).is_empty(), "nothing to complain about");
     w.stack.shutdown().await;
@@ -287,8 +302,16 @@ async fn editing_the_description_changes_the_plan() {
     w.wait_pending(&sha, "image-refresh/fedora-41").await;
 
     // Ticking the first box by hand: the second item runs.
-    w.edit(pr, &TWO_TASKS.replacen("[ ] image-refresh fedora-41", "[x] image-refresh fedora-41", 1), "alice")
-        .await;
+    w.edit(
+        pr,
+        &TWO_TASKS.replacen(
+            "[ ] image-refresh fedora-41",
+            "[x] image-refresh fedora-41",
+            1,
+        ),
+        "alice",
+    )
+    .await;
     w.wait_pending(&sha, "image-refresh/centos-9").await;
 
     // A typo, a bad argument and a task inside a code block; a new item before the others.
@@ -309,7 +332,11 @@ async fn editing_the_description_changes_the_plan() {
         "tickbot cannot run the task on line 5, `image-refresh Debian_12`: argument `Debian_12` of \
          `image-refresh` does not match `^[a-z0-9][a-z0-9.-]*$`"
     ), "{}", comments[1]);
-    assert!(comments.iter().all(|c| c.contains("The items after it still run.")));
+    assert!(
+        comments
+            .iter()
+            .all(|c| c.contains("The items after it still run."))
+    );
 
     // `lint` is first now but `centos-9` is still queued: one task at a time per PR.
     w.barrier().await;
@@ -319,12 +346,21 @@ async fn editing_the_description_changes_the_plan() {
     w.edit(pr, &format!("{body}\nmore words\n"), "alice").await;
     w.barrier().await;
     assert_eq!(w.bot_comments(pr).len(), 2);
-    let contexts: Vec<String> = w.jobs_for(pr).await.into_iter().map(|j| j.context).collect();
-    assert_eq!(contexts, vec!["image-refresh/fedora-41", "image-refresh/centos-9"]);
+    let contexts: Vec<String> = w
+        .jobs_for(pr)
+        .await
+        .into_iter()
+        .map(|j| j.context)
+        .collect();
+    assert_eq!(
+        contexts,
+        vec!["image-refresh/fedora-41", "image-refresh/centos-9"]
+    );
     assert!(w.status(&sha, "image-refresh/in-a-code-block").is_none());
 
     // Removing the running item from the list lets the next one (lint, now first) run.
-    w.edit(pr, "- [ ] lint\n- [x] image-refresh fedora-41\n", "alice").await;
+    w.edit(pr, "- [ ] lint\n- [x] image-refresh fedora-41\n", "alice")
+        .await;
     w.wait_pending(&sha, "lint").await;
     w.stack.shutdown().await;
 }
@@ -344,7 +380,10 @@ async fn duplicate_deliveries_and_dispatcher_restarts_queue_nothing_twice() {
         .find(|d| d.event == "pull_request" && d.action.as_deref() == Some("opened"))
         .expect("the opened delivery");
     let status = w.forge().redeliver(&opened.id).await.expect("redeliver");
-    assert_eq!(status, 200, "a duplicate delivery is acknowledged, not queued");
+    assert_eq!(
+        status, 200,
+        "a duplicate delivery is acknowledged, not queued"
+    );
 
     // A dispatcher restart reconciles open PRs and finds the job already queued.
     w.stack.stop_dispatcher().await;
@@ -367,7 +406,9 @@ async fn webhooks_missed_while_the_dispatcher_was_down_are_reconciled_at_start()
     let mut w = World::new().await;
     w.stack.stop_dispatcher().await;
     // The intake is down too: GitHub's delivery fails and is never retried by GitHub.
-    w.forge().set_webhook("http://127.0.0.1:9/webhook", "unused").await;
+    w.forge()
+        .set_webhook("http://127.0.0.1:9/webhook", "unused")
+        .await;
     let (pr, sha) = w.open_pr("alice", TWO_TASKS).await;
     assert_eq!(w.status(&sha, "image-refresh/fedora-41"), None);
 
@@ -384,32 +425,77 @@ async fn an_untrusted_author_gets_an_explanation_and_a_trusted_approval_runs_it(
     let mut w = World::new().await;
     let (pr, sha) = w.open_pr("mallory", TWO_TASKS).await;
     let comment = wait_for("the not-trusted comment", || w.bot_comments(pr).pop()).await;
-    assert!(comment.contains(
-        "tickbot has not queued the tasks of this pull request: @mallory is not trusted to run \
+    assert!(
+        comment.contains(
+            "tickbot has not queued the tasks of this pull request: @mallory is not trusted to run \
          code on tickbot's workers"
-    ), "{comment}");
+        ),
+        "{comment}"
+    );
     assert!(comment.contains("commenting `/ok-to-test`"), "{comment}");
     assert!(comment.contains(sha.short()), "{comment}");
 
     // bob can read but not write: his approval is refused with a reason.
-    w.forge().comment(&w.repo, pr, "/ok-to-test", "bob").await.expect("comment");
+    w.forge()
+        .comment(&w.repo, pr, "/ok-to-test", "bob")
+        .await
+        .expect("comment");
     let refusal = wait_for("the refused approval", || {
-        w.bot_comments(pr).into_iter().find(|c| c.contains("ignored `/ok-to-test`"))
+        w.bot_comments(pr)
+            .into_iter()
+            .find(|c| c.contains("ignored `/ok-to-test`"))
     })
     .await;
     assert!(refusal.contains("@bob is not trusted"), "{refusal}");
     w.barrier().await;
-    assert!(w.jobs_for(pr).await.is_empty(), "nothing runs for an untrusted author");
+    assert!(
+        w.jobs_for(pr).await.is_empty(),
+        "nothing runs for an untrusted author"
+    );
 
     // alice has write access: her approval runs the first task.
-    w.forge().comment(&w.repo, pr, "Looks fine.\n/ok-to-test", "alice").await.expect("comment");
+    w.forge()
+        .comment(&w.repo, pr, "Looks fine.\n/ok-to-test", "alice")
+        .await
+        .expect("comment");
     w.wait_pending(&sha, "image-refresh/fedora-41").await;
     assert_eq!(
         w.status(&sha, "tickbot/ok-to-test").map(|s| s.0),
         Some("success".to_string())
     );
     let jobs = w.tap.wait_count(2, "the approved job").await;
-    assert!(jobs.iter().any(|j| j.pr == pr && j.context == "image-refresh/fedora-41"));
+    assert!(
+        jobs.iter()
+            .any(|j| j.pr == pr && j.context == "image-refresh/fedora-41")
+    );
+
+    // The approval covers the task list as it was: mallory ticking the running item by hand
+    // lets the second one run, but a task she adds afterwards needs a new approval.
+    let ticked = TWO_TASKS.replacen(
+        "[ ] image-refresh fedora-41",
+        "[x] image-refresh fedora-41",
+        1,
+    );
+    w.edit(pr, &ticked, "mallory").await;
+    w.wait_pending(&sha, "image-refresh/centos-9").await;
+    let added = ticked.replacen(
+        "[ ] image-refresh centos-9",
+        "[x] image-refresh centos-9",
+        1,
+    ) + "- [ ] lint\n";
+    w.edit(pr, &added, "mallory").await;
+    let again = wait_for("a second not-trusted comment", || {
+        let c: Vec<String> = w
+            .bot_comments(pr)
+            .into_iter()
+            .filter(|c| c.contains("@mallory is not trusted"))
+            .collect();
+        (c.len() == 2).then_some(c)
+    })
+    .await;
+    assert!(again[1].contains("needs a new approval"), "{}", again[1]);
+    w.barrier().await;
+    assert_eq!(w.status(&sha, "lint"), None, "the added task did not run");
     w.stack.shutdown().await;
 }
 
@@ -454,7 +540,10 @@ where
         if let Ok(202) = f().await {
             return 202;
         }
-        assert!(tokio::time::Instant::now() < deadline, "the intake did not recover after RabbitMQ came back");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the intake did not recover after RabbitMQ came back"
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
@@ -464,7 +553,11 @@ fn run(cmd: &str, args: &[&str]) {
         .args(args)
         .output()
         .unwrap_or_else(|e| panic!("{cmd}: {e}"));
-    assert!(out.status.success(), "{cmd} {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{cmd} {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -475,17 +568,44 @@ async fn webhook_intake_answers_per_contract() {
     let secret = w.stack.webhook_secret.clone();
     let body = br#"{"action":"opened"}"#.to_vec();
 
-    assert_eq!(client.post("pull_request", "d-1", &body, None).await, 401, "unsigned");
-    assert_eq!(client.post("pull_request", "d-1", &body, Some("wrong")).await, 401, "wrong secret");
-    assert_eq!(client.post("pull_request", "d-1", b"{not json", Some(&secret)).await, 400);
+    assert_eq!(
+        client.post("pull_request", "d-1", &body, None).await,
+        401,
+        "unsigned"
+    );
+    assert_eq!(
+        client
+            .post("pull_request", "d-1", &body, Some("wrong"))
+            .await,
+        401,
+        "wrong secret"
+    );
+    assert_eq!(
+        client
+            .post("pull_request", "d-1", b"{not json", Some(&secret))
+            .await,
+        400
+    );
     assert_eq!(client.post("ping", "d-2", b"{}", Some(&secret)).await, 200);
-    assert_eq!(client.post("star", "d-3", b"{}", Some(&secret)).await, 202, "unknown events are ignored");
+    assert_eq!(
+        client.post("star", "d-3", b"{}", Some(&secret)).await,
+        202,
+        "unknown events are ignored"
+    );
     let big = vec![b' '; 26 * 1024 * 1024];
-    assert_eq!(client.post("pull_request", "d-4", &big, Some(&secret)).await, 413);
+    assert_eq!(
+        client
+            .post("pull_request", "d-4", &big, Some(&secret))
+            .await,
+        413
+    );
     assert_eq!(client.get("/healthz").await, 200);
     assert_eq!(client.get("/readyz").await, 200);
     let metrics = client.get_text("/metrics").await;
-    assert!(metrics.contains("tickbot_webhook_deliveries_total"), "{metrics}");
+    assert!(
+        metrics.contains("tickbot_webhook_deliveries_total"),
+        "{metrics}"
+    );
     w.stack.shutdown().await;
 }
 
@@ -505,27 +625,49 @@ mod reqwest_like {
         pub fn new(base: &str) -> Self {
             Self {
                 base: base.to_string(),
-                http: HyperClient::builder(TokioExecutor::new()).build_http(),
+                http: HyperClient::builder(TokioExecutor::new())
+                    // A refused 26 MB upload leaves its connection unusable: never reuse one.
+                    .pool_max_idle_per_host(0)
+                    .build_http(),
             }
         }
 
-        pub async fn post(&self, event: &str, delivery: &str, body: &[u8], secret: Option<&str>) -> u16 {
+        pub async fn post(
+            &self,
+            event: &str,
+            delivery: &str,
+            body: &[u8],
+            secret: Option<&str>,
+        ) -> u16 {
             let mut req = hyper::Request::post(format!("{}/webhook", self.base))
                 .header("content-type", "application/json")
                 .header("x-github-event", event)
                 .header("x-github-delivery", delivery);
             if let Some(s) = secret {
-                req = req.header("x-hub-signature-256", tickbot::intake::sign(s.as_bytes(), body));
+                req = req.header(
+                    "x-hub-signature-256",
+                    tickbot::intake::sign(s.as_bytes(), body),
+                );
             }
-            let req = req.body(Full::new(Bytes::copy_from_slice(body))).expect("request");
-            self.http.request(req).await.map(|r| r.status().as_u16()).unwrap_or(0)
+            let req = req
+                .body(Full::new(Bytes::copy_from_slice(body)))
+                .expect("request");
+            self.http
+                .request(req)
+                .await
+                .map(|r| r.status().as_u16())
+                .unwrap_or(0)
         }
 
         pub async fn get(&self, path: &str) -> u16 {
             let req = hyper::Request::get(format!("{}{path}", self.base))
                 .body(Full::new(Bytes::new()))
                 .expect("request");
-            self.http.request(req).await.map(|r| r.status().as_u16()).unwrap_or(0)
+            self.http
+                .request(req)
+                .await
+                .map(|r| r.status().as_u16())
+                .unwrap_or(0)
         }
 
         pub async fn get_text(&self, path: &str) -> String {

@@ -3,6 +3,7 @@
 //! (cmark-gfm), robustness on arbitrary input, and the comment command grammar.
 
 use std::io::Write;
+use std::ops::Range;
 use std::process::{Command as Process, Stdio};
 
 use proptest::prelude::*;
@@ -20,7 +21,12 @@ fn tasks(body: &str) -> Vec<(usize, String, Vec<String>, TaskState)> {
         .collect()
 }
 
-fn task(line: usize, verb: &str, args: &[&str], state: TaskState) -> (usize, String, Vec<String>, TaskState) {
+fn task(
+    line: usize,
+    verb: &str,
+    args: &[&str],
+    state: TaskState,
+) -> (usize, String, Vec<String>, TaskState) {
     (
         line,
         verb.to_owned(),
@@ -146,7 +152,10 @@ fn things_github_does_not_render_as_checkboxes_are_not_tasks() {
 #[test]
 fn html_comments_inside_an_item_are_invisible() {
     let body = "- [ ] <!-- why: nightly --> image-refresh fedora-41\n";
-    assert_eq!(tasks(body), vec![task(1, "image-refresh", &["fedora-41"], Todo)]);
+    assert_eq!(
+        tasks(body),
+        vec![task(1, "image-refresh", &["fedora-41"], Todo)]
+    );
 }
 
 #[test]
@@ -154,14 +163,22 @@ fn inline_formatting_contributes_its_text() {
     let body = "- [ ] `image-refresh` *fedora-41* [debian](https://debian.org) ~~x~~\n";
     assert_eq!(
         tasks(body),
-        vec![task(1, "image-refresh", &["fedora-41", "debian", "x"], Todo)]
+        vec![task(
+            1,
+            "image-refresh",
+            &["fedora-41", "debian", "x"],
+            Todo
+        )]
     );
 }
 
 #[test]
 fn tasks_after_a_table_and_a_list_inside_details_are_found() {
     let body = "| image | age |\n|---|---|\n| fedora | 9d |\n\n<details>\n\n- [ ] image-refresh fedora\n\n</details>\n";
-    assert_eq!(tasks(body), vec![task(7, "image-refresh", &["fedora"], Todo)]);
+    assert_eq!(
+        tasks(body),
+        vec![task(7, "image-refresh", &["fedora"], Todo)]
+    );
 }
 
 #[test]
@@ -187,7 +204,8 @@ fn empty_items_and_unknown_prefixes_are_refused_not_dropped() {
 fn body_at_the_limit() -> String {
     let tail = "\n\n- [ ] image-refresh fedora-41\n- [ ] prune";
     let filler_chars = GITHUB_BODY_LIMIT - tail.chars().count();
-    let mut body: String = "é".repeat(filler_chars - filler_chars / 80)
+    let mut body: String = "é"
+        .repeat(filler_chars - filler_chars / 80)
         .chars()
         .collect::<Vec<_>>()
         .chunks(79)
@@ -227,7 +245,7 @@ fn tasks_at_the_very_end_of_a_body_at_githubs_limit() {
 // The bot's edits
 
 /// Asserts `after` equals `before` with `before[range]` replaced by `with`.
-fn assert_only_changed(before: &str, after: &str, range: std::ops::Range<usize>, with: &str) {
+fn assert_only_changed(before: &str, after: &str, range: Range<usize>, with: &str) {
     let expected = format!("{}{}{}", &before[..range.start], with, &before[range.end..]);
     assert_eq!(after, expected, "edit touched more than bytes {range:?}");
 }
@@ -248,7 +266,11 @@ fn mark_done_ticks_only_the_marker() {
     let out = mark_done(EDIT_BODY, &t).expect("fresh item");
     assert_only_changed(EDIT_BODY, &out, t.marker.clone(), "[x]");
     assert_eq!(find_again(&out, &t).map(|t| t.state), Some(Done));
-    assert_eq!(mark_done(&out, &t).as_deref(), Some(out.as_str()), "idempotent");
+    assert_eq!(
+        mark_done(&out, &t).as_deref(),
+        Some(out.as_str()),
+        "idempotent"
+    );
 }
 
 #[test]
@@ -272,7 +294,11 @@ fn mark_failed_inserts_the_prefix_and_unticks() {
     let out = mark_failed(EDIT_BODY, &todo).expect("fresh item");
     let verb_at = todo.marker.end + 1;
     assert_only_changed(EDIT_BODY, &out, verb_at..verb_at, "FAIL: ");
-    assert_eq!(mark_failed(&out, &todo).as_deref(), Some(out.as_str()), "idempotent");
+    assert_eq!(
+        mark_failed(&out, &todo).as_deref(),
+        Some(out.as_str()),
+        "idempotent"
+    );
 
     let done = edit_task("prune");
     let out = mark_failed(EDIT_BODY, &done).expect("fresh item");
@@ -316,7 +342,13 @@ fn find_again_tells_identical_lines_apart_by_occurrence() {
 #[test]
 fn mark_functions_never_panic_on_nonsense_offsets() {
     let mut t = edit_task("prune");
-    for marker in [0..3, 1..4, 5..2, usize::MAX - 1..usize::MAX, 200..203] {
+    for marker in [
+        0..3,
+        1..4,
+        Range { start: 5, end: 2 },
+        usize::MAX - 1..usize::MAX,
+        200..203,
+    ] {
         t.marker = marker;
         assert_eq!(mark_done(EDIT_BODY, &t), None);
         assert_eq!(mark_failed(EDIT_BODY, &t), None);
@@ -377,7 +409,10 @@ fn cmark_gfm_checkboxes(body: &str) -> Vec<bool> {
     // Write from another thread so a large output cannot dead-lock against the input.
     let writer = std::thread::spawn(move || stdin.write_all(input.as_bytes()));
     let output = child.wait_with_output().expect("cmark-gfm runs");
-    writer.join().expect("writer thread").expect("write to cmark-gfm");
+    writer
+        .join()
+        .expect("writer thread")
+        .expect("write to cmark-gfm");
     assert!(output.status.success(), "cmark-gfm failed on {body:?}");
     let html = String::from_utf8_lossy(&output.stdout);
 
@@ -479,7 +514,17 @@ fn generated_body(seed: u64) -> String {
             3 => lines.push(format!("{quote}    - [ ] indented-code")),
             4 => lines.push(format!("{quote}<!-- - [x] comment -->")),
             5 if g.chance(50) => {
-                let html = g.pick(&["<details>", "<div>", "</details>", "<p>x</p>", "---", "***", "# Heading", "Setext", "==="]);
+                let html = g.pick(&[
+                    "<details>",
+                    "<div>",
+                    "</details>",
+                    "<p>x</p>",
+                    "---",
+                    "***",
+                    "# Heading",
+                    "Setext",
+                    "===",
+                ]);
                 lines.push(format!("{quote}{html}"));
             }
             5 => {
@@ -505,7 +550,9 @@ fn generated_body(seed: u64) -> String {
                         "prune",
                         "# not-heading",
                     ]);
-                    lines.push(format!("{quote}{indent}{marker}{gap}{checkbox}{after}{text}"));
+                    lines.push(format!(
+                        "{quote}{indent}{marker}{gap}{checkbox}{after}{text}"
+                    ));
                     if g.chance(20) {
                         lines.push(String::new());
                     }
@@ -538,7 +585,10 @@ fn generated_body(seed: u64) -> String {
 #[test]
 fn every_checkbox_github_renders_is_a_task_or_a_refusal() {
     let mut bodies = tricky_bodies();
-    let count: u64 = std::env::var("TICKBOT_ORACLE_BODIES").ok().and_then(|n| n.parse().ok()).unwrap_or(220);
+    let count: u64 = std::env::var("TICKBOT_ORACLE_BODIES")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(220);
     bodies.extend((0..count).map(generated_body));
     let mut checkboxes = 0;
     let mut disagreements = Vec::new();
@@ -560,7 +610,10 @@ fn every_checkbox_github_renders_is_a_task_or_a_refusal() {
         disagreements.join("\n\n")
     );
     // The corpus must actually exercise checkboxes, or the comparison proves nothing.
-    assert!(checkboxes > 300, "only {checkboxes} checkboxes in the corpus");
+    assert!(
+        checkboxes > 300,
+        "only {checkboxes} checkboxes in the corpus"
+    );
 }
 
 // ---------------------------------------------------------------------------------------
@@ -568,18 +621,87 @@ fn every_checkbox_github_renders_is_a_task_or_a_refusal() {
 
 fn markdownish() -> impl Strategy<Value = String> {
     let fragments = prop::sample::select(vec![
-        "- ", "* ", "+ ", "1. ", "2) ", "[ ]", "[x]", "[X]", "[]", " ", "  ", "    ", "\t",
-        "\n", "\r\n", "\r", "> ", "```", "~~~", "`", "*", "_", "FAIL: ", "WIP: ", "prune",
-        "image-refresh", "fedora-41", "é", "🚀", "<!--", "-->", "<details>", "|", "---",
-        "/test", "/tset", "/retest", "/task", "@bots#1", "@o/r/b", "/usr/bin", "\\", "[", "]",
-        "(", ")", "#",
+        "- ",
+        "* ",
+        "+ ",
+        "1. ",
+        "2) ",
+        "[ ]",
+        "[x]",
+        "[X]",
+        "[]",
+        " ",
+        "  ",
+        "    ",
+        "\t",
+        "\n",
+        "\r\n",
+        "\r",
+        "> ",
+        "```",
+        "~~~",
+        "`",
+        "*",
+        "_",
+        "FAIL: ",
+        "WIP: ",
+        "prune",
+        "image-refresh",
+        "fedora-41",
+        "é",
+        "🚀",
+        "<!--",
+        "-->",
+        "<details>",
+        "|",
+        "---",
+        "/test",
+        "/tset",
+        "/retest",
+        "/task",
+        "@bots#1",
+        "@o/r/b",
+        "/usr/bin",
+        "\\",
+        "[",
+        "]",
+        "(",
+        ")",
+        "#",
     ]);
     prop::collection::vec(fragments, 0..60).prop_map(|parts| parts.concat())
 }
 
+/// Bodies made mostly of checkbox lines, so the edit properties see many tasks.
+fn taskish() -> impl Strategy<Value = String> {
+    let line = (
+        prop::sample::select(vec!["", "  ", "   ", "    ", "> "]),
+        prop::sample::select(vec!["- ", "* ", "1. ", "-  ", "+\t", "text "]),
+        prop::sample::select(vec!["[ ]", "[x]", "[X]", "[]"]),
+        prop::sample::select(vec![" ", "  ", "\t", ""]),
+        prop::sample::select(vec!["", "FAIL: ", "FAIL:\t", "WIP: "]),
+        prop::sample::select(vec![
+            "prune",
+            "image-refresh fedora",
+            "`x` *y*",
+            "é 🚀",
+            "",
+            "<!-- c --> z",
+        ]),
+        prop::sample::select(vec!["\n", "\r\n", "\n\n", "\n```\n", "\r"]),
+    )
+        .prop_map(|(a, b, c, d, e, f, g)| [a, b, c, d, e, f, g].concat());
+    prop::collection::vec(line, 0..12).prop_map(|lines| lines.concat())
+}
+
 fn arbitrary_item() -> impl Strategy<Value = TaskItem> {
-    (any::<usize>(), 0usize..8, any::<String>(), any::<Option<(usize, usize)>>()).prop_map(
-        |(start, len, verb, prefix)| TaskItem {
+    (
+        any::<usize>(),
+        0usize..8,
+        any::<String>(),
+        any::<Option<(usize, usize)>>(),
+    )
+        .prop_map(|(start, len, verb, prefix)| TaskItem {
             line: 1,
             verb,
             args: vec![],
@@ -588,8 +710,7 @@ fn arbitrary_item() -> impl Strategy<Value = TaskItem> {
             prefix: prefix.map(|(a, b)| a..b),
             text: String::new(),
             occurrence: 0,
-        },
-    )
+        })
 }
 
 fn exercise_everything(text: &str, stranger: &TaskItem) {
@@ -624,23 +745,59 @@ proptest! {
     }
 
     #[test]
-    fn nothing_panics_on_markdownish_text(text in markdownish(), item in arbitrary_item()) {
+    fn nothing_panics_on_markdownish_text(text in prop_oneof![markdownish(), taskish()], item in arbitrary_item()) {
         exercise_everything(&text, &item);
     }
 
     #[test]
-    fn mark_done_changes_exactly_the_marker_and_prefix(text in markdownish()) {
+    fn mark_done_changes_exactly_the_marker_and_prefix(text in prop_oneof![markdownish(), taskish()]) {
         for t in checklist::parse(&text).tasks {
-            let out = mark_done(&text, &t).expect("a task just parsed can be edited");
-            let expected = match (t.state, &t.prefix) {
-                (Done, None) => text.clone(),
-                (Done, Some(p)) => format!("{}{}", &text[..p.start], &text[p.end..]),
-                (_, None) => format!("{}[x]{}", &text[..t.marker.start], &text[t.marker.end..]),
-                (_, Some(p)) => format!("{}[x]{}{}", &text[..t.marker.start], &text[t.marker.end..p.start], &text[p.end..]),
+            let out = mark_done(&text, &t).expect("a task just parsed can be ticked");
+            let tick = if t.state == Done { &text[t.marker.clone()] } else { "[x]" };
+            let ticked = format!("{}{tick}{}", &text[..t.marker.start], &text[t.marker.end..]);
+            match &t.prefix {
+                None => prop_assert_eq!(&out, &ticked),
+                Some(p) => {
+                    let without_prefix = format!(
+                        "{}{tick}{}{}",
+                        &text[..t.marker.start],
+                        &text[t.marker.end..p.start],
+                        &text[p.end..]
+                    );
+                    // The prefix stays only where removing it would change the item.
+                    prop_assert!(out == without_prefix || out == ticked, "{:?}", out);
+                    if out == ticked {
+                        prop_assert!(find_again(&without_prefix, &t).is_none_or(|a| a.marker != t.marker));
+                    }
+                }
+            }
+            let again = find_again(&out, &t).map(|a| (a.marker, a.state));
+            prop_assert_eq!(again, Some((t.marker.clone(), Done)));
+        }
+    }
+
+    #[test]
+    fn mark_failed_unticks_and_inserts_only_the_prefix(text in prop_oneof![markdownish(), taskish()]) {
+        for t in checklist::parse(&text).tasks {
+            let Some(out) = mark_failed(&text, &t) else {
+                prop_assert!(text.chars().count() + 6 > GITHUB_BODY_LIMIT);
+                continue;
+            };
+            let expected = if t.prefix.is_some() {
+                format!("{}[ ]{}", &text[..t.marker.start], &text[t.marker.end..])
+            } else {
+                let verb_at = t.marker.end + text[t.marker.end..].len()
+                    - text[t.marker.end..].trim_start_matches([' ', '\t']).len();
+                format!(
+                    "{}[ ]{}FAIL: {}",
+                    &text[..t.marker.start],
+                    &text[t.marker.end..verb_at],
+                    &text[verb_at..]
+                )
             };
             prop_assert_eq!(&out, &expected);
-            let again = find_again(&out, &t);
-            prop_assert_eq!(again.map(|a| (a.state, a.prefix)), Some((Done, None)));
+            let again = find_again(&out, &t).map(|a| (a.state, a.verb, a.args));
+            prop_assert_eq!(again, Some((Failed, t.verb.clone(), t.args.clone())));
         }
     }
 }
@@ -657,7 +814,11 @@ fn commands_of(comment: &str) -> Vec<(usize, String, Vec<String>)> {
 }
 
 fn cmd(line: usize, name: &str, args: &[&str]) -> (usize, String, Vec<String>) {
-    (line, name.to_owned(), args.iter().map(|a| a.to_string()).collect())
+    (
+        line,
+        name.to_owned(),
+        args.iter().map(|a| a.to_string()).collect(),
+    )
 }
 
 #[test]
@@ -681,7 +842,10 @@ fn several_commands_in_one_comment_one_per_line() {
 #[test]
 fn an_unknown_command_gets_a_did_you_mean() {
     let parsed = commands::parse("/tset fedora-41\n/test debian\n/deploy now\n");
-    assert_eq!(commands_of("/tset fedora-41\n/test debian\n"), vec![cmd(2, "test", &["debian"])]);
+    assert_eq!(
+        commands_of("/tset fedora-41\n/test debian\n"),
+        vec![cmd(2, "test", &["debian"])]
+    );
     let refused: Vec<_> = parsed
         .refused
         .iter()
@@ -690,7 +854,12 @@ fn an_unknown_command_gets_a_did_you_mean() {
     assert_eq!(
         refused,
         vec![
-            (1, "/tset fedora-41", "unknown command `/tset`: did you mean /test?", Some(0..5)),
+            (
+                1,
+                "/tset fedora-41",
+                "unknown command `/tset`: did you mean /test?",
+                Some(0..5)
+            ),
             (
                 3,
                 "/deploy now",
@@ -720,37 +889,66 @@ fn paths_and_slashes_in_prose_are_not_commands() {
 #[test]
 fn command_arguments_are_checked_with_a_reason() {
     let parsed = commands::parse("/test fedora-41@\n/retest fedora\n/task\n/cancel a/b/c\n");
-    let reasons: Vec<_> = parsed.refused.iter().map(|r| (r.line, r.reason.as_str())).collect();
+    let reasons: Vec<_> = parsed
+        .refused
+        .iter()
+        .map(|r| (r.line, r.reason.as_str()))
+        .collect();
     assert_eq!(
         reasons,
         vec![
-            (1, "`/test`: bad context `fedora-41@`: `@` must be followed by `name#N` or `owner/repo[/branch]`"),
-            (2, "`/retest` takes no arguments (it reruns failed contexts); to run particular contexts use `/test <context…>`"),
-            (3, "`/task` needs a task: `/task <verb> <args…>`, e.g. `/task image-refresh fedora-41`"),
-            (4, "`/cancel`: bad context `a/b/c`: expected `image[/scenario]` made of letters, digits, `.`, `_` and `-`"),
+            (
+                1,
+                "`/test`: bad context `fedora-41@`: `@` must be followed by `name#N` or `owner/repo[/branch]`"
+            ),
+            (
+                2,
+                "`/retest` takes no arguments (it reruns failed contexts); to run particular contexts use `/test <context…>`"
+            ),
+            (
+                3,
+                "`/task` needs a task: `/task <verb> <args…>`, e.g. `/task image-refresh fedora-41`"
+            ),
+            (
+                4,
+                "`/cancel`: bad context `a/b/c`: expected `image[/scenario]` made of letters, digits, `.`, `_` and `-`"
+            ),
         ]
     );
 }
 
 #[test]
 fn cockpit_context_grammar() {
-    let spec = |context: &str, dep: Option<(&str, u64)>, project: Option<(&str, Option<&str>)>| ContextSpec {
-        context: context.to_owned(),
-        dep_pr: dep.map(|(d, n)| (d.to_owned(), n)),
-        project: project.map(|(p, b)| (p.to_owned(), b.map(str::to_owned))),
+    let spec = |context: &str, dep: Option<(&str, u64)>, project: Option<(&str, Option<&str>)>| {
+        ContextSpec {
+            context: context.to_owned(),
+            dep_pr: dep.map(|(d, n)| (d.to_owned(), n)),
+            project: project.map(|(p, b)| (p.to_owned(), b.map(str::to_owned))),
+        }
     };
-    assert_eq!(parse_context("fedora-41"), Ok(spec("fedora-41", None, None)));
+    assert_eq!(
+        parse_context("fedora-41"),
+        Ok(spec("fedora-41", None, None))
+    );
     assert_eq!(
         parse_context("fedora-41/devel@bots#123"),
         Ok(spec("fedora-41/devel", Some(("bots", 123)), None))
     );
     assert_eq!(
         parse_context("fedora-41@cockpit-project/cockpit/rhel-8"),
-        Ok(spec("fedora-41", None, Some(("cockpit-project/cockpit", Some("rhel-8")))))
+        Ok(spec(
+            "fedora-41",
+            None,
+            Some(("cockpit-project/cockpit", Some("rhel-8")))
+        ))
     );
     assert_eq!(
         parse_context("rhel-9.4/other@bots#9@cockpit-project/cockpit-podman"),
-        Ok(spec("rhel-9.4/other", Some(("bots", 9)), Some(("cockpit-project/cockpit-podman", None))))
+        Ok(spec(
+            "rhel-9.4/other",
+            Some(("bots", 9)),
+            Some(("cockpit-project/cockpit-podman", None))
+        ))
     );
     assert_eq!(
         parse_context("c@o/r/feature/x").map(|s| s.project),
@@ -766,13 +964,28 @@ fn context_errors_say_what_is_wrong() {
         message("fedora@bots#abc"),
         "bad context `fedora@bots#abc`: in `@bots#abc`, `#` must be followed by a pull request number"
     );
-    assert_eq!(message("fedora@bots#0"), "bad context `fedora@bots#0`: in `@bots#0`, `#` must be followed by a pull request number");
+    assert_eq!(
+        message("fedora@bots#0"),
+        "bad context `fedora@bots#0`: in `@bots#0`, `#` must be followed by a pull request number"
+    );
     assert_eq!(
         message("fedora@cockpit"),
         "bad context `fedora@cockpit`: `@cockpit` is not `owner/repo[/branch]` or `name#N`"
     );
-    assert_eq!(message("a@b#1@c#2"), "bad context `a@b#1@c#2`: only one `@name#N` is allowed");
-    assert_eq!(message("/devel"), "bad context `/devel`: expected `image[/scenario]` made of letters, digits, `.`, `_` and `-`");
-    assert_eq!(message("a@o/r/b..c"), "bad context `a@o/r/b..c`: `@o/r/b..c` is not `owner/repo[/branch]` or `name#N`");
-    assert_eq!(message("a@o/r/"), "bad context `a@o/r/`: `@o/r/` is not `owner/repo[/branch]` or `name#N`");
+    assert_eq!(
+        message("a@b#1@c#2"),
+        "bad context `a@b#1@c#2`: only one `@name#N` is allowed"
+    );
+    assert_eq!(
+        message("/devel"),
+        "bad context `/devel`: expected `image[/scenario]` made of letters, digits, `.`, `_` and `-`"
+    );
+    assert_eq!(
+        message("a@o/r/b..c"),
+        "bad context `a@o/r/b..c`: `@o/r/b..c` is not `owner/repo[/branch]` or `name#N`"
+    );
+    assert_eq!(
+        message("a@o/r/"),
+        "bad context `a@o/r/`: `@o/r/` is not `owner/repo[/branch]` or `name#N`"
+    );
 }

@@ -4,7 +4,9 @@
 //! It consumes `tickbot.events` as the single active consumer, one event at a time, and acks an
 //! event only after acting on it; a crash means redelivery, and acting twice is harmless because
 //! every decision is re-derived from the PR's current state (body, head statuses). At start it
-//! reconciles the open PRs of the configured repositories, for webhooks missed while it was down.
+//! reconciles the open PRs of the configured repositories, for webhooks missed while it was down;
+//! the reconcile request travels through the events queue like an event, so only the active
+//! dispatcher acts on it.
 //!
 //! Publishing a job comes before setting its `Not yet tested` status: a crash in between leaves
 //! no status, so the item is planned again and the job published again under the same
@@ -26,6 +28,9 @@ use plan::Plan;
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex};
 use trust::Trust;
+
+/// The event name of the dispatcher's own reconcile request; never accepted from webhooks.
+const RECONCILE_EVENT: &str = "tickbot/reconcile";
 
 /// Status context that records a trusted person's `/ok-to-test` for one head commit.
 pub const APPROVAL_CONTEXT: &str = "tickbot/ok-to-test";
@@ -156,8 +161,8 @@ impl Dispatcher {
         mut shutdown: tokio::sync::watch::Receiver<bool>,
     ) -> Result<(), DispatchError> {
         self.broker.declare(&self.settings.pools).await?;
+        self.request_reconcile().await?;
         let mut consumer = self.broker.consume(&QueueKind::Events, 1).await?;
-        self.reconcile().await;
         tracing::info!("dispatcher ready");
         loop {
             let delivery = tokio::select! {
@@ -193,6 +198,33 @@ impl Dispatcher {
         Ok(())
     }
 
+    /// Queues a reconcile request behind the pending events. Whichever dispatcher is the
+    /// active consumer handles it, in order with the events, so two dispatchers starting
+    /// together never plan the same PR at the same time.
+    async fn request_reconcile(&self) -> Result<(), DispatchError> {
+        let envelope = serde_json::json!({
+            "schema": event::ENVELOPE_SCHEMA,
+            "delivery": format!("reconcile-{}", uuid::Uuid::new_v4()),
+            "event": RECONCILE_EVENT,
+            "received_at": chrono::Utc::now(),
+            "payload": {},
+        });
+        self.broker
+            .publish(
+                &QueueKind::Events,
+                Outgoing {
+                    message_id: envelope["delivery"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .to_string(),
+                    body: envelope.to_string().into_bytes(),
+                    priority: 0,
+                },
+            )
+            .await?;
+        Ok(())
+    }
+
     /// Plans every open PR of the configured repositories (webhooks missed while down).
     pub async fn reconcile(&self) {
         for repo in &self.settings.repositories {
@@ -224,12 +256,17 @@ impl Dispatcher {
             tracing::info!(delivery = %envelope.delivery, "duplicate delivery ignored");
             return Ok(());
         }
-        let parsed = event::parse(&envelope.event, envelope.payload.get().as_bytes()).map_err(
-            |e| DispatchError::BadEvent {
-                delivery: envelope.delivery.clone(),
-                reason: e.to_string(),
-            },
-        );
+        if envelope.event == RECONCILE_EVENT {
+            self.reconcile().await;
+            return Ok(());
+        }
+        let parsed =
+            event::parse(&envelope.event, envelope.payload.get().as_bytes()).map_err(|e| {
+                DispatchError::BadEvent {
+                    delivery: envelope.delivery.clone(),
+                    reason: e.to_string(),
+                }
+            });
         let result = match parsed? {
             Event::PullRequest(pr) => self.on_pull_request(pr).await,
             Event::IssueComment(c) => self.on_comment(c).await,
@@ -290,11 +327,18 @@ impl Dispatcher {
         if !parsed.commands.iter().any(|cmd| cmd.name == "ok-to-test") {
             return Ok(());
         }
-        self.github.add_reaction(&c.repo, c.comment_id, "eyes").await?;
+        self.github
+            .add_reaction(&c.repo, c.comment_id, "eyes")
+            .await?;
         let pr = PrSnapshot::from(self.github.pull_request(&c.repo, c.number).await?);
         let verdict = self
             .trust
-            .check(&pr.repo, &pr.default_branch, &c.author, &c.author_association)
+            .check(
+                &pr.repo,
+                &pr.default_branch,
+                &c.author,
+                &c.author_association,
+            )
             .await?;
         if !verdict.trusted {
             let text = replies::approval_refused(&verdict.reason);
@@ -309,7 +353,11 @@ impl Dispatcher {
                 &CommitStatus {
                     context: APPROVAL_CONTEXT.into(),
                     state: StatusState::Success,
-                    description: Some(format!("Approved by @{}", c.author)),
+                    description: Some(format!(
+                        "Approved by @{} {}",
+                        c.author,
+                        approval_note(&checklist::parse(&pr.body))
+                    )),
                     target_url: None,
                 },
             )
@@ -375,22 +423,34 @@ impl Dispatcher {
             return Ok(());
         }
         let statuses = self.github.statuses(&pr.repo, &pr.head_sha).await?;
-        let Plan { next, busy_with, .. } = plan::plan(&checklist, &config, &statuses);
+        let Plan {
+            next, busy_with, ..
+        } = plan::plan(&checklist, &config, &statuses);
         let Some(next) = next else {
             tracing::debug!(repo = %pr.repo, pr = %pr.number, ?busy_with, "waiting for the running task");
             return Ok(());
         };
-        let approved = statuses
-            .iter()
-            .any(|s| s.context == APPROVAL_CONTEXT && s.state == StatusState::Success);
+        let approval = approval_note(&checklist);
+        let approved = statuses.iter().any(|s| {
+            s.context == APPROVAL_CONTEXT
+                && s.state == StatusState::Success
+                && s.description
+                    .as_deref()
+                    .is_some_and(|d| d.ends_with(&approval))
+        });
         if !approved {
             let verdict = self
                 .trust
-                .check(&pr.repo, &pr.default_branch, &pr.author, &pr.author_association)
+                .check(
+                    &pr.repo,
+                    &pr.default_branch,
+                    &pr.author,
+                    &pr.author_association,
+                )
                 .await?;
             if !verdict.trusted {
                 let text = replies::untrusted(&verdict.reason, &pr.head_sha);
-                self.post_once(&pr, &format!("untrusted:{}", pr.head_sha), &text)
+                self.post_once(&pr, &format!("untrusted:{}:{approval}", pr.head_sha), &text)
                     .await?;
                 return Ok(());
             }
@@ -537,4 +597,15 @@ impl Dispatcher {
             .insert(marker);
         Ok(())
     }
+}
+
+/// What an `/ok-to-test` approves besides the head commit: the task lines as they were. An
+/// untrusted author who adds or changes a task after the approval needs a new one (design §5),
+/// while ticking boxes (state only) keeps it.
+fn approval_note(checklist: &checklist::Checklist) -> String {
+    use sha2::{Digest, Sha256};
+    let mut lines: Vec<String> = checklist.tasks.iter().map(|t| t.context()).collect();
+    lines.sort();
+    let digest = Sha256::digest(lines.join("\n"));
+    format!("(tasks {})", &hex::encode(digest)[..8])
 }

@@ -38,7 +38,10 @@ pub struct Plan {
 }
 
 /// The item that would run next, before looking at statuses (which cost an API call).
-pub fn candidates(checklist: &Checklist, config: &RepoConfig) -> (Option<NextTask>, Vec<RefusedItem>) {
+pub fn candidates(
+    checklist: &Checklist,
+    config: &RepoConfig,
+) -> (Option<NextTask>, Vec<RefusedItem>) {
     let mut refused: Vec<RefusedItem> = checklist
         .refused
         .iter()
@@ -204,7 +207,11 @@ command = ["make", "lint"]
             p.refused[0].reason,
             "unknown task `image-refrsh`: did you mean `image-refresh`? known tasks are `image-refresh`, `lint`"
         );
-        assert!(p.refused[1].reason.starts_with("argument `Bad_Name` of `image-refresh` does not match"));
+        assert!(
+            p.refused[1]
+                .reason
+                .starts_with("argument `Bad_Name` of `image-refresh` does not match")
+        );
     }
 
     #[test]
@@ -215,7 +222,10 @@ command = ["make", "lint"]
             &config(),
             &[status("image-refresh/fedora-41", StatusState::Pending)],
         );
-        assert_eq!(p.next.map(|n| n.context), Some("image-refresh/centos-9".to_string()));
+        assert_eq!(
+            p.next.map(|n| n.context),
+            Some("image-refresh/centos-9".to_string())
+        );
     }
 
     #[test]
@@ -226,7 +236,10 @@ command = ["make", "lint"]
             &config(),
             &[status("lint", StatusState::Failure)],
         );
-        assert_eq!(p.next.map(|n| n.context), Some("image-refresh/a".to_string()));
+        assert_eq!(
+            p.next.map(|n| n.context),
+            Some("image-refresh/a".to_string())
+        );
     }
 
     #[test]

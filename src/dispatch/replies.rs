@@ -51,8 +51,9 @@ pub fn bad_config(head: &CommitSha, e: &RepoConfigError) -> String {
 pub fn untrusted(reason: &str, head: &CommitSha) -> String {
     format!(
         "tickbot has not queued the tasks of this pull request: {reason}.\n\n\
-         A trusted person can approve the current head commit ({sha}) by commenting \
-         `/ok-to-test`. A later push needs a new approval.",
+         A trusted person can approve the current head commit ({sha}) and its task list by \
+         commenting `/ok-to-test`. A later push, or a task added or changed by an untrusted \
+         person, needs a new approval.",
         sha = head.short(),
     )
 }

@@ -149,8 +149,14 @@ pub(crate) fn router(forge: Forge) -> Router {
     Router::new()
         .route(&format!("{repo}"), get(get_repo))
         .route(&format!("{repo}/pulls"), get(list_pulls).post(create_pull))
-        .route(&format!("{repo}/pulls/{{n}}"), get(get_pull).patch(patch_pull))
-        .route(&format!("{repo}/issues/{{n}}"), get(get_issue).patch(patch_issue))
+        .route(
+            &format!("{repo}/pulls/{{n}}"),
+            get(get_pull).patch(patch_pull),
+        )
+        .route(
+            &format!("{repo}/issues/{{n}}"),
+            get(get_issue).patch(patch_issue),
+        )
         .route(
             &format!("{repo}/issues/{{n}}/comments"),
             get(list_comments).post(create_comment),
@@ -260,7 +266,10 @@ fn injected(fault: Injected) -> Response {
             h.insert("x-ratelimit-remaining", HeaderValue::from_static("0"));
             h.insert("x-ratelimit-used", HeaderValue::from_static("5000"));
             h.insert("x-ratelimit-resource", HeaderValue::from_static("core"));
-            h.insert("x-ratelimit-reset", HeaderValue::from(now + reset_after_secs));
+            h.insert(
+                "x-ratelimit-reset",
+                HeaderValue::from(now + reset_after_secs),
+            );
             resp
         }
         Injected::RateLimited(RateLimitKind::Secondary { retry_after_secs }) => {
@@ -296,7 +305,11 @@ fn pusher(forge: &Forge, repo: &RepoName, headers: &HeaderMap) -> String {
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Basic "))
-        .and_then(|b| base64::engine::general_purpose::STANDARD.decode(b.trim()).ok())
+        .and_then(|b| {
+            base64::engine::general_purpose::STANDARD
+                .decode(b.trim())
+                .ok()
+        })
         .and_then(|b| String::from_utf8(b).ok());
     match basic.as_deref().and_then(|b| b.split_once(':')) {
         Some((_, pass)) if pass == forge.bot_token() => forge.bot_login().to_string(),
@@ -408,7 +421,10 @@ fn render<R>(
 
 async fn get_repo(State(f): State<Forge>, Path((o, r)): Path<(String, String)>) -> ApiResult {
     let repo = repo_name(&o, &r)?;
-    ok(StatusCode::OK, render(&f, &repo, |u, _, r| Ok(json::repository(u, r)))?)
+    ok(
+        StatusCode::OK,
+        render(&f, &repo, |u, _, r| Ok(json::repository(u, r)))?,
+    )
 }
 
 async fn list_pulls(
@@ -419,7 +435,9 @@ async fn list_pulls(
     let repo = repo_name(&o, &r)?;
     let q = params(q)?;
     let want = q.get("state").map_or("open", String::as_str);
-    let head = q.get("head").map(|h| h.split_once(':').map_or(h.as_str(), |x| x.1));
+    let head = q
+        .get("head")
+        .map(|h| h.split_once(':').map_or(h.as_str(), |x| x.1));
     let base = q.get("base");
     let pulls = render(&f, &repo, |u, st, r| {
         // GitHub's default order: newest first.
@@ -448,14 +466,20 @@ async fn get_pull(
     State(f): State<Forge>,
     Path((o, r, n)): Path<(String, String, String)>,
 ) -> ApiResult {
-    ok(StatusCode::OK, pull_json(&f, &repo_name(&o, &r)?, number(&n)?)?)
+    ok(
+        StatusCode::OK,
+        pull_json(&f, &repo_name(&o, &r)?, number(&n)?)?,
+    )
 }
 
 async fn get_issue(
     State(f): State<Forge>,
     Path((o, r, n)): Path<(String, String, String)>,
 ) -> ApiResult {
-    ok(StatusCode::OK, issue_json(&f, &repo_name(&o, &r)?, number(&n)?)?)
+    ok(
+        StatusCode::OK,
+        issue_json(&f, &repo_name(&o, &r)?, number(&n)?)?,
+    )
 }
 
 async fn create_pull(
@@ -559,8 +583,8 @@ async fn create_comment(
 ) -> ApiResult {
     let (repo, n) = (repo_name(&o, &r)?, number(&n)?);
     let v = parse_body(&body)?;
-    let text = opt_str(&v, "IssueComment", "body")?
-        .ok_or(ApiError::missing("IssueComment", "body"))?;
+    let text =
+        opt_str(&v, "IssueComment", "body")?.ok_or(ApiError::missing("IssueComment", "body"))?;
     let id = f.add_comment(&repo, PrNumber(n), &text, f.bot_login())?;
     ok(StatusCode::CREATED, comment_json(&f, &repo, id)?)
 }
@@ -569,7 +593,10 @@ async fn get_comment(
     State(f): State<Forge>,
     Path((o, r, id)): Path<(String, String, String)>,
 ) -> ApiResult {
-    ok(StatusCode::OK, comment_json(&f, &repo_name(&o, &r)?, number(&id)?)?)
+    ok(
+        StatusCode::OK,
+        comment_json(&f, &repo_name(&o, &r)?, number(&id)?)?,
+    )
 }
 
 async fn patch_comment(
@@ -579,8 +606,8 @@ async fn patch_comment(
 ) -> ApiResult {
     let (repo, id) = (repo_name(&o, &r)?, number(&id)?);
     let v = parse_body(&body)?;
-    let text = opt_str(&v, "IssueComment", "body")?
-        .ok_or(ApiError::missing("IssueComment", "body"))?;
+    let text =
+        opt_str(&v, "IssueComment", "body")?.ok_or(ApiError::missing("IssueComment", "body"))?;
     f.edit_comment(&repo, id, &text, f.bot_login())?;
     ok(StatusCode::OK, comment_json(&f, &repo, id)?)
 }

@@ -24,9 +24,8 @@ pub(crate) fn routes() -> Router<Forge> {
         .route(&format!("{repo}/contents/"), get(get_root_contents))
         .route(&format!("{repo}/contents/{{*path}}"), get(get_contents))
         .route(&format!("{repo}/statuses/{{sha}}"), post(create_status))
-        .route(&format!("{repo}/commits/{{ref}}/status"), get(combined_status))
-        .route(&format!("{repo}/commits/{{ref}}/statuses"), get(list_statuses))
-        .route(&format!("{repo}/commits/{{ref}}/check-runs"), get(list_check_runs))
+        // One wildcard: octocrab names branches `heads/<branch>`, so a ref may contain `/`.
+        .route(&format!("{repo}/commits/{{*rest}}"), get(commit_route))
         .route(&format!("{repo}/check-runs"), post(create_check_run))
         .route(
             &format!("{repo}/check-runs/{{id}}"),
@@ -61,7 +60,9 @@ async fn get_contents(
 async fn contents(f: Forge, o: String, r: String, path: String, q: Params) -> ApiResult {
     let repo = repo_name(&o, &r)?;
     let q = params(q)?;
-    let (sha, content) = f.read_path(&repo, q.get("ref").map(String::as_str), &path).await?;
+    let (sha, content) = f
+        .read_path(&repo, q.get("ref").map(String::as_str), &path)
+        .await?;
     let api = f.inner.urls.api_repo(&repo);
     let html = f.inner.urls.html_repo(&repo);
     let entry = |p: &str, kind: &str, oid: &str, size: u64| {
@@ -136,19 +137,37 @@ async fn create_status(
     )
 }
 
-async fn resolve_ref(f: &Forge, o: &str, r: &str, reference: &str) -> Result<(crate::ids::RepoName, crate::ids::CommitSha), ApiError> {
+async fn resolve_ref(
+    f: &Forge,
+    o: &str,
+    r: &str,
+    reference: &str,
+) -> Result<(crate::ids::RepoName, crate::ids::CommitSha), ApiError> {
     let repo = repo_name(o, r)?;
-    let sha = f
-        .resolve(&repo, reference)
-        .await
-        .ok_or_else(|| ForgeError::Unprocessable(format!("No commit found for SHA: {reference}")))?;
+    let sha = f.resolve(&repo, reference).await.ok_or_else(|| {
+        ForgeError::Unprocessable(format!("No commit found for SHA: {reference}"))
+    })?;
     Ok((repo, sha))
 }
 
-async fn combined_status(
+async fn commit_route(
     State(f): State<Forge>,
-    Path((o, r, reference)): Path<(String, String, String)>,
+    Path((o, r, rest)): Path<(String, String, String)>,
+    q: Params,
 ) -> ApiResult {
+    let path = (o, r);
+    if let Some(reference) = rest.strip_suffix("/status") {
+        combined_status(f, (path.0, path.1, reference.to_string())).await
+    } else if let Some(reference) = rest.strip_suffix("/statuses") {
+        list_statuses(f, (path.0, path.1, reference.to_string()), q).await
+    } else if let Some(reference) = rest.strip_suffix("/check-runs") {
+        list_check_runs(f, (path.0, path.1, reference.to_string())).await
+    } else {
+        Err(ApiError::not_found())
+    }
+}
+
+async fn combined_status(f: Forge, (o, r, reference): (String, String, String)) -> ApiResult {
     let (repo, sha) = resolve_ref(&f, &o, &r, &reference).await?;
     let urls = &f.inner.urls;
     let st = f.state();
@@ -170,8 +189,8 @@ async fn combined_status(
 }
 
 async fn list_statuses(
-    State(f): State<Forge>,
-    Path((o, r, reference)): Path<(String, String, String)>,
+    f: Forge,
+    (o, r, reference): (String, String, String),
     q: Params,
 ) -> ApiResult {
     let q = params(q)?;
@@ -192,10 +211,7 @@ async fn list_statuses(
     with_link(Value::Array(page), link)
 }
 
-async fn list_check_runs(
-    State(f): State<Forge>,
-    Path((o, r, reference)): Path<(String, String, String)>,
-) -> ApiResult {
+async fn list_check_runs(f: Forge, (o, r, reference): (String, String, String)) -> ApiResult {
     let (repo, sha) = resolve_ref(&f, &o, &r, &reference).await?;
     let st = f.state();
     let rp = st.repo(&repo)?;
@@ -206,7 +222,10 @@ async fn list_check_runs(
         .filter(|c| c.head_sha == sha)
         .map(|c| json::check_run(&f.inner.urls, rp, c))
         .collect();
-    ok(StatusCode::OK, json!({ "total_count": runs.len(), "check_runs": runs }))
+    ok(
+        StatusCode::OK,
+        json!({ "total_count": runs.len(), "check_runs": runs }),
+    )
 }
 
 fn time_field(v: &Value, field: &'static str) -> Result<Option<DateTime<Utc>>, ApiError> {
@@ -233,7 +252,15 @@ fn check_run_update(v: &Value) -> Result<impl FnOnce(&mut CheckRun), ApiError> {
     let (details_url, external_id) = (field("details_url")?, field("external_id")?);
     let (started_at, completed_at) = (time_field(v, "started_at")?, time_field(v, "completed_at")?);
     if let Some(s) = &status
-        && !["queued", "in_progress", "completed", "waiting", "requested", "pending"].contains(&s.as_str())
+        && ![
+            "queued",
+            "in_progress",
+            "completed",
+            "waiting",
+            "requested",
+            "pending",
+        ]
+        .contains(&s.as_str())
     {
         return Err(ApiError::Forge(ForgeError::Validation {
             resource: "CheckRun",
@@ -286,7 +313,10 @@ async fn create_check_run(
     let (_, sha) = resolve_ref(&f, &o, &r, &head).await?;
     let run = f.upsert_check_run(&repo, None, check_run_update(&v)?, Some(sha))?;
     let st = f.state();
-    ok(StatusCode::CREATED, json::check_run(&f.inner.urls, st.repo(&repo)?, &run))
+    ok(
+        StatusCode::CREATED,
+        json::check_run(&f.inner.urls, st.repo(&repo)?, &run),
+    )
 }
 
 async fn patch_check_run(
@@ -298,7 +328,10 @@ async fn patch_check_run(
     let v = parse_body(&body)?;
     let run = f.upsert_check_run(&repo, Some(id), check_run_update(&v)?, None)?;
     let st = f.state();
-    ok(StatusCode::OK, json::check_run(&f.inner.urls, st.repo(&repo)?, &run))
+    ok(
+        StatusCode::OK,
+        json::check_run(&f.inner.urls, st.repo(&repo)?, &run),
+    )
 }
 
 async fn get_check_run(

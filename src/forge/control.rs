@@ -59,9 +59,15 @@ pub(crate) fn routes() -> Router<Forge> {
         .route("/repos", post(create_repo))
         .route("/repos/{owner}/{repo}/commits", post(commit))
         .route("/repos/{owner}/{repo}/pulls", post(open_pr))
-        .route("/repos/{owner}/{repo}/pulls/{n}", axum::routing::patch(edit_pr))
+        .route(
+            "/repos/{owner}/{repo}/pulls/{n}",
+            axum::routing::patch(edit_pr),
+        )
         .route("/repos/{owner}/{repo}/pulls/{n}/comments", post(comment))
-        .route("/repos/{owner}/{repo}/collaborators/{user}", put(collaborator))
+        .route(
+            "/repos/{owner}/{repo}/collaborators/{user}",
+            put(collaborator),
+        )
         .route("/orgs/{org}/members/{user}", put(org_member))
         .route("/webhook", put(webhook))
         .route("/faults", post(faults).delete(clear_faults))
@@ -84,12 +90,18 @@ fn main() -> String {
 }
 
 fn file_list(files: &BTreeMap<String, String>) -> Vec<(&str, &str)> {
-    files.iter().map(|(p, c)| (p.as_str(), c.as_str())).collect()
+    files
+        .iter()
+        .map(|(p, c)| (p.as_str(), c.as_str()))
+        .collect()
 }
 
 async fn create_repo(State(f): State<Forge>, b: Bytes) -> Reply {
     let req: NewRepo = body(&b)?;
-    let name: RepoName = req.repo.parse().map_err(|e| fail(StatusCode::BAD_REQUEST, e))?;
+    let name: RepoName = req
+        .repo
+        .parse()
+        .map_err(|e| fail(StatusCode::BAD_REQUEST, e))?;
     let sha = f
         .create_repo(&name, &req.default_branch, &file_list(&req.files))
         .await

@@ -178,7 +178,10 @@ mod tests {
         let f = Faults::default();
         f.inject_errors(1, 502, CallMatch::method("PATCH", "/repos/a/b/pulls"));
         f.inject_errors(2, 500, CallMatch::any());
-        assert_eq!(f.take("GET", "/repos/a/b/pulls/1"), Some(Injected::Error(500)));
+        assert_eq!(
+            f.take("GET", "/repos/a/b/pulls/1"),
+            Some(Injected::Error(500))
+        );
         assert_eq!(
             f.take("PATCH", "/repos/a/b/pulls/1"),
             Some(Injected::Error(502))

@@ -83,7 +83,9 @@ impl GitStore {
         })
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
-        let mut child = cmd.spawn().with_context(|| format!("spawning git {what}"))?;
+        let mut child = cmd
+            .spawn()
+            .with_context(|| format!("spawning git {what}"))?;
         if let (Some(data), Some(mut pipe)) = (stdin, child.stdin.take()) {
             pipe.write_all(data).await?;
             drop(pipe);
@@ -173,7 +175,9 @@ impl GitStore {
             )
             .await?;
         }
-        let tree = self.run(with_index(&["write-tree"]), None, "write-tree").await?;
+        let tree = self
+            .run(with_index(&["write-tree"]), None, "write-tree")
+            .await?;
         let tree = String::from_utf8_lossy(&tree).trim().to_string();
         let mut cmd = self.cmd(repo);
         let email = format!("{author}@users.noreply.forge.localhost");
@@ -262,7 +266,12 @@ impl GitStore {
                     let mut f = meta.split_whitespace();
                     let (_mode, kind, oid, size) = (f.next()?, f.next()?, f.next()?, f.next()?);
                     let kind = if kind == "tree" { "dir" } else { "file" };
-                    Some((name.to_string(), kind, oid.to_string(), size.parse().unwrap_or(0)))
+                    Some((
+                        name.to_string(),
+                        kind,
+                        oid.to_string(),
+                        size.parse().unwrap_or(0),
+                    ))
                 })
                 .collect();
             anyhow::Ok(entries)
@@ -329,7 +338,14 @@ impl GitStore {
             let changes = self
                 .text(
                     repo,
-                    &["diff-tree", "--root", "--no-commit-id", "--name-status", "-r", &info.sha],
+                    &[
+                        "diff-tree",
+                        "--root",
+                        "--no-commit-id",
+                        "--name-status",
+                        "-r",
+                        &info.sha,
+                    ],
                 )
                 .await?;
             for line in changes.lines() {
@@ -417,7 +433,11 @@ fn parse_cgi(out: &[u8]) -> anyhow::Result<CgiResponse> {
         .windows(4)
         .position(|w| w == b"\r\n\r\n")
         .map(|p| (p, p + 4))
-        .or_else(|| out.windows(2).position(|w| w == b"\n\n").map(|p| (p, p + 2)))
+        .or_else(|| {
+            out.windows(2)
+                .position(|w| w == b"\n\n")
+                .map(|p| (p, p + 2))
+        })
         .context("CGI response without a header block")?;
     let head = String::from_utf8_lossy(&out[..split.0]);
     let mut status = 200;
@@ -453,7 +473,10 @@ mod tests {
         let r = parse_cgi(b"Status: 404 Not Found\r\nContent-Type: text/plain\r\n\r\nnope")
             .expect("parses");
         assert_eq!(r.status, 404);
-        assert_eq!(r.headers, vec![("Content-Type".into(), "text/plain".into())]);
+        assert_eq!(
+            r.headers,
+            vec![("Content-Type".into(), "text/plain".into())]
+        );
         assert_eq!(&r.body[..], b"nope");
     }
 }

@@ -161,7 +161,10 @@ pub fn repository(urls: &Urls, repo: &Repo) -> Value {
         ("issues_url", "/issues{/number}"),
         ("pulls_url", "/pulls{/number}"),
         ("milestones_url", "/milestones{/number}"),
-        ("notifications_url", "/notifications{?since,all,participating}"),
+        (
+            "notifications_url",
+            "/notifications{?since,all,participating}",
+        ),
         ("labels_url", "/labels{/name}"),
         ("releases_url", "/releases{/id}"),
         ("deployments_url", "/deployments"),
@@ -209,7 +212,11 @@ pub fn pull(urls: &Urls, st: &State, repo: &Repo, pr: &PullRequest) -> Value {
     };
     let link = |href: String| json!({ "href": href });
     let labels: Vec<Value> = pr.labels.iter().map(|l| label(urls, repo, l)).collect();
-    let comments = repo.comments.iter().filter(|c| c.issue == pr.number).count();
+    let comments = repo
+        .comments
+        .iter()
+        .filter(|c| c.issue == pr.number)
+        .count();
     let mut v = json!({
         "url": format!("{api}/pulls/{n}"),
         "id": pr.id,
@@ -284,7 +291,11 @@ pub fn issue(urls: &Urls, st: &State, repo: &Repo, pr: &PullRequest) -> Value {
     let html = urls.html_repo(&repo.name);
     let n = pr.number.0;
     let labels: Vec<Value> = pr.labels.iter().map(|l| label(urls, repo, l)).collect();
-    let comments = repo.comments.iter().filter(|c| c.issue == pr.number).count();
+    let comments = repo
+        .comments
+        .iter()
+        .filter(|c| c.issue == pr.number)
+        .count();
     json!({
         "url": format!("{api}/issues/{n}"),
         "repository_url": api,

@@ -232,7 +232,8 @@ impl Forge {
     pub fn add_collaborator(&self, repo: &RepoName, user: &str, permission: &str) {
         let mut st = lock(&self.inner.state);
         if let Ok(r) = st.repo_mut(repo) {
-            r.collaborators.insert(user.to_string(), permission.to_string());
+            r.collaborators
+                .insert(user.to_string(), permission.to_string());
         }
     }
 
@@ -260,7 +261,13 @@ impl Forge {
     pub fn statuses(&self, repo: &RepoName, sha: &CommitSha) -> Vec<CommitStatus> {
         let st = lock(&self.inner.state);
         st.repo(repo)
-            .map(|r| r.statuses.iter().filter(|s| &s.sha == sha).cloned().collect())
+            .map(|r| {
+                r.statuses
+                    .iter()
+                    .filter(|s| &s.sha == sha)
+                    .cloned()
+                    .collect()
+            })
             .unwrap_or_default()
     }
 
@@ -282,7 +289,13 @@ impl Forge {
     pub fn comments(&self, repo: &RepoName, pr: PrNumber) -> Vec<IssueComment> {
         let st = lock(&self.inner.state);
         st.repo(repo)
-            .map(|r| r.comments.iter().filter(|c| c.issue == pr).cloned().collect())
+            .map(|r| {
+                r.comments
+                    .iter()
+                    .filter(|c| c.issue == pr)
+                    .cloned()
+                    .collect()
+            })
             .unwrap_or_default()
     }
 

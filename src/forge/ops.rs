@@ -3,13 +3,13 @@
 //! lock, releases it, and only then queues its webhook, so the event never races ahead of
 //! what the REST API shows.
 
+use super::Forge;
 use super::git::PathContent;
 use super::state::{
     CheckRun, CommitStatus, ForgeError, IssueComment, PullRequest, PullState, Reaction, Repo,
     check_body,
 };
 use super::webhooks::{self, PushInfo};
-use super::Forge;
 use crate::ids::{CommitSha, PrNumber, RepoName};
 use chrono::Utc;
 use serde_json::{Value, json};
@@ -88,8 +88,13 @@ impl Forge {
         let sha = git
             .commit(repo, Some(&parent), files, message, author)
             .await?;
-        git.update_ref(repo, &format!("refs/heads/{branch}"), &sha, current.as_ref())
-            .await?;
+        git.update_ref(
+            repo,
+            &format!("refs/heads/{branch}"),
+            &sha,
+            current.as_ref(),
+        )
+        .await?;
         if is_default {
             self.state()
                 .repo_mut(repo)?
@@ -232,9 +237,10 @@ impl Forge {
             if !r.branches.contains_key(base) {
                 return Err(invalid("base"));
             }
-            let dup = r.pulls.values().any(|p| {
-                p.state == PullState::Open && p.head_ref == head && p.base_ref == base
-            });
+            let dup = r
+                .pulls
+                .values()
+                .any(|p| p.state == PullState::Open && p.head_ref == head && p.base_ref == base);
             if dup {
                 return Err(ForgeError::Unprocessable(format!(
                     "A pull request already exists for {}:{head}.",
@@ -443,16 +449,7 @@ impl Forge {
                 .find(|c| c.id == id)
                 .ok_or(ForgeError::NotFound)?;
             let pr = r.pull(c.issue.0)?;
-            webhooks::issue_comment_event(
-                &self.inner.urls,
-                &st,
-                r,
-                pr,
-                c,
-                action,
-                sender,
-                extra,
-            )
+            webhooks::issue_comment_event(&self.inner.urls, &st, r, pr, c, action, sender, extra)
         };
         self.inner.hooks.send("issue_comment", &payload);
         Ok(())

@@ -270,7 +270,11 @@ impl Repo {
         if reference.len() == 40 && reference.bytes().all(|b| b.is_ascii_hexdigit()) {
             return Some(CommitSha(reference.to_ascii_lowercase()));
         }
-        let branch = reference.strip_prefix("refs/heads/").unwrap_or(reference);
+        // `refs/heads/x` and octocrab's `heads/x` both name branch `x`.
+        let branch = reference
+            .strip_prefix("refs/heads/")
+            .or_else(|| reference.strip_prefix("heads/"))
+            .unwrap_or(reference);
         self.branches.get(branch).cloned()
     }
 

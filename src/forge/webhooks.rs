@@ -204,7 +204,10 @@ async fn send_loop(
     }
 }
 
-async fn deliver(client: &Client<HttpConnector, Full<Bytes>>, out: &Outgoing) -> anyhow::Result<u16> {
+async fn deliver(
+    client: &Client<HttpConnector, Full<Bytes>>,
+    out: &Outgoing,
+) -> anyhow::Result<u16> {
     let req = hyper::Request::post(&out.target.url)
         .header("Content-Type", "application/json")
         .header("User-Agent", "GitHub-Hookshot/forge")
@@ -212,10 +215,7 @@ async fn deliver(client: &Client<HttpConnector, Full<Bytes>>, out: &Outgoing) ->
         .header("X-GitHub-Delivery", &out.id)
         .header("X-GitHub-Hook-ID", "1")
         .header("X-GitHub-Hook-Installation-Target-Type", "repository")
-        .header(
-            "X-Hub-Signature-256",
-            sign(&out.target.secret, &out.body),
-        )
+        .header("X-Hub-Signature-256", sign(&out.target.secret, &out.body))
         .body(Full::new(out.body.clone()))?;
     let resp = client.request(req).await?;
     let status = resp.status().as_u16();
@@ -307,7 +307,10 @@ pub fn push_event(urls: &Urls, repo: &Repo, push: &PushInfo<'_>) -> Value {
     repository["stargazers"] = json!(0);
     repository["url"] = json!(html);
     repository["owner"]["name"] = json!(repo.name.owner());
-    repository["owner"]["email"] = json!(format!("{}@users.noreply.forge.localhost", repo.name.owner()));
+    repository["owner"]["email"] = json!(format!(
+        "{}@users.noreply.forge.localhost",
+        repo.name.owner()
+    ));
     json!({
         "ref": format!("refs/heads/{}", push.branch),
         "before": before,

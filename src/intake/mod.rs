@@ -12,12 +12,12 @@ pub use dedupe::DeliveryLog;
 use crate::config::Secret;
 use crate::event::{ENVELOPE_SCHEMA, HANDLED_EVENTS};
 use crate::queue::{Broker, Outgoing, QueueKind};
+use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use axum::Router;
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 use std::path::PathBuf;
@@ -122,7 +122,10 @@ async fn webhook(State(intake): State<Intake>, headers: HeaderMap, body: Bytes) 
     };
     if delivery.is_empty() || delivery.len() > 128 || delivery.contains(char::is_whitespace) {
         count(event, "bad_request");
-        return reply(StatusCode::BAD_REQUEST, "malformed X-GitHub-Delivery header");
+        return reply(
+            StatusCode::BAD_REQUEST,
+            "malformed X-GitHub-Delivery header",
+        );
     }
     if serde_json::from_slice::<serde::de::IgnoredAny>(&body).is_err() {
         count(event, "bad_request");
@@ -134,7 +137,10 @@ async fn webhook(State(intake): State<Intake>, headers: HeaderMap, body: Bytes) 
     }
     if !HANDLED_EVENTS.contains(&event) {
         count(event, "ignored");
-        return reply(StatusCode::ACCEPTED, "event ignored: tickbot does not act on it");
+        return reply(
+            StatusCode::ACCEPTED,
+            "event ignored: tickbot does not act on it",
+        );
     }
     let claim = match intake.deliveries.begin(delivery) {
         dedupe::Begin::New(claim) => claim,
@@ -206,7 +212,10 @@ async fn readyz(State(intake): State<Intake>) -> Response {
     if intake.broker.is_ready().await {
         reply(StatusCode::OK, "ready")
     } else {
-        reply(StatusCode::SERVICE_UNAVAILABLE, "the message broker is unreachable")
+        reply(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the message broker is unreachable",
+        )
     }
 }
 
@@ -241,7 +250,11 @@ mod tests {
         assert!(signature_valid(b"s3cret", b"{}", &sig));
         assert!(!signature_valid(b"other", b"{}", &sig));
         assert!(!signature_valid(b"s3cret", b"{ }", &sig));
-        assert!(!signature_valid(b"s3cret", b"{}", &sig.replace("sha256=", "sha1=")));
+        assert!(!signature_valid(
+            b"s3cret",
+            b"{}",
+            &sig.replace("sha256=", "sha1=")
+        ));
         assert!(!signature_valid(b"s3cret", b"{}", "sha256=zz"));
     }
 

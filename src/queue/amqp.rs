@@ -24,7 +24,9 @@ use lapin::options::{
     QueueDeclareOptions, QueueDeleteOptions,
 };
 use lapin::types::{AMQPValue, FieldTable, ShortString};
-use lapin::{BasicProperties, Channel, Confirmation, Connection, ConnectionProperties, ExchangeKind};
+use lapin::{
+    BasicProperties, Channel, Confirmation, Connection, ConnectionProperties, ExchangeKind,
+};
 use tracing::{debug, info, warn};
 
 use super::{ATTEMPT_HEADER, DEAD_FROM_HEADER, Delivery, QueueError, QueueKind, QueueSpec, Settle};
@@ -36,6 +38,10 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// After a failed connect, callers get the same error for this long instead of each trying
 /// again, so a down broker is not hammered by every webhook.
 const RECONNECT_THROTTLE: Duration = Duration::from_millis(250);
+/// A publish not confirmed within this is reported as failed (RabbitMQ blocks publishers on a
+/// disk or memory alarm; intake must answer 503 rather than hang). It may still be stored, which
+/// at-least-once delivery and intake's duplicate check allow.
+const CONFIRM_TIMEOUT: Duration = Duration::from_secs(15);
 /// Consumer resubscribe backoff bounds.
 const BACKOFF_MIN: Duration = Duration::from_millis(100);
 const BACKOFF_MAX: Duration = Duration::from_secs(5);
@@ -85,7 +91,10 @@ struct Publisher {
 impl Live {
     fn usable(&self) -> bool {
         self.conn.status().connected()
-            && self.publishers.iter().all(|p| p.channel.status().connected())
+            && self
+                .publishers
+                .iter()
+                .all(|p| p.channel.status().connected())
     }
 }
 
@@ -392,8 +401,15 @@ impl AmqpBroker {
         msg: &super::Outgoing,
         attempt: u32,
     ) -> Result<(), QueueError> {
-        self.publish_raw(queue, &msg.message_id, &msg.body, msg.priority, attempt, None)
-            .await
+        self.publish_raw(
+            queue,
+            &msg.message_id,
+            &msg.body,
+            msg.priority,
+            attempt,
+            None,
+        )
+        .await
     }
 
     async fn publish_raw(
@@ -407,12 +423,12 @@ impl AmqpBroker {
     ) -> Result<(), QueueError> {
         let live = self.live().await?;
         let mut headers = FieldTable::default();
-        headers.insert(ATTEMPT_HEADER.into(), AMQPValue::LongLongInt(attempt.into()));
+        headers.insert(
+            ATTEMPT_HEADER.into(),
+            AMQPValue::LongLongInt(attempt.into()),
+        );
         if let Some(from) = dead_from {
-            headers.insert(
-                DEAD_FROM_HEADER.into(),
-                AMQPValue::LongString(from.into()),
-            );
+            headers.insert(DEAD_FROM_HEADER.into(), AMQPValue::LongString(from.into()));
         }
         let props = BasicProperties::default()
             .with_delivery_mode(2)
@@ -442,14 +458,26 @@ impl AmqpBroker {
             Poll::Ready(send.as_mut().poll(cx))
         })
         .await;
-        let sent = match first {
-            Poll::Ready(sent) => sent,
-            Poll::Pending => send.await,
-        };
-        let confirm = sent.map_err(|e| self.unreachable(format!("publishing to {queue}: {e}")))?;
-        let confirmation = confirm
-            .await
-            .map_err(|e| self.unreachable(format!("waiting for the confirm of {queue}: {e}")))?;
+        let confirmed = tokio::time::timeout(CONFIRM_TIMEOUT, async {
+            let sent = match first {
+                Poll::Ready(sent) => sent,
+                Poll::Pending => send.await,
+            };
+            let confirm =
+                sent.map_err(|e| self.unreachable(format!("publishing to {queue}: {e}")))?;
+            confirm
+                .await
+                .map_err(|e| self.unreachable(format!("waiting for the confirm of {queue}: {e}")))
+        })
+        .await;
+        let confirmation = confirmed.map_err(|_| {
+            self.amqp_err(
+                format!("publishing to {queue}"),
+                format!(
+                    "no confirm within {CONFIRM_TIMEOUT:?} (is the broker blocked by a disk or memory alarm? see rabbitmqctl status)"
+                ),
+            )
+        })??;
         match confirmation {
             Confirmation::Ack(None) => Ok(()),
             Confirmation::Ack(Some(_)) => Err(QueueError::NotDeclared {
@@ -573,14 +601,11 @@ impl AmqpConsumer {
                 continue;
             };
             match active.consumer.next().await {
-                Some(Ok(delivery)) => match self.accept(delivery).await {
-                    Ok(Some(delivery)) => return Some(Ok(delivery)),
-                    Ok(None) => {}
-                    Err(err) => {
-                        warn!(queue = %self.queue, error = %err, "could not re-queue a redelivered message; resubscribing");
-                        self.active = None;
+                Some(Ok(delivery)) => {
+                    if let Some(delivery) = self.accept(delivery) {
+                        return Some(Ok(delivery));
                     }
-                },
+                }
                 Some(Err(err)) => {
                     warn!(queue = %self.queue, error = %err, "consumer lost its channel; resubscribing");
                     self.active = None;
@@ -595,7 +620,7 @@ impl AmqpConsumer {
 
     /// Turns a lapin delivery into ours; a redelivered one is first re-published with its
     /// attempt advanced (see the parent module) and `None` returned.
-    async fn accept(&self, d: lapin::message::Delivery) -> Result<Option<Delivery>, QueueError> {
+    fn accept(&self, d: lapin::message::Delivery) -> Option<Delivery> {
         let attempt = header_u32(&d.properties, ATTEMPT_HEADER)
             .unwrap_or(1)
             .max(1);
@@ -613,16 +638,24 @@ impl AmqpConsumer {
         };
         if d.redelivered {
             debug!(queue = %self.queue, %message_id, attempt, "redelivered: counting a failed attempt");
-            settle.retry(&message_id, &d.data, priority, attempt).await?;
-            return Ok(None);
+            // In a task of its own, so that a caller dropping `next()` (e.g. in a `select!`)
+            // cannot cut it between "copy published" and "original acked". Until it is done the
+            // message holds a prefetch slot, as it should.
+            let queue = self.queue.clone();
+            tokio::spawn(async move {
+                if let Err(err) = settle.retry(&message_id, &d.data, priority, attempt).await {
+                    warn!(%queue, %message_id, error = %err, "could not count a redelivery; the broker will deliver it again");
+                }
+            });
+            return None;
         }
-        Ok(Some(Delivery {
+        Some(Delivery {
             message_id,
             body: d.data,
             priority,
             attempt,
             settle: Settle::Amqp(settle),
-        }))
+        })
     }
 }
 
@@ -679,7 +712,10 @@ impl AmqpSettle {
             }),
             Err(e) => Err(QueueError::SettleFailed {
                 message_id: message_id.to_string(),
-                reason: format!("ack to RabbitMQ at {} failed: {e}", self.broker.inner.endpoint),
+                reason: format!(
+                    "ack to RabbitMQ at {} failed: {e}",
+                    self.broker.inner.endpoint
+                ),
             }),
         }
     }
@@ -721,7 +757,14 @@ impl AmqpSettle {
         // (broker-side dead-lettering of classic queues is not confirmed), and a missing queue
         // comes back as an error instead of closing the channel.
         self.broker
-            .publish_raw(&dead, message_id, body, priority, attempt, Some(&self.queue))
+            .publish_raw(
+                &dead,
+                message_id,
+                body,
+                priority,
+                attempt,
+                Some(&self.queue),
+            )
             .await?;
         self.ack(message_id).await
     }

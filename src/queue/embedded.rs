@@ -147,15 +147,17 @@ impl EmbeddedBroker {
         let dead = QueueKind::Dead.name(prefix);
         let thread = std::thread::Builder::new()
             .name("tickbot-queue".to_string())
-            .spawn(move || match Store::open(&file, store_path, dead, max_deliveries) {
-                Ok(store) => {
-                    let _ = ready_tx.send(Ok(()));
-                    store.run(rx);
-                }
-                Err(e) => {
-                    let _ = ready_tx.send(Err(e));
-                }
-            })
+            .spawn(
+                move || match Store::open(&file, store_path, dead, max_deliveries) {
+                    Ok(store) => {
+                        let _ = ready_tx.send(Ok(()));
+                        store.run(rx);
+                    }
+                    Err(e) => {
+                        let _ = ready_tx.send(Err(e));
+                    }
+                },
+            )
             .map_err(|e| QueueError::Embedded {
                 path: path.clone(),
                 op: "starting the storage thread".to_string(),
@@ -197,7 +199,10 @@ impl EmbeddedBroker {
         prefetch: u16,
     ) -> Result<EmbeddedConsumer, QueueError> {
         let queue = queue.to_string();
-        let (id, rx) = self.shared.call(|r| Cmd::Consume(queue, prefetch, r)).await?;
+        let (id, rx) = self
+            .shared
+            .call(|r| Cmd::Consume(queue, prefetch, r))
+            .await?;
         Ok(EmbeddedConsumer {
             shared: self.shared.clone(),
             id,
@@ -422,8 +427,7 @@ impl Store {
         dead: String,
         max_deliveries: u32,
     ) -> Result<Store, QueueError> {
-        let mut db =
-            rusqlite::Connection::open(file).map_err(|e| sql_err(&path, "opening", e))?;
+        let mut db = rusqlite::Connection::open(file).map_err(|e| sql_err(&path, "opening", e))?;
         let locked = |e: rusqlite::Error| {
             if e.sqlite_error_code() == Some(rusqlite::ErrorCode::DatabaseBusy) {
                 QueueError::EmbeddedLocked { path: path.clone() }
@@ -486,8 +490,7 @@ impl Store {
                 .transaction()
                 .map_err(|e| sql_err(&path, "starting a transaction", e))?;
             for cmd in batch.drain(..) {
-                self.state
-                    .apply(&tx, cmd, &mut pending, &mut new_consumers);
+                self.state.apply(&tx, cmd, &mut pending, &mut new_consumers);
             }
             self.state.dispatch(&tx, &mut handouts)?;
             tx.commit().map_err(|e| sql_err(&path, "committing", e))
@@ -556,9 +559,7 @@ impl State {
     /// the ready index.
     fn load(&mut self, db: &rusqlite::Connection) -> Result<(), QueueError> {
         let mut stmt = db
-            .prepare(
-                "SELECT name, max_priority, single_active, dead_letter_exchange FROM queues",
-            )
+            .prepare("SELECT name, max_priority, single_active, dead_letter_exchange FROM queues")
             .map_err(self.err("reading queues"))?;
         let specs: Vec<QueueSpec> = stmt
             .query_map([], |r| {
@@ -735,7 +736,11 @@ impl State {
         }
     }
 
-    fn declare(&mut self, db: &rusqlite::Connection, specs: Vec<QueueSpec>) -> Result<(), QueueError> {
+    fn declare(
+        &mut self,
+        db: &rusqlite::Connection,
+        specs: Vec<QueueSpec>,
+    ) -> Result<(), QueueError> {
         for spec in specs {
             if let Some(q) = self.queues.get(&spec.name) {
                 if q.spec != spec {
@@ -803,7 +808,12 @@ impl State {
 
     /// A delivery of `row` failed: back to the end of its queue with the next attempt number,
     /// or to the dead letter queue if that was the last allowed one.
-    fn fail_row(&mut self, db: &rusqlite::Connection, row: i64, index: bool) -> Result<(), QueueError> {
+    fn fail_row(
+        &mut self,
+        db: &rusqlite::Connection,
+        row: i64,
+        index: bool,
+    ) -> Result<(), QueueError> {
         let found: Option<(String, u32)> = db
             .query_row(
                 "SELECT queue, attempt FROM messages WHERE id = ?1",
@@ -830,7 +840,12 @@ impl State {
         Ok(())
     }
 
-    fn move_to_dead(&mut self, db: &rusqlite::Connection, row: i64, index: bool) -> Result<(), QueueError> {
+    fn move_to_dead(
+        &mut self,
+        db: &rusqlite::Connection,
+        row: i64,
+        index: bool,
+    ) -> Result<(), QueueError> {
         let seq = self.seq();
         let dead = self.dead.clone();
         db.prepare_cached(
@@ -845,9 +860,17 @@ impl State {
         Ok(())
     }
 
-    fn index_row(&mut self, db: &rusqlite::Connection, row: i64, queue: &str, seq: i64) -> Result<(), QueueError> {
+    fn index_row(
+        &mut self,
+        db: &rusqlite::Connection,
+        row: i64,
+        queue: &str,
+        seq: i64,
+    ) -> Result<(), QueueError> {
         let priority: u8 = db
-            .query_row("SELECT priority FROM messages WHERE id = ?1", [row], |r| r.get(0))
+            .query_row("SELECT priority FROM messages WHERE id = ?1", [row], |r| {
+                r.get(0)
+            })
             .map_err(self.err("reading a message"))?;
         let p = self.sort_priority(queue, priority);
         if let Some(q) = self.queues.get_mut(queue) {
@@ -870,7 +893,9 @@ impl State {
             .collect();
         for name in names {
             loop {
-                let Some(q) = self.queues.get(&name) else { break };
+                let Some(q) = self.queues.get(&name) else {
+                    break;
+                };
                 let active: Vec<u64> = if q.spec.single_active {
                     q.consumers.iter().take(1).copied().collect()
                 } else {
@@ -886,8 +911,12 @@ impl State {
                     if !has_room {
                         continue;
                     }
-                    let Some(q) = self.queues.get_mut(&name) else { break };
-                    let Some((_, row)) = q.ready.pop_first() else { break };
+                    let Some(q) = self.queues.get_mut(&name) else {
+                        break;
+                    };
+                    let Some((_, row)) = q.ready.pop_first() else {
+                        break;
+                    };
                     let (message_id, body, priority, attempt): (String, Vec<u8>, u8, u32) = db
                         .prepare_cached(
                             "SELECT message_id, body, priority, attempt FROM messages WHERE id = ?1",

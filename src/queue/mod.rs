@@ -97,7 +97,9 @@ impl BrokerSettings {
 /// Errors of the queue layer; each says what failed and what an operator can do about it.
 #[derive(Debug, thiserror::Error)]
 pub enum QueueError {
-    #[error("RabbitMQ at {endpoint} is unreachable: {reason} (is rabbitmq-server running? check [amqp] url)")]
+    #[error(
+        "RabbitMQ at {endpoint} is unreachable: {reason} (is rabbitmq-server running? check [amqp] url)"
+    )]
     Unreachable { endpoint: String, reason: String },
     #[error("RabbitMQ at {endpoint}: {op} failed: {reason}")]
     Amqp {
@@ -135,7 +137,9 @@ pub enum QueueError {
         "embedded queue at {path} is in use by another tickbot process; stop it or point [state] dir elsewhere"
     )]
     EmbeddedLocked { path: String },
-    #[error("the embedded queue at {path} has shut down (its storage thread stopped); restart tickbot")]
+    #[error(
+        "the embedded queue at {path} has shut down (its storage thread stopped); restart tickbot"
+    )]
     EmbeddedStopped { path: String },
 }
 
@@ -289,8 +293,12 @@ impl Broker {
                 amqp::AmqpBroker::connect(url, &settings.prefix, max_deliveries).await?,
             )),
             None => Ok(Broker::Embedded(
-                embedded::EmbeddedBroker::open(&settings.state_dir, &settings.prefix, max_deliveries)
-                    .await?,
+                embedded::EmbeddedBroker::open(
+                    &settings.state_dir,
+                    &settings.prefix,
+                    max_deliveries,
+                )
+                .await?,
             )),
         }
     }

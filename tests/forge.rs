@@ -1,0 +1,830 @@
+//! The local forge, seen from outside: octocrab reads what it serves, the git CLI clones and
+//! pushes over smart HTTP, and a webhook receiver checks signatures and compares payloads with
+//! the real GitHub fixtures in `../shared/fixtures/github-webhooks`.
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::{Client, connect::HttpConnector};
+use hyper_util::rt::TokioExecutor;
+use serde_json::{Value, json};
+use std::path::Path;
+use std::time::{Duration, Instant};
+use tickbot::forge::{CallMatch, Forge, ForgeOptions, RateLimitKind, sign_webhook};
+use tickbot::ids::{PrNumber, RepoName};
+use tokio::sync::mpsc;
+
+const SECRET: &str = "hook-secret";
+const WAIT: Duration = Duration::from_secs(15);
+
+/// One delivery as the receiver saw it.
+#[derive(Debug)]
+struct Received {
+    event: String,
+    delivery: String,
+    signature_ok: bool,
+    user_agent: String,
+    body: Value,
+}
+
+/// A forge with one repository and a webhook receiver, like a test world for a bot.
+struct World {
+    _dir: tempfile::TempDir,
+    forge: Forge,
+    repo: RepoName,
+    hooks: mpsc::UnboundedReceiver<Received>,
+}
+
+async fn receiver() -> (String, mpsc::UnboundedReceiver<Received>) {
+    let (tx, rx) = mpsc::unbounded_channel();
+    let app = axum::Router::new().route(
+        "/hook",
+        axum::routing::post(move |headers: axum::http::HeaderMap, body: Bytes| {
+            let tx = tx.clone();
+            async move {
+                let h = |n: &str| {
+                    headers
+                        .get(n)
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or("")
+                        .to_string()
+                };
+                let _ = tx.send(Received {
+                    event: h("x-github-event"),
+                    delivery: h("x-github-delivery"),
+                    signature_ok: h("x-hub-signature-256") == sign_webhook(SECRET, &body)
+                        && h("content-type") == "application/json",
+                    user_agent: h("user-agent"),
+                    body: serde_json::from_slice(&body).unwrap_or(Value::Null),
+                });
+                axum::http::StatusCode::OK
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let url = format!("http://{}/hook", listener.local_addr().expect("addr"));
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (url, rx)
+}
+
+impl World {
+    async fn new() -> World {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let forge = Forge::start(ForgeOptions::local(dir.path()))
+            .await
+            .expect("forge starts");
+        let (url, mut hooks) = receiver().await;
+        forge.set_webhook(&url, SECRET).await;
+        let ping = next(&mut hooks, "ping", None).await;
+        assert!(ping.signature_ok);
+        let repo: RepoName = "acme/widgets".parse().expect("valid");
+        forge
+            .create_repo(
+                &repo,
+                "main",
+                &[
+                    (".tickbot.toml", "[tasks.lint]\ncommand = [\"true\"]\n"),
+                    ("README.md", "hi\n"),
+                ],
+            )
+            .await
+            .expect("create repo");
+        World {
+            _dir: dir,
+            forge,
+            repo,
+            hooks,
+        }
+    }
+
+    /// `author` pushes branch `branch` from main and opens a PR.
+    async fn pr(&self, branch: &str, body: &str, author: &str) -> PrNumber {
+        self.forge
+            .commit_files(
+                &self.repo,
+                branch,
+                Some("main"),
+                &[("f.txt", branch)],
+                "change",
+                author,
+            )
+            .await
+            .expect("push");
+        self.forge
+            .open_pr(&self.repo, branch, "main", "A change", body, author)
+            .await
+            .expect("open")
+    }
+
+    fn octocrab(&self) -> octocrab::Octocrab {
+        octocrab::Octocrab::builder()
+            .base_uri(self.forge.api_url())
+            .expect("base uri")
+            .personal_token(self.forge.bot_token().to_string())
+            .build()
+            .expect("octocrab")
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}/repos/{}{path}", self.forge.api_url(), self.repo)
+    }
+}
+
+/// The next delivery of `event` (and `action`), skipping others; bounded by [`WAIT`].
+async fn next(
+    rx: &mut mpsc::UnboundedReceiver<Received>,
+    event: &str,
+    action: Option<&str>,
+) -> Received {
+    let found = tokio::time::timeout(WAIT, async {
+        while let Some(r) = rx.recv().await {
+            if r.event == event && action.is_none_or(|a| r.body["action"] == a) {
+                return Some(r);
+            }
+        }
+        None
+    })
+    .await;
+    found
+        .ok()
+        .flatten()
+        .unwrap_or_else(|| panic!("no {event} {action:?} webhook within {WAIT:?}"))
+}
+
+/// A plain HTTP call; returns status, headers and the JSON body (Null when not JSON).
+async fn call(
+    method: &str,
+    url: &str,
+    token: Option<&str>,
+    body: Option<Value>,
+) -> (u16, axum::http::HeaderMap, Value) {
+    let client: Client<HttpConnector, Full<Bytes>> =
+        Client::builder(TokioExecutor::new()).build_http();
+    let mut req = hyper::Request::builder().method(method).uri(url);
+    if let Some(t) = token {
+        req = req.header("Authorization", format!("token {t}"));
+    }
+    let payload = body.map(|b| b.to_string()).unwrap_or_default();
+    let req = req.body(Full::new(Bytes::from(payload))).expect("request");
+    let resp = tokio::time::timeout(WAIT, client.request(req))
+        .await
+        .expect("answer in time")
+        .expect("http");
+    let status = resp.status().as_u16();
+    let headers = resp.headers().clone();
+    let bytes = resp.into_body().collect().await.expect("body").to_bytes();
+    (
+        status,
+        headers,
+        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+    )
+}
+
+fn fixture(name: &str) -> Value {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../shared/fixtures/github-webhooks")
+        .join(name);
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    serde_json::from_str(&text).expect("fixture is JSON")
+}
+
+/// Every key the real payload has under `fixture` exists in ours with the same JSON type
+/// (`null` is compatible with anything: GitHub's nullable fields). Arrays compare their first
+/// elements when both have one. Returns the differences as `path: problem`.
+fn shape_diff(fixture: &Value, ours: &Value, path: &str, out: &mut Vec<String>) {
+    match (fixture, ours) {
+        (Value::Null, _) | (_, Value::Null) => {}
+        (Value::Object(f), Value::Object(o)) => {
+            for (k, fv) in f {
+                let p = format!("{path}.{k}");
+                match o.get(k) {
+                    Some(ov) => shape_diff(fv, ov, &p, out),
+                    None => out.push(format!("{p}: missing")),
+                }
+            }
+        }
+        (Value::Array(f), Value::Array(o)) => {
+            if let (Some(fv), Some(ov)) = (f.first(), o.first()) {
+                shape_diff(fv, ov, &format!("{path}[0]"), out);
+            }
+        }
+        (Value::Number(_), Value::Number(_))
+        | (Value::String(_), Value::String(_))
+        | (Value::Bool(_), Value::Bool(_)) => {}
+        (f, o) => out.push(format!("{path}: fixture {f} vs ours {o}")),
+    }
+}
+
+/// Compares the parts of a payload a bot reads (everything except GitHub App `installation`).
+fn assert_shaped_like(fixture_name: &str, ours: &Value) {
+    let real = fixture(fixture_name);
+    let mut diffs = Vec::new();
+    for key in [
+        "action",
+        "number",
+        "pull_request",
+        "issue",
+        "comment",
+        "repository",
+        "sender",
+    ] {
+        if let Some(f) = real.get(key) {
+            match ours.get(key) {
+                Some(o) => shape_diff(f, o, key, &mut diffs),
+                None => diffs.push(format!("{key}: missing")),
+            }
+        }
+    }
+    assert!(
+        diffs.is_empty(),
+        "{fixture_name} differs:\n{}",
+        diffs.join("\n")
+    );
+}
+
+#[tokio::test]
+async fn webhooks_are_signed_and_shaped_like_githubs() {
+    let mut w = World::new().await;
+    let push = next(&mut w.hooks, "push", None).await;
+    assert!(push.signature_ok && push.user_agent == "GitHub-Hookshot/forge");
+    assert_eq!(push.body["ref"], "refs/heads/main");
+
+    let pr = w.pr("topic", "- [ ] lint", "alice").await;
+    let opened = next(&mut w.hooks, "pull_request", Some("opened")).await;
+    assert!(opened.signature_ok);
+    assert_shaped_like("pull_request/opened.payload.json", &opened.body);
+    let p = &opened.body["pull_request"];
+    assert_eq!(p["user"]["login"], "alice");
+    assert_eq!(p["author_association"], "NONE");
+    assert_eq!(p["head"]["ref"], "topic");
+    assert_eq!(p["head"]["repo"]["clone_url"], w.forge.clone_url(&w.repo));
+    assert_eq!(opened.body["repository"]["full_name"], "acme/widgets");
+    assert_eq!(opened.body["repository"]["owner"]["login"], "acme");
+
+    w.forge.add_collaborator(&w.repo, "carol", "write");
+    w.forge
+        .edit_pr_body(&w.repo, pr, "- [ ] lint\n- [ ] lint again", "carol")
+        .await
+        .expect("edit");
+    let edited = next(&mut w.hooks, "pull_request", Some("edited")).await;
+    // GitHub's fixtures have no `pull_request.edited`; it shares `opened`'s structure.
+    assert_shaped_like("pull_request/opened.payload.json", &edited.body);
+    assert_eq!(edited.body["changes"]["body"]["from"], "- [ ] lint");
+    assert_eq!(edited.body["sender"]["login"], "carol");
+
+    let sha = w
+        .forge
+        .commit_files(
+            &w.repo,
+            "topic",
+            None,
+            &[("g.txt", "more")],
+            "more",
+            "alice",
+        )
+        .await
+        .expect("push");
+    let sync = next(&mut w.hooks, "pull_request", Some("synchronize")).await;
+    assert_shaped_like("pull_request/synchronize.payload.json", &sync.body);
+    assert_eq!(sync.body["after"], sha.0);
+    assert_eq!(sync.body["pull_request"]["head"]["sha"], sha.0);
+
+    w.forge
+        .comment(&w.repo, pr, "/test", "carol")
+        .await
+        .expect("comment");
+    let created = next(&mut w.hooks, "issue_comment", Some("created")).await;
+    assert_shaped_like("issue_comment/created.payload.json", &created.body);
+    assert_eq!(
+        created.body["comment"]["author_association"],
+        "COLLABORATOR"
+    );
+    assert_eq!(created.body["issue"]["number"], pr.0);
+    assert!(created.body["issue"]["pull_request"]["url"].is_string());
+
+    w.forge.close_pr(&w.repo, pr, "alice").await.expect("close");
+    let closed = next(&mut w.hooks, "pull_request", Some("closed")).await;
+    assert_eq!(closed.body["pull_request"]["state"], "closed");
+    w.forge
+        .reopen_pr(&w.repo, pr, "alice")
+        .await
+        .expect("reopen");
+    next(&mut w.hooks, "pull_request", Some("reopened")).await;
+}
+
+#[tokio::test]
+async fn octocrab_deserializes_what_the_forge_serves() {
+    let w = World::new().await;
+    let first = w.pr("one", "first body", "alice").await;
+    let second = w.pr("two", "second body", "bob").await;
+    let oc = w.octocrab();
+    let (o, r) = ("acme", "widgets");
+
+    let repo = oc.repos(o, r).get().await.expect("repository");
+    assert_eq!(repo.default_branch.as_deref(), Some("main"));
+
+    let pr = oc.pulls(o, r).get(first.0).await.expect("get pull");
+    assert_eq!(pr.body.as_deref(), Some("first body"));
+    assert_eq!(pr.user.expect("user").login, "alice");
+    let head_sha = w.forge.pr(&w.repo, first).expect("pr").head_sha;
+    assert_eq!(pr.head.sha, head_sha.0);
+
+    let page = oc
+        .pulls(o, r)
+        .list()
+        .state(octocrab::params::State::Open)
+        .per_page(1)
+        .send()
+        .await
+        .expect("list");
+    assert_eq!(page.items[0].number, second.0, "newest first");
+    let rest: octocrab::Page<octocrab::models::pulls::PullRequest> = oc
+        .get_page(&page.next)
+        .await
+        .expect("next page")
+        .expect("a next page");
+    assert_eq!(rest.items[0].number, first.0);
+
+    let updated = oc
+        .issues(o, r)
+        .update(first.0)
+        .body("edited by the bot")
+        .send()
+        .await
+        .expect("update issue");
+    assert_eq!(updated.body.as_deref(), Some("edited by the bot"));
+
+    let status = oc
+        .repos(o, r)
+        .create_status(head_sha.0.clone(), octocrab::models::StatusState::Pending)
+        .context("lint".into())
+        .description("Not yet tested".into())
+        .send()
+        .await
+        .expect("create status");
+    assert_eq!(status.creator.expect("creator").login, "tickbot[bot]");
+    oc.repos(o, r)
+        .create_status(head_sha.0.clone(), octocrab::models::StatusState::Success)
+        .context("lint".into())
+        .send()
+        .await
+        .expect("second status");
+    let combined = oc
+        .repos(o, r)
+        .combined_status_for_ref(&octocrab::params::repos::Reference::Branch("one".into()))
+        .await
+        .expect("combined");
+    assert_eq!(combined.total_count, 1, "latest per context");
+    assert_eq!(combined.state, octocrab::models::StatusState::Success);
+    let mine = w.forge.statuses(&w.repo, &head_sha);
+    assert_eq!(
+        mine.iter().map(|s| s.state.as_str()).collect::<Vec<_>>(),
+        ["pending", "success"]
+    );
+
+    let comment = oc
+        .issues(o, r)
+        .create_comment(first.0, "hello from the bot")
+        .await
+        .expect("comment");
+    let listed = oc
+        .issues(o, r)
+        .list_comments(first.0)
+        .send()
+        .await
+        .expect("list comments");
+    assert_eq!(listed.items[0].id, comment.id);
+    assert_eq!(w.forge.comments(&w.repo, first)[0].author, "tickbot[bot]");
+
+    let mut items = oc
+        .repos(o, r)
+        .get_content()
+        .path(".tickbot.toml")
+        .r#ref("one")
+        .send()
+        .await
+        .expect("contents");
+    let file = items.take_items().pop().expect("one file");
+    assert!(
+        file.decoded_content()
+            .expect("decodes")
+            .contains("[tasks.lint]")
+    );
+}
+
+#[tokio::test]
+async fn git_push_over_http_moves_the_pr_head() {
+    let mut w = World::new().await;
+    let pr = w.pr("topic", "body", "alice").await;
+    let work = tempfile::tempdir().expect("tempdir");
+    let clone = work.path().join("clone");
+    git(
+        work.path(),
+        &["clone", "-q", &w.forge.clone_url(&w.repo), "clone"],
+    );
+    git(&clone, &["checkout", "-q", "topic"]);
+    std::fs::write(clone.join("new.txt"), "pushed\n").expect("write");
+    git(&clone, &["add", "new.txt"]);
+    git(&clone, &["commit", "-q", "-m", "Push over HTTP"]);
+    git(&clone, &["push", "-q", "origin", "topic"]);
+    let sha = git(&clone, &["rev-parse", "HEAD"]);
+
+    // The push has been noticed by the time `git push` returns.
+    assert_eq!(w.forge.pr(&w.repo, pr).expect("pr").head_sha.0, sha);
+    let remote = git(&clone, &["ls-remote", "origin", "refs/pull/1/head"]);
+    assert!(
+        remote.starts_with(&sha),
+        "refs/pull/1/head follows: {remote}"
+    );
+    let push = next(&mut w.hooks, "push", None).await;
+    let push = if push.body["ref"] == "refs/heads/main" {
+        next(&mut w.hooks, "push", None).await
+    } else {
+        push
+    };
+    assert_eq!(push.body["after"], sha);
+    assert_eq!(push.body["commits"][0]["added"], json!(["new.txt"]));
+    let sync = next(&mut w.hooks, "pull_request", Some("synchronize")).await;
+    assert_eq!(sync.body["pull_request"]["head"]["sha"], sha);
+
+    // A worker pushing with the bot's token is seen as the bot.
+    std::fs::write(clone.join("bot.txt"), "by the bot\n").expect("write");
+    git(&clone, &["add", "bot.txt"]);
+    git(&clone, &["commit", "-q", "-m", "Bot result"]);
+    git(
+        &clone,
+        &[
+            "push",
+            "-q",
+            &w.forge.authenticated_clone_url(&w.repo),
+            "topic",
+        ],
+    );
+    let sync = next(&mut w.hooks, "pull_request", Some("synchronize")).await;
+    assert_eq!(sync.body["sender"]["login"], "tickbot[bot]");
+}
+
+fn git(dir: &Path, args: &[&str]) -> String {
+    let out = std::process::Command::new("git")
+        .args([
+            "-c",
+            "user.name=Alice",
+            "-c",
+            "user.email=alice@example.com",
+        ])
+        .args(args)
+        .current_dir(dir)
+        .env("GIT_TERMINAL_PROMPT", "0")
+        .output()
+        .expect("git runs");
+    assert!(
+        out.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+#[tokio::test]
+async fn bodies_over_githubs_limit_are_refused_with_422() {
+    let w = World::new().await;
+    let pr = w.pr("topic", "short", "alice").await;
+    let token = Some(w.forge.bot_token());
+    let url = w.url(&format!("/pulls/{}", pr.0));
+    let at_limit = "x".repeat(65_536);
+    let (status, _, _) = call("PATCH", &url, token, Some(json!({ "body": at_limit }))).await;
+    assert_eq!(status, 200);
+    let (status, _, body) = call(
+        "PATCH",
+        &url,
+        token,
+        Some(json!({ "body": at_limit + "y" })),
+    )
+    .await;
+    assert_eq!(status, 422);
+    assert_eq!(
+        body["errors"],
+        json!([{"resource":"Issue","code":"custom","field":"body","message":"body is too long (maximum is 65536 characters)"}])
+    );
+    assert_eq!(body["message"], "Validation Failed");
+    let err = w
+        .forge
+        .edit_pr_body(&w.repo, pr, &"z".repeat(70_000), "alice")
+        .await;
+    assert!(err.is_err(), "a person hits the same limit");
+    assert_eq!(w.forge.pr(&w.repo, pr).expect("pr").body.len(), 65_536);
+}
+
+#[tokio::test]
+async fn bad_requests_get_githubs_json_errors() {
+    let w = World::new().await;
+    let url = w.url("");
+    let (status, _, body) = call("GET", &url, None, None).await;
+    assert_eq!(
+        (status, body["message"].as_str()),
+        (401, Some("Requires authentication"))
+    );
+    let (status, _, body) = call("GET", &url, Some("wrong"), None).await;
+    assert_eq!(
+        (status, body["message"].as_str()),
+        (401, Some("Bad credentials"))
+    );
+    let token = Some(w.forge.bot_token());
+    let (status, _, body) = call("GET", &w.url("/pulls/999"), token, None).await;
+    assert_eq!((status, body["message"].as_str()), (404, Some("Not Found")));
+    let (status, _, _) = call("GET", &w.url("/pulls/abc"), token, None).await;
+    assert_eq!(status, 404);
+    let (status, _, body) = call("GET", &w.url("/contents/nope.txt"), token, None).await;
+    assert_eq!((status, body["message"].as_str()), (404, Some("Not Found")));
+    let (status, _, body) = call(
+        "POST",
+        &w.url("/issues/1/comments"),
+        token,
+        Some(json!("x")),
+    )
+    .await;
+    assert_eq!(
+        (status, body["message"].as_str()),
+        (400, Some("Problems parsing JSON"))
+    );
+    let (status, _, body) = call("POST", &w.url("/pulls"), token, Some(json!({"title": 1}))).await;
+    assert_eq!(status, 422, "{body}");
+}
+
+#[tokio::test]
+async fn faults_answer_errors_and_rate_limits_then_recover() {
+    let w = World::new().await;
+    let token = Some(w.forge.bot_token());
+    let url = w.url("");
+    let faults = w.forge.faults();
+    faults.inject_errors(2, 502, CallMatch::path("/repos/acme/widgets"));
+    assert_eq!(call("GET", &url, token, None).await.0, 502);
+    assert_eq!(call("GET", &url, token, None).await.0, 502);
+    assert_eq!(call("GET", &url, token, None).await.0, 200);
+
+    faults.inject_errors(1, 500, CallMatch::method("PATCH", "/repos/"));
+    assert_eq!(
+        call("GET", &url, token, None).await.0,
+        200,
+        "GET does not match"
+    );
+
+    faults.rate_limit(
+        1,
+        RateLimitKind::Primary {
+            reset_after_secs: 60,
+        },
+        CallMatch::any(),
+    );
+    let (status, headers, _) = call("GET", &url, token, None).await;
+    assert_eq!(status, 403);
+    assert_eq!(headers["x-ratelimit-remaining"], "0");
+    let reset: i64 = headers["x-ratelimit-reset"]
+        .to_str()
+        .expect("ascii")
+        .parse()
+        .expect("epoch");
+    assert!(reset > chrono::Utc::now().timestamp());
+
+    faults.rate_limit(
+        1,
+        RateLimitKind::Secondary {
+            retry_after_secs: 7,
+        },
+        CallMatch::any(),
+    );
+    let (status, headers, _) = call("GET", &url, token, None).await;
+    assert_eq!(
+        (status, headers["retry-after"].to_str().ok()),
+        (429, Some("7"))
+    );
+
+    faults.latency(Duration::from_millis(300));
+    let started = Instant::now();
+    assert_eq!(call("GET", &url, token, None).await.0, 200);
+    assert!(started.elapsed() >= Duration::from_millis(300));
+    faults.clear();
+}
+
+#[tokio::test]
+async fn the_call_log_counts_rest_calls() {
+    let w = World::new().await;
+    let pr = w.pr("topic", "body", "alice").await;
+    w.forge.clear_api_calls();
+    let token = Some(w.forge.bot_token());
+    call("GET", &w.url(&format!("/pulls/{}", pr.0)), token, None).await;
+    call("GET", &w.url("/pulls?state=all"), token, None).await;
+    call(
+        "POST",
+        &w.url(&format!("/issues/{}/comments", pr.0)),
+        token,
+        Some(json!({"body": "hi"})),
+    )
+    .await;
+    call("GET", &w.url(""), None, None).await;
+    let calls: Vec<(String, String, u16)> = w
+        .forge
+        .api_calls()
+        .into_iter()
+        .map(|c| (c.method, c.path, c.status))
+        .collect();
+    assert_eq!(
+        calls,
+        [
+            ("GET".into(), "/repos/acme/widgets/pulls/1".into(), 200),
+            (
+                "GET".into(),
+                "/repos/acme/widgets/pulls?state=all".into(),
+                200
+            ),
+            (
+                "POST".into(),
+                "/repos/acme/widgets/issues/1/comments".into(),
+                201
+            ),
+            ("GET".into(), "/repos/acme/widgets".into(), 401),
+        ]
+    );
+    w.forge.clear_api_calls();
+    assert!(w.forge.api_calls().is_empty());
+}
+
+#[tokio::test]
+async fn redelivery_keeps_the_delivery_id() {
+    let mut w = World::new().await;
+    w.pr("topic", "body", "alice").await;
+    let first = next(&mut w.hooks, "pull_request", Some("opened")).await;
+    let status = w.forge.redeliver(&first.delivery).await.expect("redeliver");
+    assert_eq!(status, 200);
+    let again = next(&mut w.hooks, "pull_request", Some("opened")).await;
+    assert_eq!(again.delivery, first.delivery);
+    assert_eq!(again.body, first.body);
+    let records: Vec<_> = w
+        .forge
+        .deliveries()
+        .into_iter()
+        .filter(|d| d.id == first.delivery)
+        .collect();
+    assert_eq!(records.len(), 2);
+    assert!(records[1].redelivery && records[1].status == Some(200));
+}
+
+#[tokio::test]
+async fn labels_reactions_checks_and_permissions() {
+    let w = World::new().await;
+    let pr = w.pr("topic", "body", "alice").await;
+    let token = Some(w.forge.bot_token());
+    let (s, _, labels) = call(
+        "POST",
+        &w.url("/issues/1/labels"),
+        token,
+        Some(json!({"labels": ["bot"]})),
+    )
+    .await;
+    assert_eq!((s, labels[0]["name"].as_str()), (200, Some("bot")));
+    let (s, _, _) = call("DELETE", &w.url("/issues/1/labels/bot"), token, None).await;
+    assert_eq!(s, 200);
+    assert!(w.forge.pr(&w.repo, pr).expect("pr").labels.is_empty());
+
+    let id = w
+        .forge
+        .comment(&w.repo, pr, "/test", "alice")
+        .await
+        .expect("comment");
+    let url = w.url(&format!("/issues/comments/{id}/reactions"));
+    assert_eq!(
+        call("POST", &url, token, Some(json!({"content": "eyes"})))
+            .await
+            .0,
+        201
+    );
+    assert_eq!(
+        call("POST", &url, token, Some(json!({"content": "eyes"})))
+            .await
+            .0,
+        200
+    );
+    assert_eq!(
+        call("POST", &url, token, Some(json!({"content": "nope"})))
+            .await
+            .0,
+        422
+    );
+    assert_eq!(w.forge.comments(&w.repo, pr)[0].reactions.len(), 1);
+
+    let sha = w.forge.pr(&w.repo, pr).expect("pr").head_sha;
+    let (s, _, run) = call(
+        "POST",
+        &w.url("/check-runs"),
+        token,
+        Some(json!({"name": "lint", "head_sha": sha.0, "status": "in_progress"})),
+    )
+    .await;
+    assert_eq!(s, 201);
+    let run_url = w.url(&format!("/check-runs/{}", run["id"]));
+    let (s, _, run) = call(
+        "PATCH",
+        &run_url,
+        token,
+        Some(json!({"conclusion": "success"})),
+    )
+    .await;
+    assert_eq!((s, run["status"].as_str()), (200, Some("completed")));
+    let (_, _, list) = call("GET", &w.url("/commits/topic/check-runs"), token, None).await;
+    assert_eq!(list["total_count"], 1);
+
+    w.forge.add_collaborator(&w.repo, "carol", "maintain");
+    let perm = |u: &str| w.url(&format!("/collaborators/{u}/permission"));
+    assert_eq!(
+        call("GET", &perm("carol"), token, None).await.2["permission"],
+        "write"
+    );
+    assert_eq!(
+        call("GET", &perm("acme"), token, None).await.2["permission"],
+        "admin"
+    );
+    assert_eq!(
+        call("GET", &perm("eve"), token, None).await.2["permission"],
+        "none"
+    );
+    w.forge.add_org_member("acme", "mia");
+    let member = |u: &str| format!("{}/orgs/acme/members/{u}", w.forge.api_url());
+    assert_eq!(call("GET", &member("mia"), token, None).await.0, 204);
+    assert_eq!(call("GET", &member("eve"), token, None).await.0, 404);
+}
+
+#[tokio::test]
+async fn the_control_api_acts_like_a_person() {
+    let mut w = World::new().await;
+    let base = format!("{}/_forge", w.forge.api_url());
+    let (s, _, _) = call(
+        "POST",
+        &format!("{base}/repos/acme/widgets/commits"),
+        None,
+        Some(json!({"branch": "ctl", "from": "main", "files": {"a.txt": "a"}, "author": "dora"})),
+    )
+    .await;
+    assert_eq!(s, 200);
+    let (s, _, opened) = call(
+        "POST",
+        &format!("{base}/repos/acme/widgets/pulls"),
+        None,
+        Some(json!({"head": "ctl", "title": "Via control", "body": "x", "author": "dora"})),
+    )
+    .await;
+    assert_eq!(s, 200);
+    let n = opened["number"].as_u64().expect("number");
+    call(
+        "PATCH",
+        &format!("{base}/repos/acme/widgets/pulls/{n}"),
+        None,
+        Some(json!({"body": "y", "editor": "dora"})),
+    )
+    .await;
+    let edited = next(&mut w.hooks, "pull_request", Some("edited")).await;
+    assert_eq!(edited.body["changes"]["body"]["from"], "x");
+    call(
+        "POST",
+        &format!("{base}/faults"),
+        None,
+        Some(json!({"errors": {"n": 1, "status": 500}})),
+    )
+    .await;
+    assert_eq!(
+        call("GET", &w.url(""), Some(w.forge.bot_token()), None)
+            .await
+            .0,
+        500
+    );
+    let (_, _, calls) = call("GET", &format!("{base}/calls"), None, None).await;
+    assert_eq!(
+        calls.as_array().map(Vec::len),
+        Some(1),
+        "control calls are not logged"
+    );
+    let (s, _, _) = call(
+        "POST",
+        &format!("{base}/repos"),
+        None,
+        Some(json!({"repo": "bad"})),
+    )
+    .await;
+    assert_eq!(s, 400);
+}
+
+#[tokio::test]
+async fn shutdown_stops_the_server() {
+    let w = World::new().await;
+    let url = w.url("");
+    w.forge.clone().shutdown().await;
+    let client: Client<HttpConnector, Full<Bytes>> =
+        Client::builder(TokioExecutor::new()).build_http();
+    let req = hyper::Request::get(&url)
+        .body(Full::new(Bytes::new()))
+        .expect("request");
+    let result = tokio::time::timeout(WAIT, client.request(req))
+        .await
+        .expect("bounded");
+    assert!(result.is_err(), "no answer after shutdown");
+}
