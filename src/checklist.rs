@@ -19,6 +19,7 @@
 //! Unknown verbs are *not* refused here: only the dispatcher knows the repository's verbs.
 
 use std::borrow::Cow;
+use std::collections::HashMap;
 use std::fmt;
 use std::ops::Range;
 
@@ -300,6 +301,8 @@ fn github_renders_checkbox(body: &str, marker: &Range<usize>, lines: &LineIndex)
 pub fn parse(body: &str) -> Checklist {
     let lines = LineIndex::new(body);
     let mut list = Checklist::default();
+    // Earlier tasks per (verb, args): a body can hold thousands of identical lines.
+    let mut seen: HashMap<(String, Vec<String>), usize> = HashMap::new();
     for raw in raw_checkboxes(body, &lines) {
         let line = lines.line(raw.marker.start);
         match interpret(body, &raw) {
@@ -308,7 +311,8 @@ pub fn parse(body: &str) -> Checklist {
                     Some((verb, args)) => (verb.clone(), args.to_vec()),
                     None => continue, // interpret() refuses empty items
                 };
-                let mut item = TaskItem {
+                let seen_before = seen.entry((verb.clone(), args.clone())).or_default();
+                list.tasks.push(TaskItem {
                     line,
                     text: words.join(" "),
                     verb,
@@ -316,10 +320,9 @@ pub fn parse(body: &str) -> Checklist {
                     state,
                     marker: raw.marker,
                     prefix,
-                    occurrence: 0,
-                };
-                item.occurrence = list.tasks.iter().filter(|t| t.same_task(&item)).count();
-                list.tasks.push(item);
+                    occurrence: *seen_before,
+                });
+                *seen_before += 1;
             }
             Err(reason) => list.refused.push(Refusal {
                 line,

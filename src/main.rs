@@ -78,6 +78,10 @@ fn main() -> ExitCode {
                 Ok(c) => c,
                 Err(code) => return code,
             };
+            if let Err(e) = check_role_needs(&cli.command, &config) {
+                eprintln!("tickbot: {e}");
+                return ExitCode::from(2);
+            }
             run_async(async move {
                 let shutdown = roles::shutdown_signal();
                 match cli.command {
@@ -116,6 +120,17 @@ fn main() -> ExitCode {
             Ok(())
         }),
     }
+}
+
+/// What a role cannot start without, checked before anything starts (exit code 2).
+fn check_role_needs(command: &Command, config: &ServerConfig) -> anyhow::Result<()> {
+    if matches!(command, Command::Serve | Command::All) {
+        config.webhook_secret()?;
+    }
+    if matches!(command, Command::Dispatch | Command::All) {
+        roles::github(config)?;
+    }
+    Ok(())
 }
 
 fn run_async(f: impl std::future::Future<Output = anyhow::Result<()>>) -> ExitCode {

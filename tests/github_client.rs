@@ -739,6 +739,7 @@ async fn an_unreachable_server_is_a_transport_error_after_bounded_retries() {
         .await
         .expect_err("no server");
     assert!(err.outcome_unknown(), "{err:?}");
+    eprintln!("DISPLAY: {err}");
 }
 
 // ---- secrets ----

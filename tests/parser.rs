@@ -203,18 +203,10 @@ fn empty_items_and_unknown_prefixes_are_refused_not_dropped() {
 /// on the very last lines.
 fn body_at_the_limit() -> String {
     let tail = "\n\n- [ ] image-refresh fedora-41\n- [ ] prune";
-    let filler_chars = GITHUB_BODY_LIMIT - tail.chars().count();
-    let mut body: String = "é"
-        .repeat(filler_chars - filler_chars / 80)
-        .chars()
-        .collect::<Vec<_>>()
-        .chunks(79)
-        .map(|c| c.iter().collect::<String>())
-        .collect::<Vec<_>>()
-        .join("\n");
-    while body.chars().count() < filler_chars {
-        body.push('.');
-    }
+    let line = format!("{}\n", "é".repeat(79));
+    let filler = GITHUB_BODY_LIMIT - tail.chars().count();
+    let mut body = line.repeat(filler / 80);
+    body.push_str(&"é".repeat(filler % 80));
     body.push_str(tail);
     body
 }

@@ -30,7 +30,7 @@ pub enum GitHubError {
         outcome_unknown: bool,
     },
 
-    #[error("{what}: could not reach GitHub: {source}{}", transport_hint(*.outcome_unknown))]
+    #[error("{what}: could not reach GitHub: {}{}", chain(.source.as_ref()), transport_hint(*.outcome_unknown))]
     Transport {
         what: String,
         /// As for [`GitHubError::Api`]: the request may have been carried out.
@@ -85,6 +85,23 @@ fn api_hint(status: u16, outcome_unknown: bool) -> &'static str {
         500..=599 => "; GitHub is failing: try again later",
         _ => "",
     }
+}
+
+/// The error and its causes, since the outermost message alone ("client error (Connect)") does
+/// not say what went wrong.
+fn chain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut current = error.source();
+    while let Some(cause) = current {
+        let cause_text = cause.to_string();
+        // Wrappers often repeat their cause's message; print each message once.
+        if !text.contains(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        current = cause.source();
+    }
+    text
 }
 
 fn transport_hint(outcome_unknown: bool) -> &'static str {

@@ -8,10 +8,13 @@
 //! * Authentication: a token ([`Auth::Token`]), or a GitHub App ([`Auth::App`]), in which case
 //!   each repository's calls use that installation's token (looked up once per owner, then cached
 //!   and refreshed by octocrab).
-//! * Retries follow our own policy (see the `retry` module): rate limits are waited out when the wait fits the
-//!   budget, server and network errors are repeated only for requests that are safe to repeat.
-//!   Creating a comment is never repeated after a 5xx, because GitHub may already have created it;
-//!   the error then says so ([`GitHubError::outcome_unknown`]).
+//! * Retries follow our own policy (module `retry`): rate limits are waited out when the wait
+//!   fits the budget; server and network errors are repeated only for requests that are safe to
+//!   repeat. Creating a comment is never repeated after a 5xx, because GitHub may already have
+//!   created it; the error then says so ([`GitHubError::outcome_unknown`]). A PR body write is
+//!   never repeated at all (see [`GitHub::set_pr_body`]).
+//! * Every attempt is logged (`debug`, retries at `warn`) and counted in the metric
+//!   `tickbot_github_api_attempts_total{method, outcome}`.
 //! * Tokens never appear in errors, logs or `Debug` output.
 
 mod error;

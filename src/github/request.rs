@@ -69,8 +69,10 @@ impl Response {
 
 /// Why an attempt produced no response.
 enum Failure {
-    /// Network trouble or timeout: maybe worth repeating.
+    /// Network trouble or timeout after the request may have gone out: maybe worth repeating.
     Transport(BoxError),
+    /// No connection could be made: the request certainly did not reach GitHub.
+    NotSent(BoxError),
     /// A failure that repeating cannot fix (bad key, bad URL); reported as is.
     Fatal(GitHubError),
 }
@@ -95,9 +97,10 @@ pub(crate) async fn send(
             )),
         };
         // A fatal failure ends the call; what remains is an answer or a transport error.
-        let result: Result<Response, BoxError> = match result {
-            Ok(resp) => Ok(resp),
-            Err(Failure::Transport(source)) => Err(source),
+        let (result, sent) = match result {
+            Ok(resp) => (Ok(resp), true),
+            Err(Failure::Transport(source)) => (Err(source), true),
+            Err(Failure::NotSent(source)) => (Err(source), false),
             Err(Failure::Fatal(error)) => {
                 record_attempt(req, attempt, "fatal");
                 return Err(error);
@@ -105,7 +108,8 @@ pub(crate) async fn send(
         };
         let outcome = match &result {
             Ok(resp) => Outcome::Answer(resp.status, &resp.headers),
-            Err(_) => Outcome::Transport,
+            Err(_) if sent => Outcome::Transport,
+            Err(_) => Outcome::NotSent,
         };
         let status_label = match &result {
             Ok(resp) => resp.status.as_str().to_string(),
@@ -124,7 +128,7 @@ pub(crate) async fn send(
             jitter,
         );
         match verdict {
-            Verdict::Done => return result.map_err(|source| transport_error(req, source)),
+            Verdict::Done => return result.map_err(|source| transport_error(req, source, sent)),
             Verdict::Retry(wait) => {
                 tracing::warn!(
                     what = %req.what,
@@ -149,7 +153,7 @@ pub(crate) async fn send(
                         let unknown = req.repeat != Repeat::Safe && resp.status.is_server_error();
                         api_error(&req.what, &resp, unknown)
                     }
-                    Err(source) => transport_error(req, source),
+                    Err(source) => transport_error(req, source, sent),
                 });
             }
         }
@@ -205,6 +209,9 @@ async fn attempt_once(client: &Octocrab, req: &Request) -> Result<Response, Fail
 
 /// Sorts octocrab's errors into "the network failed" (maybe retry) and everything else.
 fn classify(error: octocrab::Error, what: &str) -> Failure {
+    if is_connect_error(&error) {
+        return Failure::NotSent(Box::new(error));
+    }
     match error {
         octocrab::Error::Hyper { .. }
         | octocrab::Error::Service { .. }
@@ -235,7 +242,7 @@ fn classify(error: octocrab::Error, what: &str) -> Failure {
 pub(crate) fn from_octocrab(error: octocrab::Error, what: &str) -> GitHubError {
     match classify(error, what) {
         Failure::Fatal(error) => error,
-        Failure::Transport(source) => GitHubError::Transport {
+        Failure::Transport(source) | Failure::NotSent(source) => GitHubError::Transport {
             what: what.to_string(),
             outcome_unknown: false,
             source,
@@ -243,10 +250,24 @@ pub(crate) fn from_octocrab(error: octocrab::Error, what: &str) -> GitHubError {
     }
 }
 
-fn transport_error(req: &Request, source: BoxError) -> GitHubError {
+/// Whether the connection itself failed (refused, unreachable, connect timeout): hyper reports
+/// every connector failure as a "connect" error, and nothing was sent in that case.
+fn is_connect_error(error: &octocrab::Error) -> bool {
+    let mut current: Option<&(dyn std::error::Error + 'static)> = Some(error);
+    while let Some(e) = current {
+        if let Some(client_error) = e.downcast_ref::<hyper_util::client::legacy::Error>() {
+            return client_error.is_connect();
+        }
+        current = e.source();
+    }
+    false
+}
+
+/// `sent`: whether the request may have reached GitHub (false after a failed connect).
+fn transport_error(req: &Request, source: BoxError, sent: bool) -> GitHubError {
     GitHubError::Transport {
         what: req.what.clone(),
-        outcome_unknown: req.repeat != Repeat::Safe,
+        outcome_unknown: sent && req.repeat != Repeat::Safe,
         source,
     }
 }

@@ -55,8 +55,10 @@ pub(crate) enum Repeat {
 pub(crate) enum Outcome<'a> {
     /// GitHub answered.
     Answer(StatusCode, &'a HeaderMap),
-    /// No answer: connection refused or reset, timeout. The request may or may not have arrived.
+    /// No answer: connection reset, timeout. The request may or may not have arrived.
     Transport,
+    /// No connection could be made, so the request certainly did not arrive.
+    NotSent,
 }
 
 /// What to do after one attempt.
@@ -107,9 +109,13 @@ pub(crate) fn decide(
             }
         }
         Outcome::Answer(..) => Verdict::Done,
-        Outcome::Transport => {
+        Outcome::Transport | Outcome::NotSent => {
             let wait = backoff(policy, attempt, jitter);
-            if repeat == Repeat::Safe && attempts_left && wait <= budget {
+            let may_repeat = match outcome {
+                Outcome::NotSent => repeat != Repeat::Never,
+                _ => repeat == Repeat::Safe,
+            };
+            if may_repeat && attempts_left && wait <= budget {
                 Verdict::Retry(wait)
             } else {
                 Verdict::GiveUp
@@ -255,6 +261,13 @@ mod tests {
         assert!(matches!(transport(Safe), Verdict::Retry(_)));
         assert_eq!(transport(IfNotProcessed), Verdict::GiveUp);
         assert_eq!(transport(Never), Verdict::GiveUp);
+        // A request that never left (connection refused) cannot have been processed.
+        let not_sent = |repeat| {
+            let outcome = Outcome::NotSent;
+            decide(&policy(), 1, Duration::ZERO, repeat, outcome, now(), 0.0)
+        };
+        assert!(matches!(not_sent(IfNotProcessed), Verdict::Retry(_)));
+        assert_eq!(not_sent(Never), Verdict::GiveUp);
         assert_eq!(decide_answer(502, &h, Never, 1), Verdict::GiveUp);
     }
 
