@@ -15,7 +15,9 @@ use futures_util::StreamExt;
 use http_body_util::Full;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
-use lapin::options::{BasicPublishOptions, ConfirmSelectOptions, QueueDeclareOptions, QueueDeleteOptions};
+use lapin::options::{
+    BasicPublishOptions, ConfirmSelectOptions, QueueDeclareOptions, QueueDeleteOptions,
+};
 use lapin::types::FieldTable;
 use lapin::{BasicProperties, Connection, ConnectionProperties};
 use std::path::PathBuf;
@@ -69,11 +71,20 @@ async fn raw_publish(body: &[u8], count: usize, in_flight: usize) -> f64 {
         .await
         .expect("RabbitMQ at 127.0.0.1:5672");
     let ch = conn.create_channel().await.expect("channel");
-    ch.confirm_select(ConfirmSelectOptions::default()).await.expect("confirms");
-    let queue = format!("bench-raw-{}", uuid::Uuid::new_v4());
-    ch.queue_declare(queue.as_str().into(), QueueDeclareOptions { durable: true, ..Default::default() }, FieldTable::default())
+    ch.confirm_select(ConfirmSelectOptions::default())
         .await
-        .expect("declare");
+        .expect("confirms");
+    let queue = format!("bench-raw-{}", uuid::Uuid::new_v4());
+    ch.queue_declare(
+        queue.as_str().into(),
+        QueueDeclareOptions {
+            durable: true,
+            ..Default::default()
+        },
+        FieldTable::default(),
+    )
+    .await
+    .expect("declare");
     let started = Instant::now();
     let mut pending = futures_util::stream::FuturesUnordered::new();
     for _ in 0..count {
@@ -97,7 +108,9 @@ async fn raw_publish(body: &[u8], count: usize, in_flight: usize) -> f64 {
         assert!(c.expect("confirm").is_ack());
     }
     let rate = count as f64 / started.elapsed().as_secs_f64();
-    let _ = ch.queue_delete(queue.as_str().into(), QueueDeleteOptions::default()).await;
+    let _ = ch
+        .queue_delete(queue.as_str().into(), QueueDeleteOptions::default())
+        .await;
     let _ = conn.close(0, "done".into()).await;
     rate
 }
@@ -147,17 +160,28 @@ async fn start_tickbot(role: &str, amqp: Option<&str>, prefix: &str, api_url: &s
     let client = Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        let req = hyper::Request::get(format!("{url}/healthz")).body(Full::new(Bytes::new())).expect("req");
+        let req = hyper::Request::get(format!("{url}/healthz"))
+            .body(Full::new(Bytes::new()))
+            .expect("req");
         if client.request(req).await.is_ok_and(|r| r.status() == 200) {
             break;
         }
         assert!(Instant::now() < deadline, "tickbot {role} did not start");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    Served { child, url, _dir: dir }
+    Served {
+        child,
+        url,
+        _dir: dir,
+    }
 }
 
-async fn intake_load(url: &str, body: &[u8], total: usize, concurrency: usize) -> (f64, Duration, Duration) {
+async fn intake_load(
+    url: &str,
+    body: &[u8],
+    total: usize,
+    concurrency: usize,
+) -> (f64, Duration, Duration) {
     let client = Client::builder(TokioExecutor::new())
         .pool_max_idle_per_host(concurrency)
         .build_http::<Full<Bytes>>();
@@ -177,7 +201,10 @@ async fn intake_load(url: &str, body: &[u8], total: usize, concurrency: usize) -
                 let req = hyper::Request::post(&url)
                     .header("content-type", "application/json")
                     .header("x-github-event", "pull_request")
-                    .header("x-github-delivery", format!("bench-{w}-{i}-{}", uuid::Uuid::new_v4()))
+                    .header(
+                        "x-github-delivery",
+                        format!("bench-{w}-{i}-{}", uuid::Uuid::new_v4()),
+                    )
                     .header("x-hub-signature-256", &signature)
                     .body(Full::new(body.clone()))
                     .expect("request");
@@ -196,6 +223,19 @@ async fn intake_load(url: &str, body: &[u8], total: usize, concurrency: usize) -
     let rate = all.len() as f64 / started.elapsed().as_secs_f64();
     all.sort();
     (rate, percentile(&all, 0.5), percentile(&all, 0.99))
+}
+
+async fn wait_statuses(
+    forge: &tickbot::forge::Forge,
+    repo: &RepoName,
+    sha: &tickbot::ids::CommitSha,
+    n: usize,
+) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while forge.statuses(repo, sha).len() < n {
+        assert!(Instant::now() < deadline, "status {n} not set");
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
 }
 
 fn rss_kib(pid: u32) -> u64 {
@@ -220,7 +260,10 @@ fn delete_queues(prefix: &str) {
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
     let body = payload();
-    println!("payload: {} bytes (signed pull_request.opened)\n", body.len());
+    println!(
+        "payload: {} bytes (signed pull_request.opened)\n",
+        body.len()
+    );
 
     // 1 + 2, in the same run so they compare.
     let raw_1 = raw_publish(&body, 3_000, 1).await;
@@ -257,7 +300,14 @@ async fn main() {
     .expect("stack");
     let forge = &stack.forge;
     forge
-        .create_repo(&repo, "main", &[(".tickbot.toml", "[tasks.lint]\ncommand = [\"make\", \"lint\"]\n")])
+        .create_repo(
+            &repo,
+            "main",
+            &[(
+                ".tickbot.toml",
+                "[tasks.lint]\ncommand = [\"make\", \"lint\"]\n",
+            )],
+        )
         .await
         .expect("repo");
     forge.add_collaborator(&repo, "alice", "write");
@@ -265,7 +315,14 @@ async fn main() {
     for i in 0..60 {
         let branch = format!("b{i}");
         let sha = forge
-            .commit_files(&repo, &branch, Some("main"), &[("f", &i.to_string())], "change", "alice")
+            .commit_files(
+                &repo,
+                &branch,
+                Some("main"),
+                &[("f", &i.to_string())],
+                "change",
+                "alice",
+            )
             .await
             .expect("push");
         let t = Instant::now();
@@ -292,39 +349,49 @@ async fn main() {
     // Steady state: the same PR edited again (new item after the running one is ticked).
     let branch = "steady";
     let sha = forge
-        .commit_files(&repo, branch, Some("main"), &[("g", "x")], "change", "alice")
+        .commit_files(
+            &repo,
+            branch,
+            Some("main"),
+            &[("g", "x")],
+            "change",
+            "alice",
+        )
         .await
         .expect("push");
     let pr = forge
         .open_pr(&repo, branch, "main", "t", "- [ ] lint\n", "alice")
         .await
         .expect("open");
-    let wait_statuses = |n: usize| {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        async move {
-            while forge.statuses(&repo, &sha).len() < n {
-                assert!(Instant::now() < deadline, "status {n} not set");
-                tokio::time::sleep(Duration::from_millis(1)).await;
-            }
-        }
-    };
-    wait_statuses(1).await;
+    wait_statuses(forge, &repo, &sha, 1).await;
     // Distinct arguments: a status is per context, so each item needs its own context.
     let mut body = "- [x] lint\n".to_string();
     for i in 1..=5 {
         body.push_str(&format!("- [ ] lint part-{i}\n"));
-        forge.flush_webhooks(Duration::from_secs(5)).await.expect("flush");
+        forge
+            .flush_webhooks(Duration::from_secs(5))
+            .await
+            .expect("flush");
         forge.clear_api_calls();
-        forge.edit_pr_body(&repo, pr, &body, "alice").await.expect("edit");
-        wait_statuses(i + 1).await;
+        forge
+            .edit_pr_body(&repo, pr, &body, "alice")
+            .await
+            .expect("edit");
+        wait_statuses(forge, &repo, &sha, i + 1).await;
         // The status is the last call of the event; give the log a moment to record it.
-        forge.flush_webhooks(Duration::from_secs(5)).await.expect("flush");
+        forge
+            .flush_webhooks(Duration::from_secs(5))
+            .await
+            .expect("flush");
         let calls: Vec<String> = forge
             .api_calls()
             .into_iter()
             .map(|c| format!("{} {}", c.method, c.path))
             .collect();
-        println!("edited event #{i} (queues the next item): {} API calls: {calls:?}", calls.len());
+        println!(
+            "edited event #{i} (queues the next item): {} API calls: {calls:?}",
+            calls.len()
+        );
         body = body.replace("- [ ] lint", "- [x] lint"); // done: the next edit adds one more
     }
     stack.shutdown().await;
@@ -337,7 +404,11 @@ async fn main() {
         tokio::time::sleep(Duration::from_secs(3)).await;
         println!(
             "tickbot all idle RSS ({}): {:.1} MiB",
-            if amqp.is_some() { "RabbitMQ" } else { "embedded queue" },
+            if amqp.is_some() {
+                "RabbitMQ"
+            } else {
+                "embedded queue"
+            },
             rss_kib(served.child.id()) as f64 / 1024.0
         );
         drop(served);

@@ -503,16 +503,19 @@ pub fn append_task(body: &str, text: &str) -> Option<(String, TaskItem)> {
     let text = text.split_whitespace().collect::<Vec<_>>().join(" ");
     let line = format!("- [ ] {text}");
     let trimmed = body.trim_end_matches(['\n', '\r']);
-    let joins: [String; 3] = [
+    let mut joins = vec![
         if trimmed.is_empty() {
             String::new()
         } else {
             eol.to_owned()
         },
         eol.repeat(2),
-        // An unclosed fence swallows everything after it; close it.
-        format!("{eol}```{eol}{eol}"),
     ];
+    // An unclosed fence swallows everything after it: close it, with the shortest fence that
+    // works (a closing fence may be longer than the opening one).
+    for fence in ["```", "~~~", "``````````", "~~~~~~~~~~"] {
+        joins.push(format!("{eol}{fence}{eol}{eol}"));
+    }
     let before = parse(body).tasks.len();
     joins.iter().find_map(|join| {
         let out = format!("{trimmed}{join}{line}{eol}");
@@ -706,6 +709,10 @@ mod tests {
     fn append_task_closes_an_unclosed_fence_and_keeps_crlf() {
         let (out, t) = append_task("Text\r\n```\r\ncode\r\n", "prune  old").unwrap();
         assert!(out.ends_with("```\r\n\r\n- [ ] prune old\r\n"), "{out:?}");
+        let (out, _) = append_task("~~~~\ncode\n", "prune").unwrap();
+        assert_eq!(out, "~~~~\ncode\n~~~~~~~~~~\n\n- [ ] prune\n");
+        let (out, _) = append_task("", "prune").unwrap();
+        assert_eq!(out, "- [ ] prune\n");
         assert_eq!(
             (t.verb.as_str(), t.args.clone()),
             ("prune", vec!["old".into()])

@@ -31,7 +31,7 @@ pub const HANDLED_EVENTS: &[&str] = &[
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum Event {
-    PullRequest(PullRequestEvent),
+    PullRequest(Box<PullRequestEvent>),
     IssueComment(CommentEvent),
     Other {
         event: String,
@@ -191,7 +191,7 @@ pub fn parse(event: &str, payload: &[u8]) -> Result<Event, EventError> {
         "pull_request" => {
             let raw: RawPullRequestEvent = serde_json::from_slice(payload).map_err(shape)?;
             let pr = raw.pull_request;
-            Ok(Event::PullRequest(PullRequestEvent {
+            Ok(Event::PullRequest(Box::new(PullRequestEvent {
                 action: raw.action,
                 repo: repo(&raw.repository.full_name)?,
                 default_branch: raw
@@ -216,7 +216,7 @@ pub fn parse(event: &str, payload: &[u8]) -> Result<Event, EventError> {
                 base_ref: pr.base.git_ref,
                 sender: raw.sender.login,
                 body_before: raw.changes.and_then(|c| c.body).and_then(|b| b.from),
-            }))
+            })))
         }
         "issue_comment" => {
             let raw: RawCommentEvent = serde_json::from_slice(payload).map_err(shape)?;

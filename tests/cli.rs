@@ -33,7 +33,11 @@ fn parse_json_reports_tasks_commands_and_refusals_with_byte_ranges() {
     let body = "Intro\r\n\r\n- [ ] image-refresh fedora-41\r\n* [X] lint\r\n- [ ] FAIL: image-refresh centos-9\r\n- [ ] \r\n\r\n```\r\n- [ ] not-a-task\r\n```\r\n/test unit\r\n";
     let path = dir.path().join("body.md");
     std::fs::write(&path, body).expect("write");
-    let out = tickbot(&["parse", "--json", path.to_str().expect("utf-8")], &[], None);
+    let out = tickbot(
+        &["parse", "--json", path.to_str().expect("utf-8")],
+        &[],
+        None,
+    );
     assert!(out.status.success(), "{}", text(&out.stderr));
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
 
@@ -45,18 +49,31 @@ fn parse_json_reports_tasks_commands_and_refusals_with_byte_ranges() {
         serde_json::json!({"line": 3, "verb": "image-refresh", "args": ["fedora-41"], "state": "todo",
                            "marker": [first_marker, first_marker + 3]})
     );
-    assert_eq!((tasks[1]["verb"].as_str(), tasks[1]["state"].as_str()), (Some("lint"), Some("done")));
+    assert_eq!(
+        (tasks[1]["verb"].as_str(), tasks[1]["state"].as_str()),
+        (Some("lint"), Some("done"))
+    );
     assert_eq!(tasks[2]["state"], "failed");
     assert_eq!(v["refused"][0]["line"], 6, "the empty item is refused: {v}");
-    assert_eq!(v["commands"], serde_json::json!([{"line": 11, "name": "test", "args": ["unit"]}]));
+    assert_eq!(
+        v["commands"],
+        serde_json::json!([{"line": 11, "name": "test", "args": ["unit"]}])
+    );
 }
 
 #[test]
 fn parse_reads_standard_input_and_prints_a_readable_report() {
-    let out = tickbot(&["parse", "-"], &[], Some("- [ ] image-refresh fedora-41\n"));
+    let out = tickbot(
+        &["parse", "-"],
+        &[],
+        Some("- [ ] image-refresh fedora-41\n"),
+    );
     assert!(out.status.success(), "{}", text(&out.stderr));
     let report = text(&out.stdout);
-    assert!(report.contains("image-refresh") && report.contains("fedora-41"), "{report}");
+    assert!(
+        report.contains("image-refresh") && report.contains("fedora-41"),
+        "{report}"
+    );
     assert!(report.contains("todo"), "{report}");
 }
 
@@ -67,14 +84,24 @@ fn check_config_accepts_a_good_file_and_points_at_the_error_in_a_bad_one() {
     std::fs::write(&path, "[tasks.lint]\ncommand = [\"make\", \"lint\"]\n").expect("write");
     let out = tickbot(&["check-config", path.to_str().expect("utf-8")], &[], None);
     assert!(out.status.success(), "{}", text(&out.stderr));
-    assert!(text(&out.stdout).contains("1 tasks: lint"), "{}", text(&out.stdout));
+    assert!(
+        text(&out.stdout).contains("1 tasks: lint"),
+        "{}",
+        text(&out.stdout)
+    );
 
-    std::fs::write(&path, "[tasks.lint]\ncommand = [\"make\"]\nargs = \"([a-z]\"\n").expect("write");
+    std::fs::write(
+        &path,
+        "[tasks.lint]\ncommand = [\"make\"]\nargs = \"([a-z]\"\n",
+    )
+    .expect("write");
     let out = tickbot(&["check-config", path.to_str().expect("utf-8")], &[], None);
     assert_eq!(out.status.code(), Some(2));
     let err = text(&out.stderr);
     assert!(
-        err.contains(".tickbot.toml: line 3, column 8: tasks.lint.args is not a valid regular expression"),
+        err.contains(
+            ".tickbot.toml: line 3, column 8: tasks.lint.args is not a valid regular expression"
+        ),
         "{err}"
     );
 }
@@ -83,26 +110,49 @@ fn check_config_accepts_a_good_file_and_points_at_the_error_in_a_bad_one() {
 fn a_bad_server_config_stops_start_up_with_the_key_and_the_reason() {
     let dir = tempfile::tempdir().expect("tempdir");
     let config = dir.path().join("tickbot.toml");
-    std::fs::write(&config, "[webhook]\nsecret = \"s\"\n[worker]\nconcurrency = 0\n").expect("write");
+    std::fs::write(
+        &config,
+        "[webhook]\nsecret = \"s\"\n[worker]\nconcurrency = 0\n",
+    )
+    .expect("write");
     let config = config.to_str().expect("utf-8");
 
     let out = tickbot(&["--config", config, "serve"], &[], None);
     assert_eq!(out.status.code(), Some(2));
-    assert!(text(&out.stderr).contains("key `worker.concurrency`: must be at least 1"), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("key `worker.concurrency`: must be at least 1"),
+        "{}",
+        text(&out.stderr)
+    );
 
     let out = tickbot(
         &["--config", config, "serve"],
-        &[("TICKBOT__WORKER__CONCURRENCY", "2"), ("TICKBOT__WEBHOOK__LISTEN", "nowhere")],
+        &[
+            ("TICKBOT__WORKER__CONCURRENCY", "2"),
+            ("TICKBOT__WEBHOOK__LISTEN", "nowhere"),
+        ],
         None,
     );
     assert_eq!(out.status.code(), Some(2));
-    assert!(text(&out.stderr).contains("key `webhook.listen`"), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("key `webhook.listen`"),
+        "{}",
+        text(&out.stderr)
+    );
 
     // No secret: serve refuses to start rather than accept unsigned webhooks.
     let empty = dir.path().join("empty.toml");
-    let out = tickbot(&["--config", empty.to_str().expect("utf-8"), "serve"], &[], None);
+    let out = tickbot(
+        &["--config", empty.to_str().expect("utf-8"), "serve"],
+        &[],
+        None,
+    );
     assert_eq!(out.status.code(), Some(2));
-    assert!(text(&out.stderr).contains("webhook.secret"), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("webhook.secret"),
+        "{}",
+        text(&out.stderr)
+    );
 
     // No token: the dispatcher cannot talk to GitHub.
     let out = tickbot(
@@ -111,8 +161,16 @@ fn a_bad_server_config_stops_start_up_with_the_key_and_the_reason() {
         None,
     );
     assert_eq!(out.status.code(), Some(2));
-    assert!(text(&out.stderr).contains("TICKBOT__GITHUB__TOKEN"), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("TICKBOT__GITHUB__TOKEN"),
+        "{}",
+        text(&out.stderr)
+    );
 
     let out = tickbot(&["--config", config, "check-config"], &[], None);
-    assert_eq!(out.status.code(), Some(2), "check-config reports the same error");
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "check-config reports the same error"
+    );
 }

@@ -7,7 +7,7 @@ use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::{Client, connect::HttpConnector};
 use hyper_util::rt::TokioExecutor;
 use serde_json::{Value, json};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 use tickbot::forge::{CallMatch, Forge, ForgeOptions, RateLimitKind, sign_webhook};
 use tickbot::ids::{PrNumber, RepoName};
@@ -422,27 +422,31 @@ async fn git_push_over_http_moves_the_pr_head() {
     git(
         work.path(),
         &["clone", "-q", &w.forge.clone_url(&w.repo), "clone"],
-    );
-    git(&clone, &["checkout", "-q", "topic"]);
+    )
+    .await;
+    git(&clone, &["checkout", "-q", "topic"]).await;
     std::fs::write(clone.join("new.txt"), "pushed\n").expect("write");
-    git(&clone, &["add", "new.txt"]);
-    git(&clone, &["commit", "-q", "-m", "Push over HTTP"]);
-    git(&clone, &["push", "-q", "origin", "topic"]);
-    let sha = git(&clone, &["rev-parse", "HEAD"]);
+    git(&clone, &["add", "new.txt"]).await;
+    git(&clone, &["commit", "-q", "-m", "Push over HTTP"]).await;
+    git(&clone, &["push", "-q", "origin", "topic"]).await;
+    let sha = git(&clone, &["rev-parse", "HEAD"]).await;
 
     // The push has been noticed by the time `git push` returns.
     assert_eq!(w.forge.pr(&w.repo, pr).expect("pr").head_sha.0, sha);
-    let remote = git(&clone, &["ls-remote", "origin", "refs/pull/1/head"]);
+    let remote = git(&clone, &["ls-remote", "origin", "refs/pull/1/head"]).await;
     assert!(
         remote.starts_with(&sha),
         "refs/pull/1/head follows: {remote}"
     );
-    let push = next(&mut w.hooks, "push", None).await;
-    let push = if push.body["ref"] == "refs/heads/main" {
-        next(&mut w.hooks, "push", None).await
-    } else {
-        push
-    };
+    // Earlier pushes (main, the branch's first commit) are announced first.
+    let mut push = next(&mut w.hooks, "push", None).await;
+    while push.body["after"] != sha.as_str() {
+        push = next(&mut w.hooks, "push", None).await;
+    }
+    assert_eq!(
+        push.body["sender"]["login"], "acme",
+        "anonymous pushes count as the owner"
+    );
     assert_eq!(push.body["after"], sha);
     assert_eq!(push.body["commits"][0]["added"], json!(["new.txt"]));
     let sync = next(&mut w.hooks, "pull_request", Some("synchronize")).await;
@@ -450,22 +454,26 @@ async fn git_push_over_http_moves_the_pr_head() {
 
     // A worker pushing with the bot's token is seen as the bot.
     std::fs::write(clone.join("bot.txt"), "by the bot\n").expect("write");
-    git(&clone, &["add", "bot.txt"]);
-    git(&clone, &["commit", "-q", "-m", "Bot result"]);
-    git(
-        &clone,
-        &[
-            "push",
-            "-q",
-            &w.forge.authenticated_clone_url(&w.repo),
-            "topic",
-        ],
-    );
+    git(&clone, &["add", "bot.txt"]).await;
+    git(&clone, &["commit", "-q", "-m", "Bot result"]).await;
+    let header = format!("http.extraHeader={}", w.forge.bot_git_auth_header());
+    git(&clone, &["-c", &header, "push", "-q", "origin", "topic"]).await;
     let sync = next(&mut w.hooks, "pull_request", Some("synchronize")).await;
     assert_eq!(sync.body["sender"]["login"], "tickbot[bot]");
 }
 
-fn git(dir: &Path, args: &[&str]) -> String {
+/// Runs the git CLI off the async threads: the forge answering it shares this runtime.
+async fn git(dir: &Path, args: &[&str]) -> String {
+    let (dir, args): (PathBuf, Vec<String>) = (
+        dir.to_path_buf(),
+        args.iter().map(|a| a.to_string()).collect(),
+    );
+    tokio::task::spawn_blocking(move || git_blocking(&dir, &args))
+        .await
+        .expect("git thread")
+}
+
+fn git_blocking(dir: &Path, args: &[String]) -> String {
     let out = std::process::Command::new("git")
         .args([
             "-c",
@@ -508,6 +516,14 @@ async fn bodies_over_githubs_limit_are_refused_with_422() {
         json!([{"resource":"Issue","code":"custom","field":"body","message":"body is too long (maximum is 65536 characters)"}])
     );
     assert_eq!(body["message"], "Validation Failed");
+    let sha = w.forge.pr(&w.repo, pr).expect("pr").head_sha;
+    let status = json!({"state": "pending", "context": "c", "description": "d".repeat(141)});
+    let url = w.url(&format!("/statuses/{}", sha.0));
+    let (code, _, body) = call("POST", &url, token, Some(status)).await;
+    assert_eq!(
+        (code, body["errors"][0]["field"].as_str()),
+        (422, Some("description"))
+    );
     let err = w
         .forge
         .edit_pr_body(&w.repo, pr, &"z".repeat(70_000), "alice")

@@ -735,11 +735,58 @@ async fn an_unreachable_server_is_a_transport_error_after_bounded_retries() {
         ),
         "{err:?}"
     );
+    // Nothing was sent, so the error knows the comment was not posted.
     let err = bounded(github.post_comment(&repo(), PrNumber(2), "x"))
         .await
         .expect_err("no server");
+    assert!(!err.outcome_unknown(), "{err:?}");
+    assert!(err.to_string().contains("Connection refused"), "{err}");
+}
+
+#[tokio::test]
+async fn a_timed_out_post_is_not_repeated_but_a_timed_out_get_is() {
+    let server = MockServer::start().await;
+    let slow = ResponseTemplate::new(200)
+        .set_body_json(json!([]))
+        .set_delay(Duration::from_secs(3));
+    Mock::given(method("POST"))
+        .respond_with(slow.clone())
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .respond_with(slow)
+        .mount(&server)
+        .await;
+    let github = GitHub::new(GitHubSettings {
+        request_timeout: Duration::from_millis(300),
+        ..settings(&server.uri())
+    })
+    .expect("client");
+
+    let err = bounded(github.post_comment(&repo(), PrNumber(2), "x"))
+        .await
+        .expect_err("timeout");
     assert!(err.outcome_unknown(), "{err:?}");
-    eprintln!("DISPLAY: {err}");
+    assert!(
+        err.to_string().contains("may have been carried out anyway"),
+        "{err}"
+    );
+    assert_eq!(requests(&server).await.len(), 1);
+
+    let err = bounded(github.comments(&repo(), PrNumber(2)))
+        .await
+        .expect_err("timeout");
+    assert!(
+        matches!(
+            err,
+            GitHubError::Transport {
+                outcome_unknown: false,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    assert_eq!(requests(&server).await.len(), 1 + 4);
 }
 
 // ---- secrets ----

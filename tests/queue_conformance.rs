@@ -223,6 +223,20 @@ async fn consumer_dropped_redelivers(b: Backend) {
     assert_quiet(&mut c).await;
 }
 
+async fn delivery_dropped_returns(b: Backend) {
+    let env = Env::new(b, "dropped").await;
+    env.publish(&QueueKind::Results, "r1", 0).await;
+    let mut c = env.consume(&QueueKind::Results, 1).await;
+    let d = next(&mut c).await;
+    assert_eq!(d.attempt, 1);
+    // A handler that returns early without settling: the same consumer gets it back.
+    drop(d);
+    let d = next(&mut c).await;
+    assert_eq!((d.message_id.as_str(), d.attempt), ("r1", 2));
+    d.ack().await.expect("ack");
+    assert_quiet(&mut c).await;
+}
+
 async fn process_death_redelivers(b: Backend) {
     let mut env = Env::new(b, "death").await;
     env.publish(&jobs(), "j1", 0).await;
@@ -515,7 +529,11 @@ async fn concurrent_publishes(b: Backend) {
     let mut seen = HashSet::new();
     for _ in 0..1000 {
         let d = next(&mut c).await;
-        assert_eq!(d.body, d.message_id[1..].as_bytes(), "body and id disagree");
+        assert_eq!(
+            d.body,
+            &d.message_id.as_bytes()[1..],
+            "body and id disagree"
+        );
         assert!(
             seen.insert(d.message_id.clone()),
             "{} delivered twice",
@@ -576,6 +594,7 @@ macro_rules! conformance {
 conformance!(
     publish_consume_ack,
     consumer_dropped_redelivers,
+    delivery_dropped_returns,
     process_death_redelivers,
     retry_until_dead,
     crashes_until_dead,

@@ -268,7 +268,7 @@ impl Dispatcher {
                 }
             });
         let result = match parsed? {
-            Event::PullRequest(pr) => self.on_pull_request(pr).await,
+            Event::PullRequest(pr) => self.on_pull_request(*pr).await,
             Event::IssueComment(c) => self.on_comment(c).await,
             Event::Other { event, action } => {
                 tracing::debug!(event, ?action, "event not acted on");

@@ -5,20 +5,18 @@
 
 use super::api_commits;
 use super::faults::{ApiCall, Injected, RateLimitKind};
-use super::git::{self, CgiRequest};
+use super::git_http::{fallback, git_path};
 use super::ops::PullPatch;
 use super::state::{ForgeError, PullState, State as ForgeState};
 use super::{Forge, control, json};
 use crate::ids::{PrNumber, RepoName};
 use axum::Router;
-use axum::body::Body;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, Request, State};
-use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use base64::Engine;
 use bytes::Bytes;
 use serde_json::{Value, json};
 use std::collections::HashMap;
@@ -147,7 +145,7 @@ pub(crate) fn params(q: Params) -> Result<HashMap<String, String>, ApiError> {
 pub(crate) fn router(forge: Forge) -> Router {
     let repo = "/repos/{owner}/{repo}";
     Router::new()
-        .route(&format!("{repo}"), get(get_repo))
+        .route(repo, get(get_repo))
         .route(&format!("{repo}/pulls"), get(list_pulls).post(create_pull))
         .route(
             &format!("{repo}/pulls/{{n}}"),
@@ -184,14 +182,6 @@ pub(crate) fn router(forge: Forge) -> Router {
         .with_state(forge)
 }
 
-/// `/{owner}/{name}.git/...`: git's smart HTTP; everything else is an unknown API path.
-fn git_path(path: &str) -> Option<(RepoName, &str)> {
-    let mut parts = path.trim_start_matches('/').splitn(3, '/');
-    let (owner, name) = (parts.next()?, parts.next()?);
-    let name = name.strip_suffix(".git")?;
-    Some((RepoName::new(owner, name).ok()?, parts.next().unwrap_or("")))
-}
-
 /// Call log, latency, faults and authentication, for REST calls only.
 async fn rest_layer(State(forge): State<Forge>, req: Request, next: Next) -> Response {
     let path = req.uri().path().to_string();
@@ -209,8 +199,8 @@ async fn rest_layer(State(forge): State<Forge>, req: Request, next: Next) -> Res
     }
     let resp = if let Some(fault) = forge.faults().take(&method, &path) {
         injected(fault)
-    } else if let Err(resp) = authenticate(&forge, req.headers()) {
-        resp
+    } else if let Some(refusal) = authenticate(&forge, req.headers()) {
+        refusal
     } else {
         next.run(req).await
     };
@@ -224,7 +214,8 @@ async fn rest_layer(State(forge): State<Forge>, req: Request, next: Next) -> Res
     resp
 }
 
-fn authenticate(forge: &Forge, headers: &HeaderMap) -> Result<(), Response> {
+/// `None` when the bot's token was given, else GitHub's 401.
+fn authenticate(forge: &Forge, headers: &HeaderMap) -> Option<Response> {
     let given = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
@@ -233,19 +224,12 @@ fn authenticate(forge: &Forge, headers: &HeaderMap) -> Result<(), Response> {
                 .or_else(|| v.strip_prefix("Bearer "))
                 .or_else(|| v.strip_prefix("bearer "))
         });
-    match given {
-        Some(t) if t.trim() == forge.bot_token() => Ok(()),
-        Some(_) => Err(gh_error(
-            StatusCode::UNAUTHORIZED,
-            "Bad credentials",
-            json!({}),
-        )),
-        None => Err(gh_error(
-            StatusCode::UNAUTHORIZED,
-            "Requires authentication",
-            json!({}),
-        )),
-    }
+    let message = match given {
+        Some(t) if t.trim() == forge.bot_token() => return None,
+        Some(_) => "Bad credentials",
+        None => "Requires authentication",
+    };
+    Some(gh_error(StatusCode::UNAUTHORIZED, message, json!({})))
 }
 
 fn injected(fault: Injected) -> Response {
@@ -283,74 +267,6 @@ fn injected(fault: Injected) -> Response {
             resp
         }
     }
-}
-
-async fn fallback(State(forge): State<Forge>, req: Request) -> Response {
-    let Some((repo, _)) = git_path(req.uri().path()) else {
-        return ApiError::not_found().into_response();
-    };
-    match serve_git(&forge, repo, req).await {
-        Ok(resp) => resp,
-        Err(e) => {
-            tracing::error!(error = %format!("{e:#}"), "git over http failed");
-            (StatusCode::INTERNAL_SERVER_ERROR, "git failed\n").into_response()
-        }
-    }
-}
-
-/// Who is pushing: the bot when its token is the password, else the user name given,
-/// else the owner (the forge trusts whoever talks to it; it is a test stand-in).
-fn pusher(forge: &Forge, repo: &RepoName, headers: &HeaderMap) -> String {
-    let basic = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Basic "))
-        .and_then(|b| {
-            base64::engine::general_purpose::STANDARD
-                .decode(b.trim())
-                .ok()
-        })
-        .and_then(|b| String::from_utf8(b).ok());
-    match basic.as_deref().and_then(|b| b.split_once(':')) {
-        Some((_, pass)) if pass == forge.bot_token() => forge.bot_login().to_string(),
-        Some((user, _)) if !user.is_empty() => user.to_string(),
-        _ => repo.owner().to_string(),
-    }
-}
-
-async fn serve_git(forge: &Forge, repo: RepoName, req: Request) -> anyhow::Result<Response> {
-    if !forge.state().repos.contains_key(&repo) {
-        return Ok((StatusCode::NOT_FOUND, "Repository not found.\n").into_response());
-    }
-    let (parts, body) = req.into_parts();
-    let header = |name: &str| parts.headers.get(name).and_then(|v| v.to_str().ok());
-    let who = pusher(forge, &repo, &parts.headers);
-    let body = axum::body::to_bytes(body, 1 << 30).await?;
-    let path = parts.uri.path();
-    let is_push = parts.method == Method::POST && path.ends_with("/git-receive-pack");
-    let cgi = git::http_backend(
-        &forge.inner.git,
-        CgiRequest {
-            method: parts.method.as_str(),
-            path_info: path,
-            query: parts.uri.query().unwrap_or(""),
-            content_type: header("content-type"),
-            content_encoding: header("content-encoding"),
-            git_protocol: header("git-protocol"),
-            remote_user: &who,
-            body,
-        },
-    )
-    .await?;
-    if is_push && cgi.status == 200 {
-        // Before answering, so that when `git push` returns the forge already shows the move.
-        forge.sync_refs(&repo, &who).await?;
-    }
-    let mut resp = Response::builder().status(cgi.status);
-    for (k, v) in &cgi.headers {
-        resp = resp.header(k.as_str(), v.as_str());
-    }
-    Ok(resp.body(Body::from(cgi.body))?)
 }
 
 /// `per_page`/`page` slicing with GitHub's `Link` header.

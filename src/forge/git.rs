@@ -37,6 +37,15 @@ pub struct CommitInfo {
     pub modified: Vec<String>,
 }
 
+/// What a ref must point at for an update to go ahead (git's compare-and-swap).
+#[derive(Debug, Clone, Copy)]
+pub enum Lease<'a> {
+    Any,
+    /// The ref must not exist yet.
+    Absent,
+    At(&'a CommitSha),
+}
+
 /// Root directory holding `owner/name.git` bare repositories.
 #[derive(Debug, Clone)]
 pub struct GitStore {
@@ -195,18 +204,22 @@ impl GitStore {
         Ok(CommitSha(String::from_utf8_lossy(&sha).trim().to_string()))
     }
 
-    /// Moves `refname` to `new`; with `old`, only if it still points there (a lease).
+    /// Moves `refname` to `new`, if `lease` still holds.
     pub async fn update_ref(
         &self,
         repo: &RepoName,
         refname: &str,
         new: &CommitSha,
-        old: Option<&CommitSha>,
+        lease: Lease<'_>,
     ) -> anyhow::Result<()> {
         let zero = "0".repeat(40);
-        let old = old.map_or(zero.as_str(), |o| o.0.as_str());
-        self.text(repo, &["update-ref", refname, &new.0, old])
-            .await?;
+        let mut args = vec!["update-ref", refname, new.0.as_str()];
+        match lease {
+            Lease::Any => {}
+            Lease::Absent => args.push(&zero),
+            Lease::At(old) => args.push(&old.0),
+        }
+        self.text(repo, &args).await?;
         Ok(())
     }
 

@@ -16,13 +16,16 @@ mod api_commits;
 mod control;
 mod faults;
 mod git;
+mod git_http;
 mod json;
 mod ops;
+mod records;
 mod state;
 mod webhooks;
 
 pub use faults::{ApiCall, CallMatch, Faults, RateLimitKind};
 pub use ops::PullPatch;
+pub use records::{MAX_STATUS_DESCRIPTION, REACTIONS};
 pub use state::{
     CheckRun, CommitStatus, ForgeError, IssueComment, MAX_BODY_CHARS, PullRequest, PullState,
     Reaction,
@@ -170,13 +173,15 @@ impl Forge {
         self.inner.urls.clone_url(repo)
     }
 
-    /// The clone URL with the bot's credentials, as a worker would push with them.
-    pub fn authenticated_clone_url(&self, repo: &RepoName) -> String {
-        let base = self.inner.urls.base.trim_start_matches("http://");
-        format!(
-            "http://x-access-token:{}@{base}/{repo}.git",
-            self.inner.opts.bot_token
-        )
+    /// `Authorization: Basic …` with the bot's token, for `git -c http.extraHeader=…`, the way
+    /// actions/checkout pushes. git only sends URL credentials after a 401 challenge, and the
+    /// forge never challenges (anonymous pushes count as the owner's), so this is how a push
+    /// is attributed to the bot.
+    pub fn bot_git_auth_header(&self) -> String {
+        use base64::Engine;
+        let pair = format!("x-access-token:{}", self.inner.opts.bot_token);
+        let encoded = base64::engine::general_purpose::STANDARD.encode(pair);
+        format!("Authorization: Basic {encoded}")
     }
 
     pub fn bot_login(&self) -> &str {

@@ -131,6 +131,8 @@ impl Webhooks {
 
     /// Sends a recorded delivery again, same id and body, and returns the receiver's status.
     pub async fn redeliver(&self, id: &str) -> anyhow::Result<u16> {
+        // A receiver may hold the delivery before its attempt is recorded; let it land first.
+        self.flush(DELIVERY_TIMEOUT * 2).await?;
         let original = lock(&self.records)
             .iter()
             .find(|r| r.id == id)
@@ -177,8 +179,11 @@ async fn send_loop(
     records: Arc<Mutex<Vec<DeliveryRecord>>>,
     done: watch::Sender<u64>,
 ) {
-    let client: Client<HttpConnector, Full<Bytes>> =
-        Client::builder(TokioExecutor::new()).build_http();
+    // No pooled connections: a receiver that closes an idle connection would otherwise turn
+    // the next delivery into a spurious failure. A fresh local connection costs nothing.
+    let client: Client<HttpConnector, Full<Bytes>> = Client::builder(TokioExecutor::new())
+        .pool_max_idle_per_host(0)
+        .build_http();
     while let Some(out) = rx.recv().await {
         let result = tokio::time::timeout(DELIVERY_TIMEOUT, deliver(&client, &out)).await;
         let (status, error) = match result {
@@ -224,11 +229,16 @@ async fn deliver(
     Ok(status)
 }
 
+/// What every repository event payload is rendered from.
+pub struct Scene<'a> {
+    pub urls: &'a Urls,
+    pub st: &'a State,
+    pub repo: &'a Repo,
+}
+
 /// `pull_request` with `action`; `extra` adds `changes`, `before`/`after` and the like.
 pub fn pull_request_event(
-    urls: &Urls,
-    st: &State,
-    repo: &Repo,
+    s: &Scene<'_>,
     pr: &PullRequest,
     action: &str,
     sender: &str,
@@ -237,9 +247,9 @@ pub fn pull_request_event(
     let mut v = json!({
         "action": action,
         "number": pr.number.0,
-        "pull_request": json::pull(urls, st, repo, pr),
-        "repository": json::repository(urls, repo),
-        "sender": json::user(urls, sender),
+        "pull_request": json::pull(s.urls, s.st, s.repo, pr),
+        "repository": json::repository(s.urls, s.repo),
+        "sender": json::user(s.urls, sender),
     });
     merge(&mut v, extra);
     v
@@ -247,9 +257,7 @@ pub fn pull_request_event(
 
 /// `issue_comment` with `action` for a comment on a pull request.
 pub fn issue_comment_event(
-    urls: &Urls,
-    st: &State,
-    repo: &Repo,
+    s: &Scene<'_>,
     pr: &PullRequest,
     comment: &IssueComment,
     action: &str,
@@ -258,10 +266,10 @@ pub fn issue_comment_event(
 ) -> Value {
     let mut v = json!({
         "action": action,
-        "issue": json::issue(urls, st, repo, pr),
-        "comment": json::comment(urls, st, repo, comment),
-        "repository": json::repository(urls, repo),
-        "sender": json::user(urls, sender),
+        "issue": json::issue(s.urls, s.st, s.repo, pr),
+        "comment": json::comment(s.urls, s.st, s.repo, comment),
+        "repository": json::repository(s.urls, s.repo),
+        "sender": json::user(s.urls, sender),
     });
     merge(&mut v, extra);
     v

@@ -256,6 +256,9 @@ impl GitHub {
 
     /// The text of the file at `path` as of `git_ref` (branch, tag or SHA); `None` if there is no
     /// such file. Used to read `.tickbot.toml` at a PR's head or on the default branch.
+    ///
+    /// GitHub answers 404 alike for a missing file, a missing ref and a repository the bot cannot
+    /// see; all three read as `None` here.
     pub async fn file_at(
         &self,
         repo: &RepoName,

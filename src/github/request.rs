@@ -113,7 +113,8 @@ pub(crate) async fn send(
         };
         let status_label = match &result {
             Ok(resp) => resp.status.as_str().to_string(),
-            Err(_) => "transport".to_string(),
+            Err(_) if sent => "transport".to_string(),
+            Err(_) => "connect_failed".to_string(),
         };
         record_attempt(req, attempt, &status_label);
 

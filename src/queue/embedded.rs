@@ -892,10 +892,7 @@ impl State {
             .map(|(n, _)| n.clone())
             .collect();
         for name in names {
-            loop {
-                let Some(q) = self.queues.get(&name) else {
-                    break;
-                };
+            while let Some(q) = self.queues.get(&name) {
                 let active: Vec<u64> = if q.spec.single_active {
                     q.consumers.iter().take(1).copied().collect()
                 } else {

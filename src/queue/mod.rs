@@ -38,6 +38,10 @@
 //!   redelivered, but this way every crash is written into the header before the next try, so a
 //!   poison message that kills its consumer reaches the limit after N crashes.
 //!
+//! With RabbitMQ the crash is written into the header when the message next arrives at a
+//! consumer (the broker only keeps the flag until then); the embedded engine does it at once.
+//! Either way the application never sees the message again with a stale count.
+//!
 //! When a failed delivery was number `max_deliveries` (default 5), the message goes to the dead
 //! letter queue instead (published to the `<prefix>.dead` exchange with confirm, then the
 //! original acked; the `x-dead-letter-exchange` queue argument catches anything rejected by
@@ -351,7 +355,7 @@ impl Broker {
         let name = self.checked_name(queue)?;
         let prefetch = prefetch.max(1);
         let inner = match self {
-            Broker::Amqp(b) => ConsumerInner::Amqp(b.consume(&name, prefetch).await?),
+            Broker::Amqp(b) => ConsumerInner::Amqp(Box::new(b.consume(&name, prefetch).await?)),
             Broker::Embedded(b) => ConsumerInner::Embedded(b.consume(&name, prefetch).await?),
         };
         Ok(Consumer { inner })
@@ -390,14 +394,15 @@ pub struct Consumer {
 
 #[derive(Debug)]
 enum ConsumerInner {
-    Amqp(amqp::AmqpConsumer),
+    // Boxed: lapin's consumer is large, and a Consumer is moved around by its owner.
+    Amqp(Box<amqp::AmqpConsumer>),
     Embedded(embedded::EmbeddedConsumer),
 }
 
 impl Consumer {
     /// The next delivery. Waits across RabbitMQ restarts (reconnecting by itself); `Some(Err)`
     /// reports a problem that needs attention (e.g. the queue was deleted), `None` means the
-    /// broker shut down for good.
+    /// broker shut down for good. Cancel-safe: it may be raced in `tokio::select!`.
     pub async fn next(&mut self) -> Option<Result<Delivery, QueueError>> {
         match &mut self.inner {
             ConsumerInner::Amqp(c) => c.next().await,
