@@ -128,7 +128,7 @@ fn check_role_needs(command: &Command, config: &ServerConfig) -> anyhow::Result<
         config.webhook_secret()?;
     }
     if matches!(command, Command::Dispatch | Command::All) {
-        roles::github(config)?;
+        roles::github_auth(config)?;
     }
     Ok(())
 }

@@ -30,28 +30,35 @@ pub async fn open_broker(config: &ServerConfig) -> anyhow::Result<Broker> {
     Ok(broker)
 }
 
-pub fn github(config: &ServerConfig) -> anyhow::Result<GitHub> {
-    let auth = match (config.github.app_id, &config.github.private_key_file) {
-        (Some(app_id), Some(path)) => Auth::App {
-            app_id,
-            private_key_pem: std::fs::read_to_string(path).with_context(|| {
-                format!("github.private_key_file: cannot read {}", path.display())
-            })?,
-        },
-        _ => Auth::Token(
-            config
-                .github_token()?
-                .context(
-                    "github.token is required (or token_file, or app_id + private_key_file); \
+/// How to authenticate to GitHub; checked before any role starts.
+pub fn github_auth(config: &ServerConfig) -> anyhow::Result<Auth> {
+    Ok(
+        match (config.github.app_id, &config.github.private_key_file) {
+            (Some(app_id), Some(path)) => Auth::App {
+                app_id,
+                private_key_pem: std::fs::read_to_string(path).with_context(|| {
+                    format!("github.private_key_file: cannot read {}", path.display())
+                })?,
+            },
+            _ => Auth::Token(
+                config
+                    .github_token()?
+                    .context(
+                        "github.token is required (or token_file, or app_id + private_key_file); \
                      set TICKBOT__GITHUB__TOKEN",
-                )?
-                .expose()
-                .to_string(),
-        ),
-    };
+                    )?
+                    .expose()
+                    .to_string(),
+            ),
+        },
+    )
+}
+
+/// The GitHub client; must be called inside the tokio runtime.
+pub fn github(config: &ServerConfig) -> anyhow::Result<GitHub> {
     Ok(GitHub::new(GitHubSettings::new(
         config.github.api_url.clone(),
-        auth,
+        github_auth(config)?,
     ))?)
 }
 

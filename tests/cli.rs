@@ -174,3 +174,70 @@ fn a_bad_server_config_stops_start_up_with_the_key_and_the_reason() {
         "check-config reports the same error"
     );
 }
+
+/// A plain HTTP/1.0 GET over a socket: the status code, or None while nothing listens.
+fn http_status(port: u16, path: &str) -> Option<u16> {
+    use std::io::Read;
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    s.set_read_timeout(Some(std::time::Duration::from_secs(5)))
+        .ok()?;
+    write!(s, "GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n").ok()?;
+    let mut reply = String::new();
+    s.read_to_string(&mut reply).ok()?;
+    reply.split_whitespace().nth(1)?.parse().ok()
+}
+
+#[test]
+fn tickbot_all_starts_on_the_embedded_queue_and_stops_cleanly_on_sigterm() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_tickbot"))
+        .args([
+            "--config",
+            dir.path().join("absent.toml").to_str().expect("utf-8"),
+            "all",
+        ])
+        .env("TICKBOT__WEBHOOK__SECRET", "s")
+        .env("TICKBOT__WEBHOOK__LISTEN", format!("127.0.0.1:{port}"))
+        .env("TICKBOT__GITHUB__TOKEN", "t")
+        .env("TICKBOT__GITHUB__API_URL", "http://127.0.0.1:9")
+        .env("TICKBOT__STATE__DIR", dir.path())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start tickbot all");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while http_status(port, "/healthz") != Some(200) {
+        if let Ok(Some(status)) = child.try_wait() {
+            let out = child.wait_with_output().expect("output");
+            panic!("tickbot all exited with {status}: {}", text(&out.stderr));
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "tickbot all did not answer /healthz"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert_eq!(
+        http_status(port, "/readyz"),
+        Some(200),
+        "the embedded queue is ready"
+    );
+    assert!(
+        dir.path().join("queue").exists(),
+        "the embedded queue lives in the state dir"
+    );
+
+    // SAFETY: kill(2) on our own child's pid.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let out = child.wait_with_output().expect("tickbot all exits");
+    assert!(
+        out.status.success(),
+        "exit after SIGTERM: {:?}: {}",
+        out.status,
+        text(&out.stderr)
+    );
+}

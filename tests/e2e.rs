@@ -680,3 +680,48 @@ mod reqwest_like {
         }
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_fields_tickbot_reads_parse_from_the_forges_payloads_as_from_githubs() {
+    use tickbot::event::{self, Event};
+    let _shared = broker_lock().read().await;
+    let mut w = World::new().await;
+    let (pr, sha) = w.open_pr("alice", TWO_TASKS).await;
+    w.edit(pr, "- [ ] lint\n", "alice").await;
+    w.forge()
+        .comment(&w.repo, pr, "/ok-to-test", "bob")
+        .await
+        .expect("comment");
+    w.forge().flush_webhooks(WAIT).await.expect("webhooks sent");
+
+    let mut seen = Vec::new();
+    for d in w.forge().deliveries() {
+        match event::parse(&d.event, d.body.as_bytes()).expect("the forge's payload parses") {
+            Event::PullRequest(p) => {
+                assert_eq!(p.repo, w.repo);
+                assert_eq!(p.number, pr);
+                assert_eq!(p.head_sha, sha);
+                assert_eq!(
+                    (p.head_ref.as_str(), p.base_ref.as_str()),
+                    ("topic-1", "main")
+                );
+                assert_eq!(p.author, "alice");
+                assert_eq!(p.default_branch, "main");
+                assert_eq!(p.clone_url, w.forge().clone_url(&w.repo));
+                if p.action == "edited" {
+                    assert_eq!(p.body, "- [ ] lint\n");
+                    assert_eq!(p.body_before.as_deref(), Some(TWO_TASKS));
+                }
+                seen.push(p.action);
+            }
+            Event::IssueComment(c) => {
+                assert_eq!((c.number, c.on_pull_request), (pr, true));
+                assert_eq!((c.author.as_str(), c.body.as_str()), ("bob", "/ok-to-test"));
+                seen.push(format!("comment {}", c.action));
+            }
+            Event::Other { .. } => {}
+        }
+    }
+    assert_eq!(seen, vec!["opened", "edited", "comment created"]);
+    w.stack.shutdown().await;
+}
