@@ -85,6 +85,8 @@ async fn raw_publish(body: &[u8], count: usize, in_flight: usize) -> f64 {
     )
     .await
     .expect("declare");
+    let rabbit = rabbitmq_pid();
+    let cpu_before = (rabbit.map(cpu_seconds), cpu_seconds(std::process::id()));
     let started = Instant::now();
     let mut pending = futures_util::stream::FuturesUnordered::new();
     for _ in 0..count {
@@ -108,6 +110,16 @@ async fn raw_publish(body: &[u8], count: usize, in_flight: usize) -> f64 {
         assert!(c.expect("confirm").is_ack());
     }
     let rate = count as f64 / started.elapsed().as_secs_f64();
+    let per_msg = |now: f64, then: f64| (now - then) / count as f64 * 1e6;
+    println!(
+        "raw RabbitMQ confirmed publish, ≤{in_flight:>2} in flight: {rate:>8.0} msg/s\n    \
+         CPU per message: RabbitMQ {}, publisher {:.0} µs",
+        match (rabbit, cpu_before.0) {
+            (Some(pid), Some(then)) => format!("{:.0} µs", per_msg(cpu_seconds(pid), then)),
+            _ => "?".into(),
+        },
+        per_msg(cpu_seconds(std::process::id()), cpu_before.1)
+    );
     let _ = ch
         .queue_delete(queue.as_str().into(), QueueDeleteOptions::default())
         .await;
@@ -257,8 +269,40 @@ fn delete_queues(prefix: &str) {
     }
 }
 
+/// CPU seconds (user + system) a process has used so far.
+fn cpu_seconds(pid: u32) -> f64 {
+    let ticks = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| {
+            let after = s.rsplit_once(')')?.1.split_whitespace().collect::<Vec<_>>();
+            Some(after.get(11)?.parse::<u64>().ok()? + after.get(12)?.parse::<u64>().ok()?)
+        })
+        .unwrap_or(0);
+    ticks as f64 / 100.0
+}
+
+fn rabbitmq_pid() -> Option<u32> {
+    let out = std::process::Command::new("pgrep")
+        .args(["-f", "beam.smp"])
+        .output()
+        .ok()?;
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .next()?
+        .trim()
+        .parse()
+        .ok()
+}
+
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
+    // `cargo bench --bench pipeline -- intake memory` runs only those sections
+    // (intake, latency, memory); no argument runs all.
+    let only: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with("--"))
+        .collect();
+    let run = |section: &str| only.is_empty() || only.iter().any(|o| o == section);
     let body = payload();
     println!(
         "payload: {} bytes (signed pull_request.opened)\n",
@@ -266,27 +310,77 @@ async fn main() {
     );
 
     // 1 + 2, in the same run so they compare.
-    let raw_1 = raw_publish(&body, 3_000, 1).await;
-    let raw_64 = raw_publish(&body, 20_000, 64).await;
-    println!("raw RabbitMQ confirmed publish, 1 in flight:   {raw_1:>8.0} msg/s");
-    println!("raw RabbitMQ confirmed publish, ≤64 in flight: {raw_64:>8.0} msg/s");
+    if run("intake") {
+        let raw_1 = raw_publish(&body, 3_000, 1).await;
+        let raw_32 = raw_publish(&body, 20_000, 32).await;
+        let raw_64 = raw_publish(&body, 20_000, 64).await;
 
-    let prefix = format!("bench-{}", uuid::Uuid::new_v4());
-    let served = start_tickbot("serve", Some(AMQP), &prefix, "http://127.0.0.1:9").await;
-    let _ = intake_load(&served.url, &body, 500, 8).await; // warm-up
-    for (concurrency, total) in [(1, 3_000), (32, 20_000)] {
-        let (rate, p50, p99) = intake_load(&served.url, &body, total, concurrency).await;
-        println!(
-            "intake, concurrency {concurrency:>2}: {rate:>8.0} req/s  p50 {}  p99 {}  ({:.0}% of raw ≤64)",
-            ms(p50),
-            ms(p99),
-            100.0 * rate / raw_64
-        );
+        let prefix = format!("bench-{}", uuid::Uuid::new_v4());
+        let served = start_tickbot("serve", Some(AMQP), &prefix, "http://127.0.0.1:9").await;
+        let _ = intake_load(&served.url, &body, 500, 8).await; // warm-up
+        let rabbit = rabbitmq_pid();
+        for (concurrency, total) in [(1, 3_000), (32, 20_000)] {
+            let me = std::process::id();
+            let before = (
+                cpu_seconds(served.child.id()),
+                rabbit.map(cpu_seconds),
+                cpu_seconds(me),
+            );
+            let (rate, p50, p99) = intake_load(&served.url, &body, total, concurrency).await;
+            let per_request = |now: f64, then: f64| (now - then) / total as f64 * 1e6;
+            let same_depth = if concurrency == 1 { raw_1 } else { raw_32 };
+            println!(
+                "intake, concurrency {concurrency:>2}: {rate:>8.0} req/s  p50 {}  p99 {}  \
+                 ({:.0}% of raw ≤64, {:.0}% of raw at the same depth)\n    \
+                 CPU per request: tickbot {:.0} µs, RabbitMQ {}, load generator {:.0} µs",
+                ms(p50),
+                ms(p99),
+                100.0 * rate / raw_64,
+                100.0 * rate / same_depth,
+                per_request(cpu_seconds(served.child.id()), before.0),
+                match (rabbit, before.1) {
+                    (Some(pid), Some(then)) =>
+                        format!("{:.0} µs", per_request(cpu_seconds(pid), then)),
+                    _ => "?".into(),
+                },
+                per_request(cpu_seconds(me), before.2),
+            );
+        }
+        drop(served);
+        delete_queues(&prefix);
     }
-    drop(served);
-    delete_queues(&prefix);
+    if !run("latency") && !run("memory") {
+        return;
+    }
 
     // 3 + 4: the in-process stack over real HTTP, HMAC and RabbitMQ.
+    if run("latency") {
+        latency_and_calls().await;
+    }
+    if !run("memory") {
+        return;
+    }
+    // 5: idle memory of every role in one process, embedded queue and RabbitMQ.
+    for amqp in [None, Some(AMQP)] {
+        let prefix = format!("bench-{}", uuid::Uuid::new_v4());
+        let served = start_tickbot("all", amqp, &prefix, "http://127.0.0.1:9").await;
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        println!(
+            "tickbot all idle RSS ({}): {:.1} MiB",
+            if amqp.is_some() {
+                "RabbitMQ"
+            } else {
+                "embedded queue"
+            },
+            rss_kib(served.child.id()) as f64 / 1024.0
+        );
+        drop(served);
+        delete_queues(&prefix);
+    }
+}
+
+/// Webhook → pending status at low load, and API calls per event in steady state.
+async fn latency_and_calls() {
     let dir = tempfile::tempdir().expect("tempdir");
     let repo: RepoName = "acme/widgets".parse().expect("valid");
     let prefix = format!("bench-{}", uuid::Uuid::new_v4());
@@ -396,22 +490,4 @@ async fn main() {
     }
     stack.shutdown().await;
     delete_queues(&prefix);
-
-    // 5: idle memory of every role in one process, embedded queue and RabbitMQ.
-    for amqp in [None, Some(AMQP)] {
-        let prefix = format!("bench-{}", uuid::Uuid::new_v4());
-        let served = start_tickbot("all", amqp, &prefix, "http://127.0.0.1:9").await;
-        tokio::time::sleep(Duration::from_secs(3)).await;
-        println!(
-            "tickbot all idle RSS ({}): {:.1} MiB",
-            if amqp.is_some() {
-                "RabbitMQ"
-            } else {
-                "embedded queue"
-            },
-            rss_kib(served.child.id()) as f64 / 1024.0
-        );
-        drop(served);
-        delete_queues(&prefix);
-    }
 }
