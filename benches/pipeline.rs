@@ -419,6 +419,11 @@ async fn latency_and_calls() {
             )
             .await
             .expect("push");
+        forge
+            .flush_webhooks(Duration::from_secs(5))
+            .await
+            .expect("flush");
+        forge.clear_api_calls();
         let t = Instant::now();
         forge
             .open_pr(&repo, &branch, "main", "t", "- [ ] lint\n", "alice")
@@ -431,6 +436,18 @@ async fn latency_and_calls() {
         }
         if i >= 10 {
             latencies.push(t.elapsed());
+        }
+        if i < 2 {
+            let calls: Vec<String> = forge
+                .api_calls()
+                .into_iter()
+                .map(|c| format!("{} {}", c.method, c.path))
+                .collect();
+            println!(
+                "opened event, {} caches: {} API calls: {calls:?}",
+                if i == 0 { "cold" } else { "warm" },
+                calls.len()
+            );
         }
     }
     latencies.sort();
