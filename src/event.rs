@@ -4,7 +4,8 @@
 //! (octocrab then fails to parse the whole payload), and a webhook must never be lost over a
 //! field we don't read. Unknown actions stay strings; unknown events become [`Event::Other`].
 
-use crate::ids::{CommitSha, PrNumber, RepoName};
+use crate::github::{PullRequest, WirePullRequest};
+use crate::ids::{PrNumber, RepoName};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
@@ -39,25 +40,12 @@ pub enum Event {
     },
 }
 
-/// A pull request as a webhook shows it.
+/// A `pull_request` event: the pull request (the same object GitHub's REST API returns, so it
+/// is read by the same code as [`crate::github::GitHub::pull_request`]) and who did what.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PullRequestEvent {
     pub action: String,
-    pub repo: RepoName,
-    pub default_branch: String,
-    pub clone_url: String,
-    pub number: PrNumber,
-    pub title: String,
-    pub body: String,
-    pub open: bool,
-    pub draft: bool,
-    pub author: String,
-    pub author_association: String,
-    pub head_sha: CommitSha,
-    pub head_ref: String,
-    pub head_repo: Option<RepoName>,
-    pub head_clone_url: Option<String>,
-    pub base_ref: String,
+    pub pull: PullRequest,
     pub sender: String,
     /// For `edited`: the body before the edit.
     pub body_before: Option<String>,
@@ -82,6 +70,8 @@ pub enum EventError {
         event: String,
         source: serde_json::Error,
     },
+    #[error("the {event} payload has an unusable pull request: {reason}")]
+    Pull { event: String, reason: String },
     #[error("the {event} payload names an invalid repository: {source}")]
     Repo {
         event: String,
@@ -97,39 +87,12 @@ struct RawUser {
 #[derive(Deserialize)]
 struct RawRepo {
     full_name: String,
-    clone_url: String,
-    #[serde(default)]
-    default_branch: Option<String>,
-}
-
-#[derive(Deserialize)]
-struct RawRef {
-    #[serde(rename = "ref")]
-    git_ref: String,
-    sha: String,
-    repo: Option<RawRepo>,
-}
-
-#[derive(Deserialize)]
-struct RawPull {
-    number: u64,
-    #[serde(default)]
-    title: String,
-    body: Option<String>,
-    state: String,
-    #[serde(default)]
-    draft: bool,
-    user: RawUser,
-    #[serde(default)]
-    author_association: String,
-    head: RawRef,
-    base: RawRef,
 }
 
 #[derive(Deserialize)]
 struct RawPullRequestEvent {
     action: String,
-    pull_request: RawPull,
+    pull_request: WirePullRequest,
     repository: RawRepo,
     sender: RawUser,
     #[serde(default)]
@@ -190,30 +153,16 @@ pub fn parse(event: &str, payload: &[u8]) -> Result<Event, EventError> {
     match event {
         "pull_request" => {
             let raw: RawPullRequestEvent = serde_json::from_slice(payload).map_err(shape)?;
-            let pr = raw.pull_request;
+            let pull = raw
+                .pull_request
+                .into_domain(&repo(&raw.repository.full_name)?)
+                .map_err(|reason| EventError::Pull {
+                    event: event.to_string(),
+                    reason,
+                })?;
             Ok(Event::PullRequest(Box::new(PullRequestEvent {
                 action: raw.action,
-                repo: repo(&raw.repository.full_name)?,
-                default_branch: raw
-                    .repository
-                    .default_branch
-                    .unwrap_or_else(|| pr.base.git_ref.clone()),
-                clone_url: raw.repository.clone_url,
-                number: PrNumber(pr.number),
-                title: pr.title,
-                body: pr.body.unwrap_or_default(),
-                open: pr.state == "open",
-                draft: pr.draft,
-                author: pr.user.login,
-                author_association: pr.author_association,
-                head_sha: CommitSha(pr.head.sha),
-                head_ref: pr.head.git_ref,
-                head_repo: match &pr.head.repo {
-                    Some(r) => Some(repo(&r.full_name)?),
-                    None => None,
-                },
-                head_clone_url: pr.head.repo.map(|r| r.clone_url),
-                base_ref: pr.base.git_ref,
+                pull,
                 sender: raw.sender.login,
                 body_before: raw.changes.and_then(|c| c.body).and_then(|b| b.from),
             })))
@@ -269,6 +218,7 @@ mod tests {
             let Event::PullRequest(pr) = ev else {
                 panic!("{name}: not a pull request event")
             };
+            let pr = pr.pull;
             assert_eq!(pr.repo.to_string(), "Codertocat/Hello-World", "{name}");
             assert_eq!(pr.head_sha.0.len(), 40, "{name}");
             assert!(!pr.base_ref.is_empty() && !pr.author.is_empty(), "{name}");
@@ -279,9 +229,9 @@ mod tests {
             panic!("not a PR")
         };
         assert_eq!(pr.action, "opened");
-        assert_eq!(pr.number, PrNumber(2));
-        assert!(pr.open);
-        assert_eq!(pr.default_branch, "master");
+        assert_eq!(pr.pull.number, PrNumber(2));
+        assert!(pr.pull.state_open);
+        assert_eq!(pr.pull.default_branch, "master");
     }
 
     #[test]

@@ -698,18 +698,23 @@ async fn the_fields_tickbot_reads_parse_from_the_forges_payloads_as_from_githubs
     for d in w.forge().deliveries() {
         match event::parse(&d.event, d.body.as_bytes()).expect("the forge's payload parses") {
             Event::PullRequest(p) => {
-                assert_eq!(p.repo, w.repo);
-                assert_eq!(p.number, pr);
-                assert_eq!(p.head_sha, sha);
+                let pull = &p.pull;
+                assert_eq!(pull.repo, w.repo);
+                assert_eq!(pull.number, pr);
+                assert_eq!(pull.head_sha, sha);
                 assert_eq!(
-                    (p.head_ref.as_str(), p.base_ref.as_str()),
+                    (pull.head_ref.as_str(), pull.base_ref.as_str()),
                     ("topic-1", "main")
                 );
-                assert_eq!(p.author, "alice");
-                assert_eq!(p.default_branch, "main");
-                assert_eq!(p.clone_url, w.forge().clone_url(&w.repo));
+                assert_eq!(pull.author, "alice");
+                assert_eq!(pull.default_branch, "main");
+                assert_eq!(pull.base_clone_url, w.forge().clone_url(&w.repo));
+                assert_eq!(
+                    pull.head_clone_url.as_deref(),
+                    Some(w.forge().clone_url(&w.repo).as_str())
+                );
                 if p.action == "edited" {
-                    assert_eq!(p.body, "- [ ] lint\n");
+                    assert_eq!(pull.body, "- [ ] lint\n");
                     assert_eq!(p.body_before.as_deref(), Some(TWO_TASKS));
                 }
                 seen.push(p.action);

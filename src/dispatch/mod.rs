@@ -42,61 +42,6 @@ pub struct DispatcherSettings {
     pub pools: Vec<String>,
 }
 
-/// A pull request as the dispatcher needs it, from a webhook or from the API.
-#[derive(Debug, Clone)]
-pub struct PrSnapshot {
-    pub repo: RepoName,
-    pub number: PrNumber,
-    pub body: String,
-    pub open: bool,
-    pub author: String,
-    pub author_association: String,
-    pub head_sha: CommitSha,
-    pub head_ref: String,
-    pub head_clone_url: Option<String>,
-    pub base_ref: String,
-    pub base_clone_url: String,
-    pub default_branch: String,
-}
-
-impl From<PullRequestEvent> for PrSnapshot {
-    fn from(e: PullRequestEvent) -> Self {
-        Self {
-            repo: e.repo,
-            number: e.number,
-            body: e.body,
-            open: e.open,
-            author: e.author,
-            author_association: e.author_association,
-            head_sha: e.head_sha,
-            head_ref: e.head_ref,
-            head_clone_url: e.head_clone_url,
-            base_ref: e.base_ref,
-            base_clone_url: e.clone_url,
-            default_branch: e.default_branch,
-        }
-    }
-}
-
-impl From<PullRequest> for PrSnapshot {
-    fn from(p: PullRequest) -> Self {
-        Self {
-            repo: p.repo,
-            number: p.number,
-            body: p.body,
-            open: p.state_open,
-            author: p.author,
-            author_association: p.author_association,
-            head_sha: p.head_sha,
-            head_ref: p.head_ref,
-            head_clone_url: p.head_clone_url,
-            base_ref: p.base_ref,
-            base_clone_url: p.base_clone_url,
-            default_branch: p.default_branch,
-        }
-    }
-}
-
 #[derive(Debug, thiserror::Error)]
 pub enum DispatchError {
     #[error(transparent)]
@@ -238,7 +183,7 @@ impl Dispatcher {
             tracing::info!(%repo, count = prs.len(), "reconciling open pull requests");
             for pr in prs {
                 let number = pr.number;
-                if let Err(e) = self.plan_pr(PrSnapshot::from(pr)).await {
+                if let Err(e) = self.plan_pr(pr).await {
                     tracing::error!(%repo, pr = %number, error = %e, "reconcile failed for this pull request");
                 }
             }
@@ -309,7 +254,7 @@ impl Dispatcher {
                     // The bot's own body edits (ticking a box) are planned by the bot already.
                     return Ok(());
                 }
-                self.plan_pr(pr.into()).await
+                self.plan_pr(pr.pull).await
             }
             _ => Ok(()),
         }
@@ -330,7 +275,7 @@ impl Dispatcher {
         self.github
             .add_reaction(&c.repo, c.comment_id, "eyes")
             .await?;
-        let pr = PrSnapshot::from(self.github.pull_request(&c.repo, c.number).await?);
+        let pr = self.github.pull_request(&c.repo, c.number).await?;
         let verdict = self
             .trust
             .check(
@@ -395,8 +340,8 @@ impl Dispatcher {
     }
 
     /// Decides and acts for one PR: refuse what cannot run, queue the next item.
-    pub async fn plan_pr(&self, pr: PrSnapshot) -> Result<(), DispatchError> {
-        if !pr.open {
+    pub async fn plan_pr(&self, pr: PullRequest) -> Result<(), DispatchError> {
+        if !pr.state_open {
             return Ok(());
         }
         let checklist = checklist::parse(&pr.body);
@@ -460,7 +405,7 @@ impl Dispatcher {
 
     async fn queue_task(
         &self,
-        pr: &PrSnapshot,
+        pr: &PullRequest,
         config: &RepoConfig,
         next: plan::NextTask,
     ) -> Result<(), DispatchError> {
@@ -544,7 +489,7 @@ impl Dispatcher {
     }
 
     /// Posts `text` unless a comment with the same hidden marker exists on the PR already.
-    async fn post_once(&self, pr: &PrSnapshot, key: &str, text: &str) -> Result<(), GitHubError> {
+    async fn post_once(&self, pr: &PullRequest, key: &str, text: &str) -> Result<(), GitHubError> {
         let marker = replies::marker(key);
         let pr_key = (pr.repo.clone(), pr.number);
         let known = self

@@ -38,7 +38,8 @@ use std::collections::HashMap;
 use std::fmt;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use types::{WireComment, WireContent, WireInstallation, WirePermission, WirePullRequest};
+pub(crate) use types::WirePullRequest;
+use types::{WireComment, WireContent, WireInstallation, WirePermission};
 
 /// How tickbot authenticates to GitHub.
 #[derive(Clone)]
