@@ -136,3 +136,45 @@ mod tests {
         assert!(a.starts_with('j') && a.len() == 21);
     }
 }
+
+/// What a worker tells the dispatcher about a job, on `<prefix>.results`. The dispatcher turns
+/// it into statuses, ticked boxes and the summary comment; the worker never calls the GitHub API.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobReport {
+    pub schema: u32,
+    pub job_id: String,
+    pub repo: RepoName,
+    pub pr: PrNumber,
+    pub head_sha: CommitSha,
+    pub context: String,
+    pub item: Option<ItemRef>,
+    /// Which worker (host name and slot), shown in statuses as `[<worker>]`.
+    pub worker: String,
+    /// Where the live log is served.
+    pub log_url: String,
+    pub state: ReportState,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "state", rename_all = "lowercase")]
+pub enum ReportState {
+    /// The command is about to start.
+    Started,
+    /// The job is over; nothing more comes for this job id.
+    Finished {
+        outcome: Outcome,
+        /// The result commit pushed to the PR's head branch, if the task committed one.
+        commit: Option<CommitSha>,
+        duration_secs: u64,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "outcome", rename_all = "lowercase")]
+pub enum Outcome {
+    Success,
+    /// The task's own failure: exit code, timeout, a result that does not apply.
+    Failure { reason: String },
+    /// Not the task's fault and worth retrying: cancelled, infrastructure trouble.
+    Error { reason: String },
+}
