@@ -126,6 +126,15 @@ pub struct WorkerConfig {
     pub pools: Vec<String>,
     pub concurrency: u16,
     pub runtime: String,
+    /// Shown in statuses as `[<name>]`; default: the host name.
+    pub name: Option<String>,
+    /// `CONTAINERS_CONF` for podman (some machines need `runtime = "runc"`).
+    pub containers_conf: Option<PathBuf>,
+    /// podman `--memory` and `--pids-limit` of every job.
+    pub memory: String,
+    pub pids_limit: u32,
+    /// On SIGTERM, how long running jobs may finish before they are cancelled and requeued.
+    pub stop_grace: String,
 }
 
 impl Default for WorkerConfig {
@@ -134,6 +143,11 @@ impl Default for WorkerConfig {
             pools: vec!["default".into()],
             concurrency: 1,
             runtime: "podman".into(),
+            name: None,
+            containers_conf: None,
+            memory: "2g".into(),
+            pids_limit: 4096,
+            stop_grace: "60s".into(),
         }
     }
 }
@@ -279,6 +293,15 @@ impl ServerConfig {
                 ),
             ));
         }
+        if crate::repo_config::parse_duration(&self.worker.stop_grace).is_none() {
+            return Err(invalid(
+                "worker.stop_grace",
+                format!(
+                    "'{}' is not a duration: use e.g. \"30s\" or \"5m\"",
+                    self.worker.stop_grace
+                ),
+            ));
+        }
         if self.amqp.max_deliveries == 0 {
             return Err(invalid("amqp.max_deliveries", "must be at least 1".into()));
         }
@@ -328,13 +351,20 @@ fn read_secret(
 ) -> Result<Option<Secret>, ConfigError> {
     match (inline, file) {
         (Some(s), _) if !s.expose().is_empty() => Ok(Some(s.clone())),
-        (_, Some(path)) => std::fs::read_to_string(path)
-            .map(|s| Some(Secret(s.trim().to_string())))
-            .map_err(|e| ConfigError::Invalid {
+        (_, Some(path)) => {
+            let invalid = |reason: String| ConfigError::Invalid {
                 file: path.display().to_string(),
                 key: format!("{key}_file"),
-                reason: format!("cannot read the secret file: {e}"),
-            }),
+                reason,
+            };
+            let value = std::fs::read_to_string(path)
+                .map_err(|e| invalid(format!("cannot read the secret file: {e}")))?;
+            // An empty secret would let anyone sign webhooks with the empty key.
+            match value.trim() {
+                "" => Err(invalid("the secret file is empty".into())),
+                secret => Ok(Some(Secret(secret.to_string()))),
+            }
+        }
         _ => Ok(None),
     }
 }
@@ -448,6 +478,18 @@ mod tests {
     fn secrets_are_never_printed() {
         let c = load("[github]\ntoken = \"ghp_supersecret\"\n", &[]).expect("valid");
         assert!(!format!("{c:?}").contains("supersecret"));
+    }
+
+    #[test]
+    fn an_empty_secret_file_is_refused() {
+        let secret = tempfile::NamedTempFile::new().expect("tempfile");
+        let c = load(
+            &format!("[webhook]\nsecret_file = {:?}\n", secret.path()),
+            &[],
+        )
+        .expect("valid");
+        let e = c.webhook_secret().expect_err("empty");
+        assert!(e.to_string().contains("the secret file is empty"), "{e}");
     }
 
     #[test]

@@ -21,14 +21,26 @@ pub struct Envelope {
 
 pub const ENVELOPE_SCHEMA: u32 = 1;
 
+/// An [`Envelope`] as queued, built by concatenation so the payload bytes are carried untouched.
+pub fn envelope(delivery: &str, event: &str, payload: &[u8]) -> Vec<u8> {
+    let head = serde_json::json!({
+        "schema": ENVELOPE_SCHEMA,
+        "delivery": delivery,
+        "event": event,
+        "received_at": chrono::Utc::now(),
+    })
+    .to_string();
+    let mut out = Vec::with_capacity(head.len() + payload.len() + 16);
+    // `head` is a JSON object: reopen it before its closing brace.
+    out.extend_from_slice(&head.as_bytes()[..head.len() - 1]);
+    out.extend_from_slice(b",\"payload\":");
+    out.extend_from_slice(payload);
+    out.push(b'}');
+    out
+}
+
 /// Events the dispatcher handles; the intake answers 202 and drops every other kind.
-pub const HANDLED_EVENTS: &[&str] = &[
-    "pull_request",
-    "issue_comment",
-    "check_run",
-    "check_suite",
-    "push",
-];
+pub const HANDLED_EVENTS: &[&str] = &["pull_request", "issue_comment"];
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum Event {

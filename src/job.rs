@@ -4,6 +4,7 @@
 use crate::ids::{CommitSha, PrNumber, RepoName};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
+use std::collections::BTreeMap;
 
 /// Bumped when a field changes meaning; workers refuse versions they don't know.
 pub const JOB_SCHEMA: u32 = 1;
@@ -47,22 +48,34 @@ pub struct Job {
     pub timeout_secs: u64,
     pub commit: bool,
     pub message: Option<String>,
-    /// Names of secrets; values are resolved by the worker from its own environment.
-    pub secrets: Vec<String>,
+    /// Secrets granted by the default branch's `[secrets]` to a trusted PR; the worker fills
+    /// in the values from its own environment. Never the bot's token.
+    pub secrets: Vec<SecretGrant>,
     pub network: bool,
     pub pool: String,
     pub priority: u8,
     pub created_at: chrono::DateTime<chrono::Utc>,
 }
 
+/// A secret a job may use: inside the container, variable `container_var` gets the value of
+/// the worker's environment variable `server_var`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SecretGrant {
+    pub name: String,
+    pub env: BTreeMap<String, String>,
+}
+
 /// The same item at the same head commit always gets the same id, so a job published twice
-/// (a dispatcher that died between publishing and recording) is recognisable as one job.
+/// (a dispatcher that died between publishing and setting its status) is recognisable as one
+/// job. `previous` is the job id of the item's last finished run at this commit (a person
+/// removed `FAIL:` to run it again), so a re-run is a new job.
 pub fn job_id(
     repo: &RepoName,
     pr: PrNumber,
     head: &CommitSha,
     context: &str,
     occurrence: usize,
+    previous: Option<&str>,
 ) -> String {
     let mut h = Sha256::new();
     for part in [
@@ -71,6 +84,7 @@ pub fn job_id(
         head.0.as_bytes(),
         context.as_bytes(),
         &occurrence.to_be_bytes(),
+        previous.unwrap_or_default().as_bytes(),
     ] {
         h.update((part.len() as u64).to_be_bytes());
         h.update(part);
@@ -120,19 +134,21 @@ mod tests {
     fn job_ids_are_stable_and_distinct() {
         let repo: RepoName = "o/r".parse().expect("valid");
         let sha = CommitSha("a".repeat(40));
-        let a = job_id(&repo, PrNumber(1), &sha, "image-refresh/fedora-41", 0);
-        assert_eq!(
-            a,
-            job_id(&repo, PrNumber(1), &sha, "image-refresh/fedora-41", 0)
-        );
-        assert_ne!(
-            a,
-            job_id(&repo, PrNumber(1), &sha, "image-refresh/fedora-41", 1)
-        );
-        assert_ne!(
-            a,
-            job_id(&repo, PrNumber(2), &sha, "image-refresh/fedora-41", 0)
-        );
+        let id = |pr, occurrence, previous| {
+            job_id(
+                &repo,
+                PrNumber(pr),
+                &sha,
+                "image-refresh/fedora-41",
+                occurrence,
+                previous,
+            )
+        };
+        let a = id(1, 0, None);
+        assert_eq!(a, id(1, 0, None), "the same item at the same commit");
+        assert_ne!(a, id(1, 1, None), "the same line written twice");
+        assert_ne!(a, id(2, 0, None), "another PR");
+        assert_ne!(a, id(1, 0, Some(a.as_str())), "a re-run after a failure");
         assert!(a.starts_with('j') && a.len() == 21);
     }
 }
@@ -174,7 +190,11 @@ pub enum ReportState {
 pub enum Outcome {
     Success,
     /// The task's own failure: exit code, timeout, a result that does not apply.
-    Failure { reason: String },
+    Failure {
+        reason: String,
+    },
     /// Not the task's fault and worth retrying: cancelled, infrastructure trouble.
-    Error { reason: String },
+    Error {
+        reason: String,
+    },
 }

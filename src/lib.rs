@@ -8,6 +8,7 @@
 pub mod checklist;
 pub mod commands;
 pub mod config;
+pub mod demo;
 pub mod dispatch;
 pub mod event;
 pub mod forge;
@@ -20,3 +21,4 @@ pub mod repo_config;
 pub mod roles;
 pub mod stack;
 pub mod telemetry;
+pub mod worker;

@@ -32,8 +32,23 @@ enum Command {
     Serve,
     /// The dispatcher: plans PRs and queues jobs.
     Dispatch,
+    /// A worker: runs queued jobs from the PR's own code.
+    Work {
+        /// Pools to take jobs from (repeatable); default: `[worker] pools`.
+        #[arg(long = "pool")]
+        pools: Vec<String>,
+        /// Jobs run at once per pool; default: `[worker] concurrency`.
+        #[arg(long)]
+        concurrency: Option<u16>,
+    },
     /// Every role in one process.
     All,
+    /// A complete run on a built-in local forge: no GitHub and no broker needed.
+    Demo {
+        /// Keep everything serving after the run (Ctrl-C stops it).
+        #[arg(long)]
+        keep: bool,
+    },
     /// Print the tasks and commands tickbot sees in a PR body or comment.
     Parse {
         /// A file, or - for standard input.
@@ -69,11 +84,24 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    tickbot::telemetry::init_logging(cli.log_json);
+    // The demo prints its own story; its logs only say when something goes wrong.
+    let level = if matches!(cli.command, Command::Demo { .. }) {
+        "warn"
+    } else {
+        "info"
+    };
+    tickbot::telemetry::init_logging(cli.log_json, level);
     match cli.command {
         Command::Parse { file, json } => parse(&file, json),
         Command::CheckConfig { path } => check_config(path.as_deref(), &cli.config),
-        Command::Serve | Command::Dispatch | Command::All => {
+        Command::Demo { keep } => {
+            let config = match load(&cli.config) {
+                Ok(c) => c,
+                Err(code) => return code,
+            };
+            run_async(tickbot::demo::run(config, keep))
+        }
+        Command::Serve | Command::Dispatch | Command::All | Command::Work { .. } => {
             let config = match load(&cli.config) {
                 Ok(c) => c,
                 Err(code) => return code,
@@ -92,6 +120,16 @@ fn main() -> ExitCode {
                     Command::Dispatch => {
                         let broker = roles::open_broker(&config).await?;
                         roles::dispatch(&config, broker, shutdown).await
+                    }
+                    Command::Work { pools, concurrency } => {
+                        let broker = roles::open_broker(&config).await?;
+                        let pools = if pools.is_empty() {
+                            config.worker.pools.clone()
+                        } else {
+                            pools
+                        };
+                        let concurrency = concurrency.unwrap_or(config.worker.concurrency);
+                        roles::work(&config, broker, &pools, concurrency, shutdown).await
                     }
                     _ => roles::all(&config, shutdown).await,
                 }
@@ -127,7 +165,10 @@ fn check_role_needs(command: &Command, config: &ServerConfig) -> anyhow::Result<
     if matches!(command, Command::Serve | Command::All) {
         config.webhook_secret()?;
     }
-    if matches!(command, Command::Dispatch | Command::All) {
+    if matches!(
+        command,
+        Command::Dispatch | Command::All | Command::Work { .. }
+    ) {
         roles::github_auth(config)?;
     }
     Ok(())

@@ -27,10 +27,27 @@ pub struct RepoConfig {
     pub schedule: Vec<ScheduleDef>,
 }
 
+/// A task's `args` pattern: every argument must match it as a whole.
+#[derive(Debug, Clone)]
+pub struct ArgPattern {
+    source: String,
+    anchored: Regex,
+}
+
+impl ArgPattern {
+    pub fn is_match(&self, arg: &str) -> bool {
+        self.anchored.is_match(arg)
+    }
+    /// The pattern as written in `.tickbot.toml`, for messages.
+    pub fn as_str(&self) -> &str {
+        &self.source
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct TaskDef {
     pub command: Vec<String>,
-    pub args: Option<Regex>,
+    pub args: Option<ArgPattern>,
     pub image: String,
     pub build: Option<String>,
     pub timeout: Duration,
@@ -206,14 +223,30 @@ impl RepoConfig {
                 ));
             }
             let command = checked_command(&raw.command, &format!("tasks.{verb}"), &at)?;
+            if verb == "tickbot" {
+                return Err(at(
+                    name.span().start,
+                    "the task name 'tickbot' is reserved for tickbot's own statuses".into(),
+                ));
+            }
             let args = match raw.args {
                 None => None,
-                Some(pattern) => Some(Regex::new(pattern.get_ref()).map_err(|e| {
-                    at(
-                        pattern.span().start,
-                        format!("tasks.{verb}.args is not a valid regular expression: {e}"),
-                    )
-                })?),
+                // Anchored: every argument must match as a whole (design §4), not contain a match.
+                Some(pattern) => {
+                    let invalid = |e: regex::Error| {
+                        at(
+                            pattern.span().start,
+                            format!("tasks.{verb}.args is not a valid regular expression: {e}"),
+                        )
+                    };
+                    // Checked as written first, so an error quotes the user's own pattern.
+                    Regex::new(pattern.get_ref()).map_err(invalid)?;
+                    Some(ArgPattern {
+                        source: pattern.get_ref().clone(),
+                        anchored: Regex::new(&format!("^(?:{})$", pattern.get_ref()))
+                            .map_err(invalid)?,
+                    })
+                }
             };
             tasks.insert(
                 verb.clone(),
@@ -421,6 +454,21 @@ cron = "0 22 * * 0"
         assert_eq!(c.trust.users, vec!["alice".to_string()]);
         assert!(c.trust.collaborators);
         assert_eq!(c.verbs(), vec!["image-refresh"]);
+    }
+
+    #[test]
+    fn argument_patterns_match_whole_arguments() {
+        let c =
+            RepoConfig::parse("[tasks.x]\ncommand = [\"a\"]\nargs = \"[a-z]+\"\n").expect("valid");
+        let p = c.tasks["x"].args.as_ref().expect("pattern");
+        assert!(p.is_match("fedora"));
+        assert!(
+            !p.is_match("fedora-41; rm"),
+            "a partial match is not enough"
+        );
+        assert_eq!(p.as_str(), "[a-z]+");
+        let e = RepoConfig::parse("[tasks.tickbot]\ncommand = [\"a\"]\n").expect_err("reserved");
+        assert!(e.message.contains("reserved"), "{e}");
     }
 
     #[test]

@@ -1,12 +1,17 @@
-//! Starting tickbot's roles from a [`ServerConfig`]: `serve`, `dispatch`, and `all` in one
-//! process. Each role stops cleanly when the shutdown signal fires (SIGINT or SIGTERM).
+//! Starting tickbot's roles from a [`ServerConfig`]: `serve`, `dispatch`, `work`, and `all` in
+//! one process. Each role stops cleanly when the shutdown signal fires (SIGINT or SIGTERM).
 
 use crate::config::ServerConfig;
 use crate::dispatch::{Dispatcher, DispatcherSettings};
 use crate::github::{Auth, GitHub, GitHubSettings};
 use crate::intake::{DeliveryLog, Intake};
 use crate::queue::{Broker, BrokerSettings};
+use crate::repo_config::parse_duration;
+use crate::worker::mirror::GitAuth;
+use crate::worker::runtime::Runtime;
+use crate::worker::{Worker, WorkerSettings};
 use anyhow::Context;
+use std::time::Duration;
 use tokio::sync::watch;
 
 pub fn broker_settings(config: &ServerConfig) -> BrokerSettings {
@@ -130,12 +135,98 @@ pub async fn dispatch(
     Ok(())
 }
 
+/// The job runtime named by `[worker] runtime`; the host runtime only with a warning.
+pub fn runtime(config: &ServerConfig) -> Runtime {
+    match config.worker.runtime.as_str() {
+        "host" => {
+            tracing::warn!(
+                "worker.runtime = \"host\": jobs run on this machine without any isolation; \
+                 for development only"
+            );
+            Runtime::Host
+        }
+        _ => Runtime::Podman {
+            containers_conf: config.worker.containers_conf.clone(),
+        },
+    }
+}
+
+fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .ok()
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "worker".into())
+}
+
+/// Runs a worker per pool (`pools`, default all of `[worker] pools`) until shutdown.
+pub async fn work(
+    config: &ServerConfig,
+    broker: Broker,
+    pools: &[String],
+    concurrency: u16,
+    shutdown: watch::Receiver<bool>,
+) -> anyhow::Result<()> {
+    let git_auth = match github_auth(config)? {
+        Auth::Token(token) => Some(GitAuth::token(&token)),
+        // App installation tokens for git come with the App support of workers.
+        Auth::App { .. } => None,
+    };
+    let runtime = runtime(config);
+    if let Err(e) = runtime.check().await {
+        anyhow::bail!("worker.runtime: {e}");
+    }
+    let name = config.worker.name.clone().unwrap_or_else(host_name);
+    // Secret values come from the worker's environment (design §4 `[secrets]`), read once here;
+    // tickbot's own settings are never among what a job can be granted.
+    let secret_values: std::sync::Arc<std::collections::HashMap<String, String>> =
+        std::sync::Arc::new(
+            std::env::vars()
+                .filter(|(k, _)| !k.starts_with("TICKBOT__"))
+                .collect(),
+        );
+    let mut workers = tokio::task::JoinSet::new();
+    for pool in pools {
+        let worker = Worker::new(
+            broker.clone(),
+            WorkerSettings {
+                name: name.clone(),
+                pool: pool.clone(),
+                concurrency,
+                state_dir: config.state.dir.clone(),
+                runtime: runtime.clone(),
+                logs_url: config.logs.public_url.clone(),
+                author_name: config.git.author_name.clone(),
+                author_email: config.git.author_email.clone(),
+                git_auth: git_auth.clone(),
+                memory: config.worker.memory.clone(),
+                pids_limit: config.worker.pids_limit,
+                stop_grace: parse_duration(&config.worker.stop_grace)
+                    .unwrap_or(Duration::from_secs(60)),
+                secret_values: secret_values.clone(),
+            },
+        );
+        workers.spawn(worker.run(shutdown.clone()));
+    }
+    while let Some(done) = workers.join_next().await {
+        done??;
+    }
+    Ok(())
+}
+
 /// Every role in one process, sharing one broker connection.
 pub async fn all(config: &ServerConfig, shutdown: watch::Receiver<bool>) -> anyhow::Result<()> {
     let broker = open_broker(config).await?;
     tokio::try_join!(
         serve(config, broker.clone(), shutdown.clone()),
-        dispatch(config, broker, shutdown),
+        dispatch(config, broker.clone(), shutdown.clone()),
+        work(
+            config,
+            broker,
+            &config.worker.pools,
+            config.worker.concurrency,
+            shutdown
+        ),
     )?;
     Ok(())
 }

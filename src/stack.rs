@@ -1,5 +1,5 @@
-//! A whole tickbot on one machine against the local forge: forge, intake and dispatcher in
-//! one process, wired over real HTTP, real HMAC signatures and a real queue. The end-to-end
+//! A whole tickbot on one machine against the local forge: forge, intake, dispatcher and
+//! workers in one process, wired over real HTTP, real HMAC signatures and a real queue. The end-to-end
 //! tests, the benchmarks and `tickbot demo` are built on it.
 
 use crate::config::Secret;
@@ -9,6 +9,9 @@ use crate::github::{Auth, GitHub, GitHubSettings};
 use crate::ids::RepoName;
 use crate::intake::{DeliveryLog, Intake};
 use crate::queue::{Broker, BrokerSettings};
+use crate::worker::mirror::GitAuth;
+use crate::worker::runtime::Runtime;
+use crate::worker::{Worker, WorkerSettings};
 use anyhow::Context;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -33,7 +36,7 @@ struct Role {
 impl Role {
     async fn stop(self) {
         let _ = self.stop.send(true);
-        let _ = tokio::time::timeout(Duration::from_secs(10), self.task).await;
+        let _ = tokio::time::timeout(Duration::from_secs(30), self.task).await;
     }
 }
 
@@ -46,6 +49,7 @@ pub struct Stack {
     opts: StackOptions,
     intake: Option<Role>,
     dispatcher: Option<Role>,
+    workers: Vec<Role>,
 }
 
 impl Stack {
@@ -96,6 +100,7 @@ impl Stack {
             opts,
             intake: Some(Role { stop, task }),
             dispatcher: None,
+            workers: Vec::new(),
         };
         stack.start_dispatcher();
         Ok(stack)
@@ -129,7 +134,51 @@ impl Stack {
         }
     }
 
+    /// The settings of a worker in this stack: its logs are served by this stack's intake,
+    /// and it pushes to the forge as the bot.
+    pub fn worker_settings(
+        &self,
+        name: &str,
+        runtime: Runtime,
+        concurrency: u16,
+    ) -> WorkerSettings {
+        WorkerSettings {
+            name: name.to_string(),
+            pool: "default".into(),
+            concurrency,
+            state_dir: self.opts.dir.clone(),
+            runtime,
+            logs_url: self.intake_url.clone(),
+            author_name: "tickbot".into(),
+            author_email: "tickbot@localhost".into(),
+            git_auth: Some(GitAuth::header(self.forge.bot_git_auth_header())),
+            memory: "1g".into(),
+            pids_limit: 1024,
+            stop_grace: Duration::from_secs(10),
+            secret_values: Default::default(),
+        }
+    }
+
+    /// Starts a worker in this process (tests that kill a worker run it as its own process).
+    pub fn start_worker(&mut self, settings: WorkerSettings) {
+        let worker = Worker::new(self.broker.clone(), settings);
+        let (stop, stopped) = watch::channel(false);
+        let task = tokio::spawn(async move {
+            if let Err(e) = worker.run(stopped).await {
+                tracing::error!(error = %e, "worker stopped");
+            }
+        });
+        self.workers.push(Role { stop, task });
+    }
+
+    pub async fn stop_workers(&mut self) {
+        for role in self.workers.drain(..) {
+            role.stop().await;
+        }
+    }
+
     pub async fn shutdown(mut self) {
+        self.stop_workers().await;
         self.stop_dispatcher().await;
         if let Some(role) = self.intake.take() {
             role.stop().await;

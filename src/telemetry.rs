@@ -4,10 +4,11 @@ use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use std::sync::OnceLock;
 use tracing_subscriber::EnvFilter;
 
-/// Logs go to stderr; `RUST_LOG` filters (default `info`), `TICKBOT_LOG=json` switches to JSON
-/// lines for log collectors.
-pub fn init_logging(json: bool) {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+/// Logs go to stderr; `RUST_LOG` filters (default `default_level`); `--log-json` (or `TICKBOT_LOG_JSON=1`)
+/// switches to JSON lines for log collectors.
+pub fn init_logging(json: bool, default_level: &str) {
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_level));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);

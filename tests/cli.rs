@@ -205,6 +205,7 @@ fn tickbot_all_starts_on_the_embedded_queue_and_stops_cleanly_on_sigterm() {
         .env("TICKBOT__GITHUB__TOKEN", "t")
         .env("TICKBOT__GITHUB__API_URL", "http://127.0.0.1:9")
         .env("TICKBOT__STATE__DIR", dir.path())
+        .env("TICKBOT__WORKER__RUNTIME", "host")
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()

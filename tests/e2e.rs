@@ -24,6 +24,9 @@ secrets = ["image-upload"]
 
 [tasks.lint]
 command = ["make", "lint"]
+
+[secrets.image-upload]
+env = { S3_KEY = "IMAGE_UPLOAD_KEY" }
 "#;
 
 const WAIT: Duration = Duration::from_secs(10);
@@ -199,13 +202,14 @@ impl World {
             .map(|s| (s.state, s.description))
     }
 
+    /// Waits until the context's latest status is `pending` `Not yet tested`.
     async fn wait_pending(&self, sha: &CommitSha, context: &str) {
-        let (state, description) = wait_for(&format!("a status for {context}"), || {
-            self.status(sha, context)
+        let queued = ("pending".to_string(), Some("Not yet tested".to_string()));
+        let seen = wait_for(&format!("{context} to be queued"), || {
+            self.status(sha, context).filter(|s| *s == queued)
         })
         .await;
-        assert_eq!(state, "pending");
-        assert_eq!(description.as_deref(), Some("Not yet tested"));
+        assert_eq!(seen, queued);
     }
 
     fn bot_comments(&self, pr: PrNumber) -> Vec<String> {
@@ -265,7 +269,14 @@ async fn a_pr_with_two_tasks_queues_the_first_and_the_second_waits() {
     assert_eq!(job.argv, vec!["./image-refresh", "fedora-41"]);
     assert_eq!(job.image, "localhost/tasks:latest");
     assert_eq!(job.timeout_secs, 7200);
-    assert_eq!(job.secrets, vec!["image-upload"]);
+    assert_eq!(
+        job.secrets,
+        vec![tickbot::job::SecretGrant {
+            name: "image-upload".into(),
+            env: [("S3_KEY".to_string(), "IMAGE_UPLOAD_KEY".to_string())].into(),
+        }],
+        "a trusted author's task gets the secret the default branch defines"
+    );
     assert_eq!(
         job.message.as_deref(),
         Some("images: Update fedora-41 image")
@@ -434,6 +445,17 @@ async fn an_untrusted_author_gets_an_explanation_and_a_trusted_approval_runs_it(
     );
     assert!(comment.contains("commenting `/ok-to-test`"), "{comment}");
     assert!(comment.contains(sha.short()), "{comment}");
+    let waiting = wait_for("the manual-testing status", || {
+        w.status(&sha, "image-refresh/fedora-41")
+    })
+    .await;
+    assert_eq!(
+        waiting,
+        (
+            "pending".to_string(),
+            Some("Manual testing required".to_string())
+        )
+    );
 
     // bob can read but not write: his approval is refused with a reason.
     w.forge()
@@ -464,9 +486,13 @@ async fn an_untrusted_author_gets_an_explanation_and_a_trusted_approval_runs_it(
         Some("success".to_string())
     );
     let jobs = w.tap.wait_count(2, "the approved job").await;
+    let approved = jobs
+        .iter()
+        .find(|j| j.pr == pr && j.context == "image-refresh/fedora-41")
+        .expect("the approved job");
     assert!(
-        jobs.iter()
-            .any(|j| j.pr == pr && j.context == "image-refresh/fedora-41")
+        approved.secrets.is_empty() && !approved.network,
+        "an approval runs the code but hands it no secrets and no network"
     );
 
     // The approval covers the task list as it was: mallory ticking the running item by hand
@@ -495,7 +521,15 @@ async fn an_untrusted_author_gets_an_explanation_and_a_trusted_approval_runs_it(
     .await;
     assert!(again[1].contains("needs a new approval"), "{}", again[1]);
     w.barrier().await;
-    assert_eq!(w.status(&sha, "lint"), None, "the added task did not run");
+    assert_eq!(
+        w.status(&sha, "lint"),
+        Some((
+            "pending".to_string(),
+            Some("Manual testing required".to_string())
+        )),
+        "the added task waits for approval"
+    );
+    assert!(!w.jobs_for(pr).await.iter().any(|j| j.context == "lint"));
     w.stack.shutdown().await;
 }
 

@@ -14,6 +14,8 @@
 
 pub mod plan;
 mod replies;
+pub mod results;
+pub mod summary;
 pub mod trust;
 
 use crate::checklist;
@@ -21,12 +23,13 @@ use crate::commands;
 use crate::event::{self, CommentEvent, Envelope, Event, PullRequestEvent};
 use crate::github::{CommitStatus, GitHub, GitHubError, PullRequest, StatusState};
 use crate::ids::{CommitSha, PrNumber, RepoName};
-use crate::job::{self, ItemRef, Job, JobKind};
+use crate::job::{self, ItemRef, Job, JobKind, SecretGrant};
 use crate::queue::{Broker, Outgoing, QueueError, QueueKind};
 use crate::repo_config::{self, RepoConfig, RepoConfigError};
-use plan::Plan;
+use results::BodyWrite;
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 use trust::Trust;
 
 /// The event name of the dispatcher's own reconcile request; never accepted from webhooks.
@@ -50,6 +53,8 @@ pub enum DispatchError {
     Queue(#[from] QueueError),
     #[error("event {delivery}: {reason}")]
     BadEvent { delivery: String, reason: String },
+    #[error("the dispatcher stopped: {0}")]
+    Stopped(String),
 }
 
 impl DispatchError {
@@ -57,9 +62,24 @@ impl DispatchError {
     fn is_transient(&self) -> bool {
         match self {
             DispatchError::GitHub(e) => e.is_transient(),
+            // A missing or differently declared queue needs an operator, not another try.
+            DispatchError::Queue(
+                QueueError::NotDeclared { .. }
+                | QueueError::TopologyMismatch { .. }
+                | QueueError::InvalidName { .. },
+            ) => false,
             DispatchError::Queue(_) => true,
-            DispatchError::BadEvent { .. } => false,
+            DispatchError::BadEvent { .. } | DispatchError::Stopped(_) => false,
         }
+    }
+
+    /// How long to wait before the next delivery of a message that failed this way.
+    fn retry_after(&self, attempt: u32) -> Duration {
+        if let DispatchError::GitHub(GitHubError::RateLimited { until, .. }) = self {
+            let wait = (*until - chrono::Utc::now()).to_std().unwrap_or_default();
+            return wait.min(MAX_RETRY_PAUSE);
+        }
+        Duration::from_secs(1u64 << attempt.min(6)).min(MAX_RETRY_PAUSE)
     }
 }
 
@@ -69,6 +89,51 @@ enum ConfigAt {
     Missing,
     Invalid(RepoConfigError),
     Valid(Arc<RepoConfig>),
+}
+
+/// A pull request, as the key of the dispatcher's per-PR memory.
+type PrKey = (RepoName, PrNumber);
+
+/// A bounded set of recent ids (deliveries, finished jobs): oldest forgotten first.
+#[derive(Default)]
+struct RecentSet(Mutex<(VecDeque<String>, HashSet<String>)>);
+
+impl RecentSet {
+    /// Adds `id`; false if it was there already.
+    fn insert(&self, id: &str) -> bool {
+        let mut recent = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        let (order, set) = &mut *recent;
+        if !set.insert(id.to_string()) {
+            return false;
+        }
+        order.push_back(id.to_string());
+        if order.len() > RECENT_DELIVERIES
+            && let Some(old) = order.pop_front()
+        {
+            set.remove(&old);
+        }
+        true
+    }
+
+    fn contains(&self, id: &str) -> bool {
+        let recent = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        recent.1.contains(id)
+    }
+
+    fn remove(&self, id: &str) {
+        let mut recent = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        let (order, set) = &mut *recent;
+        if set.remove(id) {
+            // Also from the order, or its old entry would later evict a re-added id early.
+            order.retain(|o| o != id);
+        }
+    }
+}
+
+/// Which message a delivery came from.
+enum Inbox {
+    Events,
+    Results,
 }
 
 pub struct Dispatcher {
@@ -81,10 +146,27 @@ pub struct Dispatcher {
     /// Hidden markers of the bot's comments per PR, so each reply is posted once.
     posted: Mutex<HashMap<(RepoName, PrNumber), HashSet<String>>>,
     /// Recently handled delivery ids (a second line of defence behind the intake's check).
-    recent: Mutex<(VecDeque<String>, HashSet<String>)>,
+    recent: RecentSet,
+    /// Jobs whose reports said they finished: a redelivered report changes nothing.
+    finished: RecentSet,
+    /// Per PR, the task job queued or running (context, item). Its result commit moves the
+    /// head before its report arrives; without this, an event in between would plan at the
+    /// new head, find the item still to do and queue it a second time.
+    in_flight: Mutex<HashMap<PrKey, (String, ItemRef)>>,
+    /// Per PR, the dispatcher's last body write (see `results`).
+    writes: Mutex<HashMap<PrKey, BodyWrite>>,
+    /// Per PR whose body the dispatcher wrote, the latest body it knows; an event carrying
+    /// another body may predate the write and is re-read before planning.
+    known: Mutex<HashMap<PrKey, String>>,
 }
 
 const RECENT_DELIVERIES: usize = 4096;
+
+/// Longest pause before a failed message is tried again.
+const MAX_RETRY_PAUSE: Duration = Duration::from_secs(300);
+
+/// Refusal comments posted for one event at most (each is posted once per item and reason).
+const MAX_REFUSALS_PER_EVENT: usize = 5;
 
 impl Dispatcher {
     pub fn new(github: GitHub, broker: Broker, settings: DispatcherSettings) -> Arc<Self> {
@@ -96,47 +178,114 @@ impl Dispatcher {
             trust,
             configs: Mutex::new(HashMap::new()),
             posted: Mutex::new(HashMap::new()),
-            recent: Mutex::new((VecDeque::new(), HashSet::new())),
+            recent: RecentSet::default(),
+            finished: RecentSet::default(),
+            in_flight: Mutex::new(HashMap::new()),
+            writes: Mutex::new(HashMap::new()),
+            known: Mutex::new(HashMap::new()),
         })
     }
 
-    /// Declares the queues, reconciles open PRs, then handles events until `shutdown` fires.
+    fn in_flight(&self, repo: RepoName, pr: PrNumber, context: &str, item: &ItemRef) {
+        lock(&self.in_flight).insert((repo, pr), (context.to_string(), item.clone()));
+    }
+
+    fn done_in_flight(&self, key: &PrKey, context: &str) {
+        let mut map = lock(&self.in_flight);
+        if map.get(key).is_some_and(|(c, _)| c == context) {
+            map.remove(key);
+        }
+    }
+
+    fn record_write(&self, key: &PrKey, write: BodyWrite) {
+        let mut writes = lock(&self.writes);
+        if writes.len() > 10_000 {
+            writes.clear(); // only loses the restore of an edit overwritten long ago
+        }
+        writes.insert(key.clone(), write);
+    }
+
+    fn last_write(&self, key: &PrKey) -> Option<BodyWrite> {
+        lock(&self.writes).get(key).cloned()
+    }
+
+    fn know_body(&self, key: &PrKey, body: &str) {
+        let mut known = lock(&self.known);
+        if known.len() > 10_000 {
+            // Forgetting a PR only matters if an event that predates a tick of it is still
+            // queued, which cannot be the case for 10,000 PRs written since.
+            known.clear();
+        }
+        known.insert(key.clone(), body.to_string());
+    }
+
+    /// Declares the queues, reconciles open PRs, then handles events and worker reports, one
+    /// message at a time, until `shutdown` fires.
+    ///
+    /// Both queues are single-active-consumer. The events consumer is registered first: with
+    /// several dispatchers, the one that subscribed first becomes active on events, and since
+    /// each dispatcher subscribes to events before results, the first one is also first on
+    /// results, so the same process handles both and its writes to one PR stay serialized.
+    /// (Two dispatchers starting within the same few milliseconds could interleave their two
+    /// subscriptions and split the queues; RabbitMQ does not tell a consumer whether it is the
+    /// active one, so this is not detected.)
     pub async fn run(
         self: Arc<Self>,
         mut shutdown: tokio::sync::watch::Receiver<bool>,
     ) -> Result<(), DispatchError> {
         self.broker.declare(&self.settings.pools).await?;
         self.request_reconcile().await?;
-        let mut consumer = self.broker.consume(&QueueKind::Events, 1).await?;
+        let mut events = self.broker.consume(&QueueKind::Events, 1).await?;
+        let mut results = self.broker.consume(&QueueKind::Results, 1).await?;
         tracing::info!("dispatcher ready");
         loop {
-            let delivery = tokio::select! {
-                d = consumer.next() => d,
+            let (inbox, delivery) = tokio::select! {
+                d = events.next() => (Inbox::Events, d),
+                d = results.next() => (Inbox::Results, d),
                 _ = shutdown.changed() => break,
             };
-            let Some(delivery) = delivery else { break };
-            let delivery = match delivery {
-                Ok(d) => d,
-                Err(e) => {
+            let Some(delivery) = delivery else {
+                return Err(DispatchError::Stopped(
+                    "a queue consumer ended; restart the dispatcher".into(),
+                ));
+            };
+            let delivery = match (delivery, &inbox) {
+                (Ok(d), _) => d,
+                (Err(e), Inbox::Events) => {
                     tracing::error!(error = %e, "event queue failed; reconnecting");
-                    consumer = self.broker.consume(&QueueKind::Events, 1).await?;
+                    events = self.broker.consume(&QueueKind::Events, 1).await?;
+                    continue;
+                }
+                (Err(e), Inbox::Results) => {
+                    tracing::error!(error = %e, "results queue failed; reconnecting");
+                    results = self.broker.consume(&QueueKind::Results, 1).await?;
                     continue;
                 }
             };
-            let outcome = self.handle_message(&delivery.body).await;
+            let outcome = match inbox {
+                Inbox::Events => self.handle_message(&delivery.body).await,
+                Inbox::Results => self.handle_report(&delivery.body).await,
+            };
             let settled = match outcome {
                 Ok(()) => delivery.ack().await,
                 Err(e) if e.is_transient() => {
-                    tracing::warn!(error = %e, attempt = delivery.attempt, "event failed; it will be retried");
-                    delivery.retry().await
+                    // Wait before the retry: GitHub being down or rate-limited is not fixed by
+                    // asking again at once, and every delivery counts towards the dead letter.
+                    let pause = e.retry_after(delivery.attempt);
+                    tracing::warn!(error = %e, attempt = delivery.attempt, pause_secs = pause.as_secs(), "message failed; it will be retried");
+                    tokio::select! {
+                        _ = tokio::time::sleep(pause) => delivery.retry().await,
+                        // Unsettled, the message comes back to whoever consumes next.
+                        _ = shutdown.changed() => break,
+                    }
                 }
                 Err(e) => {
-                    tracing::error!(error = %e, "event cannot be handled; moved to the dead-letter queue");
+                    tracing::error!(error = %e, "message cannot be handled; moved to the dead-letter queue");
                     delivery.dead_letter().await
                 }
             };
             if let Err(e) = settled {
-                tracing::error!(error = %e, "cannot settle an event; the broker will redeliver it");
+                tracing::error!(error = %e, "cannot settle a message; the broker will redeliver it");
             }
         }
         tracing::info!("dispatcher stopped");
@@ -147,22 +296,13 @@ impl Dispatcher {
     /// active consumer handles it, in order with the events, so two dispatchers starting
     /// together never plan the same PR at the same time.
     async fn request_reconcile(&self) -> Result<(), DispatchError> {
-        let envelope = serde_json::json!({
-            "schema": event::ENVELOPE_SCHEMA,
-            "delivery": format!("reconcile-{}", uuid::Uuid::new_v4()),
-            "event": RECONCILE_EVENT,
-            "received_at": chrono::Utc::now(),
-            "payload": {},
-        });
+        let delivery = format!("reconcile-{}", uuid::Uuid::new_v4());
         self.broker
             .publish(
                 &QueueKind::Events,
                 Outgoing {
-                    message_id: envelope["delivery"]
-                        .as_str()
-                        .unwrap_or_default()
-                        .to_string(),
-                    body: envelope.to_string().into_bytes(),
+                    body: event::envelope(&delivery, RECONCILE_EVENT, b"{}"),
+                    message_id: delivery,
                     priority: 0,
                 },
             )
@@ -170,13 +310,17 @@ impl Dispatcher {
         Ok(())
     }
 
-    /// Plans every open PR of the configured repositories (webhooks missed while down).
-    pub async fn reconcile(&self) {
+    /// Plans every open PR of the configured repositories (webhooks missed while down). A
+    /// failure fails the whole request, which is retried later; PRs planned already are
+    /// planned again harmlessly.
+    pub async fn reconcile(&self) -> Result<(), DispatchError> {
+        let mut failed = None;
         for repo in &self.settings.repositories {
             let prs = match self.github.open_pull_requests(repo).await {
                 Ok(prs) => prs,
                 Err(e) => {
                     tracing::error!(%repo, error = %e, "cannot list open pull requests to reconcile");
+                    failed = Some(DispatchError::from(e));
                     continue;
                 }
             };
@@ -185,9 +329,11 @@ impl Dispatcher {
                 let number = pr.number;
                 if let Err(e) = self.plan_pr(pr).await {
                     tracing::error!(%repo, pr = %number, error = %e, "reconcile failed for this pull request");
+                    failed = Some(e);
                 }
             }
         }
+        failed.map_or(Ok(()), Err)
     }
 
     /// Handles one message of the events queue.
@@ -202,8 +348,11 @@ impl Dispatcher {
             return Ok(());
         }
         if envelope.event == RECONCILE_EVENT {
-            self.reconcile().await;
-            return Ok(());
+            let result = self.reconcile().await;
+            if result.is_err() {
+                self.forget(&envelope.delivery);
+            }
+            return result;
         }
         let parsed =
             event::parse(&envelope.event, envelope.payload.get().as_bytes()).map_err(|e| {
@@ -228,36 +377,54 @@ impl Dispatcher {
     }
 
     fn first_time(&self, delivery: &str) -> bool {
-        let mut recent = self.recent.lock().unwrap_or_else(|p| p.into_inner());
-        let (order, set) = &mut *recent;
-        if !set.insert(delivery.to_string()) {
-            return false;
-        }
-        order.push_back(delivery.to_string());
-        if order.len() > RECENT_DELIVERIES
-            && let Some(old) = order.pop_front()
-        {
-            set.remove(&old);
-        }
-        true
+        self.recent.insert(delivery)
     }
 
     fn forget(&self, delivery: &str) {
-        let mut recent = self.recent.lock().unwrap_or_else(|p| p.into_inner());
-        recent.1.remove(delivery);
+        self.recent.remove(delivery)
     }
 
     async fn on_pull_request(&self, pr: PullRequestEvent) -> Result<(), DispatchError> {
         match pr.action.as_str() {
             "opened" | "reopened" | "edited" | "synchronize" | "ready_for_review" => {
                 if self.is_bot(&pr.sender) && pr.action == "edited" {
-                    // The bot's own body edits (ticking a box) are planned by the bot already.
-                    return Ok(());
+                    // The bot planned after its own edit already; what is left is to notice a
+                    // person's edit that the write overwrote.
+                    let pull = &pr.pull;
+                    return self
+                        .on_own_edit(
+                            &pull.repo,
+                            pull.number,
+                            &pull.body,
+                            pr.body_before.as_deref(),
+                        )
+                        .await;
                 }
-                self.plan_pr(pr.pull).await
+                let pull = self.fresh(pr).await?;
+                self.plan_pr(pull).await
             }
             _ => Ok(()),
         }
+    }
+
+    /// The event's pull request, or a fresh read when its body may predate one of the
+    /// dispatcher's writes (events queued before a tick carry the unticked body; planning on
+    /// it would queue a finished item again).
+    async fn fresh(&self, event: PullRequestEvent) -> Result<PullRequest, DispatchError> {
+        let pull = event.pull;
+        let key: PrKey = (pull.repo.clone(), pull.number);
+        let Some(known) = lock(&self.known).get(&key).cloned() else {
+            return Ok(pull); // the dispatcher never wrote this body
+        };
+        let follows = pull.body == known
+            || (event.action == "edited" && event.body_before.as_deref() == Some(&known));
+        if follows {
+            self.know_body(&key, &pull.body);
+            return Ok(pull);
+        }
+        let fresh = self.github.pull_request(&pull.repo, pull.number).await?;
+        self.know_body(&key, &fresh.body);
+        Ok(fresh)
     }
 
     fn is_bot(&self, login: &str) -> bool {
@@ -359,22 +526,24 @@ impl Dispatcher {
             }
             ConfigAt::Valid(c) => c,
         };
-        let (candidate, refused) = plan::candidates(&checklist, &config);
-        for r in &refused {
-            let text = replies::refused_item(r, &pr.head_sha);
-            self.post_once(&pr, &replies::refusal_key(r), &text).await?;
-        }
-        if candidate.is_none() {
-            return Ok(());
+        let (candidate, refused) = plan::candidates(&checklist, &config, &self.settings.pools);
+        let Some(next) = candidate else {
+            return self.refuse_items(&pr, &refused).await;
+        };
+        let running = lock(&self.in_flight)
+            .get(&(pr.repo.clone(), pr.number))
+            .cloned();
+        if let Some((context, item)) = running
+            && results_pending(&checklist, &context, &item)
+        {
+            tracing::debug!(repo = %pr.repo, pr = %pr.number, %context, "waiting for the job's report");
+            return self.refuse_items(&pr, &refused).await;
         }
         let statuses = self.github.statuses(&pr.repo, &pr.head_sha).await?;
-        let Plan {
-            next, busy_with, ..
-        } = plan::plan(&checklist, &config, &statuses);
-        let Some(next) = next else {
-            tracing::debug!(repo = %pr.repo, pr = %pr.number, ?busy_with, "waiting for the running task");
-            return Ok(());
-        };
+        if let Some(busy) = plan::busy_with(&checklist, &statuses) {
+            tracing::debug!(repo = %pr.repo, pr = %pr.number, busy, "waiting for the running task");
+            return self.refuse_items(&pr, &refused).await;
+        }
         let approval = approval_note(&checklist);
         let approved = statuses.iter().any(|s| {
             s.context == APPROVAL_CONTEXT
@@ -383,42 +552,114 @@ impl Dispatcher {
                     .as_deref()
                     .is_some_and(|d| d.ends_with(&approval))
         });
-        if !approved {
-            let verdict = self
-                .trust
-                .check(
-                    &pr.repo,
-                    &pr.default_branch,
-                    &pr.author,
-                    &pr.author_association,
-                )
+        let verdict = self
+            .trust
+            .check(
+                &pr.repo,
+                &pr.default_branch,
+                &pr.author,
+                &pr.author_association,
+            )
+            .await?;
+        if !verdict.trusted && !approved {
+            // Nothing else is said to an untrusted author: no refusals to spam the PR with.
+            let text = replies::untrusted(&verdict.reason, &pr.head_sha);
+            self.post_once(&pr, &format!("untrusted:{}:{approval}", pr.head_sha), &text)
                 .await?;
-            if !verdict.trusted {
-                let text = replies::untrusted(&verdict.reason, &pr.head_sha);
-                self.post_once(&pr, &format!("untrusted:{}:{approval}", pr.head_sha), &text)
+            let waiting = statuses.iter().any(|s| {
+                s.context == next.context && s.description.as_deref() == Some(plan::MANUAL)
+            });
+            if !waiting {
+                self.github
+                    .set_status(
+                        &pr.repo,
+                        &pr.head_sha,
+                        &CommitStatus {
+                            context: next.context.clone(),
+                            state: StatusState::Pending,
+                            description: Some(plan::MANUAL.into()),
+                            target_url: None,
+                        },
+                    )
                     .await?;
-                return Ok(());
             }
+            return Ok(());
         }
-        self.queue_task(&pr, &config, next).await
+        self.refuse_items(&pr, &refused).await?;
+        // A finished run of this item at this commit (a person removed `FAIL:`): the re-run is
+        // a new job, whose id derives from the last one.
+        let previous = statuses
+            .iter()
+            .find(|s| s.context == next.context && s.state != StatusState::Pending)
+            .and_then(|s| s.target_url.as_deref())
+            .and_then(|url| url.rsplit_once("/logs/").map(|(_, id)| id.to_string()));
+        self.queue_task(&pr, &config, next, previous.as_deref(), verdict.trusted)
+            .await
     }
 
+    /// One comment per item that cannot run (each posted once), at most a few per event, so
+    /// a body full of bogus lines cannot make the bot flood the PR.
+    async fn refuse_items(
+        &self,
+        pr: &PullRequest,
+        refused: &[plan::RefusedItem],
+    ) -> Result<(), DispatchError> {
+        for r in refused.iter().take(MAX_REFUSALS_PER_EVENT) {
+            let text = replies::refused_item(r, &pr.head_sha);
+            self.post_once(pr, &replies::refusal_key(r), &text).await?;
+        }
+        Ok(())
+    }
+
+    /// Publishes the job, then sets its `Not yet tested` status. Secrets and network are only
+    /// for a trusted author's PR (an approval runs the code, but hands it no secrets), and only
+    /// secrets the default branch defines.
     async fn queue_task(
         &self,
         pr: &PullRequest,
         config: &RepoConfig,
         next: plan::NextTask,
+        previous: Option<&str>,
+        trusted_author: bool,
     ) -> Result<(), DispatchError> {
         let Some(task) = config.tasks.get(&next.item.verb) else {
             return Ok(()); // plan only returns known verbs
+        };
+        let Some(clone_url) = pr.head_clone_url.clone() else {
+            let text = replies::head_repo_gone();
+            self.post_once(pr, &format!("head-gone:{}", pr.head_sha), text)
+                .await?;
+            return Ok(());
         };
         let job_id = job::job_id(
             &pr.repo,
             pr.number,
             &pr.head_sha,
             &next.context,
-            next.occurrence,
+            next.occurrence(),
+            previous,
         );
+        let item = ItemRef {
+            verb: next.item.verb.clone(),
+            args: next.item.args.clone(),
+            line: next.item.line,
+            occurrence: next.occurrence(),
+        };
+        let mut secrets = Vec::new();
+        if trusted_author && !task.secrets.is_empty() {
+            let defined = self.trust.secrets(&pr.repo, &pr.default_branch).await?;
+            for name in &task.secrets {
+                match defined.get(name) {
+                    Some(def) => secrets.push(SecretGrant {
+                        name: name.clone(),
+                        env: def.env.clone(),
+                    }),
+                    None => {
+                        tracing::warn!(repo = %pr.repo, secret = %name, "task asks for a secret the default branch does not define; not granted")
+                    }
+                }
+            }
+        }
         let job = Job {
             schema: job::JOB_SCHEMA,
             job_id: job_id.clone(),
@@ -428,18 +669,10 @@ impl Dispatcher {
             head_sha: pr.head_sha.clone(),
             head_ref: pr.head_ref.clone(),
             base_ref: pr.base_ref.clone(),
-            clone_url: pr
-                .head_clone_url
-                .clone()
-                .unwrap_or_else(|| pr.base_clone_url.clone()),
+            clone_url,
             base_clone_url: pr.base_clone_url.clone(),
             context: next.context.clone(),
-            item: Some(ItemRef {
-                verb: next.item.verb.clone(),
-                args: next.item.args.clone(),
-                line: next.item.line,
-                occurrence: next.occurrence,
-            }),
+            item: Some(item.clone()),
             argv: job::expand_argv(&task.command, &next.item.args),
             image: task.image.clone(),
             build: task.build.clone(),
@@ -449,8 +682,8 @@ impl Dispatcher {
                 .message
                 .as_ref()
                 .map(|m| m.replace("{args}", &next.item.args.join(" "))),
-            secrets: task.secrets.clone(),
-            network: task.network,
+            secrets,
+            network: task.network && trusted_author,
             pool: task.pool.clone(),
             priority: task.priority,
             created_at: chrono::Utc::now(),
@@ -469,6 +702,7 @@ impl Dispatcher {
                 },
             )
             .await?;
+        self.in_flight(pr.repo.clone(), pr.number, &next.context, &item);
         self.github
             .set_status(
                 &pr.repo,
@@ -502,18 +736,22 @@ impl Dispatcher {
             Some(k) => k,
             None => {
                 // First reply to this PR in this process: learn what earlier runs posted.
+                // Only the bot's own comments count: anyone can paste a marker.
+                let bot = self.settings.bot_login.as_deref();
                 let markers: HashSet<String> = self
                     .github
                     .comments(&pr.repo, pr.number)
                     .await?
                     .iter()
+                    .filter(|c| bot.is_none_or(|b| c.author == b))
                     .flat_map(|c| replies::markers_in(&c.body))
                     .collect();
                 let already = markers.contains(&marker);
-                self.posted
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .insert(pr_key.clone(), markers);
+                let mut posted = lock(&self.posted);
+                if posted.len() > 10_000 {
+                    posted.clear(); // forgetting costs one comment listing per PR, no duplicate
+                }
+                posted.insert(pr_key.clone(), markers);
                 already
             }
         };
@@ -544,6 +782,22 @@ impl Dispatcher {
     }
 }
 
+/// Whether the in-flight job's item is still to do in this body: then its report is still to
+/// come (a person ticking or removing the item by hand takes it out of the sequence).
+fn results_pending(checklist: &checklist::Checklist, context: &str, item: &ItemRef) -> bool {
+    checklist
+        .tasks
+        .iter()
+        .filter(|t| t.context() == context)
+        .nth(item.occurrence)
+        .is_some_and(|t| t.state == checklist::TaskState::Todo)
+}
+
+/// The dispatcher's memory holds no invariant a panicking holder could break.
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
 /// What an `/ok-to-test` approves besides the head commit: the task lines as they were. An
 /// untrusted author who adds or changes a task after the approval needs a new one (design §5),
 /// while ticking boxes (state only) keeps it.
@@ -552,5 +806,6 @@ fn approval_note(checklist: &checklist::Checklist) -> String {
     let mut lines: Vec<String> = checklist.tasks.iter().map(|t| t.context()).collect();
     lines.sort();
     let digest = Sha256::digest(lines.join("\n"));
-    format!("(tasks {})", &hex::encode(digest)[..8])
+    // The whole digest: a shorter one could be matched by a made-up task list.
+    format!("(tasks {})", hex::encode(digest))
 }

@@ -1,5 +1,5 @@
 //! Deciding what a PR's checklist asks for next. Pure: the body's tasks, the repository's
-//! `.tickbot.toml` and the head commit's statuses in, a [`Plan`] out.
+//! `.tickbot.toml` and the head commit's statuses in, the next item (or a reason to wait) out.
 //!
 //! Items run in order, one at a time per PR (design §5): the first to-do item that can run is
 //! the next one, unless a task of this PR is still pending at this commit. Items that cannot
@@ -13,6 +13,9 @@ use crate::repo_config::RepoConfig;
 /// Status description of a queued job (design §7).
 pub const QUEUED: &str = "Not yet tested";
 
+/// Status description of an item waiting for a trusted person's `/ok-to-test` (design §7).
+pub const MANUAL: &str = "Manual testing required";
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RefusedItem {
     pub line: usize,
@@ -24,23 +27,21 @@ pub struct RefusedItem {
 pub struct NextTask {
     pub item: TaskItem,
     pub context: String,
-    /// Earlier items with the same context (the same line written twice is two jobs).
-    pub occurrence: usize,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct Plan {
-    /// The item to queue now, if any.
-    pub next: Option<NextTask>,
-    /// A task of this PR still queued or running at this commit; nothing new starts meanwhile.
-    pub busy_with: Option<String>,
-    pub refused: Vec<RefusedItem>,
+impl NextTask {
+    /// Earlier items with the same text (the same line written twice is two jobs).
+    pub fn occurrence(&self) -> usize {
+        self.item.occurrence
+    }
 }
 
-/// The item that would run next, before looking at statuses (which cost an API call).
+/// The item that would run next, and what cannot run, before looking at statuses (which cost
+/// an API call). `pools` are the job pools that exist; a task naming another is refused.
 pub fn candidates(
     checklist: &Checklist,
     config: &RepoConfig,
+    pools: &[String],
 ) -> (Option<NextTask>, Vec<RefusedItem>) {
     let mut refused: Vec<RefusedItem> = checklist
         .refused
@@ -52,11 +53,11 @@ pub fn candidates(
         })
         .collect();
     let mut next = None;
-    for (index, item) in checklist.tasks.iter().enumerate() {
+    for item in &checklist.tasks {
         if item.state != TaskState::Todo {
             continue;
         }
-        if let Err(reason) = check_item(item, config) {
+        if let Err(reason) = check_item(item, config, pools) {
             refused.push(RefusedItem {
                 line: item.line,
                 text: item.text.clone(),
@@ -65,15 +66,9 @@ pub fn candidates(
             continue;
         }
         if next.is_none() {
-            let context = item.context();
-            let occurrence = checklist.tasks[..index]
-                .iter()
-                .filter(|t| t.context() == context)
-                .count();
             next = Some(NextTask {
                 item: item.clone(),
-                context,
-                occurrence,
+                context: item.context(),
             });
         }
     }
@@ -81,33 +76,25 @@ pub fn candidates(
     (next, refused)
 }
 
-/// Completes the plan with the head commit's statuses.
-pub fn plan(checklist: &Checklist, config: &RepoConfig, statuses: &[CommitStatus]) -> Plan {
-    let (next, refused) = candidates(checklist, config);
-    // Only items still to do count as running: a person who ticked or removed an item while
-    // its job was queued has taken it out of the sequence.
-    let pending_task = statuses.iter().find(|s| {
-        s.state == StatusState::Pending
-            && checklist
-                .tasks
-                .iter()
-                .any(|t| t.state == TaskState::Todo && t.context() == s.context)
-    });
-    match (next, pending_task) {
-        (next, None) => Plan {
-            next,
-            busy_with: None,
-            refused,
-        },
-        (_, Some(busy)) => Plan {
-            next: None,
-            busy_with: Some(busy.context.clone()),
-            refused,
-        },
-    }
+/// The task of this PR still queued or running at this commit, if any: nothing new starts
+/// meanwhile. Only items still to do count: a person who ticked or removed an item while its
+/// job was queued has taken it out of the sequence; an item waiting for approval is not
+/// running.
+pub fn busy_with<'a>(checklist: &Checklist, statuses: &'a [CommitStatus]) -> Option<&'a str> {
+    statuses
+        .iter()
+        .find(|s| {
+            s.state == StatusState::Pending
+                && s.description.as_deref() != Some(MANUAL)
+                && checklist
+                    .tasks
+                    .iter()
+                    .any(|t| t.state == TaskState::Todo && t.context() == s.context)
+        })
+        .map(|s| s.context.as_str())
 }
 
-fn check_item(item: &TaskItem, config: &RepoConfig) -> Result<(), String> {
+fn check_item(item: &TaskItem, config: &RepoConfig, pools: &[String]) -> Result<(), String> {
     let Some(task) = config.tasks.get(&item.verb) else {
         let known = config.verbs();
         let suggestion = closest(&item.verb, &known)
@@ -130,6 +117,12 @@ fn check_item(item: &TaskItem, config: &RepoConfig) -> Result<(), String> {
             )
         });
     };
+    // The status context joins the arguments with '/': `a/b` and `a b` must not share one.
+    if let Some(bad) = item.args.iter().find(|a| a.contains('/')) {
+        return Err(format!(
+            "argument `{bad}` contains `/`, which separates arguments in the status context"
+        ));
+    }
     if let Some(pattern) = &task.args
         && let Some(bad) = item.args.iter().find(|a| !pattern.is_match(a))
     {
@@ -139,10 +132,18 @@ fn check_item(item: &TaskItem, config: &RepoConfig) -> Result<(), String> {
             pattern.as_str()
         ));
     }
+    if !pools.contains(&task.pool) {
+        return Err(format!(
+            "task `{}` runs in pool `{}`, which has no workers here (pools: {})",
+            item.verb,
+            task.pool,
+            pools.join(", ")
+        ));
+    }
     Ok(())
 }
 
-/// The known verb within two edits of a typo, if exactly one is closest.
+/// The closest known verb within two edits of a typo (the first of equally close ones).
 fn closest<'a>(word: &str, known: &[&'a str]) -> Option<&'a str> {
     known
         .iter()
@@ -165,91 +166,84 @@ command = ["./image-refresh", "{args}"]
 args = "^[a-z0-9][a-z0-9.-]*$"
 [tasks.lint]
 command = ["make", "lint"]
+[tasks.big]
+command = ["make", "big"]
+pool = "large"
 "#,
         )
         .expect("valid")
     }
 
-    fn status(context: &str, state: StatusState) -> CommitStatus {
+    fn status(context: &str, state: StatusState, description: &str) -> CommitStatus {
         CommitStatus {
             context: context.into(),
             state,
-            description: Some(QUEUED.into()),
+            description: Some(description.into()),
             target_url: None,
         }
+    }
+
+    /// The next item's context, what blocks it, and the refusals.
+    fn plan(
+        body: &str,
+        statuses: &[CommitStatus],
+    ) -> (Option<String>, Option<String>, Vec<RefusedItem>) {
+        let cl = checklist::parse(body);
+        let (next, refused) = candidates(&cl, &config(), &["default".to_string()]);
+        let busy = busy_with(&cl, statuses).map(str::to_string);
+        (next.map(|n| n.context), busy, refused)
     }
 
     #[test]
     fn first_todo_item_runs_and_later_ones_wait() {
         let body = "- [x] lint\n- [ ] image-refresh fedora-41\n- [ ] image-refresh centos-9\n";
-        let p = plan(&checklist::parse(body), &config(), &[]);
-        let next = p.next.expect("one to run");
-        assert_eq!(next.context, "image-refresh/fedora-41");
-        assert_eq!(next.item.line, 2);
-        assert!(p.refused.is_empty());
+        let (next, busy, refused) = plan(body, &[]);
+        assert_eq!(next.as_deref(), Some("image-refresh/fedora-41"));
+        assert_eq!((busy, refused), (None, vec![]));
 
-        let p = plan(
-            &checklist::parse(body),
-            &config(),
-            &[status("image-refresh/fedora-41", StatusState::Pending)],
-        );
-        assert_eq!(p.next, None);
-        assert_eq!(p.busy_with.as_deref(), Some("image-refresh/fedora-41"));
+        let pending = status("image-refresh/fedora-41", StatusState::Pending, QUEUED);
+        let (_, busy, _) = plan(body, &[pending]);
+        assert_eq!(busy.as_deref(), Some("image-refresh/fedora-41"));
     }
 
     #[test]
     fn refused_items_are_explained_and_do_not_block() {
-        let body = "- [ ] image-refrsh fedora-41\n- [ ] image-refresh Bad_Name\n- [ ] lint\n";
-        let p = plan(&checklist::parse(body), &config(), &[]);
-        assert_eq!(p.next.map(|n| n.context), Some("lint".to_string()));
-        assert_eq!(p.refused.len(), 2);
+        let body = "- [ ] image-refrsh fedora-41\n- [ ] image-refresh Bad_Name\n- [ ] image-refresh a/b\n- [ ] big\n- [ ] lint\n";
+        let (next, _, refused) = plan(body, &[]);
+        assert_eq!(next.as_deref(), Some("lint"));
+        let reasons: Vec<&str> = refused.iter().map(|r| r.reason.as_str()).collect();
         assert_eq!(
-            p.refused[0].reason,
-            "unknown task `image-refrsh`: did you mean `image-refresh`? known tasks are `image-refresh`, `lint`"
-        );
-        assert!(
-            p.refused[1]
-                .reason
-                .starts_with("argument `Bad_Name` of `image-refresh` does not match")
+            reasons,
+            vec![
+                "unknown task `image-refrsh`: did you mean `image-refresh`? known tasks are `big`, `image-refresh`, `lint`",
+                "argument `Bad_Name` of `image-refresh` does not match `^[a-z0-9][a-z0-9.-]*$` (the `args` pattern in `.tickbot.toml`)",
+                "argument `a/b` contains `/`, which separates arguments in the status context",
+                "task `big` runs in pool `large`, which has no workers here (pools: default)",
+            ]
         );
     }
 
     #[test]
-    fn an_item_ticked_by_hand_no_longer_blocks() {
+    fn an_item_ticked_by_hand_or_waiting_for_approval_does_not_block() {
         let body = "- [x] image-refresh fedora-41\n- [ ] image-refresh centos-9\n";
-        let p = plan(
-            &checklist::parse(body),
-            &config(),
-            &[status("image-refresh/fedora-41", StatusState::Pending)],
-        );
-        assert_eq!(
-            p.next.map(|n| n.context),
-            Some("image-refresh/centos-9".to_string())
-        );
+        let pending = status("image-refresh/fedora-41", StatusState::Pending, QUEUED);
+        assert_eq!(plan(body, &[pending]).1, None);
+        let manual = status("image-refresh/centos-9", StatusState::Pending, MANUAL);
+        assert_eq!(plan(body, &[manual]).1, None);
     }
 
     #[test]
     fn failed_items_are_not_retried_and_finished_statuses_do_not_block() {
         let body = "- [ ] FAIL: lint\n- [ ] image-refresh a\n";
-        let p = plan(
-            &checklist::parse(body),
-            &config(),
-            &[status("lint", StatusState::Failure)],
-        );
-        assert_eq!(
-            p.next.map(|n| n.context),
-            Some("image-refresh/a".to_string())
-        );
+        let failed = status("lint", StatusState::Failure, "Exit code 1");
+        let (next, busy, _) = plan(body, &[failed]);
+        assert_eq!((next.as_deref(), busy), (Some("image-refresh/a"), None));
     }
 
     #[test]
     fn the_same_line_twice_is_two_occurrences() {
-        let body = "- [x] lint\n- [ ] lint\n";
-        let p = plan(&checklist::parse(body), &config(), &[]);
-        assert_eq!(p.next.map(|n| n.occurrence), Some(1));
-        let body = "- [ ] lint\n- [ ] lint\n";
-        let cl = checklist::parse(body);
-        let (next, _) = candidates(&cl, &config());
-        assert_eq!(next.map(|n| n.item.line), Some(1));
+        let cl = checklist::parse("- [x] lint\n- [ ] lint\n");
+        let (next, _) = candidates(&cl, &config(), &["default".to_string()]);
+        assert_eq!(next.map(|n| n.occurrence()), Some(1));
     }
 }

@@ -65,6 +65,12 @@ pub fn approval_refused(reason: &str) -> String {
     )
 }
 
+pub fn head_repo_gone() -> &'static str {
+    "tickbot cannot run the tasks of this pull request: the repository its branch came from \
+     was deleted, so there is nowhere to fetch the code from or push results to. Push the \
+     branch again from an existing fork and open a new pull request."
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

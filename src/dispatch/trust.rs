@@ -6,8 +6,8 @@
 
 use crate::github::{GitHub, GitHubError, Permission};
 use crate::ids::RepoName;
-use crate::repo_config::{self, RepoConfig, TrustDef};
-use std::collections::HashMap;
+use crate::repo_config::{self, RepoConfig, SecretDef, TrustDef};
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -20,10 +20,17 @@ pub struct Verdict {
     pub reason: String,
 }
 
+/// What only the default branch may say: who is trusted and which secrets exist.
+#[derive(Debug, Clone, Default)]
+struct Policy {
+    trust: TrustDef,
+    secrets: BTreeMap<String, SecretDef>,
+}
+
 pub struct Trust {
     github: GitHub,
     bot_login: Option<String>,
-    policies: Mutex<HashMap<RepoName, (Instant, TrustDef)>>,
+    policies: Mutex<HashMap<RepoName, (Instant, Policy)>>,
     verdicts: Mutex<HashMap<(RepoName, String), (Instant, Verdict)>>,
 }
 
@@ -55,9 +62,10 @@ impl Trust {
         }
     }
 
-    /// `[trust]` of the default branch; the built-in default when the file or table is absent
-    /// or the file is broken (a broken file must not widen trust).
-    async fn policy(&self, repo: &RepoName, default_branch: &str) -> Result<TrustDef, GitHubError> {
+    /// `[trust]` and `[secrets]` of the default branch; the built-in default (no secrets)
+    /// when the file or table is absent or the file is broken (a broken file must not widen
+    /// trust).
+    async fn policy(&self, repo: &RepoName, default_branch: &str) -> Result<Policy, GitHubError> {
         if let Some(p) = fresh(&self.policies, repo) {
             return Ok(p);
         }
@@ -67,16 +75,28 @@ impl Trust {
             .await?
         {
             Some(text) => match RepoConfig::parse(&text) {
-                Ok(config) => config.trust,
+                Ok(config) => Policy {
+                    trust: config.trust,
+                    secrets: config.secrets,
+                },
                 Err(e) => {
                     tracing::warn!(%repo, error = %e, "invalid .tickbot.toml on the default branch; using the default trust policy");
-                    TrustDef::default()
+                    Policy::default()
                 }
             },
-            None => TrustDef::default(),
+            None => Policy::default(),
         };
         remember(&self.policies, repo.clone(), policy.clone());
         Ok(policy)
+    }
+
+    /// The secrets the default branch defines (`[secrets.<name>]`).
+    pub async fn secrets(
+        &self,
+        repo: &RepoName,
+        default_branch: &str,
+    ) -> Result<BTreeMap<String, SecretDef>, GitHubError> {
+        Ok(self.policy(repo, default_branch).await?.secrets)
     }
 
     /// Whether `user` may run code through tickbot in `repo`.
@@ -114,7 +134,7 @@ impl Trust {
         if association == "OWNER" && user == repo.owner() {
             return Ok(yes(format!("@{user} owns {repo}")));
         }
-        let policy = self.policy(repo, default_branch).await?;
+        let policy = self.policy(repo, default_branch).await?.trust;
         if policy.users.iter().any(|u| u.eq_ignore_ascii_case(user)) {
             return Ok(yes(format!("@{user} is listed in [trust] users")));
         }

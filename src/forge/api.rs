@@ -193,6 +193,9 @@ async fn rest_layer(State(forge): State<Forge>, req: Request, next: Next) -> Res
         .uri()
         .path_and_query()
         .map_or(path.clone(), |p| p.to_string());
+    if let Some(hook) = forge.faults().take_hook(&method, &path) {
+        hook().await;
+    }
     let latency = forge.faults().current_latency();
     if !latency.is_zero() {
         tokio::time::sleep(latency).await;

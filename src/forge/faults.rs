@@ -6,6 +6,8 @@
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -80,10 +82,25 @@ struct FaultState {
     rules: Vec<Rule>,
 }
 
+/// Something a test runs just before the forge handles a call, e.g. a person's edit that must
+/// land between the bot's read and its write. Boxed so any async closure fits.
+pub type BeforeCall = Box<dyn FnOnce() -> Pin<Box<dyn Future<Output = ()> + Send>> + Send>;
+
+/// Hooks waiting for their call; not `Debug` by nature, so summarised.
+#[derive(Default)]
+struct Hooks(Vec<(CallMatch, BeforeCall)>);
+
+impl std::fmt::Debug for Hooks {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} hooks", self.0.len())
+    }
+}
+
 /// Faults to inject into the next REST calls. Shared by every clone of the forge.
 #[derive(Debug, Default)]
 pub struct Faults {
     inner: Mutex<FaultState>,
+    hooks: Mutex<Hooks>,
 }
 
 impl Faults {
@@ -110,14 +127,42 @@ impl Faults {
         });
     }
 
+    /// Runs `hook` (once) right before the forge handles the next call that matches, and only
+    /// then handles the call. This makes races deterministic: a person's edit of a PR body
+    /// "between the bot's GET and its PATCH" is a hook on the PATCH.
+    pub fn before_next_call<F, Fut>(&self, matching: CallMatch, hook: F)
+    where
+        F: FnOnce() -> Fut + Send + 'static,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        let hook: BeforeCall = Box::new(move || Box::pin(hook()));
+        self.hooks
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .0
+            .push((matching, hook));
+    }
+
+    /// Removes and returns the first hook that matches this call.
+    pub(crate) fn take_hook(&self, method: &str, path: &str) -> Option<BeforeCall> {
+        let mut hooks = self.hooks.lock().unwrap_or_else(|e| e.into_inner());
+        let at = hooks.0.iter().position(|(m, _)| m.matches(method, path))?;
+        Some(hooks.0.remove(at).1)
+    }
+
     /// Extra delay before every REST call is answered.
     pub fn latency(&self, delay: Duration) {
         self.lock().latency = delay;
     }
 
-    /// Removes every pending fault and the latency.
+    /// Removes every pending fault, hook and the latency.
     pub fn clear(&self) {
         *self.lock() = FaultState::default();
+        self.hooks
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .0
+            .clear();
     }
 
     pub(crate) fn current_latency(&self) -> Duration {

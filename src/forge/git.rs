@@ -95,11 +95,19 @@ impl GitStore {
         let mut child = cmd
             .spawn()
             .with_context(|| format!("spawning git {what}"))?;
-        if let (Some(data), Some(mut pipe)) = (stdin, child.stdin.take()) {
-            pipe.write_all(data).await?;
-            drop(pipe);
-        }
+        // Feed stdin from its own task while stdout/stderr are read: writing everything first
+        // deadlocks once git's output fills the pipe.
+        let feeder = match (stdin, child.stdin.take()) {
+            (Some(data), Some(mut pipe)) => {
+                let data = data.to_vec();
+                Some(tokio::spawn(async move { pipe.write_all(&data).await }))
+            }
+            _ => None,
+        };
         let out = child.wait_with_output().await?;
+        if let Some(feeder) = feeder {
+            feeder.await??;
+        }
         if !out.status.success() {
             bail!(
                 "git {what} failed: {}",
@@ -428,11 +436,18 @@ pub async fn http_backend(store: &GitStore, req: CgiRequest<'_>) -> anyhow::Resu
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
     let mut child = cmd.spawn().context("spawning git http-backend")?;
-    if let Some(mut pipe) = child.stdin.take() {
-        pipe.write_all(&req.body).await?;
-    }
+    // Fed from its own task: a fetch answers with pack data while the request is still being
+    // written, and writing all of it first would deadlock on a full stdout pipe.
+    let feeder = child.stdin.take().map(|mut pipe| {
+        let body = req.body.clone();
+        tokio::spawn(async move { pipe.write_all(&body).await })
+    });
     // http-backend exits non-zero after answering e.g. 404 itself, so parse what it printed.
     let out = child.wait_with_output().await?;
+    if let Some(feeder) = feeder {
+        // git may stop reading early (e.g. after an error it reports itself): not our failure.
+        let _ = feeder.await;
+    }
     parse_cgi(&out.stdout).with_context(|| {
         format!(
             "git http-backend: {}",

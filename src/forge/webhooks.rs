@@ -9,13 +9,11 @@ use super::json::{self, Urls};
 use super::state::{IssueComment, PullRequest, Repo, State};
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
-use hmac::{Hmac, Mac};
 use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::{Client, connect::HttpConnector};
 use hyper_util::rt::TokioExecutor;
 use serde::Serialize;
 use serde_json::{Value, json};
-use sha2::Sha256;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -69,10 +67,8 @@ pub struct Webhooks {
 
 /// `sha256=<hex>` over the exact body, as in `X-Hub-Signature-256`.
 pub fn sign(secret: &str, body: &[u8]) -> String {
-    // HMAC accepts keys of any length, so this cannot fail.
-    let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("any key length");
-    mac.update(body);
-    format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
+    // The intake's own signer: what the forge sends is exactly what tickbot verifies.
+    crate::intake::sign(secret.as_bytes(), body)
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {

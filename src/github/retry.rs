@@ -94,7 +94,11 @@ pub(crate) fn decide(
             if repeat != Repeat::Never && attempts_left && wait <= budget {
                 Verdict::Retry(wait)
             } else {
-                let until = now + chrono::Duration::from_std(wait).unwrap_or(chrono::Duration::MAX);
+                // A huge Retry-After or reset must not overflow (it comes from a response header).
+                let until = chrono::Duration::from_std(wait)
+                    .ok()
+                    .and_then(|d| now.checked_add_signed(d))
+                    .unwrap_or(DateTime::<Utc>::MAX_UTC);
                 Verdict::RateLimited { until }
             }
         }
@@ -330,6 +334,15 @@ mod tests {
             matches!(verdict, Verdict::RateLimited { .. }),
             "{verdict:?}"
         );
+    }
+
+    #[test]
+    fn an_absurd_retry_after_gives_rate_limited_instead_of_a_panic() {
+        let h = headers(&[("retry-after", "18446744073709551615")]);
+        assert!(matches!(
+            decide_answer(429, &h, Safe, 1),
+            Verdict::RateLimited { .. }
+        ));
     }
 
     #[test]

@@ -1,8 +1,9 @@
 //! Remembers which `X-GitHub-Delivery` ids were accepted, across restarts.
 //!
 //! An append-only file under the state dir (one `<unix time> <id>` line per accepted delivery),
-//! loaded into memory at start and compacted to the last [`KEEP`]. A line is written only after
-//! the broker confirmed the event, so a delivery that failed to publish can be redelivered.
+//! loaded into memory at start and compacted to the last [`KEEP`] (at start and hourly). A line
+//! is written only after the broker confirmed the event, so a delivery that failed to publish
+//! can be redelivered.
 //! Appends go to the OS without fsync: they survive a crash of the process, and the dispatcher is
 //! idempotent for the rare duplicate a machine crash could let through.
 
@@ -15,6 +16,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// How long a delivery id is remembered; GitHub redeliveries happen within days.
 const KEEP: Duration = Duration::from_secs(7 * 86_400);
+const PRUNE_EVERY: Duration = Duration::from_secs(3600);
 
 pub struct DeliveryLog {
     path: PathBuf,
@@ -25,6 +27,8 @@ struct Inner {
     seen: HashMap<String, u64>,
     in_flight: HashSet<String>,
     file: File,
+    /// When ids older than [`KEEP`] were last forgotten (unix seconds).
+    pruned_at: u64,
 }
 
 pub enum Begin {
@@ -66,20 +70,11 @@ impl DeliveryLog {
                 }
             }
         }
-        // Compact: rewrite what is still remembered, then append from there.
-        let tmp = dir.join("deliveries.log.tmp");
-        {
-            let mut f = File::create(&tmp)?;
-            for (id, t) in &seen {
-                writeln!(f, "{t} {id}")?;
-            }
-            f.sync_all()?;
-        }
-        std::fs::rename(&tmp, &path)?;
-        let file = OpenOptions::new().append(true).open(&path)?;
+        let file = compact(&path, &seen)?;
         Ok(Arc::new(Self {
             path,
             inner: Mutex::new(Inner {
+                pruned_at: now(),
                 seen,
                 in_flight: HashSet::new(),
                 file,
@@ -107,15 +102,39 @@ impl DeliveryLog {
     }
 }
 
+/// Rewrites the file with what is still remembered and returns it opened for appending.
+fn compact(path: &Path, seen: &HashMap<String, u64>) -> std::io::Result<File> {
+    let tmp = path.with_extension("log.tmp");
+    {
+        let mut f = std::io::BufWriter::new(File::create(&tmp)?);
+        for (id, t) in seen {
+            writeln!(f, "{t} {id}")?;
+        }
+        f.into_inner().map_err(|e| e.into_error())?.sync_all()?;
+    }
+    std::fs::rename(&tmp, path)?;
+    OpenOptions::new().append(true).open(path)
+}
+
 impl Claim {
-    /// The event is safely in the queue: remember the id for good.
+    /// The event is safely in the queue: remember the id for [`KEEP`].
     pub fn accept(mut self) -> std::io::Result<()> {
         self.accepted = true;
-        let mut inner = self.log.inner.lock().unwrap_or_else(|p| p.into_inner());
+        let log = &self.log;
+        let mut inner = log.inner.lock().unwrap_or_else(|p| p.into_inner());
         inner.in_flight.remove(&self.id);
         let t = now();
         inner.seen.insert(self.id.clone(), t);
-        writeln!(inner.file, "{t} {}", self.id)
+        let line = format!("{t} {}\n", self.id);
+        inner.file.write_all(line.as_bytes())?;
+        // Hourly, forget what is older than KEEP, so memory and file stay bounded while running.
+        if t >= inner.pruned_at + PRUNE_EVERY.as_secs() {
+            inner.pruned_at = t;
+            let cutoff = t.saturating_sub(KEEP.as_secs());
+            inner.seen.retain(|_, at| *at >= cutoff);
+            inner.file = compact(&log.path, &inner.seen)?;
+        }
+        Ok(())
     }
 }
 

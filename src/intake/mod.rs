@@ -10,11 +10,11 @@ mod dedupe;
 pub use dedupe::DeliveryLog;
 
 use crate::config::Secret;
-use crate::event::{ENVELOPE_SCHEMA, HANDLED_EVENTS};
+use crate::event::HANDLED_EVENTS;
 use crate::queue::{Broker, Outgoing, QueueKind};
 use axum::Router;
-use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::body::{Body, Bytes};
+use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -22,10 +22,18 @@ use hmac::{Hmac, Mac};
 use sha2::Sha256;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
+use tokio::sync::Semaphore;
 
 /// GitHub caps webhook payloads at 25 MB.
 pub const MAX_BODY: usize = 25 * 1024 * 1024;
+
+/// Webhook bodies read at once; more wait. Bounds memory (25 MiB each) under a flood.
+const MAX_CONCURRENT_BODIES: usize = 64;
+
+/// GitHub gives up on a delivery after 10 s: answer 503 before that, so the failure is
+/// recorded and can be redelivered, rather than a timeout with an unknown outcome.
+const PUBLISH_TIMEOUT: Duration = Duration::from_secs(8);
 
 #[derive(Clone)]
 pub struct Intake {
@@ -33,6 +41,7 @@ pub struct Intake {
     broker: Broker,
     deliveries: Arc<DeliveryLog>,
     logs_dir: PathBuf,
+    bodies: Arc<Semaphore>,
 }
 
 impl Intake {
@@ -47,6 +56,7 @@ impl Intake {
             broker,
             deliveries,
             logs_dir,
+            bodies: Arc::new(Semaphore::new(MAX_CONCURRENT_BODIES)),
         }
     }
 
@@ -59,7 +69,6 @@ impl Intake {
             .route("/readyz", get(readyz))
             .route("/metrics", get(render_metrics))
             .route("/logs/{job}", get(job_log))
-            .layer(DefaultBodyLimit::max(MAX_BODY))
             .with_state(self)
     }
 }
@@ -79,7 +88,7 @@ pub fn signature_valid(secret: &[u8], body: &[u8], header: &str) -> bool {
     mac.verify_slice(&sig).is_ok()
 }
 
-/// The header a sender puts on `body` (used by the forge and the load generator).
+/// The header a sender puts on `body` (the forge and the load generator sign with it).
 pub fn sign(secret: &[u8], body: &[u8]) -> String {
     // HMAC accepts keys of any length, so this cannot fail.
     let mut mac = Hmac::<Sha256>::new_from_slice(secret).unwrap_or_else(|_| unreachable!());
@@ -96,14 +105,28 @@ fn count(event: &str, result: &'static str) {
         .increment(1);
 }
 
-async fn webhook(State(intake): State<Intake>, headers: HeaderMap, body: Bytes) -> Response {
+async fn webhook(State(intake): State<Intake>, headers: HeaderMap, body: Body) -> Response {
     let h = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    // Refused before reading a byte of the body.
     let Some(signature) = h("x-hub-signature-256") else {
         count("unknown", "unauthorized");
         return reply(
             StatusCode::UNAUTHORIZED,
             "missing X-Hub-Signature-256: configure the webhook secret on GitHub",
         );
+    };
+    let Ok(_permit) = intake.bodies.acquire().await else {
+        return reply(StatusCode::SERVICE_UNAVAILABLE, "shutting down");
+    };
+    let body: Bytes = match axum::body::to_bytes(body, MAX_BODY).await {
+        Ok(b) => b,
+        Err(_) => {
+            count("unknown", "too_large");
+            return reply(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "the body is over GitHub's 25 MiB limit or was cut off",
+            );
+        }
     };
     if !signature_valid(intake.secret.expose().as_bytes(), &body, signature) {
         count("unknown", "unauthorized");
@@ -158,17 +181,27 @@ async fn webhook(State(intake): State<Intake>, headers: HeaderMap, body: Bytes) 
     };
 
     let started = Instant::now();
-    let published = intake
-        .broker
-        .publish(
-            &QueueKind::Events,
-            Outgoing {
-                message_id: delivery.to_string(),
-                body: envelope(delivery, event, &body),
-                priority: 0,
-            },
-        )
-        .await;
+    let published = tokio::time::timeout(PUBLISH_TIMEOUT, async {
+        intake
+            .broker
+            .publish(
+                &QueueKind::Events,
+                Outgoing {
+                    message_id: delivery.to_string(),
+                    body: crate::event::envelope(delivery, event, &body),
+                    priority: 0,
+                },
+            )
+            .await
+            .map_err(|e| e.to_string())
+    })
+    .await
+    .unwrap_or_else(|_| {
+        Err(format!(
+            "the queue did not confirm within {}s",
+            PUBLISH_TIMEOUT.as_secs()
+        ))
+    });
     metrics::histogram!("tickbot_publish_seconds").record(started.elapsed().as_secs_f64());
     match published {
         Ok(()) => {
@@ -189,23 +222,6 @@ async fn webhook(State(intake): State<Intake>, headers: HeaderMap, body: Bytes) 
             )
         }
     }
-}
-
-/// The event message, built by concatenation so the payload bytes are carried untouched.
-fn envelope(delivery: &str, event: &str, payload: &[u8]) -> Vec<u8> {
-    let head = serde_json::json!({
-        "schema": ENVELOPE_SCHEMA,
-        "delivery": delivery,
-        "event": event,
-        "received_at": chrono::Utc::now(),
-    })
-    .to_string();
-    let mut out = Vec::with_capacity(head.len() + payload.len() + 16);
-    out.extend_from_slice(&head.as_bytes()[..head.len() - 1]);
-    out.extend_from_slice(b",\"payload\":");
-    out.extend_from_slice(payload);
-    out.push(b'}');
-    out
 }
 
 async fn readyz(State(intake): State<Intake>) -> Response {
@@ -262,7 +278,8 @@ mod tests {
     fn envelope_carries_the_payload_untouched() {
         let payload = br#"{"action":"opened","x":[1,2]}"#;
         let env: crate::event::Envelope =
-            serde_json::from_slice(&envelope("d-1", "pull_request", payload)).expect("valid JSON");
+            serde_json::from_slice(&crate::event::envelope("d-1", "pull_request", payload))
+                .expect("valid JSON");
         assert_eq!(env.delivery, "d-1");
         assert_eq!(env.payload.get().as_bytes(), payload);
     }

@@ -152,7 +152,7 @@ pub enum QueueError {
 pub enum QueueKind {
     /// Webhook events from intake to the dispatcher (single active consumer).
     Events,
-    /// Worker results and progress to the dispatcher.
+    /// Worker results and progress to the dispatcher (single active consumer).
     Results,
     /// Jobs for the workers of one pool (priorities 0–9).
     Jobs(String),
@@ -210,7 +210,10 @@ pub fn spec(prefix: &str, kind: &QueueKind) -> QueueSpec {
     QueueSpec {
         name: kind.name(prefix),
         max_priority: matches!(kind, QueueKind::Jobs(_)).then_some(JOB_QUEUE_MAX_PRIORITY),
-        single_active: matches!(kind, QueueKind::Events),
+        // The dispatcher consumes events and results one message at a time, so its writes to
+        // a PR never race; with several dispatchers, single-active-consumer on both queues
+        // (events subscribed first) makes the same one active on both.
+        single_active: matches!(kind, QueueKind::Events | QueueKind::Results),
         dead_letter_exchange: (!matches!(kind, QueueKind::Dead)).then_some(dead),
     }
 }

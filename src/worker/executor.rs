@@ -1,0 +1,444 @@
+//! The worker loop (`tickbot work`): takes jobs from `<prefix>.jobs.<pool>`, runs each one from
+//! a fresh checkout of the PR's exact head ([`super::mirror`]), in its container
+//! ([`super::runtime`]), commits and pushes the result ([`super::publish`]) and tells the
+//! dispatcher through `<prefix>.results` ([`JobReport`]). It never calls the GitHub API.
+//!
+//! A job is acknowledged only after its `Finished` report is confirmed by the queue: a worker
+//! killed mid-job leaves the job unacknowledged, the queue hands it to another worker, and the
+//! `Tickbot-Job:` trailer on the PR branch tells that worker when the result already landed, so
+//! nothing is committed twice. On shutdown the worker stops taking jobs, lets the running ones
+//! finish within a grace period, then cancels the rest, which go back to the queue.
+
+use super::mirror::{GitAuth, GitError, Mirrors, Worktree};
+use super::publish::{self, PushOutcome, ResultCommit};
+use super::runtime::{RunOutcome, RunSpec, Runtime, RuntimeError};
+use crate::ids::CommitSha;
+use crate::job::{JOB_SCHEMA, Job, JobReport, Outcome, ReportState};
+use crate::queue::{Broker, Delivery, Outgoing, QueueError, QueueKind};
+use crate::repo_config::format_duration;
+use std::collections::HashMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+
+/// How often a result push is rebased onto a moved PR head before giving up.
+const PUSH_ATTEMPTS: u32 = 3;
+
+pub struct WorkerSettings {
+    /// Shown in statuses as `In progress [<name>]`.
+    pub name: String,
+    pub pool: String,
+    pub concurrency: u16,
+    /// Mirrors, worktrees and logs live here; logs are served from `<state>/logs`.
+    pub state_dir: PathBuf,
+    pub runtime: Runtime,
+    /// Base of the log links (`<logs_url>/logs/<job>`).
+    pub logs_url: String,
+    pub author_name: String,
+    pub author_email: String,
+    /// Credentials for fetching and pushing; never enters a container.
+    pub git_auth: Option<GitAuth>,
+    pub memory: String,
+    pub pids_limit: u32,
+    /// On shutdown, how long running jobs may take to finish before they are cancelled.
+    pub stop_grace: Duration,
+    /// Where granted secrets get their values: the worker's environment, read once at start.
+    pub secret_values: Arc<HashMap<String, String>>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum WorkerError {
+    #[error(transparent)]
+    Queue(#[from] QueueError),
+}
+
+pub struct Worker {
+    broker: Broker,
+    settings: WorkerSettings,
+    mirrors: Mirrors,
+}
+
+/// How one job ended for this worker.
+enum Executed {
+    /// Report this and acknowledge the job.
+    Finished {
+        outcome: Outcome,
+        commit: Option<CommitSha>,
+    },
+    /// Shutdown interrupted it: back to the queue, for another worker.
+    Cancelled,
+}
+
+pub fn logs_dir(state_dir: &Path) -> PathBuf {
+    state_dir.join("logs")
+}
+
+/// The container of a job is named after it, so a redelivered job can remove a leftover one.
+pub fn container_name(job_id: &str) -> String {
+    format!("tickbot-{job_id}")
+}
+
+impl Worker {
+    pub fn new(broker: Broker, settings: WorkerSettings) -> Arc<Worker> {
+        let mirrors = Mirrors::new(settings.state_dir.join("mirrors"));
+        Arc::new(Worker {
+            broker,
+            settings,
+            mirrors,
+        })
+    }
+
+    /// Takes and runs jobs until `shutdown` fires; then finishes or requeues the running ones.
+    pub async fn run(
+        self: Arc<Self>,
+        mut shutdown: watch::Receiver<bool>,
+    ) -> Result<(), WorkerError> {
+        let concurrency = usize::from(self.settings.concurrency.max(1));
+        let queue = QueueKind::Jobs(self.settings.pool.clone());
+        // Prefetch = concurrency: the broker never hands this worker a job it cannot start.
+        let mut consumer = self
+            .broker
+            .consume(&queue, self.settings.concurrency.max(1))
+            .await?;
+        let (cancel, cancelled) = watch::channel(false);
+        let mut running = JoinSet::new();
+        tracing::info!(worker = %self.settings.name, pool = %self.settings.pool, concurrency, "worker ready");
+        loop {
+            tokio::select! {
+                next = consumer.next(), if running.len() < concurrency => match next {
+                    Some(Ok(delivery)) => {
+                        running.spawn(Arc::clone(&self).handle(delivery, cancelled.clone()));
+                    }
+                    Some(Err(e)) => tracing::warn!(error = %e, "job queue trouble; waiting for it"),
+                    None => break,
+                },
+                Some(_) = running.join_next(), if !running.is_empty() => {}
+                _ = shutdown.wait_for(|stop| *stop) => break,
+            }
+        }
+        // Stop taking jobs (the consumer stays open, so jobs in hand are not handed out again
+        // behind our back), let the running ones finish, cancel what outlives the grace.
+        tracing::info!(running = running.len(), "worker stopping: no new jobs");
+        let grace = tokio::time::sleep(self.settings.stop_grace);
+        tokio::pin!(grace);
+        loop {
+            tokio::select! {
+                done = running.join_next() => if done.is_none() { break },
+                _ = &mut grace => {
+                    tracing::warn!(running = running.len(), "grace period over: cancelling running jobs");
+                    let _ = cancel.send(true);
+                    while running.join_next().await.is_some() {}
+                    break;
+                }
+            }
+        }
+        drop(consumer);
+        tracing::info!("worker stopped");
+        Ok(())
+    }
+
+    async fn handle(self: Arc<Self>, delivery: Delivery, cancel: watch::Receiver<bool>) {
+        let job: Job = match serde_json::from_slice::<Job>(&delivery.body) {
+            Ok(job) if job.schema == JOB_SCHEMA => job,
+            Ok(job) => {
+                tracing::error!(job = %job.job_id, schema = job.schema, "job message of an unknown schema; dead-lettered");
+                let _ = delivery.dead_letter().await;
+                return;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "unreadable job message; dead-lettered");
+                let _ = delivery.dead_letter().await;
+                return;
+            }
+        };
+        let started = Instant::now();
+        let log_path = logs_dir(&self.settings.state_dir).join(format!("{}.log", job.job_id));
+        let executed = match self
+            .execute(&job, &log_path, delivery.attempt, cancel)
+            .await
+        {
+            Ok(executed) => executed,
+            Err(reason) => Executed::Finished {
+                outcome: Outcome::Error {
+                    reason: format!("Internal error: {reason}"),
+                },
+                commit: None,
+            },
+        };
+        match executed {
+            Executed::Cancelled => {
+                append_log(
+                    &log_path,
+                    "tickbot: cancelled by worker shutdown; the job goes back to the queue",
+                );
+                if let Err(e) = delivery.retry().await {
+                    tracing::error!(job = %job.job_id, error = %e, "cannot requeue a cancelled job; the queue will redeliver it");
+                }
+            }
+            Executed::Finished { outcome, commit } => {
+                append_log(&log_path, &format!("tickbot: finished: {outcome:?}"));
+                let state = ReportState::Finished {
+                    outcome,
+                    commit,
+                    duration_secs: started.elapsed().as_secs(),
+                };
+                // Acknowledged only once the dispatcher's report is safely queued: otherwise the
+                // job comes back, and the trailer check finds a result that already landed.
+                match self.report(&job, state).await {
+                    Ok(()) => {
+                        if let Err(e) = delivery.ack().await {
+                            tracing::error!(job = %job.job_id, error = %e, "cannot acknowledge a finished job; it may be delivered again");
+                        }
+                    }
+                    Err(e) => {
+                        tracing::error!(job = %job.job_id, error = %e, "cannot report a finished job; leaving it to be delivered again");
+                    }
+                }
+            }
+        }
+    }
+
+    fn log_url(&self, job: &Job) -> String {
+        format!(
+            "{}/logs/{}",
+            self.settings.logs_url.trim_end_matches('/'),
+            job.job_id
+        )
+    }
+
+    async fn report(&self, job: &Job, state: ReportState) -> Result<(), QueueError> {
+        let report = JobReport {
+            schema: JOB_SCHEMA,
+            job_id: job.job_id.clone(),
+            repo: job.repo.clone(),
+            pr: job.pr,
+            head_sha: job.head_sha.clone(),
+            context: job.context.clone(),
+            item: job.item.clone(),
+            worker: self.settings.name.clone(),
+            log_url: self.log_url(job),
+            state,
+        };
+        let body = serde_json::to_vec(&report).map_err(|e| QueueError::Amqp {
+            endpoint: "results".into(),
+            op: "encoding a job report".into(),
+            reason: e.to_string(),
+        })?;
+        self.broker
+            .publish(
+                &QueueKind::Results,
+                Outgoing {
+                    message_id: format!("{}-{}", job.job_id, uuid::Uuid::new_v4()),
+                    body,
+                    priority: 0,
+                },
+            )
+            .await
+    }
+
+    /// Runs one job; `Err` is trouble of ours (git, podman), reported as an `error` status.
+    async fn execute(
+        &self,
+        job: &Job,
+        log_path: &Path,
+        attempt: u32,
+        cancel: watch::Receiver<bool>,
+    ) -> Result<Executed, String> {
+        if let Some(dir) = log_path.parent() {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+        }
+        append_log(
+            log_path,
+            &format!(
+                "tickbot: job {} ({}) attempt {attempt} on {} at {}",
+                job.job_id, job.context, self.settings.name, job.head_sha
+            ),
+        );
+        self.report(job, ReportState::Started)
+            .await
+            .map_err(|e| e.to_string())?;
+
+        let name = container_name(&job.job_id);
+        // A worker killed with SIGKILL leaves its container running: take it down first.
+        self.settings
+            .runtime
+            .remove(&name)
+            .await
+            .map_err(|e: RuntimeError| e.to_string())?;
+
+        let auth = self.settings.git_auth.as_ref();
+        let tip = self
+            .mirrors
+            .fetch(
+                &job.repo,
+                &job.clone_url,
+                &job.head_ref,
+                &job.head_sha,
+                auth,
+            )
+            .await
+            .map_err(|e: GitError| e.to_string())?;
+        if job.commit
+            && let Some(tip) = &tip
+            && tip != &job.head_sha
+            && let Some(landed) = self
+                .mirrors
+                .landed(&job.repo, &job.head_sha, tip, &job.job_id)
+                .await
+                .map_err(|e| e.to_string())?
+        {
+            append_log(
+                log_path,
+                &format!(
+                    "tickbot: the result of this job already landed as {landed}; not running it again"
+                ),
+            );
+            return Ok(Executed::Finished {
+                outcome: Outcome::Success,
+                commit: Some(landed),
+            });
+        }
+
+        let dir = self.settings.state_dir.join("work").join(&job.job_id);
+        if dir.exists() {
+            let _ = std::fs::remove_dir_all(&dir);
+        }
+        let worktree = self
+            .mirrors
+            .worktree(&job.repo, &job.head_sha, &dir)
+            .await
+            .map_err(|e| e.to_string())?;
+        let result = self.run_in(job, &worktree, log_path, &name, cancel).await;
+        if let Err(e) = worktree.remove().await {
+            tracing::warn!(job = %job.job_id, error = %e, "cannot remove the job's worktree");
+        }
+        result
+    }
+
+    async fn run_in(
+        &self,
+        job: &Job,
+        worktree: &Worktree,
+        log_path: &Path,
+        name: &str,
+        cancel: watch::Receiver<bool>,
+    ) -> Result<Executed, String> {
+        let mut env = Vec::new();
+        for grant in &job.secrets {
+            for (container_var, server_var) in &grant.env {
+                let Some(value) = self.settings.secret_values.get(server_var) else {
+                    return Err(format!(
+                        "secret {}: the worker has no environment variable {server_var}",
+                        grant.name
+                    ));
+                };
+                env.push((container_var.clone(), value.clone()));
+            }
+        }
+        let spec = RunSpec {
+            name: name.to_string(),
+            image: job.image.clone(),
+            argv: job.argv.clone(),
+            workdir: worktree.path().to_path_buf(),
+            env,
+            network: job.network,
+            timeout: Duration::from_secs(job.timeout_secs),
+            memory: self.settings.memory.clone(),
+            pids_limit: self.settings.pids_limit,
+        };
+        append_log(log_path, &format!("$ {}", job.argv.join(" ")));
+        let failed = |reason: String| {
+            Ok(Executed::Finished {
+                outcome: Outcome::Failure { reason },
+                commit: None,
+            })
+        };
+        match self
+            .settings
+            .runtime
+            .run(&spec, log_path, cancel)
+            .await
+            .map_err(|e| e.to_string())?
+        {
+            RunOutcome::Exited(0) => {}
+            RunOutcome::Exited(code) => return failed(format!("Exit code {code}")),
+            RunOutcome::TimedOut => {
+                return failed(format!("Timeout after {}", format_duration(spec.timeout)));
+            }
+            RunOutcome::Cancelled => return Ok(Executed::Cancelled),
+        }
+        if !job.commit {
+            return Ok(Executed::Finished {
+                outcome: Outcome::Success,
+                commit: None,
+            });
+        }
+        let log_url = self.log_url(job);
+        let message = job
+            .message
+            .clone()
+            .unwrap_or_else(|| format!("{}: tickbot result", job.context));
+        let commit = publish::commit_changes(
+            worktree,
+            &ResultCommit {
+                author_name: &self.settings.author_name,
+                author_email: &self.settings.author_email,
+                message: &message,
+                job_id: &job.job_id,
+                log_url: &log_url,
+            },
+        )
+        .await
+        .map_err(|e| e.to_string())?;
+        let Some(commit) = commit else {
+            append_log(log_path, "tickbot: the task changed nothing; no commit");
+            return Ok(Executed::Finished {
+                outcome: Outcome::Success,
+                commit: None,
+            });
+        };
+        match publish::push_result(
+            &self.mirrors,
+            &job.repo,
+            worktree,
+            &commit,
+            &job.clone_url,
+            &job.head_ref,
+            &job.head_sha,
+            self.settings.git_auth.as_ref(),
+            PUSH_ATTEMPTS,
+        )
+        .await
+        .map_err(|e| e.to_string())?
+        {
+            PushOutcome::Pushed(pushed) => {
+                append_log(
+                    log_path,
+                    &format!("tickbot: pushed {pushed} to {}", job.head_ref),
+                );
+                Ok(Executed::Finished {
+                    outcome: Outcome::Success,
+                    commit: Some(pushed),
+                })
+            }
+            PushOutcome::HeadMoved { reason } => failed(reason),
+        }
+    }
+}
+
+/// Adds a line of tickbot's own to the job's log (the command's output is appended by the
+/// runtime as it is written).
+fn append_log(path: &Path, line: &str) {
+    let written = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .and_then(|mut f| writeln!(f, "{line}"));
+    if let Err(e) = written {
+        tracing::warn!(path = %path.display(), error = %e, "cannot write the job log");
+    }
+}

@@ -1,0 +1,877 @@
+//! Git for workers: one local bare mirror per repository, a fresh worktree per job.
+//!
+//! A job needs the PR's code at one exact commit. Cloning per job costs a full transfer and
+//! checkout every time (what Cockpit's checkout-and-run did); instead each repository gets a
+//! bare mirror under `<state>/mirrors/<owner>/<name>.git` that is fetched incrementally (only
+//! new objects cross the network) and every job gets its own `git worktree` sharing the
+//! mirror's object store. [`super::publish`] commits and pushes from the same mirror.
+//!
+//! Everything shells out to the `git` CLI (gix cannot push; git2's errors are terse and
+//! its HTTPS needs OpenSSL), exactly what a person debugging it would run. Each command runs with `GIT_TERMINAL_PROMPT=0`, no
+//! shell, hooks disabled, a hard timeout, and the credentials (an `http.extraHeader`) passed
+//! through git's `GIT_CONFIG_*` environment, so they appear neither in `ps` output, nor in
+//! `.git/config`, nor in any error message or log line.
+//!
+//! Worktrees are written to by untrusted code (the job's container mounts them). Git
+//! commands that touch a worktree afterwards therefore never read its `.git` file (which the
+//! job could point at a crafted config with e.g. `core.fsmonitor`); they name the admin
+//! directory inside the mirror explicitly (`--git-dir` + `--work-tree`).
+
+use crate::ids::{CommitSha, RepoName};
+use std::collections::HashMap;
+use std::ffi::{OsStr, OsString};
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::process::Command;
+
+/// How long one git command may take. Generous, because a first fetch of a big repository
+/// is slow; it exists so a hung network connection cannot stall a worker forever.
+const GIT_TIMEOUT: Duration = Duration::from_secs(15 * 60);
+
+/// How much of a failing command's stderr goes into an error (the end is the useful part).
+const MAX_STDERR: usize = 4000;
+
+/// An `http.extraHeader` value (e.g. `Authorization: Basic …`) that authenticates git over
+/// HTTPS. Never logged: `Debug` is redacted and no error message includes it.
+#[derive(Clone)]
+pub struct GitAuth(String);
+
+impl GitAuth {
+    /// Wraps a complete header line, e.g. `forge.bot_git_auth_header()`.
+    pub fn header(header: impl Into<String>) -> GitAuth {
+        GitAuth(header.into())
+    }
+
+    /// The header GitHub accepts for an installation token (what actions/checkout sends).
+    pub fn token(token: &str) -> GitAuth {
+        use base64::Engine;
+        let pair = format!("x-access-token:{token}");
+        let encoded = base64::engine::general_purpose::STANDARD.encode(pair);
+        GitAuth(format!("Authorization: Basic {encoded}"))
+    }
+}
+
+impl fmt::Debug for GitAuth {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("GitAuth(<redacted>)")
+    }
+}
+
+/// What went wrong with git; the messages end up in logs and in "Internal error" statuses.
+#[derive(Debug, thiserror::Error)]
+pub enum GitError {
+    #[error("could not run `{command}`: {source}; is git installed and on PATH?")]
+    Spawn {
+        command: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("`{command}` failed ({status}): {stderr}")]
+    Failed {
+        command: String,
+        status: String,
+        stderr: String,
+    },
+    #[error(
+        "`{command}` did not finish within {} s and was killed; is the remote reachable?",
+        .after.as_secs()
+    )]
+    TimedOut { command: String, after: Duration },
+    #[error(
+        "commit {sha} is not in {url} (fetched branch {branch} and the commit itself): \
+         was it force-pushed away, or never pushed?"
+    )]
+    MissingCommit {
+        url: String,
+        branch: String,
+        sha: CommitSha,
+    },
+    #[error("{what} {}: {source}", .path.display())]
+    Io {
+        what: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("refusing {what} {value:?}: {why}")]
+    Invalid {
+        what: &'static str,
+        value: String,
+        why: &'static str,
+    },
+    #[error("`{command}` printed something unexpected: {output:?}")]
+    Unexpected { command: String, output: String },
+}
+
+/// Local bare mirrors, one per repository, under one root directory.
+///
+/// Cheap to clone; clones share the per-repository locks.
+#[derive(Debug, Clone)]
+pub struct Mirrors {
+    root: PathBuf,
+    locks: Arc<Mutex<HashMap<RepoName, Arc<tokio::sync::Mutex<()>>>>>,
+}
+
+impl Mirrors {
+    /// Mirrors kept under `root` (normally `<state dir>/mirrors`); created on first use.
+    pub fn new(root: PathBuf) -> Mirrors {
+        Mirrors {
+            root,
+            locks: Arc::default(),
+        }
+    }
+
+    /// Where the bare mirror of `repo` lives: `<root>/<owner>/<name>.git`.
+    pub fn path(&self, repo: &RepoName) -> PathBuf {
+        self.root
+            .join(repo.owner())
+            .join(format!("{}.git", repo.name()))
+    }
+
+    /// Makes sure the mirror of `repo` has `sha` and the current tip of `branch` from `url`:
+    /// init on first use, then fetch only what is new (never a fresh clone). Returns the
+    /// branch's tip, or `None` if `url` has no such branch any more.
+    ///
+    /// Concurrent calls for the same repository are serialized (an async lock within the
+    /// process and a file lock across processes); different repositories run in parallel.
+    pub async fn fetch(
+        &self,
+        repo: &RepoName,
+        url: &str,
+        branch: &str,
+        sha: &CommitSha,
+        auth: Option<&GitAuth>,
+    ) -> Result<Option<CommitSha>, GitError> {
+        check_sha(sha)?;
+        check_url(url)?;
+        check_branch(branch)?;
+        let _serial = self.lock(repo).await?;
+        let mirror = self.path(repo);
+        self.ensure_init(repo, &mirror).await?;
+
+        // Each URL gets its own ref namespace: a fork's `main` must not overwrite the base
+        // repository's `main`, and the refs keep fetched commits safe from `git gc`.
+        let local_ref = format!("refs/tickbot/{}/heads/{branch}", url_key(url));
+        let started = std::time::Instant::now();
+        let fetched = Git::bare(&mirror)
+            .args(["fetch", "--quiet", "--no-tags", "--no-write-fetch-head"])
+            .args(["--end-of-options", url])
+            .arg(format!("+refs/heads/{branch}:{local_ref}"))
+            .auth(auth)
+            .run()
+            .await?;
+        let tip = if fetched.success() {
+            Some(rev_parse(&mirror, &local_ref).await?)
+        } else if fetched.stderr.contains("couldn't find remote ref") {
+            // The branch was deleted (PR closed, or merged and cleaned up): the commit may
+            // still be fetchable by id below, and the caller learns there is no tip.
+            tracing::info!(%repo, branch, "branch no longer exists on the remote");
+            Git::bare(&mirror)
+                .args(["update-ref", "-d", &local_ref])
+                .ok()
+                .await?;
+            None
+        } else {
+            return Err(fetched.failure());
+        };
+
+        if !has_commit(&mirror, sha).await? {
+            // Not on the branch any more (or a PR from a ref we did not fetch): ask for the
+            // commit itself, which GitHub and git's smart HTTP serve when it is reachable.
+            let by_id = Git::bare(&mirror)
+                .args(["fetch", "--quiet", "--no-tags", "--no-write-fetch-head"])
+                .args(["--end-of-options", url, &sha.0])
+                .auth(auth)
+                .run()
+                .await?;
+            if !by_id.success() || !has_commit(&mirror, sha).await? {
+                tracing::debug!(stderr = %by_id.stderr, "fetching the commit by id failed");
+                return Err(GitError::MissingCommit {
+                    url: redact_url(url),
+                    branch: branch.to_string(),
+                    sha: sha.clone(),
+                });
+            }
+            // Keep it reachable so gc cannot drop it between now and the worktree.
+            Git::bare(&mirror)
+                .args([
+                    "update-ref",
+                    &format!("refs/tickbot/commits/{}", sha.0),
+                    &sha.0,
+                ])
+                .ok()
+                .await?;
+        }
+        tracing::debug!(
+            %repo,
+            branch,
+            tip = tip.as_ref().map(|t| t.short()),
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "mirror fetched"
+        );
+        Ok(tip)
+    }
+
+    /// A fresh worktree at exactly `sha` (detached HEAD) in `dir`. `sha` must already be in
+    /// the mirror ([`Mirrors::fetch`]). A worktree left in `dir` by a worker that was killed
+    /// is replaced; any other non-empty `dir` is refused. Removed by [`Worktree::remove`],
+    /// and on drop as a fallback.
+    pub async fn worktree(
+        &self,
+        repo: &RepoName,
+        sha: &CommitSha,
+        dir: &Path,
+    ) -> Result<Worktree, GitError> {
+        check_sha(sha)?;
+        let mirror = self.path(repo);
+        if !has_commit(&mirror, sha).await? {
+            return Err(GitError::Invalid {
+                what: "a worktree at",
+                value: sha.0.clone(),
+                why: "the commit is not in the mirror; fetch it first",
+            });
+        }
+        self.clear_leftover(&mirror, dir).await?;
+        if let Some(parent) = dir.parent() {
+            tokio::fs::create_dir_all(parent)
+                .await
+                .map_err(|source| GitError::Io {
+                    what: "creating",
+                    path: parent.to_path_buf(),
+                    source,
+                })?;
+        }
+        Git::bare(&mirror)
+            .args(["worktree", "add", "--quiet", "--detach", "--end-of-options"])
+            .arg(dir)
+            .arg(&sha.0)
+            .ok()
+            .await?;
+        // Read the admin directory now, while the worktree's `.git` file is still ours; the
+        // job's code may rewrite that file later.
+        let admin = Git::new()
+            .arg("-C")
+            .arg(dir)
+            .args(["rev-parse", "--absolute-git-dir"])
+            .ok()
+            .await?;
+        let git_dir = PathBuf::from(admin.stdout.trim());
+        let path = tokio::fs::canonicalize(dir)
+            .await
+            .map_err(|source| GitError::Io {
+                what: "resolving",
+                path: dir.to_path_buf(),
+                source,
+            })?;
+        tracing::debug!(%repo, sha = sha.short(), dir = %path.display(), "worktree added");
+        Ok(Worktree {
+            path,
+            git_dir,
+            mirror,
+            sha: sha.clone(),
+            removed: false,
+        })
+    }
+
+    /// The commit in `since..tip` whose message carries the trailer `Tickbot-Job: <job_id>`,
+    /// if the job's result already landed (a redelivered job must not commit twice). Both
+    /// commits must be in the mirror.
+    pub async fn landed(
+        &self,
+        repo: &RepoName,
+        since: &CommitSha,
+        tip: &CommitSha,
+        job_id: &str,
+    ) -> Result<Option<CommitSha>, GitError> {
+        check_sha(since)?;
+        check_sha(tip)?;
+        let out = Git::bare(&self.path(repo))
+            .args([
+                "log",
+                "--format=%H%x09%(trailers:key=Tickbot-Job,valueonly,separator=%x09)",
+                "--end-of-options",
+            ])
+            .arg(format!("{}..{}", since.0, tip.0))
+            .ok()
+            .await?;
+        Ok(find_trailer(&out.stdout, job_id))
+    }
+
+    /// A redelivered job reuses its directory; what a killed worker left there (a checkout
+    /// with a `.git` file) goes, and git forgets it. Anything else is not ours to delete.
+    async fn clear_leftover(&self, mirror: &Path, dir: &Path) -> Result<(), GitError> {
+        let Ok(mut entries) = tokio::fs::read_dir(dir).await else {
+            return Ok(());
+        };
+        let empty = matches!(entries.next_entry().await, Ok(None));
+        let is_worktree = tokio::fs::symlink_metadata(dir.join(".git"))
+            .await
+            .is_ok_and(|m| m.is_file());
+        if empty {
+            return Ok(());
+        }
+        if !is_worktree {
+            return Err(GitError::Invalid {
+                what: "worktree directory",
+                value: dir.display().to_string(),
+                why: "it exists and is not a worktree left by a job; remove it",
+            });
+        }
+        tracing::warn!(dir = %dir.display(), "replacing a worktree left by a killed worker");
+        tokio::fs::remove_dir_all(dir)
+            .await
+            .map_err(|source| GitError::Io {
+                what: "removing the leftover worktree",
+                path: dir.to_path_buf(),
+                source,
+            })?;
+        Git::bare(mirror).args(["worktree", "prune"]).ok().await?;
+        Ok(())
+    }
+
+    async fn lock(&self, repo: &RepoName) -> Result<RepoLock, GitError> {
+        let in_process = {
+            let mut locks = self.locks.lock().unwrap_or_else(|e| e.into_inner());
+            locks.entry(repo.clone()).or_default().clone()
+        };
+        let guard = in_process.lock_owned().await;
+        let owner_dir = self.root.join(repo.owner());
+        tokio::fs::create_dir_all(&owner_dir)
+            .await
+            .map_err(|source| GitError::Io {
+                what: "creating the mirror directory",
+                path: owner_dir.clone(),
+                source,
+            })?;
+        let file = flock(owner_dir.join(format!("{}.lock", repo.name()))).await?;
+        Ok(RepoLock {
+            _file: file,
+            _guard: guard,
+        })
+    }
+
+    async fn ensure_init(&self, repo: &RepoName, mirror: &Path) -> Result<(), GitError> {
+        if tokio::fs::try_exists(mirror.join("HEAD"))
+            .await
+            .unwrap_or(false)
+        {
+            return Ok(());
+        }
+        // Init beside the final path and rename, so a worker killed mid-init never leaves
+        // a half-made mirror that later fetches would trip over.
+        let tmp = mirror.with_extension(format!("init-{}", uuid::Uuid::new_v4().simple()));
+        Git::new()
+            .args(["init", "--quiet", "--bare", "--end-of-options"])
+            .arg(&tmp)
+            .ok()
+            .await?;
+        // Mirrors only ever receive fetches; reflogs would only grow.
+        Git::bare(&tmp)
+            .args(["config", "core.logAllRefUpdates", "false"])
+            .ok()
+            .await?;
+        if let Err(source) = tokio::fs::rename(&tmp, mirror).await {
+            let _ = tokio::fs::remove_dir_all(&tmp).await;
+            return Err(GitError::Io {
+                what: "moving the new mirror into place at",
+                path: mirror.to_path_buf(),
+                source,
+            });
+        }
+        tracing::info!(%repo, path = %mirror.display(), "created mirror");
+        Ok(())
+    }
+}
+
+/// Held while one repository's mirror is being fetched.
+struct RepoLock {
+    _file: std::fs::File,
+    _guard: tokio::sync::OwnedMutexGuard<()>,
+}
+
+/// Takes an exclusive `flock` on `path` (created if missing), for workers in other
+/// processes sharing the state directory. Released when the file is closed.
+async fn flock(path: PathBuf) -> Result<std::fs::File, GitError> {
+    let shown = path.clone();
+    let locked = tokio::task::spawn_blocking(move || {
+        use std::os::fd::AsRawFd;
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)?;
+        // SAFETY: flock on a descriptor we own; blocking is fine on a blocking thread.
+        let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) };
+        if rc != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        Ok(file)
+    })
+    .await
+    .map_err(|e| GitError::Io {
+        what: "locking",
+        path: shown.clone(),
+        source: std::io::Error::other(e),
+    })?;
+    locked.map_err(|source| GitError::Io {
+        what: "locking",
+        path: shown,
+        source,
+    })
+}
+
+/// A job's checkout: a git worktree of the mirror, detached at one commit.
+#[derive(Debug)]
+pub struct Worktree {
+    path: PathBuf,
+    /// The worktree's admin directory inside the mirror (`<mirror>/worktrees/<name>`).
+    git_dir: PathBuf,
+    mirror: PathBuf,
+    sha: CommitSha,
+    removed: bool,
+}
+
+impl Worktree {
+    /// The checkout's directory (what gets mounted into the container).
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The commit the worktree was created at.
+    pub fn sha(&self) -> &CommitSha {
+        &self.sha
+    }
+
+    /// The bare mirror this worktree belongs to.
+    pub fn mirror(&self) -> &Path {
+        &self.mirror
+    }
+
+    /// A git command working on this checkout, without trusting its `.git` file.
+    pub(crate) fn git(&self) -> Git {
+        Git::new()
+            .arg("--git-dir")
+            .arg(&self.git_dir)
+            .arg("--work-tree")
+            .arg(&self.path)
+            .current_dir(&self.path)
+    }
+
+    /// Deletes the checkout (whatever the job left in it) and its admin data in the mirror.
+    pub async fn remove(mut self) -> Result<(), GitError> {
+        self.removed = true;
+        let removed = Git::bare(&self.mirror)
+            .args([
+                "worktree",
+                "remove",
+                "--force",
+                "--force",
+                "--end-of-options",
+            ])
+            .arg(&self.path)
+            .run()
+            .await?;
+        if !removed.success() {
+            // git refuses when the job broke the checkout (e.g. rewrote `.git`); the
+            // directory is ours either way.
+            tracing::debug!(stderr = %removed.stderr, "git worktree remove failed; deleting");
+            match tokio::fs::remove_dir_all(&self.path).await {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(source) => {
+                    return Err(GitError::Io {
+                        what: "removing the worktree",
+                        path: self.path.clone(),
+                        source,
+                    });
+                }
+            }
+        }
+        Git::bare(&self.mirror)
+            .args(["worktree", "prune"])
+            .ok()
+            .await?;
+        tracing::debug!(dir = %self.path.display(), "worktree removed");
+        Ok(())
+    }
+}
+
+impl Drop for Worktree {
+    fn drop(&mut self) {
+        if self.removed {
+            return;
+        }
+        // Fallback for error paths and cancelled tasks: blocking, but only a directory
+        // removal and a prune, and leaving checkouts behind would fill the disk.
+        tracing::warn!(dir = %self.path.display(), "worktree dropped without remove(); deleting");
+        if let Err(e) = std::fs::remove_dir_all(&self.path)
+            && e.kind() != std::io::ErrorKind::NotFound
+        {
+            tracing::warn!(dir = %self.path.display(), error = %e, "could not delete worktree");
+        }
+        let pruned = std::process::Command::new("git")
+            .arg("--git-dir")
+            .arg(&self.mirror)
+            .args(["worktree", "prune"])
+            .env("GIT_TERMINAL_PROMPT", "0")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+        if !matches!(pruned, Ok(s) if s.success()) {
+            tracing::warn!(mirror = %self.mirror.display(), "git worktree prune failed");
+        }
+    }
+}
+
+/// What a git command did.
+#[derive(Debug)]
+pub(crate) struct GitRun {
+    pub(crate) command: String,
+    pub(crate) code: Option<i32>,
+    pub(crate) stdout: String,
+    pub(crate) stderr: String,
+}
+
+impl GitRun {
+    pub(crate) fn success(&self) -> bool {
+        self.code == Some(0)
+    }
+
+    /// The error for a command that exited non-zero.
+    pub(crate) fn failure(&self) -> GitError {
+        let stderr = self.stderr.trim();
+        let start = stderr
+            .char_indices()
+            .rev()
+            .nth(MAX_STDERR)
+            .map_or(0, |(i, _)| i);
+        GitError::Failed {
+            command: self.command.clone(),
+            status: match self.code {
+                Some(c) => format!("exit code {c}"),
+                None => "killed by a signal".to_string(),
+            },
+            stderr: stderr[start..].to_string(),
+        }
+    }
+}
+
+/// One git invocation: argv (never a shell string), the environment git needs to behave
+/// non-interactively, and a printable form without credentials.
+#[derive(Debug)]
+pub(crate) struct Git {
+    args: Vec<OsString>,
+    shown: Vec<String>,
+    dir: Option<PathBuf>,
+    auth: Option<GitAuth>,
+    author: Option<(String, String)>,
+}
+
+impl Git {
+    pub(crate) fn new() -> Git {
+        Git {
+            args: Vec::new(),
+            shown: Vec::new(),
+            dir: None,
+            auth: None,
+            author: None,
+        }
+    }
+
+    /// A command on a bare repository (the mirror).
+    pub(crate) fn bare(repo: &Path) -> Git {
+        Git::new().arg("--git-dir").arg(repo)
+    }
+
+    pub(crate) fn arg(mut self, arg: impl AsRef<OsStr>) -> Git {
+        let arg = arg.as_ref();
+        self.shown.push(redact_url(&arg.to_string_lossy()));
+        self.args.push(arg.to_os_string());
+        self
+    }
+
+    pub(crate) fn args<I, S>(self, args: I) -> Git
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        args.into_iter().fold(self, Git::arg)
+    }
+
+    pub(crate) fn current_dir(mut self, dir: &Path) -> Git {
+        self.dir = Some(dir.to_path_buf());
+        self
+    }
+
+    pub(crate) fn auth(mut self, auth: Option<&GitAuth>) -> Git {
+        self.auth = auth.cloned();
+        self
+    }
+
+    /// Identity for commits this command makes (`-c user.name/-c user.email`, never the
+    /// global config).
+    pub(crate) fn author(mut self, name: &str, email: &str) -> Git {
+        self.author = Some((name.to_string(), email.to_string()));
+        self
+    }
+
+    /// Runs it and fails unless it exits 0.
+    pub(crate) async fn ok(self) -> Result<GitRun, GitError> {
+        let run = self.run().await?;
+        if run.success() {
+            Ok(run)
+        } else {
+            Err(run.failure())
+        }
+    }
+
+    /// Runs it; a non-zero exit is the caller's to interpret.
+    pub(crate) async fn run(self) -> Result<GitRun, GitError> {
+        let command = format!("git {}", self.shown.join(" "));
+        let mut cmd = Command::new("git");
+        // Settings that must hold whatever the user's global config says: no hooks (the
+        // mirror is ours, and nothing from a PR may run on the host), no signing prompts.
+        cmd.args([
+            "-c",
+            "core.hooksPath=/dev/null",
+            "-c",
+            "commit.gpgSign=false",
+            "-c",
+            "core.fsmonitor=false",
+        ]);
+        if let Some((name, email)) = &self.author {
+            cmd.arg("-c")
+                .arg(format!("user.name={name}"))
+                .arg("-c")
+                .arg(format!("user.email={email}"));
+        }
+        cmd.args(&self.args);
+        if let Some(dir) = &self.dir {
+            cmd.current_dir(dir);
+        }
+        for var in [
+            "GIT_DIR",
+            "GIT_WORK_TREE",
+            "GIT_INDEX_FILE",
+            "GIT_OBJECT_DIRECTORY",
+            "GIT_CONFIG_PARAMETERS",
+            "GIT_CONFIG_COUNT",
+            // The identity comes from `author()` only, never from the worker's environment.
+            "GIT_AUTHOR_NAME",
+            "GIT_AUTHOR_EMAIL",
+            "GIT_AUTHOR_DATE",
+            "GIT_COMMITTER_NAME",
+            "GIT_COMMITTER_EMAIL",
+            "GIT_COMMITTER_DATE",
+        ] {
+            cmd.env_remove(var);
+        }
+        cmd.env("GIT_TERMINAL_PROMPT", "0")
+            // Error text is matched in a few places ("couldn't find remote ref").
+            .env("LC_ALL", "C");
+        if let Some(auth) = &self.auth {
+            // Through the environment rather than `-c`: argv is world-readable in /proc.
+            cmd.env("GIT_CONFIG_COUNT", "1")
+                .env("GIT_CONFIG_KEY_0", "http.extraHeader")
+                .env("GIT_CONFIG_VALUE_0", &auth.0);
+        }
+        cmd.stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .process_group(0)
+            .kill_on_drop(true);
+        let child = cmd.spawn().map_err(|source| GitError::Spawn {
+            command: command.clone(),
+            source,
+        })?;
+        let pgid = child.id();
+        match tokio::time::timeout(GIT_TIMEOUT, child.wait_with_output()).await {
+            Ok(Ok(out)) => Ok(GitRun {
+                command,
+                code: out.status.code(),
+                stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+                stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+            }),
+            Ok(Err(source)) => Err(GitError::Spawn { command, source }),
+            Err(_) => {
+                // The child itself died with the dropped future (kill_on_drop); its helpers
+                // (remote-https, index-pack) are in its process group.
+                if let Some(pgid) = pgid.and_then(|p| i32::try_from(p).ok()) {
+                    // SAFETY: signalling a process group we created.
+                    unsafe { libc::killpg(pgid, libc::SIGKILL) };
+                }
+                Err(GitError::TimedOut {
+                    command,
+                    after: GIT_TIMEOUT,
+                })
+            }
+        }
+    }
+}
+
+/// The full id `rev` names in `repo`.
+pub(crate) async fn rev_parse(repo: &Path, rev: &str) -> Result<CommitSha, GitError> {
+    let out = Git::bare(repo)
+        .args(["rev-parse", "--verify", "--quiet", "--end-of-options"])
+        .arg(format!("{rev}^{{commit}}"))
+        .ok()
+        .await?;
+    parse_sha(&out.command, &out.stdout)
+}
+
+pub(crate) fn parse_sha(command: &str, stdout: &str) -> Result<CommitSha, GitError> {
+    let sha = CommitSha(stdout.trim().to_string());
+    check_sha(&sha).map_err(|_| GitError::Unexpected {
+        command: command.to_string(),
+        output: stdout.to_string(),
+    })?;
+    Ok(sha)
+}
+
+/// Whether `repo` has the commit `sha`.
+pub(crate) async fn has_commit(repo: &Path, sha: &CommitSha) -> Result<bool, GitError> {
+    let out = Git::bare(repo)
+        .args(["cat-file", "-e", "--end-of-options"])
+        .arg(format!("{}^{{commit}}", sha.0))
+        .run()
+        .await?;
+    Ok(out.success())
+}
+
+/// Whether `ancestor` is reachable from `descendant` (both in `repo`).
+pub(crate) async fn is_ancestor(
+    repo: &Path,
+    ancestor: &CommitSha,
+    descendant: &CommitSha,
+) -> Result<bool, GitError> {
+    let out = Git::bare(repo)
+        .args(["merge-base", "--is-ancestor", "--end-of-options"])
+        .args([&ancestor.0, &descendant.0])
+        .run()
+        .await?;
+    match out.code {
+        Some(0) => Ok(true),
+        Some(1) => Ok(false),
+        _ => Err(out.failure()),
+    }
+}
+
+/// A commit id is interpolated into git's argv; only hex ever gets there.
+pub(crate) fn check_sha(sha: &CommitSha) -> Result<(), GitError> {
+    let ok = matches!(sha.0.len(), 40 | 64) && sha.0.bytes().all(|b| b.is_ascii_hexdigit());
+    if ok {
+        Ok(())
+    } else {
+        Err(GitError::Invalid {
+            what: "commit id",
+            value: sha.0.clone(),
+            why: "expected 40 (or 64) hex digits",
+        })
+    }
+}
+
+fn check_url(url: &str) -> Result<(), GitError> {
+    if url.is_empty() || url.starts_with('-') || url.contains(['\n', '\0']) {
+        return Err(GitError::Invalid {
+            what: "repository URL",
+            value: redact_url(url),
+            why: "not a URL git can fetch from",
+        });
+    }
+    Ok(())
+}
+
+/// Branch names end up in refspecs; git's own check-ref-format rules are stricter, this only
+/// keeps a name from changing the refspec's meaning.
+pub(crate) fn check_branch(branch: &str) -> Result<(), GitError> {
+    let bad = branch.is_empty()
+        || branch.starts_with('-')
+        || branch.contains(['\n', '\0', ':', ' ', '*', '^', '~', '?', '[', '\\'])
+        || branch.contains("..");
+    if bad {
+        return Err(GitError::Invalid {
+            what: "branch name",
+            value: branch.to_string(),
+            why: "not a valid git branch name",
+        });
+    }
+    Ok(())
+}
+
+/// A short stable key for a URL, used as a ref namespace in the mirror.
+fn url_key(url: &str) -> String {
+    use sha2::{Digest, Sha256};
+    hex::encode(&Sha256::digest(redact_url(url).as_bytes())[..8])
+}
+
+/// Drops `user:password@` from URLs, so a token embedded in a URL never reaches a log.
+fn redact_url(s: &str) -> String {
+    let Some(scheme_end) = s.find("://") else {
+        return s.to_string();
+    };
+    let rest = &s[scheme_end + 3..];
+    let host_end = rest.find('/').unwrap_or(rest.len());
+    match rest[..host_end].rfind('@') {
+        Some(at) => format!("{}://***@{}", &s[..scheme_end], &rest[at + 1..]),
+        None => s.to_string(),
+    }
+}
+
+/// Reads `git log --format=%H<TAB>%(trailers:key=Tickbot-Job,valueonly,separator=<TAB>)`
+/// output and returns the first commit carrying `job_id`.
+fn find_trailer(log: &str, job_id: &str) -> Option<CommitSha> {
+    log.lines().find_map(|line| {
+        let mut fields = line.split('\t');
+        let sha = fields.next()?;
+        fields
+            .any(|value| value.trim() == job_id)
+            .then(|| CommitSha(sha.to_string()))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn auth_is_never_printed() {
+        let auth = GitAuth::token("secret-token");
+        assert_eq!(format!("{auth:?}"), "GitAuth(<redacted>)");
+        let git = Git::new().arg("fetch").auth(Some(&auth));
+        assert!(!format!("{git:?}").contains("c2VjcmV0"));
+    }
+
+    #[test]
+    fn urls_lose_their_credentials() {
+        assert_eq!(
+            redact_url("https://x-access-token:abc@github.com/o/r.git"),
+            "https://***@github.com/o/r.git"
+        );
+        assert_eq!(redact_url("http://h/o/r.git"), "http://h/o/r.git");
+        assert_eq!(redact_url("--upload-pack=x"), "--upload-pack=x");
+    }
+
+    #[test]
+    fn only_hex_ids_reach_git() {
+        assert!(check_sha(&CommitSha("a".repeat(40))).is_ok());
+        for bad in ["--upload-pack=touch /tmp/x", "abc", &"g".repeat(40)] {
+            assert!(check_sha(&CommitSha(bad.to_string())).is_err(), "{bad}");
+        }
+        assert!(check_branch("feature/x").is_ok());
+        for bad in ["", "-x", "a:b", "a..b", "a b"] {
+            assert!(check_branch(bad).is_err(), "{bad}");
+        }
+        assert!(check_url("-oProxyCommand=x").is_err());
+    }
+
+    #[test]
+    fn trailer_lines_are_matched_whole() {
+        let log = "aaa\tj12\nbbb\t\nccc\tj1\tother\n";
+        assert_eq!(find_trailer(log, "j1"), Some(CommitSha("ccc".into())));
+        assert_eq!(find_trailer(log, "j"), None);
+    }
+}

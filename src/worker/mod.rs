@@ -1,0 +1,13 @@
+//! The worker role: runs queued jobs from the PR's own code and reports back.
+//!
+//! [`executor`] is the loop (take a job, run it, report, acknowledge); [`mirror`] keeps a local
+//! git mirror per repository and makes a worktree per job; [`runtime`] runs the command in
+//! podman (or on the host, for development); [`publish`] commits the result and pushes it to
+//! the PR branch.
+
+pub mod executor;
+pub mod mirror;
+pub mod publish;
+pub mod runtime;
+
+pub use executor::{Worker, WorkerSettings};

@@ -1,0 +1,904 @@
+//! The worker's parts against real things: the local forge's git over smart HTTP, real
+//! podman running the test image, and the host runtime.
+//!
+//! The podman tests need podman, runc and busybox-static (`apt-get install podman runc
+//! busybox-static`); they build `localhost/tickbot-test:latest` with
+//! `tasks/test-image/build.sh` and use `tasks/podman-containers.conf`. Without podman they
+//! fail, on purpose: a missing runtime must not look like a passing test.
+
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+use tickbot::forge::{Forge, ForgeOptions};
+use tickbot::ids::{CommitSha, RepoName};
+use tickbot::worker::mirror::{GitAuth, GitError, Mirrors};
+use tickbot::worker::publish::{PushOutcome, ResultCommit, commit_changes, push_result};
+use tickbot::worker::runtime::{RunOutcome, RunSpec, Runtime};
+use tokio::sync::watch;
+
+/// Bound on every wait in these tests.
+const WAIT: Duration = Duration::from_secs(60);
+const IMAGE: &str = "localhost/tickbot-test:latest";
+const BRANCH: &str = "pr-branch";
+
+// ---------------------------------------------------------------------------------------
+// git: mirror, worktree, commit, push
+
+/// A forge with one repository whose PR branch holds `a.txt`, `b.txt` and `c.txt`.
+struct World {
+    dir: tempfile::TempDir,
+    forge: Forge,
+    repo: RepoName,
+    url: String,
+    mirrors: Mirrors,
+    head: CommitSha,
+}
+
+impl World {
+    async fn new() -> World {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let forge = Forge::start(ForgeOptions::local(dir.path().join("forge")))
+            .await
+            .expect("forge starts");
+        let repo: RepoName = "alice/project".parse().expect("repo name");
+        forge
+            .create_repo(&repo, "main", &[("README.md", "project\n")])
+            .await
+            .expect("repo created");
+        let head = forge
+            .commit_files(
+                &repo,
+                BRANCH,
+                Some("main"),
+                &[
+                    ("a.txt", "one\ntwo\nthree\n"),
+                    ("b.txt", "bee\n"),
+                    ("c.txt", "sea\n"),
+                ],
+                "Add files",
+                "alice",
+            )
+            .await
+            .expect("branch pushed");
+        let url = forge.clone_url(&repo);
+        let mirrors = Mirrors::new(dir.path().join("state/mirrors"));
+        World {
+            dir,
+            forge,
+            repo,
+            url,
+            mirrors,
+            head,
+        }
+    }
+
+    fn auth(&self) -> GitAuth {
+        GitAuth::header(self.forge.bot_git_auth_header())
+    }
+
+    fn job_dir(&self, job: &str) -> PathBuf {
+        self.dir.path().join("state/work").join(job)
+    }
+
+    async fn fetch_head(&self) -> Option<CommitSha> {
+        bounded(
+            self.mirrors
+                .fetch(&self.repo, &self.url, BRANCH, &self.head, None),
+        )
+        .await
+        .expect("fetch")
+    }
+
+    async fn person_pushes(&self, files: &[(&str, &str)], message: &str) -> CommitSha {
+        self.forge
+            .commit_files(&self.repo, BRANCH, None, files, message, "alice")
+            .await
+            .expect("person pushes")
+    }
+
+    fn tip(&self) -> CommitSha {
+        self.forge.branch_sha(&self.repo, BRANCH).expect("branch")
+    }
+}
+
+fn result_commit<'a>(job_id: &'a str, log_url: &'a str) -> ResultCommit<'a> {
+    ResultCommit {
+        author_name: "tickbot",
+        author_email: "tickbot@example.org",
+        message: "images: Update fedora-41 image",
+        job_id,
+        log_url,
+    }
+}
+
+async fn bounded<F: std::future::Future>(f: F) -> F::Output {
+    tokio::time::timeout(WAIT, f)
+        .await
+        .expect("finished within the bound")
+}
+
+/// Runs git for a test's own observations.
+async fn git(args: &[&str]) -> String {
+    let out = bounded(
+        tokio::process::Command::new("git")
+            .args(args)
+            .env("GIT_TERMINAL_PROMPT", "0")
+            .output(),
+    )
+    .await
+    .expect("git runs");
+    assert!(
+        out.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Total objects in a repository (loose and packed).
+async fn object_count(repo: &Path) -> u64 {
+    let out = git(&["--git-dir", &repo.to_string_lossy(), "count-objects", "-v"]).await;
+    out.lines()
+        .filter_map(|l| l.split_once(": "))
+        .filter(|(k, _)| *k == "count" || *k == "in-pack")
+        .map(|(_, v)| v.trim().parse::<u64>().expect("a number"))
+        .sum()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mirror_fetches_only_what_is_new_and_worktrees_sit_at_the_exact_commit() {
+    let w = World::new().await;
+    let mirror = w.mirrors.path(&w.repo);
+
+    assert_eq!(w.fetch_head().await, Some(w.head.clone()));
+    let before = object_count(&mirror).await;
+    // Proof that the second fetch reuses this mirror rather than cloning afresh.
+    std::fs::write(mirror.join("tickbot-test-marker"), "").expect("marker");
+
+    let next = w.person_pushes(&[("b.txt", "bee 2\n")], "Change b").await;
+    let tip = bounded(w.mirrors.fetch(&w.repo, &w.url, BRANCH, &next, None))
+        .await
+        .expect("second fetch");
+    assert_eq!(tip, Some(next.clone()));
+    assert!(
+        mirror.join("tickbot-test-marker").exists(),
+        "mirror re-cloned"
+    );
+    // One commit changing one top-level file: a commit, a root tree, a blob.
+    assert_eq!(object_count(&mirror).await, before + 3);
+
+    // Concurrent fetches of one repository are serialized and both succeed.
+    let (x, y) = tokio::join!(
+        w.mirrors.fetch(&w.repo, &w.url, BRANCH, &next, None),
+        w.mirrors.fetch(&w.repo, &w.url, BRANCH, &w.head, None),
+    );
+    assert_eq!(x.expect("first"), Some(next.clone()));
+    assert_eq!(y.expect("second"), Some(next.clone()));
+
+    // The worktree is at the older, exact commit, detached.
+    let dir = w.job_dir("j-exact");
+    let wt = bounded(w.mirrors.worktree(&w.repo, &w.head, &dir))
+        .await
+        .expect("worktree");
+    let wt_path = wt.path().to_string_lossy().into_owned();
+    assert_eq!(
+        git(&["-C", &wt_path, "rev-parse", "HEAD"]).await.trim(),
+        w.head.0
+    );
+    let branch = git(&["-C", &wt_path, "rev-parse", "--abbrev-ref", "HEAD"]).await;
+    assert_eq!(branch.trim(), "HEAD", "detached");
+    assert_eq!(
+        std::fs::read_to_string(dir.join("b.txt")).expect("b"),
+        "bee\n"
+    );
+    std::fs::write(dir.join("left-behind.txt"), "junk").expect("junk");
+    bounded(wt.remove()).await.expect("removed");
+    assert!(!dir.exists(), "worktree directory is gone");
+    let list = git(&["--git-dir", &mirror.to_string_lossy(), "worktree", "list"]).await;
+    assert_eq!(list.lines().count(), 1, "only the bare mirror: {list}");
+
+    // Dropped without remove(): still cleaned up.
+    let dir = w.job_dir("j-dropped");
+    let wt = bounded(w.mirrors.worktree(&w.repo, &next, &dir))
+        .await
+        .expect("worktree");
+    drop(wt);
+    assert!(!dir.exists(), "dropped worktree is gone");
+
+    // A killed worker's worktree in the job's directory is replaced by the redelivered job.
+    let dir = w.job_dir("j-redelivered");
+    let leftover = bounded(w.mirrors.worktree(&w.repo, &w.head, &dir))
+        .await
+        .expect("worktree");
+    std::mem::forget(leftover);
+    std::fs::write(dir.join("half-done.txt"), "x").expect("junk");
+    let again = bounded(w.mirrors.worktree(&w.repo, &next, &dir))
+        .await
+        .expect("worktree replaces the leftover");
+    assert!(!dir.join("half-done.txt").exists());
+    assert_eq!(
+        std::fs::read_to_string(dir.join("b.txt")).expect("b"),
+        "bee 2\n"
+    );
+    bounded(again.remove()).await.expect("removed");
+    // A directory that is not a worktree is never deleted.
+    let foreign = w.job_dir("not-a-worktree");
+    std::fs::create_dir_all(&foreign).expect("dir");
+    std::fs::write(foreign.join("precious.txt"), "keep").expect("file");
+    let err = bounded(w.mirrors.worktree(&w.repo, &w.head, &foreign))
+        .await
+        .expect_err("refused");
+    assert!(err.to_string().contains("not a worktree"), "{err}");
+    assert!(foreign.join("precious.txt").exists());
+
+    // A commit nobody pushed is an error that says so.
+    let unknown = CommitSha("0123456789abcdef0123456789abcdef01234567".into());
+    let err = bounded(w.mirrors.fetch(&w.repo, &w.url, BRANCH, &unknown, None))
+        .await
+        .expect_err("unknown commit");
+    assert!(matches!(err, GitError::MissingCommit { .. }), "{err}");
+    assert!(err.to_string().contains(&unknown.0), "{err}");
+
+    // A deleted branch has no tip; the commit is still there by id.
+    let gone = bounded(
+        w.mirrors
+            .fetch(&w.repo, &w.url, "no-such-branch", &w.head, None),
+    )
+    .await
+    .expect("fetch by id");
+    assert_eq!(gone, None);
+    // ... also in a mirror that never saw the branch: the commit is fetched by its id.
+    let fresh = Mirrors::new(w.dir.path().join("other-mirrors"));
+    let gone = bounded(fresh.fetch(&w.repo, &w.url, "no-such-branch", &w.head, None))
+        .await
+        .expect("fetch by id");
+    assert_eq!(gone, None);
+    let wt = bounded(fresh.worktree(&w.repo, &w.head, &w.job_dir("j-by-id")))
+        .await
+        .expect("worktree of a commit fetched by id");
+    bounded(wt.remove()).await.expect("removed");
+    w.forge.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_result_is_one_commit_with_trailers_or_none() {
+    let w = World::new().await;
+    w.fetch_head().await;
+    let dir = w.job_dir("j-commit");
+    let wt = bounded(w.mirrors.worktree(&w.repo, &w.head, &dir))
+        .await
+        .expect("worktree");
+    let rc = result_commit("j-commit", "http://logs.example/logs/j-commit");
+
+    assert_eq!(
+        bounded(commit_changes(&wt, &rc)).await.expect("commit"),
+        None
+    );
+
+    std::fs::write(dir.join("a.txt"), "changed\n").expect("modify");
+    std::fs::remove_file(dir.join("b.txt")).expect("delete");
+    std::fs::create_dir_all(dir.join("new")).expect("mkdir");
+    std::fs::write(dir.join("new/d.txt"), "dee\n").expect("add");
+    let sha = bounded(commit_changes(&wt, &rc))
+        .await
+        .expect("commit")
+        .expect("a commit");
+
+    let wt_path = wt.path().to_string_lossy().into_owned();
+    let shown = git(&[
+        "-C",
+        &wt_path,
+        "log",
+        "-1",
+        "--format=%H%n%P%n%an <%ae>%n%cn <%ce>%n%B",
+    ])
+    .await;
+    assert_eq!(
+        shown,
+        format!(
+            "{}\n{}\ntickbot <tickbot@example.org>\ntickbot <tickbot@example.org>\n\
+             images: Update fedora-41 image\n\n\
+             Tickbot-Job: j-commit\nTickbot-Log: http://logs.example/logs/j-commit\n\n",
+            sha.0, w.head.0
+        )
+    );
+    let trailers = git(&[
+        "-C",
+        &wt_path,
+        "log",
+        "-1",
+        "--format=%(trailers:key=Tickbot-Job,valueonly)",
+    ])
+    .await;
+    assert_eq!(trailers.trim(), "j-commit");
+    let status = git(&["-C", &wt_path, "show", "--name-status", "--format=", &sha.0]).await;
+    assert_eq!(status, "M\ta.txt\nD\tb.txt\nA\tnew/d.txt\n");
+
+    // Nothing left to commit afterwards.
+    assert_eq!(
+        bounded(commit_changes(&wt, &rc)).await.expect("commit"),
+        None
+    );
+    bounded(wt.remove()).await.expect("removed");
+    w.forge.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_rewriting_the_checkouts_git_file_cannot_run_code_on_the_host() {
+    let w = World::new().await;
+    w.fetch_head().await;
+    let dir = w.job_dir("j-hostile");
+    let wt = bounded(w.mirrors.worktree(&w.repo, &w.head, &dir))
+        .await
+        .expect("worktree");
+    // What a hostile task could do from inside its container: point `.git` at a repository
+    // of its own whose config runs a command whenever git looks at the tree.
+    let pwned = w.dir.path().join("pwned");
+    let evil = w.dir.path().join("evil");
+    git(&["init", "--quiet", &evil.to_string_lossy()]).await;
+    let evil_git = evil.join(".git").to_string_lossy().into_owned();
+    let hook = format!("touch {}", pwned.display());
+    git(&["--git-dir", &evil_git, "config", "core.fsmonitor", &hook]).await;
+    std::fs::write(dir.join(".git"), format!("gitdir: {evil_git}\n")).expect("rewrite .git");
+    std::fs::write(dir.join("c.txt"), "changed\n").expect("modify");
+
+    let rc = result_commit("j-hostile", "http://logs.example/logs/j-hostile");
+    let sha = bounded(commit_changes(&wt, &rc))
+        .await
+        .expect("commit")
+        .expect("a commit");
+    assert!(!pwned.exists(), "the job's git config ran on the host");
+    // The trap is real: git trusting the checkout's `.git` file springs it.
+    let _ = bounded(
+        tokio::process::Command::new("git")
+            .args(["-C", &dir.to_string_lossy(), "status", "--short"])
+            .output(),
+    )
+    .await;
+    assert!(pwned.exists(), "the test's trap did not work");
+    let mirror = w.mirrors.path(&w.repo).to_string_lossy().into_owned();
+    let files = git(&[
+        "--git-dir",
+        &mirror,
+        "show",
+        "--name-only",
+        "--format=",
+        &sha.0,
+    ])
+    .await;
+    assert_eq!(
+        files, "c.txt\n",
+        "only the task's change, not the fake .git"
+    );
+    bounded(wt.remove()).await.expect("removed");
+    assert!(!dir.exists());
+    w.forge.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_result_is_pushed_with_a_lease_and_found_again_by_its_trailer() {
+    let w = World::new().await;
+    w.fetch_head().await;
+    let dir = w.job_dir("j-push");
+    let wt = bounded(w.mirrors.worktree(&w.repo, &w.head, &dir))
+        .await
+        .expect("worktree");
+    std::fs::write(dir.join("c.txt"), "sea 2\n").expect("modify");
+    let rc = result_commit("j-push", "http://logs.example/logs/j-push");
+    let commit = bounded(commit_changes(&wt, &rc))
+        .await
+        .expect("commit")
+        .expect("a commit");
+
+    let auth = w.auth();
+    let pushed = bounded(push_result(
+        &w.mirrors,
+        &w.repo,
+        &wt,
+        &commit,
+        &w.url,
+        BRANCH,
+        &w.head,
+        Some(&auth),
+        3,
+    ))
+    .await
+    .expect("push");
+    assert_eq!(pushed, PushOutcome::Pushed(commit.clone()));
+    assert_eq!(w.tip(), commit);
+
+    // A redelivered job sees that its work landed.
+    let tip = w.fetch_head().await.expect("tip");
+    let landed = bounded(w.mirrors.landed(&w.repo, &w.head, &tip, "j-push"))
+        .await
+        .expect("landed");
+    assert_eq!(landed, Some(commit.clone()));
+    for other in ["j-pus", "j-push2", "j-other"] {
+        let none = bounded(w.mirrors.landed(&w.repo, &w.head, &tip, other))
+            .await
+            .expect("landed");
+        assert_eq!(none, None, "{other}");
+    }
+    bounded(wt.remove()).await.expect("removed");
+    w.forge.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_person_pushing_meanwhile_gets_the_result_rebased_on_top() {
+    let w = World::new().await;
+    w.fetch_head().await;
+    let dir = w.job_dir("j-rebase");
+    let wt = bounded(w.mirrors.worktree(&w.repo, &w.head, &dir))
+        .await
+        .expect("worktree");
+    std::fs::write(dir.join("c.txt"), "sea from the task\n").expect("modify");
+    let rc = result_commit("j-rebase", "http://logs.example/logs/j-rebase");
+    let commit = bounded(commit_changes(&wt, &rc))
+        .await
+        .expect("commit")
+        .expect("a commit");
+
+    let theirs = w
+        .person_pushes(&[("b.txt", "bee from alice\n")], "Alice's change")
+        .await;
+    let auth = w.auth();
+    let outcome = bounded(push_result(
+        &w.mirrors,
+        &w.repo,
+        &wt,
+        &commit,
+        &w.url,
+        BRANCH,
+        &w.head,
+        Some(&auth),
+        3,
+    ))
+    .await
+    .expect("push");
+    let PushOutcome::Pushed(rebased) = outcome else {
+        panic!("expected a rebased push, got {outcome:?}");
+    };
+    assert_ne!(rebased, commit, "a new commit on the new head");
+    assert_eq!(w.tip(), rebased);
+
+    let tip = w.fetch_head().await.expect("tip");
+    assert_eq!(tip, rebased);
+    let mirror = w.mirrors.path(&w.repo).to_string_lossy().into_owned();
+    let log = git(&[
+        "--git-dir",
+        &mirror,
+        "log",
+        "--format=%H %s",
+        &format!("{}..{}", w.head.0, rebased.0),
+    ])
+    .await;
+    assert_eq!(
+        log,
+        format!(
+            "{} images: Update fedora-41 image\n{} Alice's change\n",
+            rebased.0, theirs.0
+        )
+    );
+    assert_eq!(
+        w.forge.file(&w.repo, BRANCH, "b.txt").await.as_deref(),
+        Some("bee from alice\n")
+    );
+    assert_eq!(
+        w.forge.file(&w.repo, BRANCH, "c.txt").await.as_deref(),
+        Some("sea from the task\n")
+    );
+    let landed = bounded(w.mirrors.landed(&w.repo, &w.head, &tip, "j-rebase"))
+        .await
+        .expect("landed");
+    assert_eq!(landed, Some(rebased));
+    bounded(wt.remove()).await.expect("removed");
+    w.forge.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_conflicting_push_meanwhile_means_the_head_moved() {
+    let w = World::new().await;
+    w.fetch_head().await;
+    let dir = w.job_dir("j-conflict");
+    let wt = bounded(w.mirrors.worktree(&w.repo, &w.head, &dir))
+        .await
+        .expect("worktree");
+    std::fs::write(dir.join("a.txt"), "one\nTASK\nthree\n").expect("modify");
+    let rc = result_commit("j-conflict", "http://logs.example/logs/j-conflict");
+    let commit = bounded(commit_changes(&wt, &rc))
+        .await
+        .expect("commit")
+        .expect("a commit");
+    let theirs = w
+        .person_pushes(&[("a.txt", "one\nALICE\nthree\n")], "Alice edits a")
+        .await;
+
+    let auth = w.auth();
+    let outcome = bounded(push_result(
+        &w.mirrors,
+        &w.repo,
+        &wt,
+        &commit,
+        &w.url,
+        BRANCH,
+        &w.head,
+        Some(&auth),
+        3,
+    ))
+    .await
+    .expect("push");
+    assert_eq!(
+        outcome,
+        PushOutcome::HeadMoved {
+            reason: "PR head moved and the result does not apply: conflict in a.txt".into()
+        }
+    );
+    assert_eq!(w.tip(), theirs, "the person's push is untouched");
+    bounded(wt.remove()).await.expect("removed");
+    w.forge.shutdown().await;
+}
+
+// ---------------------------------------------------------------------------------------
+// runtimes
+
+fn containers_conf() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tasks/podman-containers.conf")
+}
+
+fn podman() -> Runtime {
+    Runtime::Podman {
+        containers_conf: Some(containers_conf()),
+    }
+}
+
+/// Builds the test image once per test binary; fails loudly when podman is missing.
+fn test_image() {
+    static BUILT: OnceLock<Result<(), String>> = OnceLock::new();
+    let built = BUILT.get_or_init(|| {
+        let hint = "podman is needed for these tests: apt-get install podman runc busybox-static";
+        match std::process::Command::new("podman")
+            .arg("--version")
+            .output()
+        {
+            Ok(out) if out.status.success() => {}
+            _ => return Err(hint.to_string()),
+        }
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tasks/test-image/build.sh");
+        let out = std::process::Command::new("sh")
+            .arg(&script)
+            .env("CONTAINERS_CONF", containers_conf())
+            .output()
+            .map_err(|e| format!("running {}: {e}", script.display()))?;
+        if out.status.success() {
+            Ok(())
+        } else {
+            Err(format!(
+                "{} failed: {}\n{hint}",
+                script.display(),
+                String::from_utf8_lossy(&out.stderr)
+            ))
+        }
+    });
+    if let Err(e) = built {
+        panic!("{e}");
+    }
+}
+
+/// A podman command run by the test itself, to observe containers.
+async fn podman_cli(args: &[&str]) -> std::process::Output {
+    bounded(
+        tokio::process::Command::new("podman")
+            .args(args)
+            .env("CONTAINERS_CONF", containers_conf())
+            .output(),
+    )
+    .await
+    .expect("podman runs")
+}
+
+async fn container_exists(name: &str) -> bool {
+    let listed = podman_cli(&[
+        "ps",
+        "-a",
+        "--filter",
+        &format!("name=^{name}$"),
+        "--format",
+        "{{.Names}}",
+    ])
+    .await;
+    assert!(listed.status.success(), "podman ps");
+    !String::from_utf8_lossy(&listed.stdout).trim().is_empty()
+}
+
+struct Job {
+    dir: tempfile::TempDir,
+    spec: RunSpec,
+}
+
+impl Job {
+    fn new(argv: &[&str]) -> Job {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let workdir = dir.path().join("work");
+        std::fs::create_dir(&workdir).expect("workdir");
+        let spec = RunSpec {
+            name: format!("tickbot-test-{}", uuid::Uuid::new_v4().simple()),
+            image: IMAGE.into(),
+            argv: argv.iter().map(|a| a.to_string()).collect(),
+            workdir,
+            env: vec![("GREETING".into(), "hello from the job".into())],
+            network: false,
+            timeout: WAIT,
+            memory: "256m".into(),
+            pids_limit: 64,
+        };
+        Job { dir, spec }
+    }
+
+    fn log(&self) -> PathBuf {
+        self.dir.path().join("logs/job.log")
+    }
+
+    fn log_text(&self) -> String {
+        std::fs::read_to_string(self.log()).unwrap_or_default()
+    }
+
+    fn file(&self, name: &str) -> String {
+        std::fs::read_to_string(self.spec.workdir.join(name)).expect("file from the job")
+    }
+
+    async fn run(&self, rt: &Runtime) -> RunOutcome {
+        let (_cancel, rx) = watch::channel(false);
+        bounded(rt.run(&self.spec, &self.log(), rx))
+            .await
+            .expect("run")
+    }
+
+    /// Waits (bounded) until the log contains `text`.
+    async fn wait_for_log(&self, text: &str) {
+        let start = Instant::now();
+        while !self.log_text().contains(text) {
+            assert!(
+                start.elapsed() < WAIT,
+                "log never showed {text:?}: {:?}",
+                self.log_text()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+const WRITE_AND_FAIL: &str = "echo \"$GREETING\" > result.txt; ls /sys/class/net > net.txt; \
+                              echo on-stdout; echo on-stderr >&2; exit 3";
+
+#[tokio::test]
+async fn podman_runs_the_checkout_without_network_and_reports_the_exit_code() {
+    test_image();
+    bounded(podman().check()).await.expect("podman works");
+    let job = Job::new(&["/bin/sh", "-c", WRITE_AND_FAIL]);
+    assert_eq!(job.run(&podman()).await, RunOutcome::Exited(3));
+    assert_eq!(job.file("result.txt"), "hello from the job\n");
+    assert_eq!(
+        job.file("net.txt"),
+        "lo\n",
+        "only loopback with --network none"
+    );
+    let log = job.log_text();
+    assert!(
+        log.contains("on-stdout") && log.contains("on-stderr"),
+        "{log}"
+    );
+    assert!(!container_exists(&job.spec.name).await, "--rm removed it");
+
+    let ok = Job::new(&["/bin/sh", "-c", "touch made-in-container"]);
+    assert_eq!(ok.run(&podman()).await, RunOutcome::Exited(0));
+    assert!(ok.spec.workdir.join("made-in-container").exists());
+}
+
+#[tokio::test]
+async fn host_runs_the_checkout_with_a_clean_environment() {
+    let job = Job::new(&[
+        "/bin/sh",
+        "-c",
+        "echo \"$GREETING\" > result.txt; env > env.txt; pwd; exit 4",
+    ]);
+    assert_eq!(job.run(&Runtime::Host).await, RunOutcome::Exited(4));
+    assert_eq!(job.file("result.txt"), "hello from the job\n");
+    let env = job.file("env.txt");
+    // cargo sets CARGO_* for the test process; none of it may reach the job.
+    assert!(!env.contains("CARGO"), "{env}");
+    assert!(env.contains("PATH=") && env.contains("HOME="), "{env}");
+    let cwd = std::fs::canonicalize(&job.spec.workdir).expect("workdir");
+    assert!(
+        job.log_text().contains(&*cwd.to_string_lossy()),
+        "runs in the worktree"
+    );
+
+    // `./script` is the checkout's script.
+    let script = Job::new(&["./task.sh", "an arg"]);
+    let path = script.spec.workdir.join("task.sh");
+    std::fs::write(&path, "#!/bin/sh\necho \"got $1\" > out.txt\n").expect("script");
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    assert_eq!(script.run(&Runtime::Host).await, RunOutcome::Exited(0));
+    assert_eq!(script.file("out.txt"), "got an arg\n");
+}
+
+/// The log is written as the command runs: its first line is there while it waits for a
+/// file that the test creates only after seeing that line.
+async fn log_is_live(rt: Runtime, go: &str) {
+    let wait_then_finish =
+        format!("echo first line; while [ ! -e {go} ]; do sleep 0.05; done; echo second line");
+    let job = Job::new(&["/bin/sh", "-c", &wait_then_finish]);
+    let (_cancel, rx) = watch::channel(false);
+    let running = {
+        let (spec, log) = (job.spec.clone(), job.log());
+        tokio::spawn(async move { rt.run(&spec, &log, rx).await })
+    };
+    job.wait_for_log("first line").await;
+    assert!(!job.log_text().contains("second line"));
+    assert!(!running.is_finished());
+    std::fs::write(job.spec.workdir.join("go"), "").expect("go");
+    let outcome = bounded(running).await.expect("joined").expect("run");
+    assert_eq!(outcome, RunOutcome::Exited(0));
+    assert_eq!(job.log_text(), "first line\nsecond line\n");
+}
+
+#[tokio::test]
+async fn podman_streams_the_log() {
+    test_image();
+    log_is_live(podman(), "/work/go").await;
+}
+
+#[tokio::test]
+async fn host_streams_the_log() {
+    log_is_live(Runtime::Host, "go").await;
+}
+
+#[tokio::test]
+async fn podman_timeout_stops_and_removes_the_container() {
+    test_image();
+    let mut job = Job::new(&["/bin/sh", "-c", "echo started; sleep 600"]);
+    job.spec.timeout = Duration::from_secs(2);
+    let start = Instant::now();
+    assert_eq!(job.run(&podman()).await, RunOutcome::TimedOut);
+    assert!(start.elapsed() >= Duration::from_secs(2));
+    assert!(job.log_text().contains("started"));
+    assert!(
+        !container_exists(&job.spec.name).await,
+        "container left behind"
+    );
+}
+
+#[tokio::test]
+async fn podman_cancel_stops_and_removes_the_container() {
+    test_image();
+    let job = Job::new(&["/bin/sh", "-c", "echo started; sleep 600"]);
+    let (cancel, rx) = watch::channel(false);
+    let running = {
+        let (spec, log) = (job.spec.clone(), job.log());
+        tokio::spawn(async move { podman().run(&spec, &log, rx).await })
+    };
+    job.wait_for_log("started").await;
+    assert!(container_exists(&job.spec.name).await, "running");
+    cancel.send(true).expect("cancel");
+    let outcome = bounded(running).await.expect("joined").expect("run");
+    assert_eq!(outcome, RunOutcome::Cancelled);
+    assert!(
+        !container_exists(&job.spec.name).await,
+        "container left behind"
+    );
+}
+
+#[tokio::test]
+async fn podman_run_abandoned_midway_still_removes_its_container() {
+    test_image();
+    let job = Job::new(&["/bin/sh", "-c", "echo started; sleep 600"]);
+    let (_cancel, rx) = watch::channel(false);
+    let running = {
+        let (spec, log) = (job.spec.clone(), job.log());
+        tokio::spawn(async move { podman().run(&spec, &log, rx).await })
+    };
+    job.wait_for_log("started").await;
+    // A worker task aborted mid-job (e.g. its runtime shutting down) drops the future.
+    running.abort();
+    let start = Instant::now();
+    while container_exists(&job.spec.name).await {
+        assert!(
+            start.elapsed() < WAIT,
+            "abandoned container was never removed"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test]
+async fn podman_reports_a_missing_image_in_the_log() {
+    test_image();
+    let mut job = Job::new(&["true"]);
+    job.spec.image = "localhost/tickbot-no-such-image:latest".into();
+    assert_eq!(job.run(&podman()).await, RunOutcome::Exited(125));
+    assert!(
+        job.log_text().contains("tickbot-no-such-image"),
+        "{}",
+        job.log_text()
+    );
+}
+
+#[tokio::test]
+async fn remove_clears_a_container_left_by_a_killed_worker() {
+    test_image();
+    let name = format!("tickbot-test-{}", uuid::Uuid::new_v4().simple());
+    // What a SIGKILLed worker leaves: a running container with the job's name.
+    let started = podman_cli(&[
+        "run",
+        "-d",
+        "--rm",
+        "--name",
+        &name,
+        "--network",
+        "none",
+        IMAGE,
+        "sleep",
+        "600",
+    ])
+    .await;
+    assert!(
+        started.status.success(),
+        "{}",
+        String::from_utf8_lossy(&started.stderr)
+    );
+    assert!(container_exists(&name).await);
+    bounded(podman().remove(&name)).await.expect("removed");
+    assert!(!container_exists(&name).await, "container still there");
+    // Nothing to remove is fine too.
+    bounded(podman().remove(&name)).await.expect("idempotent");
+}
+
+/// Waits (bounded) until process `pid` is dead: gone, or a zombie its new parent has not
+/// reaped yet (SIGKILL is delivered at once, reaping is someone else's business).
+async fn wait_gone(pid: &str) {
+    let stat = format!("/proc/{}/stat", pid.trim());
+    let start = Instant::now();
+    loop {
+        let state = std::fs::read_to_string(&stat)
+            .ok()
+            .and_then(|s| s.rsplit_once(") ").map(|(_, rest)| rest.chars().next()))
+            .flatten();
+        if matches!(state, None | Some('Z') | Some('X')) {
+            return;
+        }
+        assert!(start.elapsed() < WAIT, "process {pid} survived");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
+async fn host_timeout_and_cancel_stop_the_whole_process_group() {
+    // A child that ignores SIGTERM and a grandchild in the background: both must go.
+    let stubborn = "trap '' TERM; sleep 600 & echo $! > bg.pid; echo started; wait";
+    let mut job = Job::new(&["/bin/sh", "-c", stubborn]);
+    job.spec.timeout = Duration::from_secs(1);
+    assert_eq!(job.run(&Runtime::Host).await, RunOutcome::TimedOut);
+    wait_gone(&job.file("bg.pid")).await;
+
+    let job = Job::new(&["/bin/sh", "-c", stubborn]);
+    let (cancel, rx) = watch::channel(false);
+    let running = {
+        let (spec, log) = (job.spec.clone(), job.log());
+        tokio::spawn(async move { Runtime::Host.run(&spec, &log, rx).await })
+    };
+    job.wait_for_log("started").await;
+    cancel.send(true).expect("cancel");
+    let outcome = bounded(running).await.expect("joined").expect("run");
+    assert_eq!(outcome, RunOutcome::Cancelled);
+    wait_gone(&job.file("bg.pid")).await;
+
+    // Already cancelled: nothing starts.
+    let (_cancel, rx) = watch::channel(true);
+    let never = Job::new(&["/bin/sh", "-c", "touch ran"]);
+    let outcome = bounded(Runtime::Host.run(&never.spec, &never.log(), rx))
+        .await
+        .expect("run");
+    assert_eq!(outcome, RunOutcome::Cancelled);
+    assert!(!never.spec.workdir.join("ran").exists());
+}
