@@ -134,6 +134,11 @@ impl Stack {
         }
     }
 
+    /// The queue name prefix of this stack (for a worker started as its own process).
+    pub fn prefix(&self) -> &str {
+        &self.opts.prefix
+    }
+
     /// The settings of a worker in this stack: its logs are served by this stack's intake,
     /// and it pushes to the forge as the bot.
     pub fn worker_settings(
@@ -184,5 +189,9 @@ impl Stack {
             role.stop().await;
         }
         self.forge.shutdown().await;
+        // The queues carry this stack's unique prefix: nobody else will ever use them.
+        if let Err(e) = self.broker.delete(&["default".to_string()]).await {
+            tracing::warn!(error = %e, "cannot delete the stack's queues");
+        }
     }
 }

@@ -242,3 +242,36 @@ fn tickbot_all_starts_on_the_embedded_queue_and_stops_cleanly_on_sigterm() {
         text(&out.stderr)
     );
 }
+
+#[test]
+fn the_demo_runs_the_whole_pipeline_and_shows_it() {
+    let conf =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tasks/podman-containers.conf");
+    let out = tickbot(
+        &["--config", "/nonexistent/tickbot.toml", "demo"],
+        &[(
+            "TICKBOT__WORKER__CONTAINERS_CONF",
+            conf.to_str().expect("utf-8"),
+        )],
+        None,
+    );
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{stdout}\n{}", text(&out.stderr));
+    for expected in [
+        "alice opened PR #1",
+        "worker runtime: podman, image localhost/tickbot-test:latest",
+        "status bump/alpha on",
+        "\"In progress [demo-worker]\"",
+        "\"Success [demo-worker]\"",
+        "Both boxes are ticked. The description:\n    | Two version bumps, done by tickbot.\n    | \n    | - [x] bump alpha\n    | - [x] bump beta",
+        "tickbot: versions: Bump beta",
+        "tickbot: versions: Bump alpha",
+        "Tickbot-Job: j",
+        "The logs:\n    | http://127.0.0.1:",
+    ] {
+        assert!(
+            stdout.contains(expected),
+            "missing {expected:?} in:\n{stdout}"
+        );
+    }
+}

@@ -2,14 +2,16 @@
 //! signatures, the dispatcher, and real RabbitMQ. Each test tells one user story and asserts
 //! what that user would see: statuses, comments and the job messages queued for workers.
 
-use std::sync::OnceLock;
+mod common;
+
+use common::{WAIT, amqp_url, broker_lock, run, wait_for};
 use std::time::Duration;
 use tickbot::forge::Forge;
 use tickbot::ids::{CommitSha, PrNumber, RepoName};
 use tickbot::job::Job;
 use tickbot::queue::{Broker, QueueKind};
 use tickbot::stack::{Stack, StackOptions};
-use tokio::sync::{Mutex, RwLock};
+use tokio::sync::Mutex;
 
 const TASKS_TOML: &str = r#"
 [tasks.image-refresh]
@@ -28,34 +30,6 @@ command = ["make", "lint"]
 [secrets.image-upload]
 env = { S3_KEY = "IMAGE_UPLOAD_KEY" }
 "#;
-
-const WAIT: Duration = Duration::from_secs(10);
-
-fn amqp_url() -> String {
-    std::env::var("TICKBOT_TEST_AMQP_URL")
-        .unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".into())
-}
-
-/// The RabbitMQ restart test takes this for writing; every other test for reading.
-fn broker_lock() -> &'static RwLock<()> {
-    static LOCK: OnceLock<RwLock<()>> = OnceLock::new();
-    LOCK.get_or_init(|| RwLock::new(()))
-}
-
-/// Polls `check` until it returns Some, failing the test with `what` after [`WAIT`].
-async fn wait_for<T>(what: &str, mut check: impl FnMut() -> Option<T>) -> T {
-    let deadline = tokio::time::Instant::now() + WAIT;
-    loop {
-        if let Some(v) = check() {
-            return v;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out after {WAIT:?} waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
 
 /// Jobs as a worker would receive them, collected by a consumer on the default pool.
 struct JobTap {
@@ -540,7 +514,7 @@ async fn a_rabbitmq_restart_loses_nothing() {
     let (pr1, sha1) = w.open_pr("alice", "- [ ] lint\n").await;
     w.wait_pending(&sha1, "lint").await;
 
-    run("rabbitmqctl", &["stop_app"]);
+    let _ = run("rabbitmqctl", &["stop_app"]);
     // While RabbitMQ is down the intake answers 503, so GitHub records a failed delivery.
     let (pr2, sha2) = w.open_pr("alice", "- [ ] lint\n").await;
     let failed = wait_for("the failed delivery", || {
@@ -550,8 +524,8 @@ async fn a_rabbitmq_restart_loses_nothing() {
             .find(|d| d.event == "pull_request" && d.status == Some(503))
     })
     .await;
-    run("rabbitmqctl", &["start_app"]);
-    run("rabbitmqctl", &["await_startup"]);
+    let _ = run("rabbitmqctl", &["start_app"]);
+    let _ = run("rabbitmqctl", &["await_startup"]);
 
     // Redelivering it (as a person would from GitHub's settings) is accepted once the broker
     // is back, and the queued job from before the restart is still there.
@@ -580,18 +554,6 @@ where
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-}
-
-fn run(cmd: &str, args: &[&str]) {
-    let out = std::process::Command::new(cmd)
-        .args(args)
-        .output()
-        .unwrap_or_else(|e| panic!("{cmd}: {e}"));
-    assert!(
-        out.status.success(),
-        "{cmd} {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

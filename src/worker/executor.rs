@@ -303,10 +303,8 @@ impl Worker {
             });
         }
 
+        // A worker killed mid-job leaves its worktree here; `worktree` replaces it.
         let dir = self.settings.state_dir.join("work").join(&job.job_id);
-        if dir.exists() {
-            let _ = std::fs::remove_dir_all(&dir);
-        }
         let worktree = self
             .mirrors
             .worktree(&job.repo, &job.head_sha, &dir)
@@ -350,7 +348,7 @@ impl Worker {
             memory: self.settings.memory.clone(),
             pids_limit: self.settings.pids_limit,
         };
-        append_log(log_path, &format!("$ {}", job.argv.join(" ")));
+        append_log(log_path, &format!("$ {}", shell_words(&job.argv)));
         let failed = |reason: String| {
             Ok(Executed::Finished {
                 outcome: Outcome::Failure { reason },
@@ -440,5 +438,33 @@ fn append_log(path: &Path, line: &str) {
         .and_then(|mut f| writeln!(f, "{line}"));
     if let Err(e) = written {
         tracing::warn!(path = %path.display(), error = %e, "cannot write the job log");
+    }
+}
+
+/// The command as a person would type it, for the log: arguments with spaces or quotes quoted.
+fn shell_words(argv: &[String]) -> String {
+    argv.iter()
+        .map(|a| {
+            let plain = !a.is_empty()
+                && a.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "-_./=:,@%+".contains(c));
+            if plain {
+                a.clone()
+            } else {
+                format!("'{}'", a.replace('\'', "'\\''"))
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn commands_are_logged_as_a_person_would_type_them() {
+        let argv = ["sh", "-c", "echo it's; ls", "./run"].map(String::from);
+        assert_eq!(shell_words(&argv), "sh -c 'echo it'\\''s; ls' ./run");
     }
 }

@@ -1,0 +1,77 @@
+//! What the end-to-end test binaries share: bounded waiting, the RabbitMQ under test, and the
+//! lock that keeps a broker restart away from the other tests of a binary.
+
+#![allow(dead_code)] // each test binary uses its own part of this
+
+use std::sync::OnceLock;
+use std::time::Duration;
+use tokio::sync::RwLock;
+
+pub const WAIT: Duration = Duration::from_secs(10);
+
+pub fn amqp_url() -> String {
+    std::env::var("TICKBOT_TEST_AMQP_URL")
+        .unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".into())
+}
+
+/// A test that restarts RabbitMQ takes this for writing; every other test for reading.
+pub fn broker_lock() -> &'static RwLock<()> {
+    static LOCK: OnceLock<RwLock<()>> = OnceLock::new();
+    LOCK.get_or_init(|| RwLock::new(()))
+}
+
+/// Polls `check` until it returns Some, failing the test with `what` after `within`.
+pub async fn wait_within<T>(
+    within: Duration,
+    what: &str,
+    mut check: impl FnMut() -> Option<T>,
+) -> T {
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        if let Some(v) = check() {
+            return v;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out after {within:?} waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// [`wait_within`] the default [`WAIT`].
+pub async fn wait_for<T>(what: &str, check: impl FnMut() -> Option<T>) -> T {
+    wait_within(WAIT, what, check).await
+}
+
+/// Runs a command that must succeed; returns its stdout.
+pub fn run(cmd: &str, args: &[&str]) -> String {
+    let out = std::process::Command::new(cmd)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("{cmd}: {e}"));
+    assert!(
+        out.status.success(),
+        "{cmd} {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// The podman configuration this project's tests use (see tasks/podman-containers.conf).
+pub fn containers_conf() -> std::path::PathBuf {
+    std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tasks/podman-containers.conf")
+}
+
+/// Names of the containers podman knows, running or not.
+pub fn containers() -> Vec<String> {
+    let out = std::process::Command::new("podman")
+        .env("CONTAINERS_CONF", containers_conf())
+        .args(["ps", "-a", "--format", "{{.Names}}"])
+        .output()
+        .expect("podman ps (install podman: apt-get install podman runc)");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
