@@ -726,3 +726,43 @@ async fn the_fields_tickbot_reads_parse_from_the_forges_payloads_as_from_githubs
     assert_eq!(seen, vec!["opened", "edited", "comment created"]);
     w.stack.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tasks_added_by_an_untrusted_editor_wait_for_an_approval() {
+    let _shared = broker_lock().read().await;
+    let mut w = World::new().await;
+    let (pr, sha) = w.open_pr("alice", "- [x] lint\n").await;
+    // carol is no collaborator; she adds a task to alice's PR.
+    w.edit(pr, "- [x] lint\n- [ ] image-refresh fedora-41\n", "carol")
+        .await;
+    let comment = wait_for("the explanation", || {
+        w.bot_comments(pr)
+            .into_iter()
+            .find(|c| c.contains("@carol"))
+    })
+    .await;
+    assert!(
+        comment.contains(
+            "tickbot has not queued the tasks of this pull request: Tasks changed by @carol, \
+             who is not trusted; /ok-to-test approves."
+        ),
+        "{comment}"
+    );
+    assert_eq!(
+        w.status(&sha, "image-refresh/fedora-41"),
+        Some((
+            "pending".to_string(),
+            Some("Manual testing required".to_string())
+        ))
+    );
+    w.barrier().await;
+    assert!(w.jobs_for(pr).await.is_empty(), "nothing ran");
+
+    // alice approves the list as it now is.
+    w.forge()
+        .comment(&w.repo, pr, "/ok-to-test", "alice")
+        .await
+        .expect("comment");
+    w.wait_pending(&sha, "image-refresh/fedora-41").await;
+    w.stack.shutdown().await;
+}

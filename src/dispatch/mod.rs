@@ -400,11 +400,54 @@ impl Dispatcher {
                         )
                         .await;
                 }
+                if pr.action == "edited" {
+                    self.check_editor(&pr).await?;
+                }
                 let pull = self.fresh(pr).await?;
                 self.plan_pr(pull).await
             }
             _ => Ok(()),
         }
+    }
+
+    /// Design §5: tasks added or changed by an untrusted editor (someone else than the author)
+    /// do not run. The PR's approval status turns to failure, so nothing runs at this commit
+    /// until a trusted person's `/ok-to-test` approves the task list as it now is.
+    async fn check_editor(&self, event: &PullRequestEvent) -> Result<(), DispatchError> {
+        let pull = &event.pull;
+        let Some(before) = &event.body_before else {
+            return Ok(());
+        };
+        if event.sender == pull.author {
+            return Ok(()); // the author's own trust decides, in plan_pr
+        }
+        let after = approval_note(&checklist::parse(&pull.body));
+        if approval_note(&checklist::parse(before)) == after {
+            return Ok(()); // ticks and prose only
+        }
+        let verdict = self
+            .trust
+            .check(&pull.repo, &pull.default_branch, &event.sender, "")
+            .await?;
+        if verdict.trusted {
+            return Ok(());
+        }
+        self.github
+            .set_status(
+                &pull.repo,
+                &pull.head_sha,
+                &CommitStatus {
+                    context: APPROVAL_CONTEXT.into(),
+                    state: StatusState::Failure,
+                    description: Some(format!(
+                        "Tasks changed by @{}, who is not trusted; /ok-to-test approves",
+                        event.sender
+                    )),
+                    target_url: None,
+                },
+            )
+            .await?;
+        Ok(())
     }
 
     /// The event's pull request, or a fresh read when its body may predate one of the
@@ -545,14 +588,14 @@ impl Dispatcher {
             return self.refuse_items(&pr, &refused).await;
         }
         let approval = approval_note(&checklist);
-        let approved = statuses.iter().any(|s| {
-            s.context == APPROVAL_CONTEXT
-                && s.state == StatusState::Success
+        let approval_status = statuses.iter().find(|s| s.context == APPROVAL_CONTEXT);
+        let approved = approval_status.is_some_and(|s| {
+            s.state == StatusState::Success
                 && s.description
                     .as_deref()
                     .is_some_and(|d| d.ends_with(&approval))
         });
-        let verdict = self
+        let mut verdict = self
             .trust
             .check(
                 &pr.repo,
@@ -561,6 +604,17 @@ impl Dispatcher {
                 &pr.author_association,
             )
             .await?;
+        // An untrusted editor changed the tasks (see `check_editor`): even a trusted author's
+        // PR waits for an approval.
+        if let Some(blocked) = approval_status.filter(|s| s.state == StatusState::Failure) {
+            verdict = trust::Verdict {
+                trusted: false,
+                reason: blocked
+                    .description
+                    .clone()
+                    .unwrap_or_else(|| "the task list needs an approval".into()),
+            };
+        }
         if !verdict.trusted && !approved {
             // Nothing else is said to an untrusted author: no refusals to spam the PR with.
             let text = replies::untrusted(&verdict.reason, &pr.head_sha);

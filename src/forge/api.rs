@@ -185,7 +185,10 @@ pub(crate) fn router(forge: Forge) -> Router {
 /// Call log, latency, faults and authentication, for REST calls only.
 async fn rest_layer(State(forge): State<Forge>, req: Request, next: Next) -> Response {
     let path = req.uri().path().to_string();
-    if git_path(&path).is_some() || path.starts_with("/_forge/") {
+    // `/repos/…` is always the REST API (a repository may be named `x.git`): only other paths
+    // can be git's smart HTTP.
+    let rest = path.starts_with("/repos/") || path.starts_with("/orgs/") || path == "/user";
+    if (!rest && git_path(&path).is_some()) || path.starts_with("/_forge/") {
         return next.run(req).await;
     }
     let method = req.method().to_string();
@@ -314,7 +317,7 @@ pub(crate) fn paginate<T>(
     }
     let slice = items
         .into_iter()
-        .skip((page - 1) * per_page)
+        .skip((page - 1).saturating_mul(per_page))
         .take(per_page)
         .collect();
     (slice, (!links.is_empty()).then(|| links.join(", ")))

@@ -10,7 +10,7 @@ use chrono::Utc;
 use serde_json::json;
 
 /// GitHub's limit on a commit status description, in characters.
-pub const MAX_STATUS_DESCRIPTION: usize = 140;
+pub const MAX_STATUS_DESCRIPTION: usize = crate::github::MAX_STATUS_DESCRIPTION;
 
 /// The reactions GitHub accepts.
 pub const REACTIONS: [&str; 8] = [

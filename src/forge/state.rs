@@ -10,7 +10,7 @@ use chrono::{DateTime, Utc};
 use std::collections::{BTreeMap, BTreeSet};
 
 /// GitHub's limit on issue, pull request and comment bodies, in characters.
-pub const MAX_BODY_CHARS: usize = 65_536;
+pub const MAX_BODY_CHARS: usize = crate::checklist::GITHUB_BODY_LIMIT;
 
 /// Why a forge operation was refused; the REST layer maps each to GitHub's status and JSON.
 #[derive(Debug, Clone, thiserror::Error)]

@@ -142,7 +142,7 @@ impl fmt::Debug for GitHub {
 }
 
 /// GitHub limits a status description to 140 characters and refuses longer ones with a 422.
-const MAX_STATUS_DESCRIPTION: usize = 140;
+pub const MAX_STATUS_DESCRIPTION: usize = 140;
 
 impl GitHub {
     /// Builds the client. Must be called inside a tokio runtime (octocrab spawns a worker task).
