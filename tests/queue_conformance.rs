@@ -359,6 +359,22 @@ async fn explicit_dead_letter(b: Backend) {
     let d = next(&mut dead).await;
     assert_eq!((d.message_id.as_str(), d.attempt), ("bad", 1));
     d.ack().await.expect("ack");
+    // The dispatcher's copy, so a dead job does not stay "In progress"; failing it there
+    // keeps it there (no dead-letter loop).
+    let mut notices = env.consume(&QueueKind::DeadNotices, 1).await;
+    let n = next(&mut notices).await;
+    assert_eq!(n.message_id, "bad");
+    n.dead_letter().await.expect("dead_letter a notice");
+    let d = next(&mut dead).await;
+    assert_eq!(
+        d.message_id, "bad",
+        "an operator still sees it once more in dead"
+    );
+    d.ack().await.expect("ack");
+    assert!(
+        timeout(QUIET, notices.next()).await.is_err(),
+        "a notice that failed is not copied back to the notices"
+    );
 }
 
 async fn priority_order(b: Backend) {

@@ -3,7 +3,9 @@
 //! worker: it takes jobs from the job queue, pushes result commits as the bot and publishes
 //! `JobReport`s on the results queue.
 
-use std::time::Duration;
+mod common;
+
+use common::{WAIT, amqp_url, wait_for};
 use tickbot::dispatch::summary;
 use tickbot::forge::{CallMatch, Forge};
 use tickbot::ids::{CommitSha, PrNumber, RepoName};
@@ -24,28 +26,6 @@ command = ["make", "lint"]
 
 const TWO_TASKS: &str =
     "Refresh two images.\n\n- [ ] image-refresh fedora-41\n- [ ] image-refresh centos-9\n";
-
-const WAIT: Duration = Duration::from_secs(15);
-
-fn amqp_url() -> String {
-    std::env::var("TICKBOT_TEST_AMQP_URL")
-        .unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".into())
-}
-
-/// Polls `check` until it returns Some, failing the test with `what` after [`WAIT`].
-async fn wait_for<T>(what: &str, mut check: impl FnMut() -> Option<T>) -> T {
-    let deadline = tokio::time::Instant::now() + WAIT;
-    loop {
-        if let Some(v) = check() {
-            return v;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out after {WAIT:?} waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
 
 /// A status as a user sees it in the list of a commit: state, description, link.
 type Seen = (String, Option<String>, Option<String>);
@@ -574,6 +554,41 @@ async fn an_infrastructure_error_is_marked_failed_and_a_late_start_leaves_nothin
                 &log
             ),
         ]
+    );
+    w.stack.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_no_worker_could_finish_ends_as_an_error_not_in_progress() {
+    let mut w = World::new().await;
+    let (pr, head) = w.open_pr("topic", "- [ ] lint\n").await;
+    // Its workers crashed on every delivery: the queue dead-letters it.
+    let delivery = tokio::time::timeout(WAIT, w.jobs.next())
+        .await
+        .expect("a job within the wait")
+        .expect("the job queue is open")
+        .expect("a delivery");
+    let job: Job = serde_json::from_slice(&delivery.body).expect("a job message");
+    delivery.dead_letter().await.expect("dead-letter the job");
+
+    wait_for("the FAIL: prefix", || {
+        (w.body(pr) == "- [ ] FAIL: lint\n").then_some(())
+    })
+    .await;
+    let log = w.log_url(&job);
+    w.wait_status(
+        &head,
+        "lint",
+        "Internal error: no worker finished the job in 1 deliveries [tickbot]",
+    )
+    .await;
+    assert_eq!(
+        w.statuses(&head, "lint").last(),
+        Some(&seen(
+            "error",
+            "Internal error: no worker finished the job in 1 deliveries [tickbot]",
+            &log
+        ))
     );
     w.stack.shutdown().await;
 }

@@ -134,6 +134,7 @@ impl RecentSet {
 enum Inbox {
     Events,
     Results,
+    DeadNotices,
 }
 
 pub struct Dispatcher {
@@ -237,11 +238,13 @@ impl Dispatcher {
         self.request_reconcile().await?;
         let mut events = self.broker.consume(&QueueKind::Events, 1).await?;
         let mut results = self.broker.consume(&QueueKind::Results, 1).await?;
+        let mut dead = self.broker.consume(&QueueKind::DeadNotices, 1).await?;
         tracing::info!("dispatcher ready");
         loop {
             let (inbox, delivery) = tokio::select! {
                 d = events.next() => (Inbox::Events, d),
                 d = results.next() => (Inbox::Results, d),
+                d = dead.next() => (Inbox::DeadNotices, d),
                 _ = shutdown.changed() => break,
             };
             let Some(delivery) = delivery else {
@@ -261,10 +264,16 @@ impl Dispatcher {
                     results = self.broker.consume(&QueueKind::Results, 1).await?;
                     continue;
                 }
+                (Err(e), Inbox::DeadNotices) => {
+                    tracing::error!(error = %e, "dead-letter notices queue failed; reconnecting");
+                    dead = self.broker.consume(&QueueKind::DeadNotices, 1).await?;
+                    continue;
+                }
             };
             let outcome = match inbox {
                 Inbox::Events => self.handle_message(&delivery.body).await,
                 Inbox::Results => self.handle_report(&delivery.body).await,
+                Inbox::DeadNotices => self.handle_dead(&delivery.body, delivery.attempt).await,
             };
             let settled = match outcome {
                 Ok(()) => delivery.ack().await,

@@ -88,6 +88,49 @@ fn apply(body: &str, item: &ItemRef, mark: Mark) -> Applied {
 
 impl Dispatcher {
     /// Handles one message of the results queue.
+    /// A message that ended in the dead-letter queue. A job there will never report (its
+    /// workers crashed or were killed on every delivery), so it is finished here as an error:
+    /// its status leaves "In progress" and its box gets `FAIL:`. Other messages are only logged.
+    pub async fn handle_dead(&self, body: &[u8], attempts: u32) -> Result<(), DispatchError> {
+        let Ok(job) = serde_json::from_slice::<crate::job::Job>(body) else {
+            tracing::error!(
+                bytes = body.len(),
+                "a message was dead-lettered; an operator can inspect it in the dead-letter queue"
+            );
+            return Ok(());
+        };
+        tracing::error!(job = %job.job_id, repo = %job.repo, pr = %job.pr, attempts, "a job was dead-lettered");
+        let report = JobReport {
+            schema: crate::job::JOB_SCHEMA,
+            job_id: job.job_id.clone(),
+            repo: job.repo.clone(),
+            pr: job.pr,
+            head_sha: job.head_sha.clone(),
+            context: job.context.clone(),
+            item: job.item.clone(),
+            worker: "tickbot".into(),
+            log_url: format!(
+                "{}/logs/{}",
+                self.settings.logs_url.trim_end_matches('/'),
+                job.job_id
+            ),
+            state: crate::job::ReportState::Finished {
+                outcome: crate::job::Outcome::Error {
+                    reason: format!(
+                        "Internal error: no worker finished the job in {attempts} deliveries"
+                    ),
+                },
+                commit: None,
+                duration_secs: 0,
+            },
+        };
+        let body = serde_json::to_vec(&report).map_err(|e| DispatchError::BadEvent {
+            delivery: job.job_id.clone(),
+            reason: format!("cannot encode a report: {e}"),
+        })?;
+        self.handle_report(&body).await
+    }
+
     pub async fn handle_report(&self, body: &[u8]) -> Result<(), DispatchError> {
         let report: JobReport =
             serde_json::from_slice(body).map_err(|e| DispatchError::BadEvent {

@@ -333,16 +333,18 @@ impl AmqpBroker {
                     _ => self.amqp_err(format!("declaring queue {}", spec.name), e),
                 })?;
         }
-        channel
-            .queue_bind(
-                short(&dead, "queue name")?,
-                short(&dead, "exchange name")?,
-                "".into(),
-                QueueBindOptions::default(),
-                FieldTable::default(),
-            )
-            .await
-            .map_err(|e| self.amqp_err(format!("binding {dead}"), e))?;
+        for queue in super::dead_letter_queues(&self.inner.prefix) {
+            channel
+                .queue_bind(
+                    short(&queue, "queue name")?,
+                    short(&dead, "exchange name")?,
+                    "".into(),
+                    QueueBindOptions::default(),
+                    FieldTable::default(),
+                )
+                .await
+                .map_err(|e| self.amqp_err(format!("binding {queue}"), e))?;
+        }
         let _ = channel.close(200, "declared".into()).await;
         Ok(())
     }
@@ -733,8 +735,10 @@ impl AmqpSettle {
         priority: u8,
         attempt: u32,
     ) -> Result<(), QueueError> {
-        let dead = QueueKind::Dead.name(&self.broker.inner.prefix);
-        if attempt >= self.broker.inner.max_deliveries && self.queue != dead {
+        // Messages already in a dead-letter queue are never dead-lettered again (no loop).
+        let dead_letter_queues = super::dead_letter_queues(&self.broker.inner.prefix);
+        if attempt >= self.broker.inner.max_deliveries && !dead_letter_queues.contains(&self.queue)
+        {
             return self.dead_letter(message_id, body, priority, attempt).await;
         }
         self.broker
@@ -757,21 +761,25 @@ impl AmqpSettle {
         priority: u8,
         attempt: u32,
     ) -> Result<(), QueueError> {
-        let dead = QueueKind::Dead.name(&self.broker.inner.prefix);
         warn!(queue = %self.queue, %message_id, attempt, "dead-lettering message");
-        // Straight to the dead letter queue through the default exchange: a confirmed publish
+        // Straight to each dead letter queue through the default exchange: a confirmed publish
         // (broker-side dead-lettering of classic queues is not confirmed), and a missing queue
         // comes back as an error instead of closing the channel.
-        self.broker
-            .publish_raw(
-                &dead,
-                message_id,
-                body,
-                priority,
-                attempt,
-                Some(&self.queue),
-            )
-            .await?;
+        for dead in super::dead_letter_queues(&self.broker.inner.prefix) {
+            if dead == self.queue {
+                continue;
+            }
+            self.broker
+                .publish_raw(
+                    &dead,
+                    message_id,
+                    body,
+                    priority,
+                    attempt,
+                    Some(&self.queue),
+                )
+                .await?;
+        }
         self.ack(message_id).await
     }
 }

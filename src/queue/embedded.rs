@@ -331,6 +331,8 @@ struct Store {
 struct State {
     path: String,
     dead: String,
+    /// The copy of the dead letter queue for the dispatcher (`QueueKind::DeadNotices`).
+    notices: String,
     max_deliveries: u32,
     queues: HashMap<String, Queue>,
     consumers: HashMap<u64, Slot>,
@@ -447,6 +449,7 @@ impl Store {
             .map_err(locked)?;
         let mut state = State {
             path: path.clone(),
+            notices: format!("{dead}.notices"),
             dead,
             max_deliveries,
             queues: HashMap::new(),
@@ -825,7 +828,8 @@ impl State {
         let Some((queue, attempt)) = found else {
             return Ok(());
         };
-        if attempt >= self.max_deliveries && queue != self.dead {
+        // Messages already in a dead-letter queue are never dead-lettered again (no loop).
+        if attempt >= self.max_deliveries && queue != self.dead && queue != self.notices {
             return self.move_to_dead(db, row, index);
         }
         let seq = self.seq();
@@ -856,6 +860,27 @@ impl State {
         warn!(path = %self.path, row, "message dead-lettered");
         if index {
             self.index_row(db, row, &dead, seq)?;
+        }
+        // Like RabbitMQ's fanout dead-letter exchange: the dispatcher's queue gets a copy,
+        // unless the message failed there (no loop).
+        let from: Option<String> = db
+            .query_row("SELECT dead_from FROM messages WHERE id = ?1", [row], |r| {
+                r.get(0)
+            })
+            .map_err(self.err("reading a message"))?;
+        if self.queues.contains_key(&self.notices) && from.as_deref() != Some(&self.notices) {
+            let notices = self.notices.clone();
+            let copy_seq = self.seq();
+            db.prepare_cached(
+                "INSERT INTO messages (queue, seq, priority, attempt, dead_from, message_id, body) \
+                 SELECT ?2, ?3, priority, attempt, dead_from, message_id, body FROM messages WHERE id = ?1",
+            )
+            .and_then(|mut s| s.execute(params![row, notices, copy_seq]))
+            .map_err(self.err("copying a dead letter for the dispatcher"))?;
+            let copy = db.last_insert_rowid();
+            if index {
+                self.index_row(db, copy, &notices, copy_seq)?;
+            }
         }
         Ok(())
     }

@@ -158,6 +158,9 @@ pub enum QueueKind {
     Jobs(String),
     /// Messages that failed `max_deliveries` times, kept for an operator.
     Dead,
+    /// A copy of every dead-lettered message, for the dispatcher: a job that ends there gets
+    /// an error status instead of staying "In progress" (single active consumer).
+    DeadNotices,
 }
 
 impl QueueKind {
@@ -168,6 +171,7 @@ impl QueueKind {
             QueueKind::Results => format!("{prefix}.results"),
             QueueKind::Jobs(pool) => format!("{prefix}.jobs.{pool}"),
             QueueKind::Dead => format!("{prefix}.dead"),
+            QueueKind::DeadNotices => format!("{prefix}.dead.notices"),
         }
     }
 }
@@ -185,23 +189,24 @@ pub struct QueueSpec {
     pub dead_letter_exchange: Option<String>,
 }
 
-/// The queues of a deployment, dead letter queue last.
+/// The queues of a deployment; the two bound to the dead-letter exchange last.
 pub fn topology(prefix: &str, pools: &[String]) -> Result<Vec<QueueSpec>, QueueError> {
     validate_name_part(prefix)?;
-    let dead = QueueKind::Dead.name(prefix);
     let mut kinds = vec![QueueKind::Events, QueueKind::Results];
     for pool in pools {
         validate_name_part(pool)?;
         kinds.push(QueueKind::Jobs(pool.clone()));
     }
-    let mut specs: Vec<QueueSpec> = kinds.iter().map(|k| spec(prefix, k)).collect();
-    specs.push(QueueSpec {
-        name: dead,
-        max_priority: None,
-        single_active: false,
-        dead_letter_exchange: None,
-    });
-    Ok(specs)
+    kinds.extend([QueueKind::Dead, QueueKind::DeadNotices]);
+    Ok(kinds.iter().map(|k| spec(prefix, k)).collect())
+}
+
+/// The queues bound to the dead-letter exchange `<prefix>.dead`: each gets every message.
+pub fn dead_letter_queues(prefix: &str) -> [String; 2] {
+    [
+        QueueKind::Dead.name(prefix),
+        QueueKind::DeadNotices.name(prefix),
+    ]
 }
 
 /// The declaration of one queue.
@@ -213,8 +218,12 @@ pub fn spec(prefix: &str, kind: &QueueKind) -> QueueSpec {
         // The dispatcher consumes events and results one message at a time, so its writes to
         // a PR never race; with several dispatchers, single-active-consumer on both queues
         // (events subscribed first) makes the same one active on both.
-        single_active: matches!(kind, QueueKind::Events | QueueKind::Results),
-        dead_letter_exchange: (!matches!(kind, QueueKind::Dead)).then_some(dead),
+        single_active: matches!(
+            kind,
+            QueueKind::Events | QueueKind::Results | QueueKind::DeadNotices
+        ),
+        dead_letter_exchange: (!matches!(kind, QueueKind::Dead | QueueKind::DeadNotices))
+            .then_some(dead),
     }
 }
 
@@ -266,10 +275,10 @@ pub fn definitions_json(prefix: &str, pools: &[String]) -> Result<serde_json::Va
             "name": dead, "vhost": "/", "type": "fanout", "durable": true,
             "auto_delete": false, "internal": false, "arguments": {}
         }],
-        "bindings": [{
-            "source": dead, "vhost": "/", "destination": dead, "destination_type": "queue",
+        "bindings": dead_letter_queues(prefix).iter().map(|q| serde_json::json!({
+            "source": dead, "vhost": "/", "destination": q, "destination_type": "queue",
             "routing_key": "", "arguments": {}
-        }]
+        })).collect::<Vec<_>>()
     }))
 }
 
