@@ -171,6 +171,24 @@ pub struct JobReport {
     pub state: ReportState,
 }
 
+impl JobReport {
+    /// A report about `job` by `worker`, its log at `log_url`.
+    pub fn new(job: &Job, worker: &str, log_url: String, state: ReportState) -> JobReport {
+        JobReport {
+            schema: JOB_SCHEMA,
+            job_id: job.job_id.clone(),
+            repo: job.repo.clone(),
+            pr: job.pr,
+            head_sha: job.head_sha.clone(),
+            context: job.context.clone(),
+            item: job.item.clone(),
+            worker: worker.to_string(),
+            log_url,
+            state,
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "state", rename_all = "lowercase")]
 pub enum ReportState {

@@ -133,18 +133,7 @@ impl World {
     }
 
     async fn report(&self, job: &Job, state: ReportState) {
-        let report = JobReport {
-            schema: 1,
-            job_id: job.job_id.clone(),
-            repo: job.repo.clone(),
-            pr: job.pr,
-            head_sha: job.head_sha.clone(),
-            context: job.context.clone(),
-            item: job.item.clone(),
-            worker: "w1".into(),
-            log_url: self.log_url(job),
-            state,
-        };
+        let report = JobReport::new(job, "w1", self.log_url(job), state);
         self.stack
             .broker
             .publish(

@@ -100,30 +100,21 @@ impl Dispatcher {
             return Ok(());
         };
         tracing::error!(job = %job.job_id, repo = %job.repo, pr = %job.pr, attempts, "a job was dead-lettered");
-        let report = JobReport {
-            schema: crate::job::JOB_SCHEMA,
-            job_id: job.job_id.clone(),
-            repo: job.repo.clone(),
-            pr: job.pr,
-            head_sha: job.head_sha.clone(),
-            context: job.context.clone(),
-            item: job.item.clone(),
-            worker: "tickbot".into(),
-            log_url: format!(
-                "{}/logs/{}",
-                self.settings.logs_url.trim_end_matches('/'),
-                job.job_id
-            ),
-            state: crate::job::ReportState::Finished {
-                outcome: crate::job::Outcome::Error {
-                    reason: format!(
-                        "Internal error: no worker finished the job in {attempts} deliveries"
-                    ),
-                },
-                commit: None,
-                duration_secs: 0,
+        let log_url = format!(
+            "{}/logs/{}",
+            self.settings.logs_url.trim_end_matches('/'),
+            job.job_id
+        );
+        let state = crate::job::ReportState::Finished {
+            outcome: crate::job::Outcome::Error {
+                reason: format!(
+                    "Internal error: no worker finished the job in {attempts} deliveries"
+                ),
             },
+            commit: None,
+            duration_secs: 0,
         };
+        let report = JobReport::new(&job, "tickbot", log_url, state);
         let body = serde_json::to_vec(&report).map_err(|e| DispatchError::BadEvent {
             delivery: job.job_id.clone(),
             reason: format!("cannot encode a report: {e}"),

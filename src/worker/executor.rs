@@ -210,18 +210,7 @@ impl Worker {
     }
 
     async fn report(&self, job: &Job, state: ReportState) -> Result<(), QueueError> {
-        let report = JobReport {
-            schema: JOB_SCHEMA,
-            job_id: job.job_id.clone(),
-            repo: job.repo.clone(),
-            pr: job.pr,
-            head_sha: job.head_sha.clone(),
-            context: job.context.clone(),
-            item: job.item.clone(),
-            worker: self.settings.name.clone(),
-            log_url: self.log_url(job),
-            state,
-        };
+        let report = JobReport::new(job, &self.settings.name, self.log_url(job), state);
         let body = serde_json::to_vec(&report).map_err(|e| QueueError::Amqp {
             endpoint: "results".into(),
             op: "encoding a job report".into(),
