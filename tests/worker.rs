@@ -25,7 +25,7 @@ commit = true
 message = "stamps: Add {args}"
 
 [tasks.slow]
-command = ["sh", "-c", "echo starting; sleep 4; echo done > slow.txt"]
+command = ["sh", "-c", "echo starting; sleep 6; echo done > slow.txt"]
 image = "localhost/tickbot-test:latest"
 commit = true
 message = "slow: done"
