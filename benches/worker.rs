@@ -518,6 +518,14 @@ async fn bounded<F: std::future::Future>(what: &str, f: F) -> F::Output {
     }
 }
 
+/// Where job checkouts and the comparison clones go: `TICKBOT_BENCH_WORK_DIR` (e.g. a tmpfs
+/// such as `/dev/shm/tickbot-bench`), else `fallback` on the disk.
+fn work_root(fallback: &std::path::Path) -> PathBuf {
+    std::env::var_os("TICKBOT_BENCH_WORK_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| fallback.to_path_buf())
+}
+
 // ---------------------------------------------------------------------------------------
 // 1. building blocks
 
@@ -570,7 +578,7 @@ async fn blocks(forge: &Forge, repo: &RepoName, shape: &Shape, reps: usize) -> T
         .expect("fetch");
         let d_fetch = s.elapsed();
         assert_eq!(tip.as_ref(), Some(&sha));
-        let dir = tmp.path().join("work").join(&job);
+        let dir = work_root(tmp.path()).join("work").join(&job);
         let s = Instant::now();
         let wt = bounded("worktree", mirrors.worktree(repo, &sha, &dir))
             .await
@@ -636,7 +644,7 @@ async fn blocks(forge: &Forge, repo: &RepoName, shape: &Shape, reps: usize) -> T
         let d_wt_remove = s.elapsed();
 
         // Cockpit's way: a fresh full clone of the PR branch per job, deleted afterwards.
-        let clone_dir = tmp.path().join(format!("clone-{i}"));
+        let clone_dir = work_root(tmp.path()).join(format!("clone-{i}"));
         let d_clone = timed(
             git_cmd(&header)
                 .args(["clone", "--quiet", "--branch", &branch, &url])
@@ -989,7 +997,8 @@ async fn throughput(stack: &mut Stack, repo: &RepoName, recorder: &Recorder, log
             .expect("flush");
         stack.stop_workers().await;
         for w in 0..n {
-            let settings = stack.worker_settings(&format!("tp{n}-w{w}"), podman_runtime(), 1);
+            let mut settings = stack.worker_settings(&format!("tp{n}-w{w}"), podman_runtime(), 1);
+            settings.work_dir = work_root(&settings.state_dir).join("work");
             stack.start_worker(settings);
         }
         tokio::time::sleep(Duration::from_millis(300)).await;
@@ -1134,7 +1143,8 @@ async fn main() {
         }
     }
     if pick("e2e") || pick("throughput") {
-        let settings = stack.worker_settings("bench-w1", podman_runtime(), 1);
+        let mut settings = stack.worker_settings("bench-w1", podman_runtime(), 1);
+        settings.work_dir = work_root(&settings.state_dir).join("work");
         stack.start_worker(settings);
         if pick("e2e") {
             for (repo, shape) in &repos {

@@ -135,6 +135,9 @@ pub struct WorkerConfig {
     pub pids_limit: u32,
     /// On SIGTERM, how long running jobs may finish before they are cancelled and requeued.
     pub stop_grace: String,
+    /// Where job checkouts go; default `<state dir>/work`. A tmpfs here spares the disk the
+    /// creation and deletion of every file of every job (see docs/benchmarks.md).
+    pub work_dir: Option<PathBuf>,
 }
 
 impl Default for WorkerConfig {
@@ -148,6 +151,7 @@ impl Default for WorkerConfig {
             memory: "2g".into(),
             pids_limit: 4096,
             stop_grace: "60s".into(),
+            work_dir: None,
         }
     }
 }
@@ -436,6 +440,13 @@ mod tests {
         assert_eq!(c.webhook.listen, "127.0.0.1:8080");
         assert!(c.amqp.url.is_none());
         assert_eq!(c.worker.pools, vec!["default".to_string()]);
+    }
+
+    #[test]
+    fn job_checkouts_can_go_elsewhere() {
+        let c = load("[worker]\nwork_dir = \"/dev/shm/tickbot\"\n", &[]).expect("valid");
+        assert_eq!(c.worker.work_dir, Some(PathBuf::from("/dev/shm/tickbot")));
+        assert_eq!(load("", &[]).expect("valid").worker.work_dir, None);
     }
 
     #[test]

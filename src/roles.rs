@@ -194,6 +194,11 @@ pub async fn work(
                 pool: pool.clone(),
                 concurrency,
                 state_dir: config.state.dir.clone(),
+                work_dir: config
+                    .worker
+                    .work_dir
+                    .clone()
+                    .unwrap_or_else(|| config.state.dir.join("work")),
                 runtime: runtime.clone(),
                 logs_url: config.logs.public_url.clone(),
                 author_name: config.git.author_name.clone(),

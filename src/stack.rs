@@ -152,6 +152,7 @@ impl Stack {
             pool: "default".into(),
             concurrency,
             state_dir: self.opts.dir.clone(),
+            work_dir: self.opts.dir.join("work"),
             runtime,
             logs_url: self.intake_url.clone(),
             author_name: "tickbot".into(),

@@ -32,8 +32,10 @@ pub struct WorkerSettings {
     pub name: String,
     pub pool: String,
     pub concurrency: u16,
-    /// Mirrors, worktrees and logs live here; logs are served from `<state>/logs`.
+    /// Mirrors and logs live here; logs are served from `<state>/logs`.
     pub state_dir: PathBuf,
+    /// Job checkouts (worktrees) go here, one directory per job.
+    pub work_dir: PathBuf,
     pub runtime: Runtime,
     /// Base of the log links (`<logs_url>/logs/<job>`).
     pub logs_url: String,
@@ -293,7 +295,7 @@ impl Worker {
         }
 
         // A worker killed mid-job leaves its worktree here; `worktree` replaces it.
-        let dir = self.settings.state_dir.join("work").join(&job.job_id);
+        let dir = self.settings.work_dir.join(&job.job_id);
         let worktree = self
             .mirrors
             .worktree(&job.repo, &job.head_sha, &dir)
