@@ -1075,9 +1075,11 @@ fn reps(shape: &Shape) -> usize {
 }
 
 fn delete_queues(prefix: &str) {
-    for q in ["events", "results", "jobs.default", "dead", "dead.notices"] {
+    // The names the library declares, so this list cannot go stale.
+    let specs = tickbot::queue::topology(prefix, &["default".to_string()]).unwrap_or_default();
+    for spec in specs {
         let _ = std::process::Command::new("rabbitmqctl")
-            .args(["delete_queue", &format!("{prefix}.{q}")])
+            .args(["delete_queue", &spec.name])
             .output();
     }
 }

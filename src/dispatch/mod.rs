@@ -101,7 +101,7 @@ struct RecentSet(Mutex<(VecDeque<String>, HashSet<String>)>);
 impl RecentSet {
     /// Adds `id`; false if it was there already.
     fn insert(&self, id: &str) -> bool {
-        let mut recent = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        let mut recent = lock(&self.0);
         let (order, set) = &mut *recent;
         if !set.insert(id.to_string()) {
             return false;
@@ -116,12 +116,12 @@ impl RecentSet {
     }
 
     fn contains(&self, id: &str) -> bool {
-        let recent = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        let recent = lock(&self.0);
         recent.1.contains(id)
     }
 
     fn remove(&self, id: &str) {
-        let mut recent = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        let mut recent = lock(&self.0);
         let (order, set) = &mut *recent;
         if set.remove(id) {
             // Also from the order, or its old entry would later evict a re-added id early.
@@ -531,12 +531,7 @@ impl Dispatcher {
 
     async fn config_at(&self, repo: &RepoName, sha: &CommitSha) -> Result<ConfigAt, GitHubError> {
         let key = (repo.clone(), sha.clone());
-        if let Some(c) = self
-            .configs
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(&key)
-        {
+        if let Some(c) = lock(&self.configs).get(&key) {
             return Ok(c.clone());
         }
         let config = match self
@@ -550,7 +545,7 @@ impl Dispatcher {
                 Err(e) => ConfigAt::Invalid(e),
             },
         };
-        let mut configs = self.configs.lock().unwrap_or_else(|p| p.into_inner());
+        let mut configs = lock(&self.configs);
         if configs.len() > 1000 {
             configs.clear();
         }
@@ -789,12 +784,7 @@ impl Dispatcher {
     async fn post_once(&self, pr: &PullRequest, key: &str, text: &str) -> Result<(), GitHubError> {
         let marker = replies::marker(key);
         let pr_key = (pr.repo.clone(), pr.number);
-        let known = self
-            .posted
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(&pr_key)
-            .map(|m| m.contains(&marker));
+        let known = lock(&self.posted).get(&pr_key).map(|m| m.contains(&marker));
         let already = match known {
             Some(k) => k,
             None => {
@@ -828,19 +818,11 @@ impl Dispatcher {
         {
             if e.outcome_unknown() {
                 // It may have been posted: look at the PR's comments again before a retry.
-                self.posted
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .remove(&pr_key);
+                lock(&self.posted).remove(&pr_key);
             }
             return Err(e);
         }
-        self.posted
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .entry(pr_key)
-            .or_default()
-            .insert(marker);
+        lock(&self.posted).entry(pr_key).or_default().insert(marker);
         Ok(())
     }
 }
