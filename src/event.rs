@@ -5,7 +5,7 @@
 //! field we don't read. Unknown actions stay strings; unknown events become [`Event::Other`].
 
 use crate::github::{PullRequest, WirePullRequest};
-use crate::ids::{PrNumber, RepoName};
+use crate::ids::{CommitSha, PrNumber, RepoName};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
@@ -61,6 +61,8 @@ pub struct PullRequestEvent {
     pub sender: String,
     /// For `edited`: the body before the edit.
     pub body_before: Option<String>,
+    /// For `synchronize`: the head commit before the push.
+    pub before: Option<CommitSha>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -109,6 +111,8 @@ struct RawPullRequestEvent {
     sender: RawUser,
     #[serde(default)]
     changes: Option<RawChanges>,
+    #[serde(default)]
+    before: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -177,6 +181,10 @@ pub fn parse(event: &str, payload: &[u8]) -> Result<Event, EventError> {
                 pull,
                 sender: raw.sender.login,
                 body_before: raw.changes.and_then(|c| c.body).and_then(|b| b.from),
+                before: raw
+                    .before
+                    .filter(|b| b.len() == 40 && b.bytes().all(|c| c.is_ascii_hexdigit()))
+                    .map(CommitSha),
             })))
         }
         "issue_comment" => {

@@ -55,6 +55,38 @@ pub struct Job {
     pub pool: String,
     pub priority: u8,
     pub created_at: chrono::DateTime<chrono::Utc>,
+    /// Other repositories checked out inside the job's tree (`[deps]`, `ctx@bots#123`, and
+    /// the PR itself when another project's test runs against it).
+    #[serde(default)]
+    pub checkouts: Vec<Checkout>,
+    /// The tree the command runs in when it is not the PR's own: another project's test run
+    /// against this PR (`ctx@owner/repo`), which then is one of `checkouts`.
+    #[serde(default)]
+    pub main: Option<Checkout>,
+    /// Shown after the status description, e.g. `bots#123 at 1a2b3c4`: what else was tested.
+    #[serde(default)]
+    pub note: Option<String>,
+}
+
+/// One more checkout inside the job's tree: `repo` at `sha`, fetched from `clone_url`
+/// (`git_ref` is the branch or `refs/pull/N/head` that holds it), put at `path`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Checkout {
+    pub repo: RepoName,
+    pub clone_url: String,
+    pub git_ref: String,
+    pub sha: CommitSha,
+    /// Relative to the job's tree; checked by the dispatcher to stay inside it.
+    pub path: String,
+}
+
+/// A broadcast to every worker: stop these jobs (queued or running) and report them finished
+/// with `reason` (an `error` status, e.g. `Cancelled: superseded by 1a2b3c4`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Cancel {
+    pub schema: u32,
+    pub job_ids: Vec<String>,
+    pub reason: String,
 }
 
 /// A secret a job may use: inside the container, variable `container_var` gets the value of
@@ -169,6 +201,9 @@ pub struct JobReport {
     /// Where the live log is served.
     pub log_url: String,
     pub state: ReportState,
+    /// The job's [`Job::note`].
+    #[serde(default)]
+    pub note: Option<String>,
 }
 
 impl JobReport {
@@ -185,6 +220,7 @@ impl JobReport {
             worker: worker.to_string(),
             log_url,
             state,
+            note: job.note.clone(),
         }
     }
 }

@@ -586,6 +586,37 @@ async fn undeclared_queue_is_an_error(b: Backend) {
     env.broker().declare(&env.pools).await.expect("redeclare");
 }
 
+/// Every subscriber gets each broadcast once; one sent before subscribing is not replayed.
+async fn broadcasts_reach_every_subscriber(b: Backend) {
+    let env = Env::new(b, "broadcast").await;
+    env.broker()
+        .broadcast(b"before anyone listens".to_vec())
+        .await
+        .expect("a broadcast without subscribers is fine");
+    let mut first = env
+        .broker()
+        .subscribe_broadcasts()
+        .await
+        .expect("subscribe");
+    let mut second = env
+        .broker()
+        .subscribe_broadcasts()
+        .await
+        .expect("subscribe");
+    env.broker()
+        .broadcast(b"cancel j1".to_vec())
+        .await
+        .expect("broadcast");
+    for sub in [&mut first, &mut second] {
+        let got = timeout(STEP, sub.recv()).await.expect("broadcast in time");
+        assert_eq!(got.as_deref(), Some(&b"cancel j1"[..]));
+        assert!(
+            timeout(QUIET, sub.recv()).await.is_err(),
+            "each broadcast arrives once, and earlier ones are not replayed"
+        );
+    }
+}
+
 macro_rules! conformance {
     ($($case:ident),* $(,)?) => {
         mod embedded {
@@ -621,6 +652,7 @@ conformance!(
     single_active_consumer,
     concurrent_publishes,
     undeclared_queue_is_an_error,
+    broadcasts_reach_every_subscriber,
 );
 
 // ---------------------------------------------------------------------------------------------

@@ -234,6 +234,9 @@ impl World {
             pool: "default".into(),
             priority: 0,
             created_at: chrono::Utc::now(),
+            checkouts: Vec::new(),
+            main: None,
+            note: None,
         }
     }
 }
@@ -299,7 +302,7 @@ async fn a_finished_task_ticks_its_box_and_the_next_one_runs_on_the_new_head() {
         text.split("\n\n<!-- tickbot:summary-data").next(),
         Some(
             format!(
-                "{}\n**tickbot tasks**\n\n| Task | Result | Duration | Log | Commit |\n|---|---|---|---|---|\n{row1}",
+                "{}\n**tickbot**\n\n| Task or test | Result | Duration | Log | Commit |\n|---|---|---|---|---|\n{row1}",
                 summary::MARKER
             )
             .trim_end()
@@ -364,7 +367,7 @@ async fn a_finished_task_ticks_its_box_and_the_next_one_runs_on_the_new_head() {
         comments[0].1.split("\n\n<!-- tickbot:summary-data").next(),
         Some(
             format!(
-                "{}\n**tickbot tasks**\n\n| Task | Result | Duration | Log | Commit |\n|---|---|---|---|---|\n{row1}\
+                "{}\n**tickbot**\n\n| Task or test | Result | Duration | Log | Commit |\n|---|---|---|---|---|\n{row1}\
                  | image-refresh centos-9 | Exit code 1 [w1] | 3s | [log]({log2}) |  |",
                 summary::MARKER
             )

@@ -5,15 +5,9 @@
 
 mod common;
 
-use common::{amqp_url, broker_lock, containers, containers_conf, wait_for, wait_within};
-use std::collections::HashMap;
-use std::process::{Child, Command, Stdio};
-use std::sync::Arc;
-use std::time::Duration;
-use tickbot::forge::Forge;
-use tickbot::ids::{CommitSha, PrNumber, RepoName};
-use tickbot::stack::{Stack, StackOptions};
-use tickbot::worker::runtime::Runtime;
+use common::world::{LONG, World};
+use common::{broker_lock, containers, wait_for, wait_within};
+use tickbot::ids::CommitSha;
 
 const TICKBOT_TOML: &str = r#"
 [tasks.stamp]
@@ -53,195 +47,10 @@ mkdir -p stamps
 echo "stamped $1"
 "#;
 
-const LONG: Duration = Duration::from_secs(60);
-
-struct World {
-    stack: Stack,
-    repo: RepoName,
-    dir: tempfile::TempDir,
-    branches: usize,
-}
-
-impl World {
-    async fn new() -> World {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let repo: RepoName = "acme/images".parse().expect("valid");
-        let stack = Stack::start(StackOptions {
-            dir: dir.path().to_path_buf(),
-            amqp_url: Some(amqp_url()),
-            prefix: format!("worker-{}", uuid::Uuid::new_v4()),
-            repositories: vec![repo.clone()],
-        })
-        .await
-        .expect("RabbitMQ at 127.0.0.1:5672 must be running (rabbitmq-server -detached)");
-        stack
-            .forge
-            .create_repo(
-                &repo,
-                "main",
-                &[(".tickbot.toml", TICKBOT_TOML), ("stamp", STAMP)],
-            )
-            .await
-            .expect("create repo");
-        stack.forge.add_collaborator(&repo, "alice", "write");
-        World {
-            stack,
-            repo,
-            dir,
-            branches: 0,
-        }
-    }
-
-    fn forge(&self) -> &Forge {
-        &self.stack.forge
-    }
-
-    fn podman() -> Runtime {
-        Runtime::Podman {
-            containers_conf: Some(containers_conf()),
-        }
-    }
-
-    fn start_worker(&mut self, name: &str, secrets: &[(&str, &str)]) {
-        let mut settings = self.stack.worker_settings(name, Self::podman(), 1);
-        settings.secret_values = Arc::new(
-            secrets
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect::<HashMap<_, _>>(),
-        );
-        self.stack.start_worker(settings);
-    }
-
-    /// `author` pushes a branch changing `files` and opens a PR with `body`.
-    async fn open_pr(
-        &mut self,
-        author: &str,
-        files: &[(&str, &str)],
-        body: &str,
-    ) -> (PrNumber, CommitSha) {
-        self.branches += 1;
-        let branch = format!("topic-{}", self.branches);
-        let sha = self
-            .forge()
-            .commit_files(&self.repo, &branch, Some("main"), files, "A change", author)
-            .await
-            .expect("push");
-        let pr = self
-            .forge()
-            .open_pr(&self.repo, &branch, "main", "A change", body, author)
-            .await
-            .expect("open PR");
-        (pr, sha)
-    }
-
-    fn body(&self, pr: PrNumber) -> String {
-        self.forge().pr(&self.repo, pr).expect("the PR").body
-    }
-
-    fn head(&self, pr: PrNumber) -> CommitSha {
-        self.forge().pr(&self.repo, pr).expect("the PR").head_sha
-    }
-
-    /// (state, description, target_url) of every status set on `sha` for `context`, in order.
-    fn statuses(&self, sha: &CommitSha, context: &str) -> Vec<(String, String, Option<String>)> {
-        self.forge()
-            .statuses(&self.repo, sha)
-            .into_iter()
-            .filter(|s| s.context == context)
-            .map(|s| (s.state, s.description.unwrap_or_default(), s.target_url))
-            .collect()
-    }
-
-    /// Waits until the context's latest status on `sha` is `state` `description`; returns
-    /// its link. (The dispatcher ticks the box before it sets the final status.)
-    async fn wait_status(
-        &self,
-        sha: &CommitSha,
-        context: &str,
-        state: &str,
-        description: &str,
-    ) -> Option<String> {
-        wait_for(&format!("{context}: {state} {description}"), || {
-            self.statuses(sha, context)
-                .pop()
-                .filter(|s| s.0 == state && s.1 == description)
-                .map(|s| s.2)
-        })
-        .await
-    }
-
-    async fn wait_body(&self, pr: PrNumber, what: &str, want: &str) {
-        wait_within(LONG, what, || (self.body(pr) == want).then_some(())).await;
-    }
-
-    /// `git log` of the PR branch since `base`: (subject, body) per commit, oldest first.
-    fn commits_since(&self, base: &CommitSha, pr: PrNumber) -> Vec<(String, String, String)> {
-        let git_dir = self.forge().repo_path(&self.repo);
-        let range = format!("{}..{}", base.0, self.head(pr).0);
-        let out = common::run(
-            "git",
-            &[
-                "--git-dir",
-                git_dir.to_str().expect("utf-8"),
-                "log",
-                "--reverse",
-                "--format=%an%x1f%s%x1f%b%x1e",
-                &range,
-            ],
-        );
-        out.split('\u{1e}')
-            .filter(|c| !c.trim().is_empty())
-            .map(|c| {
-                let mut parts = c.trim_start().splitn(3, '\u{1f}');
-                let mut next = || parts.next().unwrap_or_default().trim().to_string();
-                (next(), next(), next())
-            })
-            .collect()
-    }
-
-    fn file(&self, pr: PrNumber, path: &str) -> String {
-        let git_dir = self.forge().repo_path(&self.repo);
-        common::run(
-            "git",
-            &[
-                "--git-dir",
-                git_dir.to_str().expect("utf-8"),
-                "show",
-                &format!("{}:{path}", self.head(pr).0),
-            ],
-        )
-    }
-
-    async fn log(&self, url: &str) -> String {
-        let path = url.split_once("/logs/").map(|(_, job)| job).unwrap_or(url);
-        std::fs::read_to_string(self.dir.path().join("logs").join(format!("{path}.log")))
-            .unwrap_or_default()
-    }
-
-    /// `tickbot work` as its own process against this stack, for the kill tests.
-    fn worker_process(&self, name: &str) -> Child {
-        Command::new(env!("CARGO_BIN_EXE_tickbot"))
-            .args(["--config", "/nonexistent/tickbot.toml", "work"])
-            .env("TICKBOT__AMQP__URL", amqp_url())
-            .env("TICKBOT__AMQP__PREFIX", self.stack.prefix())
-            .env("TICKBOT__STATE__DIR", self.dir.path())
-            .env("TICKBOT__GITHUB__TOKEN", self.forge().bot_token())
-            .env("TICKBOT__LOGS__PUBLIC_URL", &self.stack.intake_url)
-            .env("TICKBOT__WORKER__NAME", name)
-            .env("TICKBOT__WORKER__STOP_GRACE", "30s")
-            .env("TICKBOT__WORKER__CONTAINERS_CONF", containers_conf())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start tickbot work")
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_prs_own_code_runs_in_a_container_and_its_results_land_on_the_branch() {
     let _shared = broker_lock().read().await;
-    let mut w = World::new().await;
+    let mut w = World::new(&[(".tickbot.toml", TICKBOT_TOML), ("stamp", STAMP)]).await;
     w.start_worker("w1", &[]);
     // The PR changes the task's script: its version is the one that runs.
     let pr_stamp = STAMP.replace("from main", "from the PR");
@@ -305,7 +114,7 @@ async fn the_prs_own_code_runs_in_a_container_and_its_results_land_on_the_branch
         .forge()
         .comments(&w.repo, pr)
         .into_iter()
-        .filter(|c| c.body.contains("**tickbot tasks**"))
+        .filter(|c| c.body.contains("**tickbot**"))
         .collect();
     assert_eq!(summaries.len(), 1);
     assert!(
@@ -349,7 +158,7 @@ fn commits_parent(w: &World, sha: &CommitSha) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failure_or_timeout_is_marked_and_removing_fail_runs_it_again() {
     let _shared = broker_lock().read().await;
-    let mut w = World::new().await;
+    let mut w = World::new(&[(".tickbot.toml", TICKBOT_TOML), ("stamp", STAMP)]).await;
     w.start_worker("w1", &[]);
     let (pr, head) = w
         .open_pr(
@@ -410,7 +219,7 @@ async fn a_failure_or_timeout_is_marked_and_removing_fail_runs_it_again() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn secrets_reach_only_a_trusted_prs_container_and_the_bot_token_never_does() {
     let _shared = broker_lock().read().await;
-    let mut w = World::new().await;
+    let mut w = World::new(&[(".tickbot.toml", TICKBOT_TOML), ("stamp", STAMP)]).await;
     w.start_worker("w1", &[("TEST_UPLOAD_KEY", "s3cr3t")]);
     let (pr, head) = w.open_pr("alice", &[("a", "a\n")], "- [ ] secret\n").await;
     w.wait_body(pr, "the trusted run", "- [x] secret\n").await;
@@ -457,7 +266,7 @@ async fn secrets_reach_only_a_trusted_prs_container_and_the_bot_token_never_does
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_worker_killed_mid_job_leaves_nothing_pending_and_nothing_twice() {
     let _shared = broker_lock().read().await;
-    let mut w = World::new().await;
+    let mut w = World::new(&[(".tickbot.toml", TICKBOT_TOML), ("stamp", STAMP)]).await;
     let mut victim = w.worker_process("victim");
     let (pr, head) = w.open_pr("alice", &[("c", "c\n")], "- [ ] slow\n").await;
     let container = wait_within(LONG, "the victim to start the job", || {
@@ -506,7 +315,7 @@ async fn a_worker_killed_mid_job_leaves_nothing_pending_and_nothing_twice() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_lets_the_running_job_finish_takes_no_more_and_exits_zero() {
     let _shared = broker_lock().read().await;
-    let mut w = World::new().await;
+    let mut w = World::new(&[(".tickbot.toml", TICKBOT_TOML), ("stamp", STAMP)]).await;
     let mut worker = w.worker_process("leaving");
     let (pr1, head1) = w.open_pr("alice", &[("d", "d\n")], "- [ ] slow\n").await;
     wait_within(LONG, "the job to start", || {

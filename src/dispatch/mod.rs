@@ -12,15 +12,18 @@
 //! no status, so the item is planned again and the job published again under the same
 //! deterministic job id ([`crate::job::job_id`]) — never a pending status without a job.
 
+mod comments;
+pub mod contexts;
 pub mod plan;
 mod replies;
 pub mod results;
 pub mod summary;
+mod testing;
 pub mod trust;
 
 use crate::checklist;
-use crate::commands;
-use crate::event::{self, CommentEvent, Envelope, Event, PullRequestEvent};
+
+use crate::event::{self, Envelope, Event, PullRequestEvent};
 use crate::github::{CommitStatus, GitHub, GitHubError, PullRequest, StatusState};
 use crate::ids::{CommitSha, PrNumber, RepoName};
 use crate::job::{self, ItemRef, Job, JobKind, SecretGrant};
@@ -150,6 +153,9 @@ pub struct Dispatcher {
     recent: RecentSet,
     /// Jobs whose reports said they finished: a redelivered report changes nothing.
     finished: RecentSet,
+    /// Jobs cancelled (their status says so already): their reports change nothing, and a
+    /// `Started` one means a worker missed the cancellation, which is sent again.
+    cancelled: RecentSet,
     /// Per PR, the task job queued or running (context, item). Its result commit moves the
     /// head before its report arrives; without this, an event in between would plan at the
     /// new head, find the item still to do and queue it a second time.
@@ -181,6 +187,7 @@ impl Dispatcher {
             posted: Mutex::new(HashMap::new()),
             recent: RecentSet::default(),
             finished: RecentSet::default(),
+            cancelled: RecentSet::default(),
             in_flight: Mutex::new(HashMap::new()),
             writes: Mutex::new(HashMap::new()),
             known: Mutex::new(HashMap::new()),
@@ -336,7 +343,11 @@ impl Dispatcher {
             tracing::info!(%repo, count = prs.len(), "reconciling open pull requests");
             for pr in prs {
                 let number = pr.number;
-                if let Err(e) = self.plan_pr(pr).await {
+                let planned = match self.plan_tests(&pr, testing::Trigger::Automatic).await {
+                    Ok(_) => self.plan_pr(pr).await,
+                    Err(e) => Err(e),
+                };
+                if let Err(e) = planned {
                     tracing::error!(%repo, pr = %number, error = %e, "reconcile failed for this pull request");
                     failed = Some(e);
                 }
@@ -395,28 +406,64 @@ impl Dispatcher {
 
     async fn on_pull_request(&self, pr: PullRequestEvent) -> Result<(), DispatchError> {
         match pr.action.as_str() {
-            "opened" | "reopened" | "edited" | "synchronize" | "ready_for_review" => {
-                if self.is_bot(&pr.sender) && pr.action == "edited" {
-                    // The bot planned after its own edit already; what is left is to notice a
-                    // person's edit that the write overwrote.
-                    let pull = &pr.pull;
-                    return self
-                        .on_own_edit(
-                            &pull.repo,
-                            pull.number,
-                            &pull.body,
-                            pr.body_before.as_deref(),
-                        )
-                        .await;
-                }
-                if pr.action == "edited" {
-                    self.check_editor(&pr).await?;
-                }
+            "edited" if self.is_bot(&pr.sender) => {
+                // The bot planned after its own edit already; what is left is to notice a
+                // person's edit that the write overwrote.
+                let pull = &pr.pull;
+                self.on_own_edit(
+                    &pull.repo,
+                    pull.number,
+                    &pull.body,
+                    pr.body_before.as_deref(),
+                )
+                .await
+            }
+            "edited" => {
+                self.check_editor(&pr).await?;
                 let pull = self.fresh(pr).await?;
                 self.plan_pr(pull).await
             }
+            "opened" | "reopened" | "synchronize" | "ready_for_review" => {
+                if let Some(before) = &pr.before {
+                    self.supersede(&pr.pull, before).await?;
+                }
+                let pull = self.fresh(pr).await?;
+                self.plan_tests(&pull, testing::Trigger::Automatic).await?;
+                self.plan_pr(pull).await
+            }
+            "closed" => {
+                let pull = &pr.pull;
+                lock(&self.in_flight).remove(&(pull.repo.clone(), pull.number));
+                self.cancel_pending(
+                    &pull.repo,
+                    &pull.head_sha,
+                    |_| true,
+                    "Cancelled: pull request closed",
+                )
+                .await?;
+                Ok(())
+            }
             _ => Ok(()),
         }
+    }
+
+    /// A push replaced the head: the old head's test jobs are cancelled. A task still to do
+    /// keeps running: its worker rebases the result onto the new head (design §8).
+    async fn supersede(&self, pull: &PullRequest, before: &CommitSha) -> Result<(), DispatchError> {
+        if before == &pull.head_sha {
+            return Ok(());
+        }
+        let checklist = checklist::parse(&pull.body);
+        let is_task = |context: &str| {
+            checklist
+                .tasks
+                .iter()
+                .any(|t| t.state == checklist::TaskState::Todo && t.context() == context)
+        };
+        let reason = format!("Cancelled: superseded by {}", pull.head_sha.short());
+        self.cancel_pending(&pull.repo, before, |s| !is_task(&s.context), &reason)
+            .await?;
+        Ok(())
     }
 
     /// Design §5: tasks added or changed by an untrusted editor (someone else than the author)
@@ -481,52 +528,6 @@ impl Dispatcher {
 
     fn is_bot(&self, login: &str) -> bool {
         self.settings.bot_login.as_deref() == Some(login)
-    }
-
-    async fn on_comment(&self, c: CommentEvent) -> Result<(), DispatchError> {
-        if c.action != "created" || !c.on_pull_request || self.is_bot(&c.author) {
-            return Ok(());
-        }
-        let parsed = commands::parse(&c.body);
-        if !parsed.commands.iter().any(|cmd| cmd.name == "ok-to-test") {
-            return Ok(());
-        }
-        self.github
-            .add_reaction(&c.repo, c.comment_id, "eyes")
-            .await?;
-        let pr = self.github.pull_request(&c.repo, c.number).await?;
-        let verdict = self
-            .trust
-            .check(
-                &pr.repo,
-                &pr.default_branch,
-                &c.author,
-                &c.author_association,
-            )
-            .await?;
-        if !verdict.trusted {
-            let text = replies::approval_refused(&verdict.reason);
-            self.post_once(&pr, &format!("approval-refused:{}", c.comment_id), &text)
-                .await?;
-            return Ok(());
-        }
-        self.github
-            .set_status(
-                &pr.repo,
-                &pr.head_sha,
-                &CommitStatus {
-                    context: APPROVAL_CONTEXT.into(),
-                    state: StatusState::Success,
-                    description: Some(format!(
-                        "Approved by @{} {}",
-                        c.author,
-                        approval_note(&checklist::parse(&pr.body))
-                    )),
-                    target_url: None,
-                },
-            )
-            .await?;
-        self.plan_pr(pr).await
     }
 
     async fn config_at(&self, repo: &RepoName, sha: &CommitSha) -> Result<ConfigAt, GitHubError> {
@@ -745,6 +746,9 @@ impl Dispatcher {
             pool: task.pool.clone(),
             priority: task.priority,
             created_at: chrono::Utc::now(),
+            checkouts: Vec::new(),
+            main: None,
+            note: None,
         };
         let body = serde_json::to_vec(&job).map_err(|e| DispatchError::BadEvent {
             delivery: job_id.clone(),

@@ -50,7 +50,7 @@ pub fn bad_config(head: &CommitSha, e: &RepoConfigError) -> String {
 
 pub fn untrusted(reason: &str, head: &CommitSha) -> String {
     format!(
-        "tickbot has not queued the tasks of this pull request: {reason}.\n\n\
+        "tickbot has not run the tests or tasks of this pull request: {reason}.\n\n\
          A trusted person can approve the current head commit ({sha}) and its task list by \
          commenting `/ok-to-test`. A later push, or a task added or changed by an untrusted \
          person, needs a new approval.",
@@ -58,12 +58,27 @@ pub fn untrusted(reason: &str, head: &CommitSha) -> String {
     )
 }
 
-pub fn approval_refused(reason: &str) -> String {
-    format!(
-        "tickbot ignored `/ok-to-test`: {reason}. Only a trusted person can approve a pull \
-         request for testing."
-    )
+/// The one reply to a comment's commands: each refusal or answer, as a list.
+pub fn command_reply(author: &str, notes: &[String]) -> String {
+    let mut text = format!("@{author}:\n");
+    for n in notes {
+        text.push_str(&format!("\n* {n}"));
+    }
+    text.push('\n');
+    text
 }
+
+pub const HELP: &str = "commands (one per line, at the start of the line):\n\
+\n| command | does |\n|---|---|\n\
+| `/test` | runs the test contexts that apply to this pull request again |\n\
+| `/test ctx…` | runs these contexts; `ctx@bots#123` with dependency `bots` at its PR #123, `ctx@owner/repo[/branch]` runs that project's context against this PR |\n\
+| `/retest` | runs the failed and errored test contexts again |\n\
+| `/ok-to-test` | approves the current head commit of an untrusted author's PR for testing |\n\
+| `/cancel [ctx…]` | cancels the queued and running jobs (of these contexts) |\n\
+| `/task <verb> <args…>` | adds the task to the description, where it runs like any checkbox |\n\
+| `/explain` | says what runs for this PR, what does not, and why |\n\
+| `/help` | this text |\n\
+\nEveryone may use `/help` and `/explain`; the others need a trusted person (see `[trust]` in `.tickbot.toml`).";
 
 pub fn head_repo_gone() -> &'static str {
     "tickbot cannot run the tasks of this pull request: the repository its branch came from \

@@ -12,6 +12,7 @@
 //! idempotent anyway (a ticked box is not ticked again, an unchanged body is not written).
 
 use super::summary::{self, Row};
+use super::testing::with_note;
 use super::{DispatchError, Dispatcher, PrKey};
 use crate::checklist::{self, TaskItem, TaskState};
 use crate::github::{CommitStatus, PullRequest, StatusState};
@@ -137,6 +138,17 @@ impl Dispatcher {
                 ),
             });
         }
+        if self.cancelled.contains(&report.job_id) {
+            if matches!(report.state, ReportState::Started) {
+                // This worker missed the cancellation (it was down when it was sent).
+                self.broadcast_cancel(vec![report.job_id.clone()], "Cancelled")
+                    .await?;
+            } else {
+                self.done_in_flight(&(report.repo.clone(), report.pr), &report.context);
+            }
+            tracing::info!(job = %report.job_id, "report of a cancelled job ignored");
+            return Ok(());
+        }
         if self.finished.contains(&report.job_id) {
             // A redelivered or late report of a finished job: it must not set a pending status
             // again, tick twice or post twice.
@@ -169,7 +181,10 @@ impl Dispatcher {
                 &CommitStatus {
                     context: report.context.clone(),
                     state: StatusState::Pending,
-                    description: Some(format!("In progress [{}]", report.worker)),
+                    description: Some(with_note(
+                        &format!("In progress [{}]", report.worker),
+                        report.note.as_deref(),
+                    )),
                     target_url: Some(report.log_url.clone()),
                 },
             )
@@ -204,6 +219,7 @@ impl Dispatcher {
                 Mark::Failed,
             ),
         };
+        let description = with_note(&description, report.note.as_deref());
         let pr = match &report.item {
             Some(item) => Some(self.edit_item(&report.repo, report.pr, item, mark).await?),
             None => None,
@@ -220,35 +236,38 @@ impl Dispatcher {
                 },
             )
             .await?;
-        if let Some(item) = &report.item {
-            let text = std::iter::once(item.verb.as_str())
-                .chain(item.args.iter().map(String::as_str))
-                .collect::<Vec<_>>()
-                .join(" ");
-            let row = Row {
-                context: report.context.clone(),
-                occurrence: item.occurrence,
-                text,
-                result: description,
-                duration_secs,
-                log_url: report.log_url.clone(),
-                commit: commit.map(|c| c.0.clone()),
-            };
-            self.update_summary(&report.repo, report.pr, row).await?;
-        }
+        let (text, occurrence) = match &report.item {
+            Some(item) => (
+                std::iter::once(item.verb.as_str())
+                    .chain(item.args.iter().map(String::as_str))
+                    .collect::<Vec<_>>()
+                    .join(" "),
+                item.occurrence,
+            ),
+            None => (report.context.clone(), 0),
+        };
+        let row = Row {
+            context: report.context.clone(),
+            occurrence,
+            text,
+            result: description,
+            duration_secs,
+            log_url: report.log_url.clone(),
+            commit: commit.map(|c| c.0.clone()),
+        };
+        self.update_summary(&report.repo, report.pr, row).await?;
+        let Some(pr) = pr else {
+            return Ok(()); // a test: nothing waits for it
+        };
         self.done_in_flight(&(report.repo.clone(), report.pr), &report.context);
         // The worker's push moved the head: the next item is planned (and queued) there.
-        let pr = match pr {
-            Some(pr) => pr,
-            None => self.github.pull_request(&report.repo, report.pr).await?,
-        };
         self.plan_pr(pr).await
     }
 
     /// Ticks or fails `item` in the PR body: read, edit the one marker, write, re-read to
     /// verify; redone from the fresh body when a concurrent edit lost it. Returns the PR as
     /// last read.
-    async fn edit_item(
+    pub(super) async fn edit_item(
         &self,
         repo: &RepoName,
         number: PrNumber,

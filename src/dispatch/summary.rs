@@ -56,7 +56,7 @@ pub fn parse(comment: &str) -> Vec<Row> {
 /// The comment text for `rows`.
 pub fn render(rows: &[Row]) -> String {
     let mut out = format!(
-        "{MARKER}\n**tickbot tasks**\n\n| Task | Result | Duration | Log | Commit |\n|---|---|---|---|---|\n"
+        "{MARKER}\n**tickbot**\n\n| Task or test | Result | Duration | Log | Commit |\n|---|---|---|---|---|\n"
     );
     for r in rows {
         out.push_str(&format!(
@@ -117,7 +117,7 @@ mod tests {
         let text = render(&rows);
         assert_eq!(parse(&text), rows);
         assert!(text.starts_with(&format!(
-            "{MARKER}\n**tickbot tasks**\n\n| Task | Result | Duration | Log | Commit |\n|---|---|---|---|---|\n\
+            "{MARKER}\n**tickbot**\n\n| Task or test | Result | Duration | Log | Commit |\n|---|---|---|---|---|\n\
              | lint | Success [w1] | 1m 05s | [log](http://x/logs/j1) | 0123456 |\n\
              | image-refresh a\\|b | Success [w2] | 1m 05s | [log](http://x/logs/j1) | 0123456 |\n\n"
         )));

@@ -151,6 +151,7 @@ pub(crate) fn router(forge: Forge) -> Router {
             &format!("{repo}/pulls/{{n}}"),
             get(get_pull).patch(patch_pull),
         )
+        .route(&format!("{repo}/pulls/{{n}}/files"), get(list_pull_files))
         .route(
             &format!("{repo}/issues/{{n}}"),
             get(get_issue).patch(patch_issue),
@@ -392,6 +393,41 @@ async fn get_pull(
         StatusCode::OK,
         pull_json(&f, &repo_name(&o, &r)?, number(&n)?)?,
     )
+}
+
+/// `GET /repos/{o}/{r}/pulls/{n}/files`: the changed files, paginated like GitHub.
+async fn list_pull_files(
+    State(f): State<Forge>,
+    Path((o, r, n)): Path<(String, String, String)>,
+    q: Params,
+) -> ApiResult {
+    let repo = repo_name(&o, &r)?;
+    let n = number(&n)?;
+    let q = params(q)?;
+    let (base, head) = {
+        let st = f.state();
+        let rp = st.repo(&repo)?;
+        let pr = rp.pull(n)?;
+        let base = rp
+            .branches
+            .get(&pr.base_ref)
+            .cloned()
+            .ok_or_else(ApiError::not_found)?;
+        (base, pr.head_sha.clone())
+    };
+    let files = f
+        .inner
+        .git
+        .changed_files(&repo, &base, &head)
+        .await
+        .map_err(|e| ApiError::Status(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+    let all: Vec<Value> = files
+        .into_iter()
+        .map(|(name, status)| json!({ "filename": name, "status": status }))
+        .collect();
+    let path = format!("/repos/{repo}/pulls/{}/files", n);
+    let (page, link) = paginate(&f, &path, &q, all);
+    with_link(Value::Array(page), link)
 }
 
 async fn get_issue(

@@ -163,7 +163,14 @@ async fn commit_route(
     } else if let Some(reference) = rest.strip_suffix("/check-runs") {
         list_check_runs(f, (path.0, path.1, reference.to_string())).await
     } else {
-        Err(ApiError::not_found())
+        // `GET /repos/{o}/{r}/commits/{ref}`: the commit a branch or SHA names (its `sha` is
+        // all tickbot reads).
+        let (repo, sha) = resolve_ref(&f, &path.0, &path.1, &rest).await?;
+        let api = f.inner.urls.api_repo(&repo);
+        ok(
+            StatusCode::OK,
+            json!({ "sha": sha, "url": format!("{api}/commits/{sha}") }),
+        )
     }
 }
 

@@ -317,6 +317,31 @@ impl GitStore {
         }
     }
 
+    /// The files a pull request changes: what `head` changed since it forked from `base`.
+    pub async fn changed_files(
+        &self,
+        repo: &RepoName,
+        base: &CommitSha,
+        head: &CommitSha,
+    ) -> anyhow::Result<Vec<(String, String)>> {
+        let range = format!("{}...{}", base.0, head.0);
+        let out = self
+            .text(repo, &["diff", "--name-status", "--no-renames", &range])
+            .await?;
+        Ok(out
+            .lines()
+            .filter_map(|l| {
+                let (status, name) = l.split_once('\t')?;
+                let status = match status {
+                    "A" => "added",
+                    "D" => "removed",
+                    _ => "modified",
+                };
+                Some((name.to_string(), status.to_string()))
+            })
+            .collect())
+    }
+
     /// The commits a push brought (newest first, at most 20 like GitHub's payloads).
     pub async fn commits_between(
         &self,

@@ -208,6 +208,35 @@ impl Forge {
             .await?)
     }
 
+    /// A person opening a draft pull request (no automatic test runs until ready).
+    pub async fn open_draft_pr(
+        &self,
+        repo: &RepoName,
+        head: &str,
+        base: &str,
+        title: &str,
+        body: &str,
+        author: &str,
+    ) -> anyhow::Result<PrNumber> {
+        Ok(self
+            .create_pull(repo, head, base, title, body, true, author)
+            .await?)
+    }
+
+    /// A person marking a draft ready for review (`ready_for_review`).
+    pub async fn mark_ready(&self, repo: &RepoName, n: PrNumber, by: &str) -> anyhow::Result<()> {
+        {
+            let mut st = self.state();
+            let pr = st.repo_mut(repo)?.pull_mut(n.0)?;
+            if !pr.draft {
+                return Ok(());
+            }
+            pr.draft = false;
+            pr.updated_at = Utc::now();
+        }
+        Ok(self.send_pull_event(repo, n, "ready_for_review", by, json!({}))?)
+    }
+
     #[allow(clippy::too_many_arguments)]
     pub(crate) async fn create_pull(
         &self,

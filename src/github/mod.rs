@@ -23,7 +23,7 @@ mod retry;
 mod types;
 
 pub use error::GitHubError;
-pub use types::{Comment, CommitStatus, Permission, PullRequest, StatusState};
+pub use types::{Comment, CommitStatus, Permission, PullRequest, RepoInfo, StatusState};
 
 use crate::ids::{CommitSha, PrNumber, RepoName};
 use base64::Engine as _;
@@ -314,6 +314,60 @@ impl GitHub {
         String::from_utf8(bytes)
             .map(Some)
             .map_err(|_| invalid(&what, "the file is not UTF-8 text".into()))
+    }
+
+    /// The paths a pull request changes (every page; GitHub lists at most 3,000 files).
+    pub async fn changed_files(
+        &self,
+        repo: &RepoName,
+        pr: PrNumber,
+    ) -> Result<Vec<String>, GitHubError> {
+        #[derive(serde::Deserialize)]
+        struct WireFile {
+            filename: String,
+        }
+        let what = format!("GET changed files of {repo}{pr}");
+        let path = format!("/repos/{repo}/pulls/{}/files?per_page=100", pr.0);
+        let files: Vec<WireFile> = self.get_all(Scope::Repo(repo), path, &what, None).await?;
+        Ok(files.into_iter().map(|f| f.filename).collect())
+    }
+
+    /// A repository's default branch and clone URL; `None` if it does not exist (or the bot
+    /// cannot see it).
+    pub async fn repository(&self, repo: &RepoName) -> Result<Option<RepoInfo>, GitHubError> {
+        let what = format!("GET repository {repo}");
+        let req = Request::get(format!("/repos/{repo}"), what.clone());
+        let resp = self.send(Scope::Repo(repo), &req).await?;
+        if resp.status == StatusCode::NOT_FOUND {
+            return Ok(None);
+        }
+        resp.ok(&what)?.json(&what).map(Some)
+    }
+
+    /// The commit a branch (or tag, or SHA) names; `None` if there is no such ref.
+    pub async fn commit_of(
+        &self,
+        repo: &RepoName,
+        git_ref: &str,
+    ) -> Result<Option<CommitSha>, GitHubError> {
+        #[derive(serde::Deserialize)]
+        struct WireCommit {
+            sha: String,
+        }
+        let what = format!("GET commit {git_ref} of {repo}");
+        let req = Request::get(
+            format!("/repos/{repo}/commits/{}", urlencoding::encode(git_ref)),
+            what.clone(),
+        );
+        let resp = self.send(Scope::Repo(repo), &req).await?;
+        if matches!(
+            resp.status,
+            StatusCode::NOT_FOUND | StatusCode::UNPROCESSABLE_ENTITY
+        ) {
+            return Ok(None);
+        }
+        let commit: WireCommit = resp.ok(&what)?.json(&what)?;
+        Ok(Some(CommitSha(commit.sha)))
     }
 
     /// Sets the commit status for `status.context` on `sha`, replacing the previous one of that

@@ -238,3 +238,10 @@ mod tests {
         assert_eq!(json, "\"failure\"");
     }
 }
+
+/// What tickbot needs to know of a repository that is not the PR's own (`/test ctx@owner/repo`).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct RepoInfo {
+    pub default_branch: String,
+    pub clone_url: String,
+}

@@ -286,12 +286,10 @@ impl AmqpBroker {
             .map_err(|e| self.amqp_err("opening a channel", e))
     }
 
-    pub(super) async fn declare(&self, specs: &[QueueSpec]) -> Result<(), QueueError> {
-        let channel = self.admin_channel().await?;
-        let dead = QueueKind::Dead.name(&self.inner.prefix);
+    async fn declare_fanout(&self, channel: &Channel, name: &str) -> Result<(), QueueError> {
         channel
             .exchange_declare(
-                short(&dead, "exchange name")?,
+                short(name, "exchange name")?,
                 ExchangeKind::Fanout,
                 ExchangeDeclareOptions {
                     durable: true,
@@ -300,7 +298,15 @@ impl AmqpBroker {
                 FieldTable::default(),
             )
             .await
-            .map_err(|e| self.amqp_err(format!("declaring exchange {dead}"), e))?;
+            .map_err(|e| self.amqp_err(format!("declaring exchange {name}"), e))
+    }
+
+    pub(super) async fn declare(&self, specs: &[QueueSpec]) -> Result<(), QueueError> {
+        let channel = self.admin_channel().await?;
+        let dead = QueueKind::Dead.name(&self.inner.prefix);
+        self.declare_fanout(&channel, &dead).await?;
+        self.declare_fanout(&channel, &super::control_exchange(&self.inner.prefix))
+            .await?;
         for spec in specs {
             let mut args = FieldTable::default();
             if let Some(p) = spec.max_priority {
@@ -360,16 +366,127 @@ impl AmqpBroker {
                 .await
                 .map_err(|e| self.amqp_err(format!("deleting queue {}", spec.name), e))?;
         }
-        let dead = QueueKind::Dead.name(&self.inner.prefix);
-        channel
-            .exchange_delete(
-                short(&dead, "exchange name")?,
-                ExchangeDeleteOptions::default(),
-            )
-            .await
-            .map_err(|e| self.amqp_err(format!("deleting exchange {dead}"), e))?;
+        for exchange in [
+            QueueKind::Dead.name(&self.inner.prefix),
+            super::control_exchange(&self.inner.prefix),
+        ] {
+            channel
+                .exchange_delete(
+                    short(&exchange, "exchange name")?,
+                    ExchangeDeleteOptions::default(),
+                )
+                .await
+                .map_err(|e| self.amqp_err(format!("deleting exchange {exchange}"), e))?;
+        }
         let _ = channel.close(200, "deleted".into()).await;
         Ok(())
+    }
+
+    /// Publishes to the control exchange on a short-lived channel; rare, so not pipelined.
+    pub(super) async fn broadcast(&self, body: &[u8]) -> Result<(), QueueError> {
+        let exchange = super::control_exchange(&self.inner.prefix);
+        let channel = self.admin_channel().await?;
+        let sent = channel
+            .basic_publish(
+                short(&exchange, "exchange name")?,
+                "".into(),
+                BasicPublishOptions::default(),
+                body,
+                BasicProperties::default(),
+            )
+            .await;
+        let _ = channel.close(200, "broadcast sent".into()).await;
+        sent.map_err(|e| self.amqp_err(format!("publishing to {exchange}"), e))?;
+        Ok(())
+    }
+
+    /// A server-named, exclusive queue bound to the control exchange, fed into the returned
+    /// channel by a task that re-subscribes after a connection loss and ends with the receiver.
+    pub(super) async fn subscribe_broadcasts(
+        &self,
+    ) -> Result<tokio::sync::mpsc::Receiver<Vec<u8>>, QueueError> {
+        let (tx, rx) = tokio::sync::mpsc::channel(256);
+        let mut consumer = self.broadcast_consumer().await?;
+        let broker = self.clone();
+        tokio::spawn(async move {
+            let mut backoff = BACKOFF_MIN;
+            loop {
+                tokio::select! {
+                    next = consumer.next() => match next {
+                        Some(Ok(d)) => {
+                            backoff = BACKOFF_MIN;
+                            if tx.send(d.data).await.is_err() {
+                                return;
+                            }
+                            continue;
+                        }
+                        Some(Err(e)) => warn!(error = %e, "broadcast subscription lost"),
+                        None => {}
+                    },
+                    _ = tx.closed() => return,
+                }
+                loop {
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(BACKOFF_MAX);
+                    if tx.is_closed() {
+                        return;
+                    }
+                    match broker.broadcast_consumer().await {
+                        Ok(c) => {
+                            consumer = c;
+                            break;
+                        }
+                        Err(e) => debug!(error = %e, "cannot re-subscribe to broadcasts yet"),
+                    }
+                }
+            }
+        });
+        Ok(rx)
+    }
+
+    async fn broadcast_consumer(&self) -> Result<lapin::Consumer, QueueError> {
+        let exchange = super::control_exchange(&self.inner.prefix);
+        let live = self.live().await?;
+        let channel = live
+            .conn
+            .create_channel()
+            .await
+            .map_err(|e| self.amqp_err("opening a channel", e))?;
+        self.declare_fanout(&channel, &exchange).await?;
+        let queue = channel
+            .queue_declare(
+                "".into(),
+                QueueDeclareOptions {
+                    exclusive: true,
+                    auto_delete: true,
+                    ..QueueDeclareOptions::default()
+                },
+                FieldTable::default(),
+            )
+            .await
+            .map_err(|e| self.amqp_err("declaring a broadcast queue", e))?;
+        channel
+            .queue_bind(
+                queue.name().clone(),
+                short(&exchange, "exchange name")?,
+                "".into(),
+                QueueBindOptions::default(),
+                FieldTable::default(),
+            )
+            .await
+            .map_err(|e| self.amqp_err(format!("binding to {exchange}"), e))?;
+        channel
+            .basic_consume(
+                queue.name().clone(),
+                "".into(),
+                BasicConsumeOptions {
+                    no_ack: true,
+                    ..BasicConsumeOptions::default()
+                },
+                FieldTable::default(),
+            )
+            .await
+            .map_err(|e| self.amqp_err("consuming broadcasts", e))
     }
 
     pub(super) async fn ready_count(&self, queue: &str) -> Result<u64, QueueError> {

@@ -54,6 +54,8 @@ impl std::fmt::Debug for EmbeddedBroker {
 struct Shared {
     path: String,
     prefix: String,
+    /// Broadcasts stay in the process: one process owns the embedded queue.
+    broadcasts: tokio::sync::broadcast::Sender<Vec<u8>>,
     tx: Option<mpsc::UnboundedSender<Cmd>>,
     thread: Mutex<Option<std::thread::JoinHandle<()>>>,
 }
@@ -166,6 +168,7 @@ impl EmbeddedBroker {
         let shared = Arc::new(Shared {
             path: path.clone(),
             prefix: prefix.to_string(),
+            broadcasts: tokio::sync::broadcast::channel(1024).0,
             tx: Some(tx),
             thread: Mutex::new(Some(thread)),
         });
@@ -176,6 +179,33 @@ impl EmbeddedBroker {
 
     pub(super) fn prefix(&self) -> &str {
         &self.shared.prefix
+    }
+
+    pub(super) fn broadcast(&self, body: Vec<u8>) -> Result<(), QueueError> {
+        // No subscriber is not an error: nobody runs anything to cancel.
+        let _ = self.shared.broadcasts.send(body);
+        Ok(())
+    }
+
+    pub(super) fn subscribe_broadcasts(&self) -> mpsc::Receiver<Vec<u8>> {
+        let mut rx = self.shared.broadcasts.subscribe();
+        let (tx, out) = mpsc::channel(256);
+        tokio::spawn(async move {
+            loop {
+                match rx.recv().await {
+                    Ok(body) => {
+                        if tx.send(body).await.is_err() {
+                            return;
+                        }
+                    }
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
+                        warn!(missed = n, "a broadcast subscriber fell behind");
+                    }
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+                }
+            }
+        });
+        out
     }
 
     pub(super) async fn declare(&self, specs: &[QueueSpec]) -> Result<(), QueueError> {

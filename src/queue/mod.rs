@@ -209,6 +209,12 @@ pub fn dead_letter_queues(prefix: &str) -> [String; 2] {
     ]
 }
 
+/// The fanout exchange of broadcasts (job cancellations): every subscribed worker gets each
+/// message; nobody subscribed means nobody needs it (see [`Broker::broadcast`]).
+pub fn control_exchange(prefix: &str) -> String {
+    format!("{prefix}.control")
+}
+
 /// The declaration of one queue.
 pub fn spec(prefix: &str, kind: &QueueKind) -> QueueSpec {
     let dead = QueueKind::Dead.name(prefix);
@@ -250,6 +256,7 @@ fn validate_name_part(part: &str) -> Result<(), QueueError> {
 pub fn definitions_json(prefix: &str, pools: &[String]) -> Result<serde_json::Value, QueueError> {
     let specs = topology(prefix, pools)?;
     let dead = QueueKind::Dead.name(prefix);
+    let exchanges = [dead.clone(), control_exchange(prefix)];
     let queues: Vec<serde_json::Value> = specs
         .iter()
         .map(|s| {
@@ -271,10 +278,10 @@ pub fn definitions_json(prefix: &str, pools: &[String]) -> Result<serde_json::Va
         .collect();
     Ok(serde_json::json!({
         "queues": queues,
-        "exchanges": [{
-            "name": dead, "vhost": "/", "type": "fanout", "durable": true,
+        "exchanges": exchanges.iter().map(|name| serde_json::json!({
+            "name": name, "vhost": "/", "type": "fanout", "durable": true,
             "auto_delete": false, "internal": false, "arguments": {}
-        }],
+        })).collect::<Vec<_>>(),
         "bindings": dead_letter_queues(prefix).iter().map(|q| serde_json::json!({
             "source": dead, "vhost": "/", "destination": q, "destination_type": "queue",
             "routing_key": "", "arguments": {}
@@ -371,6 +378,27 @@ impl Broker {
             Broker::Embedded(b) => ConsumerInner::Embedded(b.consume(&name, prefetch).await?),
         };
         Ok(Consumer { inner })
+    }
+
+    /// Sends `body` to every current subscriber of [`subscribe_broadcasts`](Self::subscribe_broadcasts),
+    /// at most once each, without storing it: a subscriber that is down misses it. For
+    /// advisory messages whose sender repeats them when they matter (job cancellations).
+    pub async fn broadcast(&self, body: Vec<u8>) -> Result<(), QueueError> {
+        match self {
+            Broker::Amqp(b) => b.broadcast(&body).await,
+            Broker::Embedded(b) => b.broadcast(body),
+        }
+    }
+
+    /// Broadcasts from now on. RabbitMQ: a private queue bound to the control exchange,
+    /// re-subscribed after a connection loss (what was sent meanwhile is missed).
+    pub async fn subscribe_broadcasts(
+        &self,
+    ) -> Result<tokio::sync::mpsc::Receiver<Vec<u8>>, QueueError> {
+        match self {
+            Broker::Amqp(b) => b.subscribe_broadcasts().await,
+            Broker::Embedded(b) => Ok(b.subscribe_broadcasts()),
+        }
     }
 
     /// Messages ready for delivery (not counting unacknowledged ones); for tests and metrics.

@@ -13,13 +13,13 @@ use super::mirror::{GitAuth, GitError, Mirrors, Worktree};
 use super::publish::{self, PushOutcome, ResultCommit};
 use super::runtime::{RunOutcome, RunSpec, Runtime, RuntimeError};
 use crate::ids::CommitSha;
-use crate::job::{JOB_SCHEMA, Job, JobReport, Outcome, ReportState};
+use crate::job::{Cancel, JOB_SCHEMA, Job, JobReport, Outcome, ReportState};
 use crate::queue::{Broker, Delivery, Outgoing, QueueError, QueueKind};
 use crate::repo_config::format_duration;
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
@@ -61,6 +61,18 @@ pub struct Worker {
     broker: Broker,
     settings: WorkerSettings,
     mirrors: Mirrors,
+    /// The jobs in hand, with the switch that stops each one.
+    running: Mutex<HashMap<String, watch::Sender<bool>>>,
+    /// Jobs the dispatcher cancelled, with the reason: one still queued is skipped when it
+    /// arrives, one running is reported with the reason instead of going back to the queue.
+    cancelled: Mutex<(VecDeque<String>, HashMap<String, String>)>,
+}
+
+/// Cancellations remembered for jobs that may still arrive.
+const REMEMBERED_CANCELS: usize = 10_000;
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 /// How one job ended for this worker.
@@ -90,7 +102,33 @@ impl Worker {
             broker,
             settings,
             mirrors,
+            running: Mutex::new(HashMap::new()),
+            cancelled: Mutex::new((VecDeque::new(), HashMap::new())),
         })
+    }
+
+    /// Stops `job_ids` if running here, and remembers them in case they are still queued.
+    fn cancel(&self, cancel: &Cancel) {
+        let mut cancelled = lock(&self.cancelled);
+        let (order, reasons) = &mut *cancelled;
+        for id in &cancel.job_ids {
+            if reasons.insert(id.clone(), cancel.reason.clone()).is_none() {
+                order.push_back(id.clone());
+            }
+            if order.len() > REMEMBERED_CANCELS
+                && let Some(old) = order.pop_front()
+            {
+                reasons.remove(&old);
+            }
+            if let Some(stop) = lock(&self.running).get(id) {
+                tracing::info!(job = %id, reason = %cancel.reason, "cancelling a running job");
+                let _ = stop.send(true);
+            }
+        }
+    }
+
+    fn cancel_reason(&self, job_id: &str) -> Option<String> {
+        lock(&self.cancelled).1.get(job_id).cloned()
     }
 
     /// Takes and runs jobs until `shutdown` fires; then finishes or requeues the running ones.
@@ -105,19 +143,23 @@ impl Worker {
             .broker
             .consume(&queue, self.settings.concurrency.max(1))
             .await?;
-        let (cancel, cancelled) = watch::channel(false);
+        let mut broadcasts = self.broker.subscribe_broadcasts().await?;
         let mut running = JoinSet::new();
         tracing::info!(worker = %self.settings.name, pool = %self.settings.pool, concurrency, "worker ready");
         loop {
             tokio::select! {
                 next = consumer.next(), if running.len() < concurrency => match next {
                     Some(Ok(delivery)) => {
-                        running.spawn(Arc::clone(&self).handle(delivery, cancelled.clone()));
+                        running.spawn(Arc::clone(&self).handle(delivery));
                     }
                     Some(Err(e)) => tracing::warn!(error = %e, "job queue trouble; waiting for it"),
                     None => break,
                 },
                 Some(_) = running.join_next(), if !running.is_empty() => {}
+                Some(body) = broadcasts.recv() => match serde_json::from_slice::<Cancel>(&body) {
+                    Ok(cancel) => self.cancel(&cancel),
+                    Err(e) => tracing::warn!(error = %e, "unreadable broadcast ignored"),
+                },
                 _ = shutdown.wait_for(|stop| *stop) => break,
             }
         }
@@ -131,7 +173,9 @@ impl Worker {
                 done = running.join_next() => if done.is_none() { break },
                 _ = &mut grace => {
                     tracing::warn!(running = running.len(), "grace period over: cancelling running jobs");
-                    let _ = cancel.send(true);
+                    for stop in lock(&self.running).values() {
+                        let _ = stop.send(true);
+                    }
                     while running.join_next().await.is_some() {}
                     break;
                 }
@@ -142,7 +186,7 @@ impl Worker {
         Ok(())
     }
 
-    async fn handle(self: Arc<Self>, delivery: Delivery, cancel: watch::Receiver<bool>) {
+    async fn handle(self: Arc<Self>, delivery: Delivery) {
         let job: Job = match serde_json::from_slice::<Job>(&delivery.body) {
             Ok(job) if job.schema == JOB_SCHEMA => job,
             Ok(job) => {
@@ -158,17 +202,36 @@ impl Worker {
         };
         let started = Instant::now();
         let log_path = logs_dir(&self.settings.state_dir).join(format!("{}.log", job.job_id));
-        let executed = match self
-            .execute(&job, &log_path, delivery.attempt, cancel)
-            .await
-        {
-            Ok(executed) => executed,
-            Err(reason) => Executed::Finished {
-                outcome: Outcome::Error {
-                    reason: format!("Internal error: {reason}"),
-                },
+        let (stop, stopped) = watch::channel(false);
+        lock(&self.running).insert(job.job_id.clone(), stop);
+        let executed = match self.cancel_reason(&job.job_id) {
+            // Cancelled while it waited in the queue: never started.
+            Some(reason) => Executed::Finished {
+                outcome: Outcome::Error { reason },
                 commit: None,
             },
+            None => match self
+                .execute(&job, &log_path, delivery.attempt, stopped)
+                .await
+            {
+                Ok(executed) => executed,
+                Err(reason) => Executed::Finished {
+                    outcome: Outcome::Error {
+                        reason: format!("Internal error: {reason}"),
+                    },
+                    commit: None,
+                },
+            },
+        };
+        lock(&self.running).remove(&job.job_id);
+        // Stopped because the dispatcher cancelled it (not because this worker shuts down):
+        // that is its end, reported like any other.
+        let executed = match (executed, self.cancel_reason(&job.job_id)) {
+            (Executed::Cancelled, Some(reason)) => Executed::Finished {
+                outcome: Outcome::Error { reason },
+                commit: None,
+            },
+            (executed, _) => executed,
         };
         match executed {
             Executed::Cancelled => {
@@ -262,15 +325,14 @@ impl Worker {
             .map_err(|e: RuntimeError| e.to_string())?;
 
         let auth = self.settings.git_auth.as_ref();
+        // The tree to run in: the PR's head, or another project's (then the PR is a checkout).
+        let (tree_repo, tree_url, tree_ref, tree_sha) = match &job.main {
+            Some(m) => (&m.repo, &m.clone_url, &m.git_ref, &m.sha),
+            None => (&job.repo, &job.clone_url, &job.head_ref, &job.head_sha),
+        };
         let tip = self
             .mirrors
-            .fetch(
-                &job.repo,
-                &job.clone_url,
-                &job.head_ref,
-                &job.head_sha,
-                auth,
-            )
+            .fetch(tree_repo, tree_url, tree_ref, tree_sha, auth)
             .await
             .map_err(|e: GitError| e.to_string())?;
         if job.commit
@@ -298,14 +360,74 @@ impl Worker {
         let dir = self.settings.work_dir.join(&job.job_id);
         let worktree = self
             .mirrors
-            .worktree(&job.repo, &job.head_sha, &dir)
+            .worktree(tree_repo, tree_sha, &dir)
             .await
             .map_err(|e| e.to_string())?;
-        let result = self.run_in(job, &worktree, log_path, &name, cancel).await;
+        let mut inner = Vec::new();
+        let prepared = self.check_out_more(job, &dir, log_path, &mut inner).await;
+        let result = match prepared {
+            Ok(()) => self.run_in(job, &worktree, log_path, &name, cancel).await,
+            Err(e) => Err(e),
+        };
+        // Inner checkouts first: they live inside the job's tree.
+        for checkout in inner.into_iter().rev() {
+            if let Err(e) = checkout.remove().await {
+                tracing::warn!(job = %job.job_id, error = %e, "cannot remove a dependency checkout");
+            }
+        }
         if let Err(e) = worktree.remove().await {
             tracing::warn!(job = %job.job_id, error = %e, "cannot remove the job's worktree");
         }
         result
+    }
+
+    /// The job's other checkouts (`[deps]`), each at its exact commit inside the tree.
+    async fn check_out_more(
+        &self,
+        job: &Job,
+        dir: &Path,
+        log_path: &Path,
+        done: &mut Vec<Worktree>,
+    ) -> Result<(), String> {
+        for c in &job.checkouts {
+            let inside = Path::new(&c.path);
+            if c.path.is_empty()
+                || !inside
+                    .components()
+                    .all(|p| matches!(p, std::path::Component::Normal(_)))
+            {
+                return Err(format!(
+                    "checkout path `{}` of {} must be a relative path inside the tree",
+                    c.path, c.repo
+                ));
+            }
+            self.mirrors
+                .fetch(
+                    &c.repo,
+                    &c.clone_url,
+                    &c.git_ref,
+                    &c.sha,
+                    self.settings.git_auth.as_ref(),
+                )
+                .await
+                .map_err(|e| e.to_string())?;
+            let at = dir.join(inside);
+            if let Some(parent) = at.parent() {
+                std::fs::create_dir_all(parent)
+                    .map_err(|e| format!("cannot create {}: {e}", parent.display()))?;
+            }
+            done.push(
+                self.mirrors
+                    .worktree(&c.repo, &c.sha, &at)
+                    .await
+                    .map_err(|e| e.to_string())?,
+            );
+            append_log(
+                log_path,
+                &format!("tickbot: {} at {} checked out in {}", c.repo, c.sha, c.path),
+            );
+        }
+        Ok(())
     }
 
     async fn run_in(

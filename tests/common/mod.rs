@@ -3,6 +3,8 @@
 
 #![allow(dead_code)] // each test binary uses its own part of this
 
+pub mod world;
+
 use std::sync::OnceLock;
 use std::time::Duration;
 use tokio::sync::RwLock;

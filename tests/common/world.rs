@@ -1,0 +1,249 @@
+//! A stack with real workers on real RabbitMQ and podman, and a repository on its forge: what
+//! the end-to-end tests of workers and test contexts share.
+
+use super::{amqp_url, containers_conf, wait_for, wait_within};
+use std::collections::HashMap;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::Duration;
+use tickbot::forge::Forge;
+use tickbot::ids::{CommitSha, PrNumber, RepoName};
+use tickbot::stack::{Stack, StackOptions};
+use tickbot::worker::runtime::Runtime;
+
+pub const LONG: Duration = Duration::from_secs(60);
+
+pub struct World {
+    pub stack: Stack,
+    pub repo: RepoName,
+    pub dir: tempfile::TempDir,
+    branches: usize,
+}
+
+impl World {
+    /// A stack on real RabbitMQ with `acme/images` holding `files` on `main`; alice may write.
+    pub async fn new(files: &[(&str, &str)]) -> World {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let repo: RepoName = "acme/images".parse().expect("valid");
+        let stack = Stack::start(StackOptions {
+            dir: dir.path().to_path_buf(),
+            amqp_url: Some(amqp_url()),
+            prefix: format!("e2e-{}", uuid::Uuid::new_v4()),
+            repositories: vec![repo.clone()],
+        })
+        .await
+        .expect("RabbitMQ at 127.0.0.1:5672 must be running (rabbitmq-server -detached)");
+        stack
+            .forge
+            .create_repo(&repo, "main", files)
+            .await
+            .expect("create repo");
+        stack.forge.add_collaborator(&repo, "alice", "write");
+        World {
+            stack,
+            repo,
+            dir,
+            branches: 0,
+        }
+    }
+
+    pub fn forge(&self) -> &Forge {
+        &self.stack.forge
+    }
+
+    pub fn podman() -> Runtime {
+        Runtime::Podman {
+            containers_conf: Some(containers_conf()),
+        }
+    }
+
+    pub fn start_worker(&mut self, name: &str, secrets: &[(&str, &str)]) {
+        let mut settings = self.stack.worker_settings(name, Self::podman(), 1);
+        settings.secret_values = Arc::new(
+            secrets
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect::<HashMap<_, _>>(),
+        );
+        self.stack.start_worker(settings);
+    }
+
+    /// `author` pushes a branch changing `files` and opens a PR with `body`.
+    pub async fn open_pr(
+        &mut self,
+        author: &str,
+        files: &[(&str, &str)],
+        body: &str,
+    ) -> (PrNumber, CommitSha) {
+        self.branches += 1;
+        let branch = format!("topic-{}", self.branches);
+        let sha = self
+            .forge()
+            .commit_files(&self.repo, &branch, Some("main"), files, "A change", author)
+            .await
+            .expect("push");
+        let pr = self
+            .forge()
+            .open_pr(&self.repo, &branch, "main", "A change", body, author)
+            .await
+            .expect("open PR");
+        (pr, sha)
+    }
+
+    /// Like [`open_pr`](Self::open_pr), as a draft.
+    pub async fn open_draft_pr(
+        &mut self,
+        author: &str,
+        files: &[(&str, &str)],
+        body: &str,
+    ) -> (PrNumber, CommitSha) {
+        self.branches += 1;
+        let branch = format!("topic-{}", self.branches);
+        let sha = self
+            .forge()
+            .commit_files(&self.repo, &branch, Some("main"), files, "A change", author)
+            .await
+            .expect("push");
+        let pr = self
+            .forge()
+            .open_draft_pr(&self.repo, &branch, "main", "A change", body, author)
+            .await
+            .expect("open PR");
+        (pr, sha)
+    }
+
+    /// `author` pushes a commit changing `files` to the PR's branch; returns the new head.
+    pub async fn push(&self, pr: PrNumber, files: &[(&str, &str)], author: &str) -> CommitSha {
+        let branch = self.forge().pr(&self.repo, pr).expect("the PR").head_ref;
+        self.forge()
+            .commit_files(&self.repo, &branch, None, files, "Another change", author)
+            .await
+            .expect("push")
+    }
+
+    /// The latest (state, description, target_url) of `context` on `sha`.
+    pub fn latest(
+        &self,
+        sha: &CommitSha,
+        context: &str,
+    ) -> Option<(String, String, Option<String>)> {
+        self.statuses(sha, context).pop()
+    }
+
+    /// The bot's comments on the PR (replies and the summary).
+    pub fn bot_comments(&self, pr: PrNumber) -> Vec<String> {
+        let bot = self.forge().bot_login().to_string();
+        self.forge()
+            .comments(&self.repo, pr)
+            .into_iter()
+            .filter(|c| c.author == bot)
+            .map(|c| c.body)
+            .collect()
+    }
+
+    pub fn body(&self, pr: PrNumber) -> String {
+        self.forge().pr(&self.repo, pr).expect("the PR").body
+    }
+
+    pub fn head(&self, pr: PrNumber) -> CommitSha {
+        self.forge().pr(&self.repo, pr).expect("the PR").head_sha
+    }
+
+    /// (state, description, target_url) of every status set on `sha` for `context`, in order.
+    pub fn statuses(
+        &self,
+        sha: &CommitSha,
+        context: &str,
+    ) -> Vec<(String, String, Option<String>)> {
+        self.forge()
+            .statuses(&self.repo, sha)
+            .into_iter()
+            .filter(|s| s.context == context)
+            .map(|s| (s.state, s.description.unwrap_or_default(), s.target_url))
+            .collect()
+    }
+
+    /// Waits until the context's latest status on `sha` is `state` `description`; returns
+    /// its link. (The dispatcher ticks the box before it sets the final status.)
+    pub async fn wait_status(
+        &self,
+        sha: &CommitSha,
+        context: &str,
+        state: &str,
+        description: &str,
+    ) -> Option<String> {
+        wait_for(&format!("{context}: {state} {description}"), || {
+            self.statuses(sha, context)
+                .pop()
+                .filter(|s| s.0 == state && s.1 == description)
+                .map(|s| s.2)
+        })
+        .await
+    }
+
+    pub async fn wait_body(&self, pr: PrNumber, what: &str, want: &str) {
+        wait_within(LONG, what, || (self.body(pr) == want).then_some(())).await;
+    }
+
+    /// `git log` of the PR branch since `base`: (subject, body) per commit, oldest first.
+    pub fn commits_since(&self, base: &CommitSha, pr: PrNumber) -> Vec<(String, String, String)> {
+        let git_dir = self.forge().repo_path(&self.repo);
+        let range = format!("{}..{}", base.0, self.head(pr).0);
+        let out = super::run(
+            "git",
+            &[
+                "--git-dir",
+                git_dir.to_str().expect("utf-8"),
+                "log",
+                "--reverse",
+                "--format=%an%x1f%s%x1f%b%x1e",
+                &range,
+            ],
+        );
+        out.split('\u{1e}')
+            .filter(|c| !c.trim().is_empty())
+            .map(|c| {
+                let mut parts = c.trim_start().splitn(3, '\u{1f}');
+                let mut next = || parts.next().unwrap_or_default().trim().to_string();
+                (next(), next(), next())
+            })
+            .collect()
+    }
+
+    pub fn file(&self, pr: PrNumber, path: &str) -> String {
+        let git_dir = self.forge().repo_path(&self.repo);
+        super::run(
+            "git",
+            &[
+                "--git-dir",
+                git_dir.to_str().expect("utf-8"),
+                "show",
+                &format!("{}:{path}", self.head(pr).0),
+            ],
+        )
+    }
+
+    pub async fn log(&self, url: &str) -> String {
+        let path = url.split_once("/logs/").map(|(_, job)| job).unwrap_or(url);
+        std::fs::read_to_string(self.dir.path().join("logs").join(format!("{path}.log")))
+            .unwrap_or_default()
+    }
+
+    /// `tickbot work` as its own process against this stack, for the kill tests.
+    pub fn worker_process(&self, name: &str) -> Child {
+        Command::new(env!("CARGO_BIN_EXE_tickbot"))
+            .args(["--config", "/nonexistent/tickbot.toml", "work"])
+            .env("TICKBOT__AMQP__URL", amqp_url())
+            .env("TICKBOT__AMQP__PREFIX", self.stack.prefix())
+            .env("TICKBOT__STATE__DIR", self.dir.path())
+            .env("TICKBOT__GITHUB__TOKEN", self.forge().bot_token())
+            .env("TICKBOT__LOGS__PUBLIC_URL", &self.stack.intake_url)
+            .env("TICKBOT__WORKER__NAME", name)
+            .env("TICKBOT__WORKER__STOP_GRACE", "30s")
+            .env("TICKBOT__WORKER__CONTAINERS_CONF", containers_conf())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start tickbot work")
+    }
+}

@@ -1,0 +1,416 @@
+//! Test contexts end to end (issue 4): PRs on the local forge, tickbot's intake and dispatcher,
+//! real RabbitMQ, and real workers running the PR's own code in podman. Each test reads what a
+//! PR's people see: statuses, reactions, replies, the summary comment, the job logs.
+
+mod common;
+
+use common::world::{LONG, World};
+use common::{broker_lock, containers, wait_within};
+use tickbot::ids::{CommitSha, PrNumber, RepoName};
+
+const TICKBOT_TOML: &str = r#"
+[tests.unit]
+command = ["sh", "./check"]
+image = "localhost/tickbot-test:latest"
+timeout = "1m"
+default = true
+
+[tests.docs]
+command = ["sh", "-c", "echo docs checked"]
+image = "localhost/tickbot-test:latest"
+default = true
+paths = ["doc/**"]
+
+[tests.slow]
+command = ["sh", "-c", "echo started; sleep 120"]
+image = "localhost/tickbot-test:latest"
+
+[tests.with-bots]
+command = ["sh", "-c", "echo bots says: $(cat bots/VERSION)"]
+image = "localhost/tickbot-test:latest"
+
+[deps.bots]
+repo = "acme/bots"
+path = "bots"
+
+[tasks.stamp]
+command = ["sh", "-c", "echo stamped > stamped.txt"]
+image = "localhost/tickbot-test:latest"
+commit = true
+message = "Stamp"
+
+[secrets.upload]
+env = { S3_KEY = "TEST_UPLOAD_KEY" }
+"#;
+
+/// The test script on the default branch; PRs change it, and their version is what runs.
+const CHECK: &str = "echo checking on main; env\n";
+
+const SECRET: &str = "s3cr3t-upload-key";
+
+async fn world() -> World {
+    let mut w = World::new(&[(".tickbot.toml", TICKBOT_TOML), ("check", CHECK)]).await;
+    w.start_worker("w1", &[("TEST_UPLOAD_KEY", SECRET)]);
+    w
+}
+
+/// (state, description) of the context's latest status.
+fn state(w: &World, sha: &CommitSha, context: &str) -> Option<(String, String)> {
+    w.latest(sha, context).map(|(s, d, _)| (s, d))
+}
+
+async fn wait_state(w: &World, sha: &CommitSha, context: &str, want: (&str, &str)) -> String {
+    wait_within(LONG, &format!("{context}: {want:?}"), || {
+        w.latest(sha, context)
+            .filter(|(s, d, _)| (s.as_str(), d.as_str()) == want)
+            .map(|(_, _, url)| url.unwrap_or_default())
+    })
+    .await
+}
+
+async fn wait_reply(w: &World, pr: PrNumber, needle: &str) -> String {
+    wait_within(LONG, &format!("a reply saying {needle:?}"), || {
+        w.bot_comments(pr).into_iter().find(|c| c.contains(needle))
+    })
+    .await
+}
+
+fn container_of(url: &str) -> String {
+    let job = url.rsplit_once("/logs/").map_or(url, |(_, j)| j);
+    tickbot::worker::executor::container_name(job)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn default_contexts_run_for_each_head_and_a_push_cancels_the_running_one() {
+    let _shared = broker_lock().read().await;
+    let mut w = world().await;
+
+    // A draft does not run; ready for review does.
+    let (pr, first) = w
+        .open_draft_pr("alice", &[("check", "echo slow check; sleep 120\n")], "")
+        .await;
+    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+    assert_eq!(state(&w, &first, "unit"), None, "drafts wait");
+    w.forge()
+        .mark_ready(&w.repo, pr, "alice")
+        .await
+        .expect("ready");
+    let url = wait_state(&w, &first, "unit", ("pending", "In progress [w1]")).await;
+    let container = container_of(&url);
+    wait_within(LONG, "the test's container", || {
+        containers().contains(&container).then_some(())
+    })
+    .await;
+    assert_eq!(
+        state(&w, &first, "docs"),
+        None,
+        "docs only runs when doc/ changes"
+    );
+
+    // A push while it runs: the old head's job is cancelled, its container removed, and the
+    // new head tested (with the PR's new script).
+    let second = w
+        .push(pr, &[("check", "echo quick check from the PR\n")], "alice")
+        .await;
+    wait_state(
+        &w,
+        &first,
+        "unit",
+        (
+            "error",
+            &format!("Cancelled: superseded by {}", second.short()),
+        ),
+    )
+    .await;
+    wait_within(LONG, "the cancelled job's container to go", || {
+        (!containers().contains(&container)).then_some(())
+    })
+    .await;
+    let url = wait_state(&w, &second, "unit", ("success", "Success [w1]")).await;
+    let log = w.log(&url).await;
+    assert!(log.contains("quick check from the PR"), "{log}");
+    let states: Vec<String> = w
+        .statuses(&second, "unit")
+        .into_iter()
+        .map(|(s, d, _)| format!("{s} {d}"))
+        .collect();
+    assert_eq!(
+        states,
+        [
+            "pending Not yet tested",
+            "pending In progress [w1]",
+            "success Success [w1]"
+        ]
+    );
+
+    // One summary comment with the test's row; closing cancels nothing left (all finished).
+    let summary = wait_reply(&w, pr, "| unit | Success [w1] |").await;
+    assert!(summary.contains("[log]("), "{summary}");
+    w.stack.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn comment_commands_are_acknowledged_run_and_every_refusal_explained() {
+    let _shared = broker_lock().read().await;
+    let mut w = world().await;
+    // The dependency: acme/bots with a PR whose head has a VERSION file.
+    let bots: RepoName = "acme/bots".parse().expect("valid");
+    w.forge()
+        .create_repo(&bots, "main", &[("VERSION", "1.0\n")])
+        .await
+        .expect("bots repo");
+    let bots_head = w
+        .forge()
+        .commit_files(
+            &bots,
+            "new-image",
+            Some("main"),
+            &[("VERSION", "2.0-pr\n")],
+            "Bump",
+            "bob",
+        )
+        .await
+        .expect("bots push");
+    let bots_pr = w
+        .forge()
+        .open_pr(&bots, "new-image", "main", "Bump", "", "bob")
+        .await
+        .expect("bots PR");
+
+    let (pr, head) = w.open_pr("alice", &[("README", "hello\n")], "").await;
+    wait_state(&w, &head, "unit", ("success", "Success [w1]")).await;
+
+    // Three commands and a typo in one comment.
+    let text = format!(
+        "Let's see.\n\n/test docs\n/tset unit\n/test with-bots@bots#{}\n\n> /test slow\n\n```\n/test slow\n```\n",
+        bots_pr.0
+    );
+    let id = w
+        .forge()
+        .comment(&w.repo, pr, &text, "alice")
+        .await
+        .expect("comment");
+    wait_within(LONG, "the 👀 acknowledgement", || {
+        w.forge()
+            .comments(&w.repo, pr)
+            .into_iter()
+            .find(|c| c.id == id)
+            .filter(|c| c.reactions.iter().any(|r| r.content == "eyes"))
+    })
+    .await;
+    let reply = wait_reply(&w, pr, "did you mean /test?").await;
+    assert!(reply.starts_with("<!-- tickbot:reply:"), "{reply}");
+    assert!(reply.contains("line 4: unknown command `/tset`"), "{reply}");
+    wait_state(&w, &head, "docs", ("success", "Success [w1]")).await;
+    let dep = format!("with-bots@bots#{}", bots_pr.0);
+    let note = format!("(bots#{} at {})", bots_pr.0, bots_head.short());
+    let url = wait_state(
+        &w,
+        &head,
+        &dep,
+        ("success", &format!("Success [w1] {note}")),
+    )
+    .await;
+    assert_eq!(
+        w.statuses(&head, &dep)[0].1,
+        format!("Not yet tested {note}")
+    );
+    let log = w.log(&url).await;
+    assert!(log.contains("bots says: 2.0-pr"), "{log}");
+    assert_eq!(
+        state(&w, &head, "slow"),
+        None,
+        "quoted and fenced commands don't run"
+    );
+
+    // Refusals say why and what to do.
+    w.forge()
+        .comment(&w.repo, pr, "/test nosuch\n/retest", "alice")
+        .await
+        .expect("comment");
+    let reply = wait_reply(&w, pr, "unknown context `nosuch`").await;
+    assert!(
+        reply.contains("known contexts: `docs`, `slow`, `unit`, `with-bots`"),
+        "{reply}"
+    );
+    assert!(reply.contains("nothing failed at"), "{reply}");
+    w.forge()
+        .comment(&w.repo, pr, "/test slow\n/help", "mallory")
+        .await
+        .expect("comment");
+    let reply = wait_reply(&w, pr, "`/test` refused: @mallory is not trusted").await;
+    assert!(
+        reply.contains("| `/retest` |"),
+        "help is for everyone: {reply}"
+    );
+    assert_eq!(state(&w, &head, "slow"), None);
+
+    // `/explain` says what runs and why the rest does not.
+    w.forge()
+        .comment(&w.repo, pr, "/explain", "mallory")
+        .await
+        .expect("comment");
+    let reply = wait_reply(&w, pr, "what tickbot does for this pull request").await;
+    assert!(reply.contains("test `unit`: Success [w1]"), "{reply}");
+    assert!(
+        reply.contains(
+            "test `docs` does not run automatically: no changed file matches `paths` (doc/**)"
+        ),
+        "{reply}"
+    );
+    w.stack.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_untrusted_pr_runs_only_after_ok_to_test_and_never_sees_a_secret() {
+    let _shared = broker_lock().read().await;
+    let mut w = world().await;
+    let (pr, head) = w
+        .open_pr("mallory", &[("check", "echo mallory was here; env\n")], "")
+        .await;
+    wait_state(&w, &head, "unit", ("pending", "Manual testing required")).await;
+    let comment = wait_reply(&w, pr, "not trusted").await;
+    assert!(comment.contains("`/ok-to-test`"), "{comment}");
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    assert_eq!(
+        w.statuses(&head, "unit").len(),
+        1,
+        "no job runs for an untrusted author"
+    );
+
+    w.forge()
+        .comment(&w.repo, pr, "/ok-to-test", "alice")
+        .await
+        .expect("comment");
+    let url = wait_state(&w, &head, "unit", ("success", "Success [w1]")).await;
+    let log = w.log(&url).await;
+    assert!(log.contains("mallory was here"), "{log}");
+    assert!(!log.contains(SECRET), "no secret inside: {log}");
+    assert!(
+        !log.contains(w.forge().bot_token()),
+        "no token inside: {log}"
+    );
+
+    // A later push by the untrusted author needs a new approval.
+    let second = w.push(pr, &[("check", "echo again\n")], "mallory").await;
+    wait_state(&w, &second, "unit", ("pending", "Manual testing required")).await;
+    let untrusted = w
+        .bot_comments(pr)
+        .into_iter()
+        .filter(|c| c.contains("not trusted"))
+        .count();
+    assert_eq!(untrusted, 2, "one comment per head that needs approval");
+    w.stack.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancel_and_close_stop_jobs_and_task_adds_a_checkbox_that_runs() {
+    let _shared = broker_lock().read().await;
+    let mut w = world().await;
+    let (pr, head) = w.open_pr("alice", &[("README", "x\n")], "").await;
+    wait_state(&w, &head, "unit", ("success", "Success [w1]")).await;
+
+    w.forge()
+        .comment(&w.repo, pr, "/test slow", "alice")
+        .await
+        .expect("comment");
+    let url = wait_state(&w, &head, "slow", ("pending", "In progress [w1]")).await;
+    w.forge()
+        .comment(&w.repo, pr, "/cancel slow", "alice")
+        .await
+        .expect("comment");
+    wait_state(&w, &head, "slow", ("error", "Cancelled by @alice")).await;
+    let container = container_of(&url);
+    wait_within(LONG, "the cancelled container to go", || {
+        (!containers().contains(&container)).then_some(())
+    })
+    .await;
+    w.forge()
+        .comment(&w.repo, pr, "/cancel", "alice")
+        .await
+        .expect("comment");
+    wait_reply(&w, pr, "nothing is queued or running at").await;
+
+    // `/task` adds the line; it runs like any checkbox and gets ticked.
+    w.forge()
+        .comment(&w.repo, pr, "/task stamp", "alice")
+        .await
+        .expect("comment");
+    wait_within(LONG, "the task ticked", || {
+        w.body(pr).contains("- [x] stamp").then_some(())
+    })
+    .await;
+    assert_eq!(w.file(pr, "stamped.txt"), "stamped\n");
+
+    // Closing cancels what still runs.
+    let head = w.head(pr);
+    w.forge()
+        .comment(&w.repo, pr, "/test slow", "alice")
+        .await
+        .expect("comment");
+    wait_state(&w, &head, "slow", ("pending", "In progress [w1]")).await;
+    w.forge()
+        .close_pr(&w.repo, pr, "alice")
+        .await
+        .expect("close");
+    wait_state(
+        &w,
+        &head,
+        "slow",
+        ("error", "Cancelled: pull request closed"),
+    )
+    .await;
+    w.forge()
+        .comment(&w.repo, pr, "/test unit", "alice")
+        .await
+        .expect("comment");
+    wait_reply(&w, pr, "this pull request is closed; reopen it first").await;
+    w.stack.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn another_projects_context_runs_against_this_pr() {
+    let _shared = broker_lock().read().await;
+    let mut w = world().await;
+    // acme/app tests with acme/images checked out at `images/`.
+    let app: RepoName = "acme/app".parse().expect("valid");
+    let app_toml = r#"
+[tests.integration]
+command = ["sh", "-c", "echo app runs with: $(cat images/marker)"]
+image = "localhost/tickbot-test:latest"
+
+[deps.images]
+repo = "acme/images"
+path = "images"
+"#;
+    let app_main = w
+        .forge()
+        .create_repo(&app, "main", &[(".tickbot.toml", app_toml)])
+        .await
+        .expect("app repo");
+    let (pr, head) = w
+        .open_pr("alice", &[("marker", "the PR's marker\n")], "")
+        .await;
+    w.forge()
+        .comment(
+            &w.repo,
+            pr,
+            "/test integration@acme/app\n/test integration@acme/nosuch",
+            "alice",
+        )
+        .await
+        .expect("comment");
+    let context = "integration@acme/app";
+    let note = format!("(acme/app/main at {})", app_main.short());
+    let url = wait_state(
+        &w,
+        &head,
+        context,
+        ("success", &format!("Success [w1] {note}")),
+    )
+    .await;
+    let log = w.log(&url).await;
+    assert!(log.contains("app runs with: the PR's marker"), "{log}");
+    wait_reply(&w, pr, "tickbot cannot see the repository acme/nosuch").await;
+    w.stack.shutdown().await;
+}
