@@ -391,6 +391,7 @@ async fn latency_and_calls() {
         amqp_url: Some(AMQP.into()),
         prefix: prefix.clone(),
         repositories: vec![],
+        app: None,
     })
     .await
     .expect("stack");

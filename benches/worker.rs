@@ -1126,6 +1126,7 @@ async fn main() {
         amqp_url: Some(AMQP.into()),
         prefix: prefix.clone(),
         repositories: vec![],
+        app: None,
     })
     .await
     .expect("stack (RabbitMQ at 127.0.0.1:5672)");

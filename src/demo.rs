@@ -50,6 +50,7 @@ pub async fn run(config: ServerConfig, keep: bool) -> anyhow::Result<()> {
         amqp_url: amqp_url.clone(),
         prefix: format!("demo-{}", uuid::Uuid::new_v4()),
         repositories: Vec::new(),
+        app: None,
     })
     .await
     .context("cannot start the demo")?;

@@ -40,12 +40,13 @@ pub fn envelope(delivery: &str, event: &str, payload: &[u8]) -> Vec<u8> {
 }
 
 /// Events the dispatcher handles; the intake answers 202 and drops every other kind.
-pub const HANDLED_EVENTS: &[&str] = &["pull_request", "issue_comment"];
+pub const HANDLED_EVENTS: &[&str] = &["pull_request", "issue_comment", "check_run"];
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum Event {
     PullRequest(Box<PullRequestEvent>),
     IssueComment(CommentEvent),
+    CheckRun(CheckRunEvent),
     Other {
         event: String,
         action: Option<String>,
@@ -75,6 +76,21 @@ pub struct CommentEvent {
     pub body: String,
     pub author: String,
     pub author_association: String,
+}
+
+/// A `check_run` event: someone clicked Re-run (`rerequested`) or one of the run's buttons
+/// (`requested_action`, with its identifier).
+#[derive(Debug, Clone, PartialEq)]
+pub struct CheckRunEvent {
+    pub action: String,
+    pub repo: RepoName,
+    /// The run's name: the context.
+    pub name: String,
+    pub head_sha: CommitSha,
+    /// The open PRs whose head is that commit.
+    pub pulls: Vec<PrNumber>,
+    pub sender: String,
+    pub identifier: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -150,6 +166,29 @@ struct RawCommentEvent {
 }
 
 #[derive(Deserialize)]
+struct RawCheckRunEvent {
+    action: String,
+    check_run: RawCheckRun,
+    repository: RawRepo,
+    sender: RawUser,
+    #[serde(default)]
+    requested_action: Option<RawRequestedAction>,
+}
+
+#[derive(Deserialize)]
+struct RawCheckRun {
+    name: String,
+    head_sha: String,
+    #[serde(default)]
+    pull_requests: Vec<RawIssue>,
+}
+
+#[derive(Deserialize)]
+struct RawRequestedAction {
+    identifier: String,
+}
+
+#[derive(Deserialize)]
 struct RawAction {
     action: Option<String>,
 }
@@ -198,6 +237,23 @@ pub fn parse(event: &str, payload: &[u8]) -> Result<Event, EventError> {
                 body: raw.comment.body.unwrap_or_default(),
                 author: raw.comment.user.login,
                 author_association: raw.comment.author_association,
+            }))
+        }
+        "check_run" => {
+            let raw: RawCheckRunEvent = serde_json::from_slice(payload).map_err(shape)?;
+            Ok(Event::CheckRun(CheckRunEvent {
+                action: raw.action,
+                repo: repo(&raw.repository.full_name)?,
+                name: raw.check_run.name,
+                head_sha: CommitSha(raw.check_run.head_sha),
+                pulls: raw
+                    .check_run
+                    .pull_requests
+                    .iter()
+                    .map(|p| PrNumber(p.number))
+                    .collect(),
+                sender: raw.sender.login,
+                identifier: raw.requested_action.map(|a| a.identifier),
             }))
         }
         _ => {
@@ -267,6 +323,36 @@ mod tests {
         assert_eq!(c.action, "created");
         assert!(!c.body.is_empty());
         assert!(c.comment_id > 0);
+    }
+
+    #[test]
+    fn real_check_run_payloads_parse() {
+        let ev = parse(
+            "check_run",
+            &fixture("check_run/requested_action.payload.json"),
+        )
+        .expect("parses");
+        let Event::CheckRun(c) = ev else {
+            panic!("not a check run")
+        };
+        assert_eq!(
+            (c.action.as_str(), c.name.as_str(), c.pulls.as_slice()),
+            ("requested_action", "API Review", &[PrNumber(26764)][..])
+        );
+        assert_eq!(c.identifier.as_deref(), Some("lgtm|26764"));
+        assert_eq!(c.head_sha.0.len(), 40);
+        for f in [
+            "rerequested",
+            "rerequested.with-organization",
+            "completed",
+            "created",
+        ] {
+            let ev = parse(
+                "check_run",
+                &fixture(&format!("check_run/{f}.payload.json")),
+            );
+            assert!(matches!(ev, Ok(Event::CheckRun(_))), "{f}: {ev:?}");
+        }
     }
 
     #[test]

@@ -204,6 +204,9 @@ pub struct JobReport {
     /// The job's [`Job::note`].
     #[serde(default)]
     pub note: Option<String>,
+    /// The end of the log of a job that did not succeed, for check runs' summaries.
+    #[serde(default)]
+    pub log_tail: Option<String>,
 }
 
 impl JobReport {
@@ -221,6 +224,7 @@ impl JobReport {
             log_url,
             state,
             note: job.note.clone(),
+            log_tail: None,
         }
     }
 }

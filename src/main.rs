@@ -147,6 +147,7 @@ fn main() -> ExitCode {
                 listen,
                 bot_token: token,
                 bot_login: "tickbot[bot]".into(),
+                app: None,
             })
             .await?;
             if let Some(url) = webhook_url {

@@ -4,7 +4,7 @@
 
 use crate::config::Secret;
 use crate::dispatch::{Dispatcher, DispatcherSettings};
-use crate::forge::{Forge, ForgeOptions};
+use crate::forge::{Forge, ForgeApp, ForgeOptions};
 use crate::github::{Auth, GitHub, GitHubSettings};
 use crate::ids::RepoName;
 use crate::intake::{DeliveryLog, Intake};
@@ -26,6 +26,20 @@ pub struct StackOptions {
     pub prefix: String,
     /// Reconciled when the dispatcher starts.
     pub repositories: Vec<RepoName>,
+    /// Authenticate as this GitHub App (check runs) instead of with the bot's token
+    /// (statuses).
+    pub app: Option<StackApp>,
+}
+
+/// A GitHub App for the stack: the forge checks its JWTs with `public_key_pem`, tickbot signs
+/// them with `private_key_pem`.
+#[derive(Debug, Clone)]
+pub struct StackApp {
+    pub id: u64,
+    pub private_key_pem: String,
+    pub public_key_pem: String,
+    /// Lifetime of the forge's installation tokens.
+    pub token_ttl: Duration,
 }
 
 struct Role {
@@ -54,15 +68,25 @@ pub struct Stack {
 
 impl Stack {
     pub async fn start(opts: StackOptions) -> anyhow::Result<Stack> {
-        let forge = Forge::start(ForgeOptions::local(opts.dir.join("forge"))).await?;
+        let mut forge_opts = ForgeOptions::local(opts.dir.join("forge"));
+        forge_opts.app = opts.app.as_ref().map(|a| ForgeApp {
+            id: a.id,
+            public_key_pem: a.public_key_pem.clone(),
+            token_ttl: a.token_ttl,
+        });
+        let forge = Forge::start(forge_opts).await?;
         let mut settings = BrokerSettings::new(opts.amqp_url.clone(), opts.dir.join("queue"));
         settings.prefix = opts.prefix.clone();
         let broker = Broker::open(&settings).await?;
         broker.declare(&["default".to_string()]).await?;
-        let github = GitHub::new(GitHubSettings::new(
-            forge.api_url(),
-            Auth::Token(forge.bot_token().to_string()),
-        ))?;
+        let auth = match &opts.app {
+            Some(a) => Auth::App {
+                app_id: a.id,
+                private_key_pem: a.private_key_pem.clone(),
+            },
+            None => Auth::Token(forge.bot_token().to_string()),
+        };
+        let github = GitHub::new(GitHubSettings::new(forge.api_url(), auth))?;
 
         let webhook_secret = format!("secret-{}", uuid::Uuid::new_v4());
         let deliveries =

@@ -414,3 +414,100 @@ path = "images"
     wait_reply(&w, pr, "tickbot cannot see the repository acme/nosuch").await;
     w.stack.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn as_a_github_app_tickbot_reports_check_runs_with_rerun_retry_and_cancel() {
+    let _shared = broker_lock().read().await;
+    // Installation tokens that live 31 s: octocrab renews a token 30 s before it expires, so
+    // each serves for a second, this test needs several, and none may ever be refused.
+    let mut w = World::with_app(
+        &[(".tickbot.toml", TICKBOT_TOML), ("check", CHECK)],
+        std::time::Duration::from_secs(31),
+    )
+    .await;
+    w.start_worker("w1", &[]);
+    let (pr, head) = w
+        .open_pr("alice", &[("check", "echo boom from the PR; exit 1\n")], "")
+        .await;
+    let run = |w: &World, name: &str| {
+        w.forge()
+            .check_runs(&w.repo, &head)
+            .into_iter()
+            .filter(|r| r.name == name)
+            .collect::<Vec<_>>()
+    };
+    let failed = wait_within(LONG, "a failed check run", || {
+        run(&w, "unit")
+            .pop()
+            .filter(|r| r.conclusion.as_deref() == Some("failure"))
+    })
+    .await;
+    assert_eq!(failed.output["title"], "Exit code 1 [w1]");
+    let details = failed.details_url.clone().expect("details link to the log");
+    assert!(details.contains("/logs/j"), "{details}");
+    let text = failed.output["text"].as_str().unwrap_or_default();
+    assert!(text.contains("boom from the PR"), "the log's tail: {text}");
+    assert_eq!(failed.actions[0]["identifier"], "retry");
+    assert!(
+        w.forge()
+            .statuses(&w.repo, &head)
+            .iter()
+            .all(|s| s.context != "unit"),
+        "an App reports with check runs, not statuses"
+    );
+
+    // Re-run makes a new run of the same context, which runs a new job.
+    w.forge()
+        .rerun_check_run(&w.repo, failed.id, "alice")
+        .await
+        .expect("re-run");
+    let second = wait_within(LONG, "the re-run to fail again", || {
+        run(&w, "unit")
+            .into_iter()
+            .find(|r| r.id != failed.id && r.conclusion.as_deref() == Some("failure"))
+    })
+    .await;
+    assert_ne!(second.details_url, failed.details_url, "a new job");
+    // Retry does the same.
+    w.forge()
+        .click_check_run_action(&w.repo, second.id, "retry", "alice")
+        .await
+        .expect("retry");
+    wait_within(LONG, "the retry's run", || {
+        (run(&w, "unit").len() == 3).then_some(())
+    })
+    .await;
+
+    // Cancel stops a running one.
+    w.forge()
+        .comment(&w.repo, pr, "/test slow", "alice")
+        .await
+        .expect("comment");
+    let running = wait_within(LONG, "slow in progress", || {
+        run(&w, "slow").pop().filter(|r| r.status == "in_progress")
+    })
+    .await;
+    assert_eq!(running.actions[0]["identifier"], "cancel");
+    w.forge()
+        .click_check_run_action(&w.repo, running.id, "cancel", "alice")
+        .await
+        .expect("cancel");
+    let cancelled = wait_within(LONG, "slow cancelled", || {
+        run(&w, "slow")
+            .pop()
+            .filter(|r| r.conclusion.as_deref() == Some("cancelled"))
+    })
+    .await;
+    assert_eq!(cancelled.output["title"], "Cancelled by @alice");
+
+    // Every call was made with a valid installation token, renewed before it expired.
+    let calls = w.forge().api_calls();
+    let tokens = calls
+        .iter()
+        .filter(|c| c.path.starts_with("/app/installations/"))
+        .count();
+    assert!(tokens >= 2, "installation tokens renewed: {tokens}");
+    let refused: Vec<_> = calls.iter().filter(|c| c.status == 401).collect();
+    assert!(refused.is_empty(), "{refused:?}");
+    w.stack.shutdown().await;
+}

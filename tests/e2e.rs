@@ -105,6 +105,7 @@ impl World {
             amqp_url: Some(amqp_url()),
             prefix: format!("e2e-{}", uuid::Uuid::new_v4()),
             repositories: vec![repo.clone()],
+            app: None,
         })
         .await
         .expect("RabbitMQ at 127.0.0.1:5672 must be running (rabbitmq-server -detached)");
@@ -412,7 +413,7 @@ async fn an_untrusted_author_gets_an_explanation_and_a_trusted_approval_runs_it(
     let comment = wait_for("the not-trusted comment", || w.bot_comments(pr).pop()).await;
     assert!(
         comment.contains(
-            "tickbot has not queued the tasks of this pull request: @mallory is not trusted to run \
+            "tickbot has not run the tests or tasks of this pull request: @mallory is not trusted to run \
          code on tickbot's workers"
         ),
         "{comment}"
@@ -720,6 +721,7 @@ async fn the_fields_tickbot_reads_parse_from_the_forges_payloads_as_from_githubs
                 assert_eq!((c.author.as_str(), c.body.as_str()), ("bob", "/ok-to-test"));
                 seen.push(format!("comment {}", c.action));
             }
+            Event::CheckRun(c) => seen.push(format!("check run {}", c.action)),
             Event::Other { .. } => {}
         }
     }
@@ -743,7 +745,7 @@ async fn tasks_added_by_an_untrusted_editor_wait_for_an_approval() {
     .await;
     assert!(
         comment.contains(
-            "tickbot has not queued the tasks of this pull request: Tasks changed by @carol, \
+            "tickbot has not run the tests or tasks of this pull request: Tasks changed by @carol, \
              who is not trusted; /ok-to-test approves."
         ),
         "{comment}"

@@ -981,3 +981,42 @@ fn context_errors_say_what_is_wrong() {
         "bad context `a@o/r/`: `@o/r/` is not `owner/repo[/branch]` or `name#N`"
     );
 }
+
+fn context_name() -> impl Strategy<Value = String> {
+    "[a-z0-9][a-z0-9._-]{0,8}(/[a-z0-9][a-z0-9._-]{0,6})?"
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(400))]
+
+    /// Every context in Cockpit's grammar reads back as what it was built from, and prints
+    /// as the text it was read from (the status context is that text).
+    #[test]
+    fn contexts_round_trip(
+        context in context_name(),
+        dep in proptest::option::of(("[a-z][a-z0-9-]{0,6}", 1u64..100_000)),
+        project in proptest::option::of((
+            "[a-z][a-z0-9-]{0,6}/[a-z][a-z0-9._-]{0,6}",
+            proptest::option::of("[a-z][a-z0-9-]{0,5}(/[a-z][a-z0-9-]{0,5})?"),
+        )),
+    ) {
+        let spec = ContextSpec { context, dep_pr: dep, project };
+        let text = spec.to_string();
+        prop_assert_eq!(parse_context(&text), Ok(spec));
+    }
+
+    /// Any text is a context or an error that names it; never a panic.
+    #[test]
+    fn any_text_is_a_context_or_a_reason(text in "[a-z0-9@#/._-]{0,24}|\\PC{0,24}") {
+        match parse_context(&text) {
+            Ok(spec) => prop_assert_eq!(spec.to_string(), text),
+            Err(e) => {
+                let message = e.to_string();
+                prop_assert!(
+                    (text.is_empty() && message == "empty context") || message.starts_with("bad context `"),
+                    "{}", message
+                );
+            }
+        }
+    }
+}

@@ -1,15 +1,16 @@
-//! Comment commands (design §6): every comment with a command gets a 👀 reaction first (the
-//! acknowledgement), then the commands are acted on in order, and whatever a person should
-//! know (a refusal and its reason, an answer to `/explain` or `/help`) goes into one reply
-//! per comment.
+//! What people ask for: comment commands (design §6) and check runs' buttons. Every comment
+//! with a command gets a 👀 reaction first (the acknowledgement), then the commands are acted
+//! on in order, and whatever a person should know (a refusal and its reason, an answer to
+//! `/explain` or `/help`) goes into one reply per comment. A check run's Re-run and Retry
+//! buttons act like `/test <its context>`, its Cancel button like `/cancel <its context>`.
 
 use super::results::Mark;
 use super::testing::Trigger;
 use super::{APPROVAL_CONTEXT, ConfigAt, DispatchError, Dispatcher, PrKey, approval_note, plan};
-use super::{contexts, replies};
+use super::{contexts, replies, report};
 use crate::checklist::{self, TaskState};
 use crate::commands::{self, ContextSpec};
-use crate::event::CommentEvent;
+use crate::event::{CheckRunEvent, CommentEvent};
 use crate::github::{CommitStatus, PullRequest, StatusState};
 use crate::job::ItemRef;
 
@@ -102,24 +103,74 @@ impl Dispatcher {
         Ok(())
     }
 
+    pub(super) async fn on_check_run(&self, e: CheckRunEvent) -> Result<(), DispatchError> {
+        let retry = match (e.action.as_str(), e.identifier.as_deref()) {
+            ("rerequested", _) | ("requested_action", Some(report::RETRY)) => true,
+            ("requested_action", Some(report::CANCEL)) => false,
+            _ => return Ok(()),
+        };
+        let Some(number) = e.pulls.first() else {
+            tracing::info!(repo = %e.repo, context = %e.name, "check run of a commit that is no open PR's head; ignored");
+            return Ok(());
+        };
+        let pr = self.github.pull_request(&e.repo, *number).await?;
+        if pr.head_sha != e.head_sha || !pr.state_open {
+            tracing::info!(repo = %e.repo, pr = %number, context = %e.name, "check run of an old head; ignored");
+            return Ok(());
+        }
+        let verdict = self
+            .trust
+            .check(&pr.repo, &pr.default_branch, &e.sender, "")
+            .await?;
+        let mut notes = Vec::new();
+        let is_task = checklist::parse(&pr.body)
+            .tasks
+            .iter()
+            .any(|t| t.context() == e.name);
+        if !verdict.trusted {
+            notes.push(format!("`{}` not changed: {}", e.name, verdict.reason));
+        } else if !retry {
+            self.cancel_command(&pr, std::slice::from_ref(&e.name), &e.sender)
+                .await?;
+        } else if is_task || e.name == APPROVAL_CONTEXT {
+            notes.push(format!(
+                "`{}` is not a test context: a task runs again when `FAIL:` is removed from its line",
+                e.name
+            ));
+        } else {
+            match commands::parse_context(&e.name) {
+                Ok(spec) => notes.extend(
+                    self.plan_tests(&pr, Trigger::Named(std::slice::from_ref(&spec)))
+                        .await?,
+                ),
+                Err(err) => notes.push(format!("`{}` cannot run again: {err}", e.name)),
+            }
+        }
+        if !notes.is_empty() {
+            let key = format!("check-run:{}:{}:{}", e.name, e.head_sha, e.sender);
+            let text = replies::command_reply(&e.sender, &notes);
+            self.post_once(&pr, &key, &text).await?;
+        }
+        Ok(())
+    }
+
     /// `/ok-to-test` by a trusted person: approves this head commit and its task list, then
     /// runs what waited for it.
     async fn approve(&self, pr: &PullRequest, by: &str) -> Result<(), DispatchError> {
-        self.github
-            .set_status(
-                &pr.repo,
-                &pr.head_sha,
-                &CommitStatus {
-                    context: APPROVAL_CONTEXT.into(),
-                    state: StatusState::Success,
-                    description: Some(format!(
-                        "Approved by @{by} {}",
-                        approval_note(&checklist::parse(&pr.body))
-                    )),
-                    target_url: None,
-                },
-            )
-            .await?;
+        self.set_state(
+            &pr.repo,
+            &pr.head_sha,
+            &CommitStatus {
+                context: APPROVAL_CONTEXT.into(),
+                state: StatusState::Success,
+                description: Some(format!(
+                    "Approved by @{by} {}",
+                    approval_note(&checklist::parse(&pr.body))
+                )),
+                target_url: None,
+            },
+        )
+        .await?;
         self.plan_tests(pr, Trigger::Automatic).await?;
         self.plan_pr(pr.clone()).await
     }
@@ -227,7 +278,7 @@ impl Dispatcher {
                 return Ok(out);
             }
         };
-        let statuses = self.github.statuses(&pr.repo, &pr.head_sha).await?;
+        let statuses = self.states(&pr.repo, &pr.head_sha).await?;
         let verdict = self
             .trust
             .check(

@@ -16,6 +16,7 @@ mod comments;
 pub mod contexts;
 pub mod plan;
 mod replies;
+pub mod report;
 pub mod results;
 pub mod summary;
 mod testing;
@@ -160,6 +161,8 @@ pub struct Dispatcher {
     /// head before its report arrives; without this, an event in between would plan at the
     /// new head, find the item still to do and queue it a second time.
     in_flight: Mutex<HashMap<PrKey, (String, ItemRef)>>,
+    /// Check run ids, when states are check runs (see `report`).
+    check_runs: report::CheckRunIds,
     /// Per PR, the dispatcher's last body write (see `results`).
     writes: Mutex<HashMap<PrKey, BodyWrite>>,
     /// Per PR whose body the dispatcher wrote, the latest body it knows; an event carrying
@@ -189,6 +192,7 @@ impl Dispatcher {
             finished: RecentSet::default(),
             cancelled: RecentSet::default(),
             in_flight: Mutex::new(HashMap::new()),
+            check_runs: report::CheckRunIds::default(),
             writes: Mutex::new(HashMap::new()),
             known: Mutex::new(HashMap::new()),
         })
@@ -384,6 +388,7 @@ impl Dispatcher {
         let result = match parsed? {
             Event::PullRequest(pr) => self.on_pull_request(*pr).await,
             Event::IssueComment(c) => self.on_comment(c).await,
+            Event::CheckRun(c) => self.on_check_run(c).await,
             Event::Other { event, action } => {
                 tracing::debug!(event, ?action, "event not acted on");
                 Ok(())
@@ -488,21 +493,20 @@ impl Dispatcher {
         if verdict.trusted {
             return Ok(());
         }
-        self.github
-            .set_status(
-                &pull.repo,
-                &pull.head_sha,
-                &CommitStatus {
-                    context: APPROVAL_CONTEXT.into(),
-                    state: StatusState::Failure,
-                    description: Some(format!(
-                        "Tasks changed by @{}, who is not trusted; /ok-to-test approves",
-                        event.sender
-                    )),
-                    target_url: None,
-                },
-            )
-            .await?;
+        self.set_state(
+            &pull.repo,
+            &pull.head_sha,
+            &CommitStatus {
+                context: APPROVAL_CONTEXT.into(),
+                state: StatusState::Failure,
+                description: Some(format!(
+                    "Tasks changed by @{}, who is not trusted; /ok-to-test approves",
+                    event.sender
+                )),
+                target_url: None,
+            },
+        )
+        .await?;
         Ok(())
     }
 
@@ -587,7 +591,7 @@ impl Dispatcher {
             tracing::debug!(repo = %pr.repo, pr = %pr.number, %context, "waiting for the job's report");
             return self.refuse_items(&pr, &refused).await;
         }
-        let statuses = self.github.statuses(&pr.repo, &pr.head_sha).await?;
+        let statuses = self.states(&pr.repo, &pr.head_sha).await?;
         if let Some(busy) = plan::busy_with(&checklist, &statuses) {
             tracing::debug!(repo = %pr.repo, pr = %pr.number, busy, "waiting for the running task");
             return self.refuse_items(&pr, &refused).await;
@@ -629,18 +633,17 @@ impl Dispatcher {
                 s.context == next.context && s.description.as_deref() == Some(plan::MANUAL)
             });
             if !waiting {
-                self.github
-                    .set_status(
-                        &pr.repo,
-                        &pr.head_sha,
-                        &CommitStatus {
-                            context: next.context.clone(),
-                            state: StatusState::Pending,
-                            description: Some(plan::MANUAL.into()),
-                            target_url: None,
-                        },
-                    )
-                    .await?;
+                self.set_state(
+                    &pr.repo,
+                    &pr.head_sha,
+                    &CommitStatus {
+                        context: next.context.clone(),
+                        state: StatusState::Pending,
+                        description: Some(plan::MANUAL.into()),
+                        target_url: None,
+                    },
+                )
+                .await?;
             }
             return Ok(());
         }
@@ -765,21 +768,20 @@ impl Dispatcher {
             )
             .await?;
         self.in_flight(pr.repo.clone(), pr.number, &next.context, &item);
-        self.github
-            .set_status(
-                &pr.repo,
-                &pr.head_sha,
-                &CommitStatus {
-                    context: next.context.clone(),
-                    state: StatusState::Pending,
-                    description: Some(plan::QUEUED.into()),
-                    target_url: Some(format!(
-                        "{}/logs/{job_id}",
-                        self.settings.logs_url.trim_end_matches('/')
-                    )),
-                },
-            )
-            .await?;
+        self.set_state(
+            &pr.repo,
+            &pr.head_sha,
+            &CommitStatus {
+                context: next.context.clone(),
+                state: StatusState::Pending,
+                description: Some(plan::QUEUED.into()),
+                target_url: Some(format!(
+                    "{}/logs/{job_id}",
+                    self.settings.logs_url.trim_end_matches('/')
+                )),
+            },
+        )
+        .await?;
         tracing::info!(repo = %pr.repo, pr = %pr.number, context = %next.context, job = %job_id, "task queued");
         Ok(())
     }

@@ -174,21 +174,20 @@ impl Dispatcher {
         if let Some(item) = &report.item {
             self.in_flight(report.repo.clone(), report.pr, &report.context, item);
         }
-        self.github
-            .set_status(
-                &report.repo,
-                &report.head_sha,
-                &CommitStatus {
-                    context: report.context.clone(),
-                    state: StatusState::Pending,
-                    description: Some(with_note(
-                        &format!("In progress [{}]", report.worker),
-                        report.note.as_deref(),
-                    )),
-                    target_url: Some(report.log_url.clone()),
-                },
-            )
-            .await?;
+        self.set_state(
+            &report.repo,
+            &report.head_sha,
+            &CommitStatus {
+                context: report.context.clone(),
+                state: StatusState::Pending,
+                description: Some(with_note(
+                    &format!("In progress [{}]", report.worker),
+                    report.note.as_deref(),
+                )),
+                target_url: Some(report.log_url.clone()),
+            },
+        )
+        .await?;
         Ok(())
     }
 
@@ -224,18 +223,18 @@ impl Dispatcher {
             Some(item) => Some(self.edit_item(&report.repo, report.pr, item, mark).await?),
             None => None,
         };
-        self.github
-            .set_status(
-                &report.repo,
-                &report.head_sha,
-                &CommitStatus {
-                    context: report.context.clone(),
-                    state,
-                    description: Some(description.clone()),
-                    target_url: Some(report.log_url.clone()),
-                },
-            )
-            .await?;
+        self.set_state_with_log(
+            &report.repo,
+            &report.head_sha,
+            &CommitStatus {
+                context: report.context.clone(),
+                state,
+                description: Some(description.clone()),
+                target_url: Some(report.log_url.clone()),
+            },
+            report.log_tail.as_deref(),
+        )
+        .await?;
         let (text, occurrence) = match &report.item {
             Some(item) => (
                 std::iter::once(item.verb.as_str())

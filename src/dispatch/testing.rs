@@ -87,7 +87,7 @@ impl Dispatcher {
         if automatic && !config.tests.values().any(|t| t.default) {
             return Ok(notes); // nothing could apply: not even a status read
         }
-        let statuses = self.github.statuses(&pr.repo, &pr.head_sha).await?;
+        let statuses = self.states(&pr.repo, &pr.head_sha).await?;
         let mut planned = Vec::new();
         match trigger {
             Trigger::Automatic | Trigger::Defaults => {
@@ -216,18 +216,17 @@ impl Dispatcher {
             if statuses.iter().any(|s| s.context == p.context) {
                 continue;
             }
-            self.github
-                .set_status(
-                    &pr.repo,
-                    &pr.head_sha,
-                    &CommitStatus {
-                        context: p.context.clone(),
-                        state: StatusState::Pending,
-                        description: Some(plan::MANUAL.into()),
-                        target_url: None,
-                    },
-                )
-                .await?;
+            self.set_state(
+                &pr.repo,
+                &pr.head_sha,
+                &CommitStatus {
+                    context: p.context.clone(),
+                    state: StatusState::Pending,
+                    description: Some(plan::MANUAL.into()),
+                    target_url: None,
+                },
+            )
+            .await?;
         }
         Ok(Vec::new())
     }
@@ -463,18 +462,17 @@ impl Dispatcher {
                 },
             )
             .await?;
-        self.github
-            .set_status(
-                &pr.repo,
-                &pr.head_sha,
-                &CommitStatus {
-                    context: p.context.clone(),
-                    state: StatusState::Pending,
-                    description: Some(with_note(plan::QUEUED, p.note.as_deref())),
-                    target_url: Some(self.log_url(&job_id)),
-                },
-            )
-            .await?;
+        self.set_state(
+            &pr.repo,
+            &pr.head_sha,
+            &CommitStatus {
+                context: p.context.clone(),
+                state: StatusState::Pending,
+                description: Some(with_note(plan::QUEUED, p.note.as_deref())),
+                target_url: Some(self.log_url(&job_id)),
+            },
+        )
+        .await?;
         tracing::info!(repo = %pr.repo, pr = %pr.number, context = %p.context, job = %job_id, "test queued");
         Ok(())
     }
@@ -488,7 +486,7 @@ impl Dispatcher {
         which: impl Fn(&CommitStatus) -> bool,
         reason: &str,
     ) -> Result<Vec<String>, DispatchError> {
-        let statuses = self.github.statuses(repo, sha).await?;
+        let statuses = self.states(repo, sha).await?;
         let mut jobs = Vec::new();
         let mut cancelled = Vec::new();
         for s in statuses.iter().filter(|s| {
@@ -499,18 +497,17 @@ impl Dispatcher {
                 self.cancelled.insert(id);
                 jobs.push(id.to_string());
             }
-            self.github
-                .set_status(
-                    repo,
-                    sha,
-                    &CommitStatus {
-                        context: s.context.clone(),
-                        state: StatusState::Error,
-                        description: Some(reason.to_string()),
-                        target_url: s.target_url.clone(),
-                    },
-                )
-                .await?;
+            self.set_state(
+                repo,
+                sha,
+                &CommitStatus {
+                    context: s.context.clone(),
+                    state: StatusState::Error,
+                    description: Some(reason.to_string()),
+                    target_url: s.target_url.clone(),
+                },
+            )
+            .await?;
             cancelled.push(s.context.clone());
         }
         if !jobs.is_empty() {

@@ -177,6 +177,7 @@ pub(crate) fn router(forge: Forge) -> Router {
             axum::routing::delete(remove_label),
         )
         .merge(api_commits::routes())
+        .merge(super::app::routes())
         .nest("/_forge", control::routes())
         .fallback(fallback)
         .layer(middleware::from_fn_with_state(forge.clone(), rest_layer))
@@ -188,7 +189,10 @@ async fn rest_layer(State(forge): State<Forge>, req: Request, next: Next) -> Res
     let path = req.uri().path().to_string();
     // `/repos/…` is always the REST API (a repository may be named `x.git`): only other paths
     // can be git's smart HTTP.
-    let rest = path.starts_with("/repos/") || path.starts_with("/orgs/") || path == "/user";
+    let rest = path.starts_with("/repos/")
+        || path.starts_with("/orgs/")
+        || path.starts_with("/app/")
+        || path == "/user";
     if (!rest && git_path(&path).is_some()) || path.starts_with("/_forge/") {
         return next.run(req).await;
     }
@@ -206,7 +210,7 @@ async fn rest_layer(State(forge): State<Forge>, req: Request, next: Next) -> Res
     }
     let resp = if let Some(fault) = forge.faults().take(&method, &path) {
         injected(fault)
-    } else if let Some(refusal) = authenticate(&forge, req.headers()) {
+    } else if let Some(refusal) = authenticate(&forge, &path, req.headers()) {
         refusal
     } else {
         next.run(req).await
@@ -221,8 +225,9 @@ async fn rest_layer(State(forge): State<Forge>, req: Request, next: Next) -> Res
     resp
 }
 
-/// `None` when the bot's token was given, else GitHub's 401.
-fn authenticate(forge: &Forge, headers: &HeaderMap) -> Option<Response> {
+/// `None` when the bot's token (or a valid installation token of the app, or for the app's own
+/// endpoints its JWT) was given, else GitHub's 401.
+fn authenticate(forge: &Forge, path: &str, headers: &HeaderMap) -> Option<Response> {
     let given = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
@@ -231,10 +236,18 @@ fn authenticate(forge: &Forge, headers: &HeaderMap) -> Option<Response> {
                 .or_else(|| v.strip_prefix("Bearer "))
                 .or_else(|| v.strip_prefix("bearer "))
         });
-    let message = match given {
-        Some(t) if t.trim() == forge.bot_token() => return None,
-        Some(_) => "Bad credentials",
-        None => "Requires authentication",
+    let app = forge.inner.opts.app.as_ref();
+    let message = match (given.map(str::trim), app) {
+        (Some(t), Some(app)) if super::app::wants_jwt(path) => {
+            match super::app::check_jwt(app, t) {
+                Ok(()) => return None,
+                Err(m) => m,
+            }
+        }
+        (Some(t), _) if t == forge.bot_token() => return None,
+        (Some(t), Some(_)) if forge.installation_token_valid(t) => return None,
+        (Some(_), _) => "Bad credentials",
+        (None, _) => "Requires authentication",
     };
     Some(gh_error(StatusCode::UNAUTHORIZED, message, json!({})))
 }

@@ -277,7 +277,22 @@ fn check_run_update(v: &Value) -> Result<impl FnOnce(&mut CheckRun), ApiError> {
         }));
     }
     let output = v.get("output").cloned();
+    let actions = match v.get("actions") {
+        None => None,
+        Some(Value::Array(a)) if a.len() <= 3 => Some(a.clone()),
+        Some(_) => {
+            return Err(ApiError::Forge(ForgeError::Validation {
+                resource: "CheckRun",
+                field: "actions",
+                code: "invalid",
+                message: "at most 3 actions".into(),
+            }));
+        }
+    };
     Ok(move |run: &mut CheckRun| {
+        if let Some(x) = actions {
+            run.actions = x;
+        }
         if let Some(x) = name {
             run.name = x;
         }

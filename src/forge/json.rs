@@ -4,7 +4,7 @@
 //! octocrab's models deserialize them (octocrab insists on many `*_url` fields being valid URLs)
 //! and that a bot reading a real payload finds the same keys with the same types.
 
-use super::state::{CheckRun, CommitStatus, IssueComment, PullRequest, Repo, State};
+use super::state::{CheckRun, CommitStatus, IssueComment, PullRequest, PullState, Repo, State};
 use crate::ids::RepoName;
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::{Value, json};
@@ -415,6 +415,16 @@ pub fn check_run(urls: &Urls, repo: &Repo, c: &CheckRun) -> Value {
         "name": c.name,
         "check_suite": { "id": c.id },
         "app": { "id": 1, "slug": c.creator.trim_end_matches("[bot]"), "name": c.creator },
-        "pull_requests": [],
+        // GitHub lists the open PRs whose head is the run's commit.
+        "pull_requests": repo.pulls.values()
+            .filter(|p| p.state == PullState::Open && p.head_sha == c.head_sha)
+            .map(|p| json!({
+                "url": format!("{api}/pulls/{}", p.number.0),
+                "id": p.id,
+                "number": p.number.0,
+                "head": { "ref": p.head_ref, "sha": p.head_sha, "repo": { "id": repo.id, "url": api, "name": repo.name.name() } },
+                "base": { "ref": p.base_ref, "sha": "", "repo": { "id": repo.id, "url": api, "name": repo.name.name() } },
+            }))
+            .collect::<Vec<_>>(),
     })
 }

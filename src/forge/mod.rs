@@ -13,6 +13,7 @@
 
 mod api;
 mod api_commits;
+mod app;
 mod control;
 mod faults;
 mod git;
@@ -34,6 +35,7 @@ pub use webhooks::{DeliveryRecord, sign as sign_webhook};
 
 use crate::ids::{CommitSha, PrNumber, RepoName};
 use anyhow::Context;
+pub use app::ForgeApp;
 use faults::CallLog;
 use git::GitStore;
 use json::Urls;
@@ -55,6 +57,8 @@ pub struct ForgeOptions {
     pub bot_token: String,
     /// Who that token belongs to, e.g. `tickbot[bot]`.
     pub bot_login: String,
+    /// A GitHub App whose installation tokens are accepted like the bot's token.
+    pub app: Option<ForgeApp>,
 }
 
 impl ForgeOptions {
@@ -65,6 +69,7 @@ impl ForgeOptions {
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             bot_token: "forge-bot-token".into(),
             bot_login: "tickbot[bot]".into(),
+            app: None,
         }
     }
 }
@@ -77,6 +82,8 @@ struct Inner {
     hooks: Webhooks,
     faults: Faults,
     calls: CallLog,
+    /// Installation tokens handed out, with their expiry.
+    installation_tokens: Mutex<std::collections::HashMap<String, chrono::DateTime<chrono::Utc>>>,
     /// Serializes "diff branches against git and announce what moved", so two pushes landing
     /// together never announce the same move twice or miss one.
     sync_lock: tokio::sync::Mutex<()>,
@@ -126,6 +133,7 @@ impl Forge {
                 hooks: Webhooks::start(),
                 faults: Faults::default(),
                 calls: CallLog::default(),
+                installation_tokens: Mutex::new(std::collections::HashMap::new()),
                 sync_lock: tokio::sync::Mutex::new(()),
                 stop: Mutex::new(Some(stop_tx)),
                 server: Mutex::new(None),

@@ -170,6 +170,70 @@ impl Forge {
         Ok(())
     }
 
+    /// A person clicking Re-run on a check run (`check_run` `rerequested`).
+    pub async fn rerun_check_run(&self, repo: &RepoName, id: u64, by: &str) -> anyhow::Result<()> {
+        Ok(self.send_check_run_event(repo, id, "rerequested", by, json!({}))?)
+    }
+
+    /// A person clicking one of a check run's buttons (`check_run` `requested_action`); the
+    /// run must offer that action.
+    pub async fn click_check_run_action(
+        &self,
+        repo: &RepoName,
+        id: u64,
+        identifier: &str,
+        by: &str,
+    ) -> anyhow::Result<()> {
+        let offered = {
+            let st = self.state();
+            let run = st
+                .repo(repo)?
+                .check_runs
+                .iter()
+                .find(|c| c.id == id)
+                .cloned();
+            run.ok_or(ForgeError::NotFound)?
+                .actions
+                .iter()
+                .any(|a| a["identifier"] == identifier)
+        };
+        anyhow::ensure!(offered, "check run {id} offers no action {identifier:?}");
+        let extra = json!({ "requested_action": { "identifier": identifier } });
+        Ok(self.send_check_run_event(repo, id, "requested_action", by, extra)?)
+    }
+
+    fn send_check_run_event(
+        &self,
+        repo: &RepoName,
+        id: u64,
+        action: &str,
+        sender: &str,
+        extra: Value,
+    ) -> Result<(), ForgeError> {
+        let payload = {
+            let st = self.state();
+            let r = st.repo(repo)?;
+            let run = r
+                .check_runs
+                .iter()
+                .find(|c| c.id == id)
+                .ok_or(ForgeError::NotFound)?;
+            let mut v = json!({
+                "action": action,
+                "check_run": super::json::check_run(&self.inner.urls, r, run),
+                "repository": super::json::repository(&self.inner.urls, r),
+                "sender": super::json::user(&self.inner.urls, sender),
+                "installation": { "id": 1, "node_id": "MDIzOkludGVncmF0aW9uSW5zdGFsbGF0aW9uMQ==" },
+            });
+            if let (Some(v), Value::Object(extra)) = (v.as_object_mut(), extra) {
+                v.extend(extra);
+            }
+            v
+        };
+        self.inner.hooks.send("check_run", &payload);
+        Ok(())
+    }
+
     fn send_pull_event(
         &self,
         repo: &RepoName,

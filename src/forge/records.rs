@@ -160,6 +160,7 @@ impl Forge {
                     details_url: None,
                     external_id: None,
                     output: json!({ "title": null, "summary": null, "text": null }),
+                    actions: Vec::new(),
                     started_at: Utc::now(),
                     completed_at: None,
                     creator: self.inner.opts.bot_login.clone(),

@@ -132,6 +132,8 @@ pub struct CheckRun {
     pub details_url: Option<String>,
     pub external_id: Option<String>,
     pub output: serde_json::Value,
+    /// The requested actions (buttons) the app offers.
+    pub actions: Vec<serde_json::Value>,
     pub started_at: DateTime<Utc>,
     pub completed_at: Option<DateTime<Utc>>,
     pub creator: String,

@@ -23,7 +23,10 @@ mod retry;
 mod types;
 
 pub use error::GitHubError;
-pub use types::{Comment, CommitStatus, Permission, PullRequest, RepoInfo, StatusState};
+pub use types::{
+    CheckAction, CheckOutput, CheckRun, CheckRunWrite, Comment, CommitStatus, Permission,
+    PullRequest, RepoInfo, StatusState,
+};
 
 use crate::ids::{CommitSha, PrNumber, RepoName};
 use base64::Engine as _;
@@ -39,7 +42,7 @@ use std::fmt;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 pub(crate) use types::WirePullRequest;
-use types::{WireComment, WireContent, WireInstallation, WirePermission};
+use types::{WireCheckRun, WireComment, WireContent, WireInstallation, WirePermission};
 
 /// How tickbot authenticates to GitHub.
 #[derive(Clone)]
@@ -409,6 +412,74 @@ impl GitHub {
         );
         self.get_all(Scope::Repo(repo), path, &what, Some("statuses"))
             .await
+    }
+
+    /// Creates a check run (GitHub App only); returns its id. Not repeated after a server or
+    /// network error (a second run of the same name would appear), like a comment.
+    pub async fn create_check_run(
+        &self,
+        repo: &RepoName,
+        sha: &CommitSha,
+        run: &CheckRunWrite,
+    ) -> Result<u64, GitHubError> {
+        let what = format!("POST check run {:?} on {repo}@{}", run.name, sha.short());
+        let mut body = serde_json::to_value(run).map_err(|e| invalid(&what, e.to_string()))?;
+        body["head_sha"] = json!(sha.0);
+        let req = Request {
+            method: Method::POST,
+            path: format!("/repos/{repo}/check-runs"),
+            body: Some(body),
+            what: what.clone(),
+            repeat: Repeat::IfNotProcessed,
+        };
+        let created: WireCheckRun = self
+            .send(Scope::Repo(repo), &req)
+            .await?
+            .ok(&what)?
+            .json(&what)?;
+        Ok(created.id)
+    }
+
+    /// Updates a check run; setting the same fields twice is harmless, so it is retried.
+    pub async fn update_check_run(
+        &self,
+        repo: &RepoName,
+        id: u64,
+        run: &CheckRunWrite,
+    ) -> Result<(), GitHubError> {
+        let what = format!("PATCH check run {:?} ({id}) in {repo}", run.name);
+        let body = serde_json::to_value(run).map_err(|e| invalid(&what, e.to_string()))?;
+        let req = Request {
+            method: Method::PATCH,
+            path: format!("/repos/{repo}/check-runs/{id}"),
+            body: Some(body),
+            what: what.clone(),
+            repeat: Repeat::Safe,
+        };
+        self.send(Scope::Repo(repo), &req).await?.ok(&what)?;
+        Ok(())
+    }
+
+    /// Every check run on `sha` (all apps'), every page.
+    pub async fn check_runs(
+        &self,
+        repo: &RepoName,
+        sha: &CommitSha,
+    ) -> Result<Vec<CheckRun>, GitHubError> {
+        let what = format!("GET check runs of {repo}@{}", sha.short());
+        let path = format!(
+            "/repos/{repo}/commits/{}/check-runs?per_page=100",
+            urlencoding::encode(&sha.0)
+        );
+        let wire: Vec<WireCheckRun> = self
+            .get_all(Scope::Repo(repo), path, &what, Some("check_runs"))
+            .await?;
+        Ok(wire.into_iter().map(CheckRun::from).collect())
+    }
+
+    /// Whether this client is a GitHub App's (which can publish check runs).
+    pub fn is_app(&self) -> bool {
+        matches!(self.inner.clients, Clients::App { .. })
     }
 
     /// Posts a comment on a pull request. Never repeated after a server or network error, since

@@ -245,3 +245,81 @@ pub struct RepoInfo {
     pub default_branch: String,
     pub clone_url: String,
 }
+
+/// A check run as tickbot writes it (the fields of `POST`/`PATCH …/check-runs`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CheckRunWrite {
+    pub name: String,
+    /// `queued`, `in_progress` or `completed`.
+    pub status: String,
+    /// With `completed`: `success`, `failure`, `cancelled`, …
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub conclusion: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub details_url: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub external_id: Option<String>,
+    pub output: CheckOutput,
+    /// Buttons GitHub shows on the run ("requested actions"), at most three.
+    pub actions: Vec<CheckAction>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CheckOutput {
+    pub title: Option<String>,
+    pub summary: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub text: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CheckAction {
+    pub label: String,
+    pub description: String,
+    pub identifier: String,
+}
+
+/// A check run as read back.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckRun {
+    pub id: u64,
+    pub name: String,
+    pub status: String,
+    pub conclusion: Option<String>,
+    pub details_url: Option<String>,
+    pub title: Option<String>,
+    /// Which app made it (`app.slug`); other apps' runs are not tickbot's.
+    pub app: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct WireCheckRun {
+    pub id: u64,
+    #[serde(default)]
+    pub name: String,
+    #[serde(default)]
+    pub status: String,
+    pub conclusion: Option<String>,
+    pub details_url: Option<String>,
+    pub output: Option<CheckOutput>,
+    pub app: Option<WireApp>,
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct WireApp {
+    pub slug: Option<String>,
+}
+
+impl From<WireCheckRun> for CheckRun {
+    fn from(w: WireCheckRun) -> Self {
+        CheckRun {
+            id: w.id,
+            name: w.name,
+            status: w.status,
+            conclusion: w.conclusion,
+            details_url: w.details_url,
+            title: w.output.and_then(|o| o.title),
+            app: w.app.and_then(|a| a.slug),
+        }
+    }
+}

@@ -275,7 +275,13 @@ impl Worker {
     }
 
     async fn report(&self, job: &Job, state: ReportState) -> Result<(), QueueError> {
-        let report = JobReport::new(job, &self.settings.name, self.log_url(job), state);
+        let failed =
+            matches!(&state, ReportState::Finished { outcome, .. } if *outcome != Outcome::Success);
+        let mut report = JobReport::new(job, &self.settings.name, self.log_url(job), state);
+        if failed {
+            let log = logs_dir(&self.settings.state_dir).join(format!("{}.log", job.job_id));
+            report.log_tail = std::fs::read(&log).ok().map(|bytes| log_tail(&bytes));
+        }
         let body = serde_json::to_vec(&report).map_err(|e| QueueError::Amqp {
             endpoint: "results".into(),
             op: "encoding a job report".into(),
@@ -571,6 +577,19 @@ fn shell_words(argv: &[String]) -> String {
         .join(" ")
 }
 
+/// The last lines of a log, at most [`LOG_TAIL_BYTES`], cut at a line start.
+fn log_tail(log: &[u8]) -> String {
+    let start = log.len().saturating_sub(LOG_TAIL_BYTES);
+    let tail = String::from_utf8_lossy(&log[start..]);
+    match (start, tail.find('\n')) {
+        (0, _) | (_, None) => tail.trim_end().to_string(),
+        (_, Some(nl)) => tail[nl + 1..].trim_end().to_string(),
+    }
+}
+
+/// How much of a failed job's log goes into its report (GitHub shows it in the check run).
+const LOG_TAIL_BYTES: usize = 4096;
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -579,5 +598,12 @@ mod tests {
     fn commands_are_logged_as_a_person_would_type_them() {
         let argv = ["sh", "-c", "echo it's; ls", "./run"].map(String::from);
         assert_eq!(shell_words(&argv), "sh -c 'echo it'\\''s; ls' ./run");
+    }
+
+    #[test]
+    fn the_log_tail_starts_at_a_line_and_keeps_the_end() {
+        assert_eq!(log_tail(b"a\nb\n"), "a\nb");
+        let long = format!("{}\nlast line\n", "x".repeat(LOG_TAIL_BYTES));
+        assert_eq!(log_tail(long.as_bytes()), "last line");
     }
 }

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use tickbot::forge::Forge;
 use tickbot::ids::{CommitSha, PrNumber, RepoName};
-use tickbot::stack::{Stack, StackOptions};
+use tickbot::stack::{Stack, StackApp, StackOptions};
 use tickbot::worker::runtime::Runtime;
 
 pub const LONG: Duration = Duration::from_secs(60);
@@ -23,6 +23,38 @@ pub struct World {
 impl World {
     /// A stack on real RabbitMQ with `acme/images` holding `files` on `main`; alice may write.
     pub async fn new(files: &[(&str, &str)]) -> World {
+        World::with(files, None).await
+    }
+
+    /// Like [`new`](Self::new), with tickbot authenticating as a GitHub App whose
+    /// installation tokens live `token_ttl` (so it reports with check runs).
+    pub async fn with_app(files: &[(&str, &str)], token_ttl: Duration) -> World {
+        let keys = tempfile::tempdir().expect("tempdir");
+        let private = keys.path().join("app.pem");
+        let private = private.to_str().expect("utf-8");
+        super::run(
+            "openssl",
+            &[
+                "genpkey",
+                "-algorithm",
+                "RSA",
+                "-pkeyopt",
+                "rsa_keygen_bits:2048",
+                "-out",
+                private,
+            ],
+        );
+        let public_key_pem = super::run("openssl", &["pkey", "-in", private, "-pubout"]);
+        let app = StackApp {
+            id: 4242,
+            private_key_pem: std::fs::read_to_string(private).expect("the key"),
+            public_key_pem,
+            token_ttl,
+        };
+        World::with(files, Some(app)).await
+    }
+
+    async fn with(files: &[(&str, &str)], app: Option<StackApp>) -> World {
         let dir = tempfile::tempdir().expect("tempdir");
         let repo: RepoName = "acme/images".parse().expect("valid");
         let stack = Stack::start(StackOptions {
@@ -30,6 +62,7 @@ impl World {
             amqp_url: Some(amqp_url()),
             prefix: format!("e2e-{}", uuid::Uuid::new_v4()),
             repositories: vec![repo.clone()],
+            app,
         })
         .await
         .expect("RabbitMQ at 127.0.0.1:5672 must be running (rabbitmq-server -detached)");
