@@ -440,7 +440,7 @@ async fn an_untrusted_author_gets_an_explanation_and_a_trusted_approval_runs_it(
     let refusal = wait_for("the refused approval", || {
         w.bot_comments(pr)
             .into_iter()
-            .find(|c| c.contains("ignored `/ok-to-test`"))
+            .find(|c| c.contains("`/ok-to-test` refused: @bob is not trusted"))
     })
     .await;
     assert!(refusal.contains("@bob is not trusted"), "{refusal}");
@@ -750,13 +750,16 @@ async fn tasks_added_by_an_untrusted_editor_wait_for_an_approval() {
         ),
         "{comment}"
     );
-    assert_eq!(
-        w.status(&sha, "image-refresh/fedora-41"),
-        Some((
-            "pending".to_string(),
-            Some("Manual testing required".to_string())
-        ))
+    // The comment comes first, then the status.
+    let manual = (
+        "pending".to_string(),
+        Some("Manual testing required".to_string()),
     );
+    wait_for("the manual-testing status", || {
+        w.status(&sha, "image-refresh/fedora-41")
+            .filter(|s| *s == manual)
+    })
+    .await;
     w.barrier().await;
     assert!(w.jobs_for(pr).await.is_empty(), "nothing ran");
 

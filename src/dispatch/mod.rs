@@ -161,6 +161,8 @@ pub struct Dispatcher {
     /// head before its report arrives; without this, an event in between would plan at the
     /// new head, find the item still to do and queue it a second time.
     in_flight: Mutex<HashMap<PrKey, (String, ItemRef)>>,
+    /// Per PR, the summary comment's id and text (see `results`).
+    summaries: Mutex<HashMap<PrKey, (u64, String)>>,
     /// Check run ids, when states are check runs (see `report`).
     check_runs: report::CheckRunIds,
     /// Per PR, the dispatcher's last body write (see `results`).
@@ -193,6 +195,7 @@ impl Dispatcher {
             cancelled: RecentSet::default(),
             in_flight: Mutex::new(HashMap::new()),
             check_runs: report::CheckRunIds::default(),
+            summaries: Mutex::new(HashMap::new()),
             writes: Mutex::new(HashMap::new()),
             known: Mutex::new(HashMap::new()),
         })

@@ -13,8 +13,9 @@
 
 use super::summary::{self, Row};
 use super::testing::with_note;
-use super::{DispatchError, Dispatcher, PrKey};
+use super::{DispatchError, Dispatcher, PrKey, lock};
 use crate::checklist::{self, TaskItem, TaskState};
+use crate::github::GitHubError;
 use crate::github::{CommitStatus, PullRequest, StatusState};
 use crate::ids::{PrNumber, RepoName};
 use crate::job::{ItemRef, JobReport, Outcome, ReportState};
@@ -354,33 +355,58 @@ impl Dispatcher {
         self.plan_pr(pr).await
     }
 
-    /// Edits the PR's one summary comment in place (posts it the first time).
+    /// Edits the PR's one summary comment in place (posts it the first time). The comment's
+    /// id and text are remembered: the dispatcher is its only writer, so the next row costs one
+    /// edit, not a listing of the PR's comments too. A comment deleted meanwhile is found
+    /// missing by the edit and posted again.
     async fn update_summary(
         &self,
         repo: &RepoName,
         number: PrNumber,
         row: Row,
     ) -> Result<(), DispatchError> {
-        let bot = self.settings.bot_login.as_deref();
-        let existing = self
-            .github
-            .comments(repo, number)
-            .await?
-            .into_iter()
-            .find(|c| c.body.starts_with(summary::MARKER) && bot.is_none_or(|b| c.author == b));
+        let key: PrKey = (repo.clone(), number);
+        let remembered = lock(&self.summaries).get(&key).cloned();
+        let existing = match remembered {
+            Some(c) => Some(c),
+            None => {
+                let bot = self.settings.bot_login.as_deref();
+                self.github
+                    .comments(repo, number)
+                    .await?
+                    .into_iter()
+                    .find(|c| {
+                        c.body.starts_with(summary::MARKER) && bot.is_none_or(|b| c.author == b)
+                    })
+                    .map(|c| (c.id, c.body))
+            }
+        };
         let mut rows = existing
             .as_ref()
-            .map(|c| summary::parse(&c.body))
+            .map(|(_, body)| summary::parse(body))
             .unwrap_or_default();
-        summary::upsert(&mut rows, row);
+        summary::upsert(&mut rows, row.clone());
         let text = summary::render(&rows);
-        match existing {
-            Some(c) if c.body == text => {}
-            Some(c) => self.github.edit_comment(repo, c.id, &text).await?,
-            None => {
-                self.github.post_comment(repo, number, &text).await?;
-            }
+        let id = match existing {
+            Some((id, body)) if body == text => id,
+            Some((id, _)) => match self.github.edit_comment(repo, id, &text).await {
+                Ok(()) => id,
+                Err(GitHubError::NotFound { .. }) => {
+                    lock(&self.summaries).remove(&key);
+                    return Box::pin(self.update_summary(repo, number, row)).await;
+                }
+                Err(e) => {
+                    lock(&self.summaries).remove(&key);
+                    return Err(e.into());
+                }
+            },
+            None => self.github.post_comment(repo, number, &text).await?.id,
+        };
+        let mut summaries = lock(&self.summaries);
+        if summaries.len() > 10_000 {
+            summaries.clear(); // costs one listing per PR
         }
+        summaries.insert(key, (id, text));
         Ok(())
     }
 }
