@@ -161,8 +161,9 @@ pub struct Dispatcher {
     /// head before its report arrives; without this, an event in between would plan at the
     /// new head, find the item still to do and queue it a second time.
     in_flight: Mutex<HashMap<PrKey, (String, ItemRef)>>,
-    /// Per PR, the summary comment's id and text (see `results`).
-    summaries: Mutex<HashMap<PrKey, (u64, String)>>,
+    /// Per PR, the summary comment's id and text, or `None` when the PR is known to have none
+    /// (see `results`).
+    summaries: Mutex<HashMap<PrKey, Option<(u64, String)>>>,
     /// Check run ids, when states are check runs (see `report`).
     check_runs: report::CheckRunIds,
     /// Per PR, the dispatcher's last body write (see `results`).
@@ -432,6 +433,9 @@ impl Dispatcher {
                 self.plan_pr(pull).await
             }
             "opened" | "reopened" | "synchronize" | "ready_for_review" => {
+                if pr.pull.comments == Some(0) {
+                    self.no_comments_yet(&pr.pull);
+                }
                 if let Some(before) = &pr.before {
                     self.supersede(&pr.pull, before).await?;
                 }
@@ -531,6 +535,15 @@ impl Dispatcher {
         let fresh = self.github.pull_request(&pull.repo, pull.number).await?;
         self.know_body(&key, &fresh.body);
         Ok(fresh)
+    }
+
+    /// The payload says the PR has no comments: no summary comment to look for when the first
+    /// result arrives. (Not used for replies: a redelivered event carries the count from before
+    /// the reply its first delivery may have posted; a summary is only posted for a report,
+    /// after the event was acknowledged.)
+    fn no_comments_yet(&self, pull: &PullRequest) {
+        let key: PrKey = (pull.repo.clone(), pull.number);
+        lock(&self.summaries).entry(key).or_insert(None);
     }
 
     fn is_bot(&self, login: &str) -> bool {

@@ -368,7 +368,7 @@ impl Dispatcher {
         let key: PrKey = (repo.clone(), number);
         let remembered = lock(&self.summaries).get(&key).cloned();
         let existing = match remembered {
-            Some(c) => Some(c),
+            Some(known) => known,
             None => {
                 let bot = self.settings.bot_login.as_deref();
                 self.github
@@ -406,7 +406,7 @@ impl Dispatcher {
         if summaries.len() > 10_000 {
             summaries.clear(); // costs one listing per PR
         }
-        summaries.insert(key, (id, text));
+        summaries.insert(key, Some((id, text)));
         Ok(())
     }
 }

@@ -27,6 +27,9 @@ pub struct PullRequest {
     pub default_branch: String,
     /// GitHub's `author_association` (`OWNER`, `MEMBER`, `COLLABORATOR`, `CONTRIBUTOR`, `NONE`…).
     pub author_association: String,
+    /// How many comments the PR had when GitHub sent this (`None` if not given): a PR with none
+    /// has no summary or reply of the bot to look for.
+    pub comments: Option<u64>,
 }
 
 /// A commit status state, spelled as GitHub spells it.
@@ -108,6 +111,8 @@ pub(crate) struct WirePullRequest {
     base: WireRef,
     #[serde(default)]
     author_association: Option<String>,
+    #[serde(default)]
+    comments: Option<u64>,
 }
 
 #[derive(Deserialize)]
@@ -165,6 +170,7 @@ impl WirePullRequest {
             base_clone_url,
             default_branch,
             author_association: self.author_association.unwrap_or_default(),
+            comments: self.comments,
         })
     }
 }
