@@ -226,6 +226,8 @@ fn assert_shaped_like(fixture_name: &str, ours: &Value) {
         "pull_request",
         "issue",
         "comment",
+        "check_run",
+        "requested_action",
         "repository",
         "sender",
     ] {
@@ -302,6 +304,43 @@ async fn webhooks_are_signed_and_shaped_like_githubs() {
     );
     assert_eq!(created.body["issue"]["number"], pr.0);
     assert!(created.body["issue"]["pull_request"]["url"].is_string());
+
+    // A check run on the head, and a person pressing its Re-run and Retry buttons.
+    let run: Value = w
+        .octocrab()
+        .post(
+            "/repos/acme/widgets/check-runs",
+            Some(&serde_json::json!({
+                "name": "unit", "head_sha": sha.0, "status": "completed", "conclusion": "failure",
+                "output": { "title": "Exit code 1", "summary": "failed" },
+                "actions": [{ "label": "Retry", "description": "Run it again", "identifier": "retry" }],
+            })),
+        )
+        .await
+        .expect("create check run");
+    let id = run["id"].as_u64().expect("id");
+    w.forge
+        .rerun_check_run(&w.repo, id, "carol")
+        .await
+        .expect("re-run");
+    let rerun = next(&mut w.hooks, "check_run", Some("rerequested")).await;
+    assert!(rerun.signature_ok);
+    assert_shaped_like("check_run/rerequested.payload.json", &rerun.body);
+    assert_eq!(rerun.body["check_run"]["pull_requests"][0]["number"], pr.0);
+    w.forge
+        .click_check_run_action(&w.repo, id, "retry", "carol")
+        .await
+        .expect("retry");
+    let retry = next(&mut w.hooks, "check_run", Some("requested_action")).await;
+    assert_shaped_like("check_run/requested_action.payload.json", &retry.body);
+    assert_eq!(retry.body["requested_action"]["identifier"], "retry");
+    assert!(
+        w.forge
+            .click_check_run_action(&w.repo, id, "cancel", "carol")
+            .await
+            .is_err(),
+        "only offered actions can be requested"
+    );
 
     w.forge.close_pr(&w.repo, pr, "alice").await.expect("close");
     let closed = next(&mut w.hooks, "pull_request", Some("closed")).await;

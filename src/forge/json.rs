@@ -399,6 +399,50 @@ pub fn status(urls: &Urls, repo: &Repo, s: &CommitStatus) -> Value {
 
 pub fn check_run(urls: &Urls, repo: &Repo, c: &CheckRun) -> Value {
     let api = urls.api_repo(&repo.name);
+    let pulls: Vec<Value> = repo
+        .pulls
+        .values()
+        // GitHub lists the open PRs whose head is the run's commit.
+        .filter(|p| p.state == PullState::Open && p.head_sha == c.head_sha)
+        .map(|p| {
+            let side = |git_ref: &str, sha: &str| {
+                json!({ "ref": git_ref, "sha": sha,
+                        "repo": { "id": repo.id, "url": api, "name": repo.name.name() } })
+            };
+            json!({
+                "url": format!("{api}/pulls/{}", p.number.0),
+                "id": p.id,
+                "number": p.number.0,
+                "head": side(&p.head_ref, &p.head_sha.0),
+                "base": side(&p.base_ref, ""),
+            })
+        })
+        .collect();
+    let slug = c.creator.trim_end_matches("[bot]");
+    let app = json!({
+        "id": 1,
+        "node_id": "MDM6QXBwMQ==",
+        "slug": slug,
+        "name": c.creator,
+        "description": "",
+        "external_url": urls.base,
+        "html_url": format!("{}/apps/{slug}", urls.base),
+        "owner": user(urls, repo.name.owner()),
+        "created_at": time(c.started_at),
+        "updated_at": time(c.started_at),
+        "permissions": { "checks": "write", "statuses": "write", "pull_requests": "write",
+                         "issues": "write", "contents": "write", "metadata": "read", "members": "read" },
+        "events": ["check_run", "issue_comment", "pull_request"],
+    });
+    let mut output = json!({
+        "title": null, "summary": null, "text": null, "annotations_count": 0,
+        "annotations_url": format!("{api}/check-runs/{}/annotations", c.id),
+    });
+    if let (Some(out), Value::Object(given)) = (output.as_object_mut(), &c.output) {
+        for (k, v) in given {
+            out.insert(k.clone(), v.clone());
+        }
+    }
     json!({
         "id": c.id,
         "node_id": format!("CR_{}", c.id),
@@ -411,20 +455,24 @@ pub fn check_run(urls: &Urls, repo: &Repo, c: &CheckRun) -> Value {
         "conclusion": c.conclusion,
         "started_at": time(c.started_at),
         "completed_at": c.completed_at.map(time),
-        "output": c.output,
+        "output": output,
         "name": c.name,
-        "check_suite": { "id": c.id },
-        "app": { "id": 1, "slug": c.creator.trim_end_matches("[bot]"), "name": c.creator },
-        // GitHub lists the open PRs whose head is the run's commit.
-        "pull_requests": repo.pulls.values()
-            .filter(|p| p.state == PullState::Open && p.head_sha == c.head_sha)
-            .map(|p| json!({
-                "url": format!("{api}/pulls/{}", p.number.0),
-                "id": p.id,
-                "number": p.number.0,
-                "head": { "ref": p.head_ref, "sha": p.head_sha, "repo": { "id": repo.id, "url": api, "name": repo.name.name() } },
-                "base": { "ref": p.base_ref, "sha": "", "repo": { "id": repo.id, "url": api, "name": repo.name.name() } },
-            }))
-            .collect::<Vec<_>>(),
+        "check_suite": {
+            "id": c.id,
+            "node_id": format!("CS_{}", c.id),
+            "head_branch": null,
+            "head_sha": c.head_sha,
+            "status": c.status,
+            "conclusion": c.conclusion,
+            "url": format!("{api}/check-suites/{}", c.id),
+            "before": null,
+            "after": c.head_sha,
+            "pull_requests": pulls,
+            "app": app,
+            "created_at": time(c.started_at),
+            "updated_at": time(c.started_at),
+        },
+        "app": app,
+        "pull_requests": pulls,
     })
 }
