@@ -9,7 +9,7 @@
 //! Check run ids are remembered per (repository, commit, name), and the runs of a commit are
 //! listed at most once per process, so each transition costs one call, as with statuses.
 
-use super::{Dispatcher, contexts, lock, plan};
+use super::{APPROVAL_CONTEXT, Dispatcher, contexts, lock, plan};
 use crate::github::{
     CheckAction, CheckOutput, CheckRun, CheckRunWrite, CommitStatus, GitHubError, StatusState,
 };
@@ -132,7 +132,7 @@ fn check_run(status: &CommitStatus, log_tail: Option<&str>) -> CheckRunWrite {
         identifier: identifier.into(),
         description: description.into(),
     };
-    let (run_status, conclusion, actions) = match status.state {
+    let (run_status, conclusion, mut actions) = match status.state {
         StatusState::Pending if description == plan::MANUAL => ("queued", None, vec![]),
         StatusState::Pending => (
             if description.starts_with("In progress") {
@@ -159,6 +159,9 @@ fn check_run(status: &CommitStatus, log_tail: Option<&str>) -> CheckRunWrite {
             vec![action("Retry", RETRY, "Run it again")],
         ),
     };
+    if status.context == APPROVAL_CONTEXT {
+        actions.clear(); // an approval is given by `/ok-to-test`, not by a button
+    }
     let mut summary = description.clone();
     if let Some(url) = &status.target_url {
         summary.push_str(&format!("\n\n[Full log]({url})"));

@@ -487,16 +487,27 @@ impl Dispatcher {
         reason: &str,
     ) -> Result<Vec<String>, DispatchError> {
         let statuses = self.states(repo, sha).await?;
-        let mut jobs = Vec::new();
+        let pending: Vec<&CommitStatus> = statuses
+            .iter()
+            .filter(|s| {
+                s.state == StatusState::Pending && s.context != APPROVAL_CONTEXT && which(s)
+            })
+            .collect();
+        // The workers first: if a state write fails, the retry finds the context still
+        // pending and sends the (harmless) cancellation again.
+        let jobs: Vec<String> = pending
+            .iter()
+            .filter_map(|s| job_of(s))
+            .map(str::to_string)
+            .collect();
+        for id in &jobs {
+            self.cancelled.insert(id);
+        }
+        if !jobs.is_empty() {
+            self.broadcast_cancel(jobs, reason).await?;
+        }
         let mut cancelled = Vec::new();
-        for s in statuses.iter().filter(|s| {
-            s.state == StatusState::Pending && s.context != APPROVAL_CONTEXT && which(s)
-        }) {
-            // Status first: if the broadcast is lost, the worker's report is ignored anyway.
-            if let Some(id) = job_of(s) {
-                self.cancelled.insert(id);
-                jobs.push(id.to_string());
-            }
+        for s in pending {
             self.set_state(
                 repo,
                 sha,
@@ -509,9 +520,6 @@ impl Dispatcher {
             )
             .await?;
             cancelled.push(s.context.clone());
-        }
-        if !jobs.is_empty() {
-            self.broadcast_cancel(jobs, reason).await?;
         }
         Ok(cancelled)
     }
