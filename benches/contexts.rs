@@ -161,36 +161,6 @@ async fn comment_acknowledgement() {
     s.shutdown().await;
 }
 
-/// An RSA key pair for a GitHub App, made with the openssl command.
-fn app_keys() -> StackApp {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let key = dir.path().join("app.pem");
-    let key = key.to_str().expect("utf-8");
-    let run = |args: &[&str]| {
-        let out = std::process::Command::new("openssl")
-            .args(args)
-            .output()
-            .expect("openssl");
-        assert!(out.status.success(), "openssl {args:?}");
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    };
-    run(&[
-        "genpkey",
-        "-algorithm",
-        "RSA",
-        "-pkeyopt",
-        "rsa_keygen_bits:2048",
-        "-out",
-        key,
-    ]);
-    StackApp {
-        id: 4242,
-        public_key_pem: run(&["pkey", "-in", key, "-pubout"]),
-        private_key_pem: std::fs::read_to_string(key).expect("key"),
-        token_ttl: Duration::from_secs(3600),
-    }
-}
-
 /// Calls from `opened` to 10 contexts reported, by kind.
 async fn api_calls(app: Option<StackApp>) {
     let label = if app.is_some() {
@@ -297,6 +267,9 @@ async fn main() {
     }
     if run("calls") {
         api_calls(None).await;
-        api_calls(Some(app_keys())).await;
+        api_calls(Some(
+            StackApp::generate(4242, Duration::from_secs(3600)).expect("app keys"),
+        ))
+        .await;
     }
 }

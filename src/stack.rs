@@ -42,6 +42,44 @@ pub struct StackApp {
     pub token_ttl: Duration,
 }
 
+impl StackApp {
+    /// An app with a fresh 2048-bit RSA key pair, made with the `openssl` command.
+    pub fn generate(id: u64, token_ttl: Duration) -> anyhow::Result<StackApp> {
+        let openssl = |args: &[&str], input: Option<&str>| -> anyhow::Result<String> {
+            use std::io::Write;
+            let mut child = std::process::Command::new("openssl")
+                .args(args)
+                .stdin(std::process::Stdio::piped())
+                .stdout(std::process::Stdio::piped())
+                .spawn()
+                .context("cannot run openssl (apt-get install openssl)")?;
+            if let (Some(text), Some(mut stdin)) = (input, child.stdin.take()) {
+                stdin.write_all(text.as_bytes())?;
+            }
+            let out = child.wait_with_output()?;
+            anyhow::ensure!(out.status.success(), "openssl {args:?} failed");
+            Ok(String::from_utf8(out.stdout)?)
+        };
+        let private_key_pem = openssl(
+            &[
+                "genpkey",
+                "-algorithm",
+                "RSA",
+                "-pkeyopt",
+                "rsa_keygen_bits:2048",
+            ],
+            None,
+        )?;
+        let public_key_pem = openssl(&["pkey", "-pubout"], Some(&private_key_pem))?;
+        Ok(StackApp {
+            id,
+            private_key_pem,
+            public_key_pem,
+            token_ttl,
+        })
+    }
+}
+
 struct Role {
     stop: watch::Sender<bool>,
     task: JoinHandle<()>,

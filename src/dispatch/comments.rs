@@ -279,15 +279,7 @@ impl Dispatcher {
             }
         };
         let statuses = self.states(&pr.repo, &pr.head_sha).await?;
-        let verdict = self
-            .trust
-            .check(
-                &pr.repo,
-                &pr.default_branch,
-                &pr.author,
-                &pr.author_association,
-            )
-            .await?;
+        let verdict = self.author_trust(pr).await?;
         let approval = statuses.iter().find(|s| s.context == APPROVAL_CONTEXT);
         out.push_str(&format!("\n  * trust: {}", verdict.reason));
         if let Some(a) = approval {

@@ -546,6 +546,18 @@ impl Dispatcher {
         lock(&self.summaries).entry(key).or_insert(None);
     }
 
+    /// Whether the PR's author may run code (`[trust]` on the default branch; cached).
+    async fn author_trust(&self, pr: &PullRequest) -> Result<trust::Verdict, GitHubError> {
+        self.trust
+            .check(
+                &pr.repo,
+                &pr.default_branch,
+                &pr.author,
+                &pr.author_association,
+            )
+            .await
+    }
+
     fn is_bot(&self, login: &str) -> bool {
         self.settings.bot_login.as_deref() == Some(login)
     }
@@ -620,15 +632,7 @@ impl Dispatcher {
                     .as_deref()
                     .is_some_and(|d| d.ends_with(&approval))
         });
-        let mut verdict = self
-            .trust
-            .check(
-                &pr.repo,
-                &pr.default_branch,
-                &pr.author,
-                &pr.author_association,
-            )
-            .await?;
+        let mut verdict = self.author_trust(&pr).await?;
         // An untrusted editor changed the tasks (see `check_editor`): even a trusted author's
         // PR waits for an approval.
         if let Some(blocked) = approval_status.filter(|s| s.state == StatusState::Failure) {
@@ -769,36 +773,39 @@ impl Dispatcher {
             main: None,
             note: None,
         };
-        let body = serde_json::to_vec(&job).map_err(|e| DispatchError::BadEvent {
-            delivery: job_id.clone(),
+        self.publish_job(&job).await?;
+        self.in_flight(pr.repo.clone(), pr.number, &next.context, &item);
+        self.set_queued(&job).await?;
+        tracing::info!(repo = %pr.repo, pr = %pr.number, context = %next.context, job = %job_id, "task queued");
+        Ok(())
+    }
+
+    /// Publishes a job to its pool's queue (confirmed).
+    async fn publish_job(&self, job: &Job) -> Result<(), DispatchError> {
+        let body = serde_json::to_vec(job).map_err(|e| DispatchError::BadEvent {
+            delivery: job.job_id.clone(),
             reason: format!("cannot encode the job: {e}"),
         })?;
+        let message = Outgoing {
+            message_id: job.job_id.clone(),
+            body,
+            priority: job.priority,
+        };
         self.broker
-            .publish(
-                &QueueKind::Jobs(task.pool.clone()),
-                Outgoing {
-                    message_id: job_id.clone(),
-                    body,
-                    priority: task.priority,
-                },
-            )
+            .publish(&QueueKind::Jobs(job.pool.clone()), message)
             .await?;
-        self.in_flight(pr.repo.clone(), pr.number, &next.context, &item);
-        self.set_state(
-            &pr.repo,
-            &pr.head_sha,
-            &CommitStatus {
-                context: next.context.clone(),
-                state: StatusState::Pending,
-                description: Some(plan::QUEUED.into()),
-                target_url: Some(format!(
-                    "{}/logs/{job_id}",
-                    self.settings.logs_url.trim_end_matches('/')
-                )),
-            },
-        )
-        .await?;
-        tracing::info!(repo = %pr.repo, pr = %pr.number, context = %next.context, job = %job_id, "task queued");
+        Ok(())
+    }
+
+    /// The `Not yet tested` state of a published job, linking to its log.
+    async fn set_queued(&self, job: &Job) -> Result<(), DispatchError> {
+        let status = CommitStatus {
+            context: job.context.clone(),
+            state: StatusState::Pending,
+            description: Some(testing::with_note(plan::QUEUED, job.note.as_deref())),
+            target_url: Some(self.log_url(&job.job_id)),
+        };
+        self.set_state(&job.repo, &job.head_sha, &status).await?;
         Ok(())
     }
 

@@ -14,7 +14,6 @@ use crate::commands::ContextSpec;
 use crate::github::{CommitStatus, GitHubError, PullRequest, StatusState};
 use crate::ids::{CommitSha, RepoName};
 use crate::job::{self, Cancel, Checkout, Job, JobKind};
-use crate::queue::{Outgoing, QueueKind};
 use crate::repo_config::{RepoConfig, TestDef};
 use std::sync::Arc;
 
@@ -156,15 +155,7 @@ impl Dispatcher {
             let approved = statuses
                 .iter()
                 .any(|s| s.context == APPROVAL_CONTEXT && s.state == StatusState::Success);
-            let verdict = self
-                .trust
-                .check(
-                    &pr.repo,
-                    &pr.default_branch,
-                    &pr.author,
-                    &pr.author_association,
-                )
-                .await?;
+            let verdict = self.author_trust(pr).await?;
             if !verdict.trusted && !approved {
                 return self
                     .wait_for_approval(pr, &planned, &statuses, &verdict.reason)
@@ -448,31 +439,8 @@ impl Dispatcher {
             main: p.main,
             note: p.note.clone(),
         };
-        let body = serde_json::to_vec(&job).map_err(|e| DispatchError::BadEvent {
-            delivery: job_id.clone(),
-            reason: format!("cannot encode the job: {e}"),
-        })?;
-        self.broker
-            .publish(
-                &QueueKind::Jobs(p.test.pool.clone()),
-                Outgoing {
-                    message_id: job_id.clone(),
-                    body,
-                    priority: p.test.priority,
-                },
-            )
-            .await?;
-        self.set_state(
-            &pr.repo,
-            &pr.head_sha,
-            &CommitStatus {
-                context: p.context.clone(),
-                state: StatusState::Pending,
-                description: Some(with_note(plan::QUEUED, p.note.as_deref())),
-                target_url: Some(self.log_url(&job_id)),
-            },
-        )
-        .await?;
+        self.publish_job(&job).await?;
+        self.set_queued(&job).await?;
         tracing::info!(repo = %pr.repo, pr = %pr.number, context = %p.context, job = %job_id, "test queued");
         Ok(())
     }

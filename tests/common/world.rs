@@ -29,28 +29,7 @@ impl World {
     /// Like [`new`](Self::new), with tickbot authenticating as a GitHub App whose
     /// installation tokens live `token_ttl` (so it reports with check runs).
     pub async fn with_app(files: &[(&str, &str)], token_ttl: Duration) -> World {
-        let keys = tempfile::tempdir().expect("tempdir");
-        let private = keys.path().join("app.pem");
-        let private = private.to_str().expect("utf-8");
-        super::run(
-            "openssl",
-            &[
-                "genpkey",
-                "-algorithm",
-                "RSA",
-                "-pkeyopt",
-                "rsa_keygen_bits:2048",
-                "-out",
-                private,
-            ],
-        );
-        let public_key_pem = super::run("openssl", &["pkey", "-in", private, "-pubout"]);
-        let app = StackApp {
-            id: 4242,
-            private_key_pem: std::fs::read_to_string(private).expect("the key"),
-            public_key_pem,
-            token_ttl,
-        };
+        let app = StackApp::generate(4242, token_ttl).expect("an RSA key pair for the app");
         World::with(files, Some(app)).await
     }
 
@@ -108,19 +87,7 @@ impl World {
         files: &[(&str, &str)],
         body: &str,
     ) -> (PrNumber, CommitSha) {
-        self.branches += 1;
-        let branch = format!("topic-{}", self.branches);
-        let sha = self
-            .forge()
-            .commit_files(&self.repo, &branch, Some("main"), files, "A change", author)
-            .await
-            .expect("push");
-        let pr = self
-            .forge()
-            .open_pr(&self.repo, &branch, "main", "A change", body, author)
-            .await
-            .expect("open PR");
-        (pr, sha)
+        self.open(author, files, body, false).await
     }
 
     /// Like [`open_pr`](Self::open_pr), as a draft.
@@ -130,6 +97,16 @@ impl World {
         files: &[(&str, &str)],
         body: &str,
     ) -> (PrNumber, CommitSha) {
+        self.open(author, files, body, true).await
+    }
+
+    async fn open(
+        &mut self,
+        author: &str,
+        files: &[(&str, &str)],
+        body: &str,
+        draft: bool,
+    ) -> (PrNumber, CommitSha) {
         self.branches += 1;
         let branch = format!("topic-{}", self.branches);
         let sha = self
@@ -137,11 +114,21 @@ impl World {
             .commit_files(&self.repo, &branch, Some("main"), files, "A change", author)
             .await
             .expect("push");
-        let pr = self
-            .forge()
-            .open_draft_pr(&self.repo, &branch, "main", "A change", body, author)
-            .await
-            .expect("open PR");
+        let forge = self.forge();
+        let (repo, title) = (&self.repo, "A change");
+        let pr = match draft {
+            true => {
+                forge
+                    .open_draft_pr(repo, &branch, "main", title, body, author)
+                    .await
+            }
+            false => {
+                forge
+                    .open_pr(repo, &branch, "main", title, body, author)
+                    .await
+            }
+        }
+        .expect("open PR");
         (pr, sha)
     }
 
