@@ -245,6 +245,23 @@ async fn comment_commands_are_acknowledged_run_and_every_refusal_explained() {
     );
     assert_eq!(state(&w, &head, "slow"), None);
 
+    // `/test` alone runs the contexts that apply again, as new jobs.
+    let first_run = w.statuses(&head, "unit")[0].2.clone();
+    w.forge()
+        .comment(&w.repo, pr, "/test", "alice")
+        .await
+        .expect("comment");
+    wait_within(LONG, "unit run again", || {
+        let runs = w.statuses(&head, "unit");
+        (runs.iter().filter(|s| s.1 == "Success [w1]").count() == 2).then_some(())
+    })
+    .await;
+    assert_ne!(
+        w.latest(&head, "unit").and_then(|s| s.2),
+        first_run,
+        "a new job"
+    );
+
     // `/explain` says what runs and why the rest does not.
     w.forge()
         .comment(&w.repo, pr, "/explain", "mallory")
