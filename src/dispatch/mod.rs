@@ -23,7 +23,6 @@ mod testing;
 pub mod trust;
 
 use crate::checklist;
-
 use crate::event::{self, Envelope, Event, PullRequestEvent};
 use crate::github::{CommitStatus, GitHub, GitHubError, PullRequest, StatusState};
 use crate::ids::{CommitSha, PrNumber, RepoName};
