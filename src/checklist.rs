@@ -469,6 +469,18 @@ pub fn mark_failed(body: &str, item: &TaskItem) -> Option<String> {
 }
 
 /// `out` if it still holds `item` (same marker, verb and arguments) in `state`.
+/// Marks a failed `item` to do again by removing its `FAIL:` prefix (what a person does to
+/// re-run it); nothing else changes. `None` when `body` no longer has this item at the same
+/// offsets, it has no prefix, or the edited item would not read as to do.
+pub fn mark_todo(body: &str, item: &TaskItem) -> Option<String> {
+    let now = current(body, item)?;
+    let prefix = now.prefix.clone()?;
+    let mut out = String::with_capacity(body.len());
+    out.push_str(body.get(..prefix.start)?);
+    out.push_str(body.get(prefix.end..)?);
+    verified(out, &now, TaskState::Todo)
+}
+
 fn verified(out: String, item: &TaskItem, state: TaskState) -> Option<String> {
     let edited = current(&out, item)?;
     (edited.state == state).then_some(out)

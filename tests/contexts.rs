@@ -39,6 +39,10 @@ image = "localhost/tickbot-test:latest"
 commit = true
 message = "Stamp"
 
+[tasks.broken]
+command = ["sh", "-c", "echo the task broke; exit 2"]
+image = "localhost/tickbot-test:latest"
+
 [secrets.upload]
 env = { S3_KEY = "TEST_UPLOAD_KEY" }
 "#;
@@ -444,7 +448,11 @@ async fn as_a_github_app_tickbot_reports_check_runs_with_rerun_retry_and_cancel(
     .await;
     w.start_worker("w1", &[]);
     let (pr, head) = w
-        .open_pr("alice", &[("check", "echo boom from the PR; exit 1\n")], "")
+        .open_pr(
+            "alice",
+            &[("check", "echo boom from the PR; exit 1\n")],
+            "- [ ] broken\n",
+        )
         .await;
     let run = |w: &World, name: &str| {
         w.forge()
@@ -492,6 +500,31 @@ async fn as_a_github_app_tickbot_reports_check_runs_with_rerun_retry_and_cancel(
         .expect("retry");
     wait_within(LONG, "the retry's run", || {
         (run(&w, "unit").len() == 3).then_some(())
+    })
+    .await;
+
+    // A failed task's Re-run removes its `FAIL:`, so it runs again (and fails again).
+    let task_run = wait_within(LONG, "the task's failed check run", || {
+        run(&w, "broken")
+            .pop()
+            .filter(|r| r.conclusion.as_deref() == Some("failure"))
+    })
+    .await;
+    wait_within(LONG, "the task marked FAIL:", || {
+        (w.body(pr) == "- [ ] FAIL: broken\n").then_some(())
+    })
+    .await;
+    w.forge()
+        .rerun_check_run(&w.repo, task_run.id, "alice")
+        .await
+        .expect("re-run the task");
+    wait_within(LONG, "the task's second run to fail", || {
+        let runs = run(&w, "broken");
+        (runs.len() == 2 && runs[1].conclusion.as_deref() == Some("failure")).then_some(())
+    })
+    .await;
+    wait_within(LONG, "the task marked FAIL: again", || {
+        (w.body(pr) == "- [ ] FAIL: broken\n").then_some(())
     })
     .await;
 

@@ -123,18 +123,34 @@ impl Dispatcher {
             .check(&pr.repo, &pr.default_branch, &e.sender, "")
             .await?;
         let mut notes = Vec::new();
-        let is_task = checklist::parse(&pr.body)
+        let checklist = checklist::parse(&pr.body);
+        let task = checklist
             .tasks
             .iter()
-            .any(|t| t.context() == e.name);
+            .filter(|t| t.context() == e.name)
+            .enumerate()
+            .find(|(_, t)| t.state == TaskState::Failed);
+        let is_task = checklist.tasks.iter().any(|t| t.context() == e.name);
         if !verdict.trusted {
             notes.push(format!("`{}` not changed: {}", e.name, verdict.reason));
         } else if !retry {
             self.cancel_command(&pr, std::slice::from_ref(&e.name), &e.sender)
                 .await?;
+        } else if let Some((occurrence, t)) = task {
+            // As if a person removed `FAIL:`: the item is to do again and runs in its turn.
+            let item = ItemRef {
+                verb: t.verb.clone(),
+                args: t.args.clone(),
+                line: t.line,
+                occurrence,
+            };
+            let pr = self
+                .edit_item(&pr.repo, pr.number, &item, Mark::Todo)
+                .await?;
+            self.plan_pr(pr).await?;
         } else if is_task || e.name == APPROVAL_CONTEXT {
             notes.push(format!(
-                "`{}` is not a test context: a task runs again when `FAIL:` is removed from its line",
+                "`{}` is not a failed task or a test context, so there is nothing to run again",
                 e.name
             ));
         } else {

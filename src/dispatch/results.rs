@@ -32,6 +32,8 @@ pub const REPORT_SCHEMA: u32 = 1;
 pub(super) enum Mark {
     Done,
     Failed,
+    /// To do again (`FAIL:` removed): a Re-run of the task's check run.
+    Todo,
 }
 
 /// The dispatcher's last write of a PR body: what it read, what it wrote, and why, so its
@@ -79,6 +81,8 @@ fn apply(body: &str, item: &ItemRef, mark: Mark) -> Applied {
         // A person ticked it or failed it already: their word stands.
         (Mark::Failed, TaskState::Done | TaskState::Failed) => return Applied::Already,
         (Mark::Failed, TaskState::Todo) => checklist::mark_failed(body, &now),
+        (Mark::Todo, TaskState::Failed) => checklist::mark_todo(body, &now),
+        (Mark::Todo, TaskState::Todo | TaskState::Done) => return Applied::Already,
     };
     match edited {
         Some(b) if b != body => Applied::Changed(b),
@@ -463,6 +467,23 @@ mod tests {
         assert!(matches!(
             apply("- [ ] image-refresh b\n", &item("a", 0), Mark::Done),
             Applied::Gone
+        ));
+    }
+
+    #[test]
+    fn a_rerun_removes_only_the_prefix() {
+        assert_eq!(
+            changed(apply(
+                "Intro\n- [ ] FAIL: image-refresh a\n",
+                &item("a", 0),
+                Mark::Todo
+            ))
+            .as_deref(),
+            Some("Intro\n- [ ] image-refresh a\n")
+        );
+        assert!(matches!(
+            apply("- [x] image-refresh a\n", &item("a", 0), Mark::Todo),
+            Applied::Already
         ));
     }
 
