@@ -7,7 +7,7 @@ use crate::github::{Auth, GitHub, GitHubSettings};
 use crate::intake::{DeliveryLog, Intake};
 use crate::queue::{Broker, BrokerSettings};
 use crate::repo_config::parse_duration;
-use crate::worker::mirror::GitAuth;
+use crate::worker::mirror::{GitAuth, GitCredentials};
 use crate::worker::runtime::Runtime;
 use crate::worker::{Worker, WorkerSettings};
 use anyhow::Context;
@@ -168,9 +168,9 @@ pub async fn work(
     shutdown: watch::Receiver<bool>,
 ) -> anyhow::Result<()> {
     let git_auth = match github_auth(config)? {
-        Auth::Token(token) => Some(GitAuth::token(&token)),
-        // App installation tokens for git come with the App support of workers.
-        Auth::App { .. } => None,
+        Auth::Token(token) => GitCredentials::Fixed(GitAuth::token(&token)),
+        // Installation tokens per repository; the client caches and renews them.
+        Auth::App { .. } => GitCredentials::App(github(config)?),
     };
     let runtime = runtime(config);
     if let Err(e) = runtime.check().await {

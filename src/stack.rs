@@ -9,7 +9,7 @@ use crate::github::{Auth, GitHub, GitHubSettings};
 use crate::ids::RepoName;
 use crate::intake::{DeliveryLog, Intake};
 use crate::queue::{Broker, BrokerSettings};
-use crate::worker::mirror::GitAuth;
+use crate::worker::mirror::{GitAuth, GitCredentials};
 use crate::worker::runtime::Runtime;
 use crate::worker::{Worker, WorkerSettings};
 use anyhow::Context;
@@ -219,7 +219,11 @@ impl Stack {
             logs_url: self.intake_url.clone(),
             author_name: "tickbot".into(),
             author_email: "tickbot@localhost".into(),
-            git_auth: Some(GitAuth::header(self.forge.bot_git_auth_header())),
+            // As a GitHub App, installation tokens (like production); else the bot's token.
+            git_auth: match self.opts.app.is_some() {
+                true => GitCredentials::App(self.github.clone()),
+                false => GitCredentials::Fixed(GitAuth::header(self.forge.bot_git_auth_header())),
+            },
             memory: "1g".into(),
             pids_limit: 1024,
             stop_grace: Duration::from_secs(10),

@@ -550,6 +550,34 @@ async fn as_a_github_app_tickbot_reports_check_runs_with_rerun_retry_and_cancel(
     .await;
     assert_eq!(cancelled.output["title"], "Cancelled by @alice");
 
+    // The workers fetch and push with installation tokens too.
+    let (other, _) = w
+        .open_pr("alice", &[("README", "y\n")], "- [ ] stamp\n")
+        .await;
+    wait_within(LONG, "the task pushed and ticked", || {
+        (w.body(other) == "- [x] stamp\n").then_some(())
+    })
+    .await;
+    assert_eq!(w.file(other, "stamped.txt"), "stamped\n");
+    let pushers: Vec<String> = w
+        .forge()
+        .deliveries()
+        .into_iter()
+        .filter(|d| d.action.as_deref() == Some("synchronize"))
+        .filter_map(|d| serde_json::from_str::<serde_json::Value>(&d.body).ok())
+        .map(|v| {
+            v["sender"]["login"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string()
+        })
+        .collect();
+    assert_eq!(
+        pushers,
+        [w.forge().bot_login()],
+        "pushed as the app (an installation token), not anonymously"
+    );
+
     // Every call was made with a valid installation token, renewed before it expired.
     let calls = w.forge().api_calls();
     let tokens = calls

@@ -49,7 +49,9 @@ fn pusher(forge: &Forge, repo: &RepoName, headers: &HeaderMap) -> String {
         })
         .and_then(|b| String::from_utf8(b).ok());
     match basic.as_deref().and_then(|b| b.split_once(':')) {
-        Some((_, pass)) if pass == forge.bot_token() => forge.bot_login().to_string(),
+        Some((_, pass)) if pass == forge.bot_token() || forge.installation_token_valid(pass) => {
+            forge.bot_login().to_string()
+        }
         Some((user, _)) if !user.is_empty() => user.to_string(),
         _ => repo.owner().to_string(),
     }

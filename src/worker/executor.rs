@@ -9,7 +9,7 @@
 //! nothing is committed twice. On shutdown the worker stops taking jobs, lets the running ones
 //! finish within a grace period, then cancels the rest, which go back to the queue.
 
-use super::mirror::{GitAuth, GitError, Mirrors, Worktree};
+use super::mirror::{GitCredentials, GitError, Mirrors, Worktree};
 use super::publish::{self, PushOutcome, ResultCommit};
 use super::runtime::{RunOutcome, RunSpec, Runtime, RuntimeError};
 use crate::ids::CommitSha;
@@ -41,8 +41,8 @@ pub struct WorkerSettings {
     pub logs_url: String,
     pub author_name: String,
     pub author_email: String,
-    /// Credentials for fetching and pushing; never enters a container.
-    pub git_auth: Option<GitAuth>,
+    /// Credentials for fetching and pushing; never enter a container.
+    pub git_auth: GitCredentials,
     pub memory: String,
     pub pids_limit: u32,
     /// On shutdown, how long running jobs may take to finish before they are cancelled.
@@ -330,12 +330,13 @@ impl Worker {
             .await
             .map_err(|e: RuntimeError| e.to_string())?;
 
-        let auth = self.settings.git_auth.as_ref();
         // The tree to run in: the PR's head, or another project's (then the PR is a checkout).
         let (tree_repo, tree_url, tree_ref, tree_sha) = match &job.main {
             Some(m) => (&m.repo, &m.clone_url, &m.git_ref, &m.sha),
             None => (&job.repo, &job.clone_url, &job.head_ref, &job.head_sha),
         };
+        let auth = self.settings.git_auth.for_repo(tree_repo).await?;
+        let auth = auth.as_ref();
         let tip = self
             .mirrors
             .fetch(tree_repo, tree_url, tree_ref, tree_sha, auth)
@@ -407,14 +408,9 @@ impl Worker {
                     c.path, c.repo
                 ));
             }
+            let auth = self.settings.git_auth.for_repo(&c.repo).await?;
             self.mirrors
-                .fetch(
-                    &c.repo,
-                    &c.clone_url,
-                    &c.git_ref,
-                    &c.sha,
-                    self.settings.git_auth.as_ref(),
-                )
+                .fetch(&c.repo, &c.clone_url, &c.git_ref, &c.sha, auth.as_ref())
                 .await
                 .map_err(|e| e.to_string())?;
             let at = dir.join(inside);
@@ -518,6 +514,7 @@ impl Worker {
                 commit: None,
             });
         };
+        let auth = self.settings.git_auth.for_repo(&job.repo).await?;
         match publish::push_result(
             &self.mirrors,
             &job.repo,
@@ -526,7 +523,7 @@ impl Worker {
             &job.clone_url,
             &job.head_ref,
             &job.head_sha,
-            self.settings.git_auth.as_ref(),
+            auth.as_ref(),
             PUSH_ATTEMPTS,
         )
         .await

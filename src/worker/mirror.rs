@@ -54,6 +54,34 @@ impl GitAuth {
     }
 }
 
+/// Where a worker's git credentials come from.
+#[derive(Clone, Debug, Default)]
+pub enum GitCredentials {
+    /// Anonymous (public repositories, local tests with `file://`).
+    #[default]
+    None,
+    /// One header for every repository (a token).
+    Fixed(GitAuth),
+    /// A GitHub App: an installation token for the repository, fetched (and renewed before it
+    /// expires) by the GitHub client; the only API call a worker makes.
+    App(crate::github::GitHub),
+}
+
+impl GitCredentials {
+    /// The header for `repo`, if any.
+    pub async fn for_repo(&self, repo: &RepoName) -> Result<Option<GitAuth>, String> {
+        match self {
+            GitCredentials::None => Ok(None),
+            GitCredentials::Fixed(auth) => Ok(Some(auth.clone())),
+            GitCredentials::App(github) => github
+                .git_token(repo)
+                .await
+                .map(|t| Some(GitAuth::token(&t)))
+                .map_err(|e| format!("no git credentials for {repo}: {e}")),
+        }
+    }
+}
+
 impl fmt::Debug for GitAuth {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("GitAuth(<redacted>)")
