@@ -331,10 +331,15 @@ impl Dispatcher {
         let Ok(other) = project.parse::<RepoName>() else {
             return Ok(Err(format!("`{context}`: `{project}` is not `owner/repo`")));
         };
-        let Some(info) = self.github.repository(&other).await? else {
-            return Ok(Err(format!(
-                "`{context}`: tickbot cannot see the repository {other}"
-            )));
+        // Not found, or (as an App) not installed there: the same answer.
+        let info = match self.github.repository(&other).await {
+            Ok(Some(info)) => info,
+            Ok(None) | Err(GitHubError::NotFound { .. }) => {
+                return Ok(Err(format!(
+                    "`{context}`: tickbot cannot see the repository {other}"
+                )));
+            }
+            Err(e) => return Err(e.into()),
         };
         let branch = branch.unwrap_or(&info.default_branch).to_string();
         let Some(sha) = self.github.commit_of(&other, &branch).await? else {
