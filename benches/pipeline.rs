@@ -385,11 +385,10 @@ async fn main() {
 async fn latency_and_calls() {
     let dir = tempfile::tempdir().expect("tempdir");
     let repo: RepoName = "acme/widgets".parse().expect("valid");
-    let prefix = format!("bench-{}", uuid::Uuid::new_v4());
     let stack = Stack::start(StackOptions {
         dir: dir.path().to_path_buf(),
         amqp_url: Some(AMQP.into()),
-        prefix: prefix.clone(),
+        prefix: format!("bench-{}", uuid::Uuid::new_v4()),
         repositories: vec![],
         app: None,
     })
@@ -508,6 +507,5 @@ async fn latency_and_calls() {
         );
         body = body.replace("- [ ] lint", "- [x] lint"); // done: the next edit adds one more
     }
-    stack.shutdown().await;
-    delete_queues(&prefix);
+    stack.shutdown().await; // deletes the stack's queues
 }

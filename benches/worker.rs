@@ -1074,16 +1074,6 @@ fn reps(shape: &Shape) -> usize {
     if shape.commits > 10_000 { 3 } else { 10 }
 }
 
-fn delete_queues(prefix: &str) {
-    // The names the library declares, so this list cannot go stale.
-    let specs = tickbot::queue::topology(prefix, &["default".to_string()]).unwrap_or_default();
-    for spec in specs {
-        let _ = std::process::Command::new("rabbitmqctl")
-            .args(["delete_queue", &spec.name])
-            .output();
-    }
-}
-
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
     let only: Vec<String> = std::env::args()
@@ -1120,11 +1110,10 @@ async fn main() {
 
     let started = Instant::now();
     let dir = tempfile::tempdir().expect("tempdir");
-    let prefix = format!("bench-worker-{}", uuid::Uuid::new_v4());
     let mut stack = Stack::start(StackOptions {
         dir: dir.path().to_path_buf(),
         amqp_url: Some(AMQP.into()),
-        prefix: prefix.clone(),
+        prefix: format!("bench-worker-{}", uuid::Uuid::new_v4()),
         repositories: vec![],
         app: None,
     })
@@ -1161,7 +1150,6 @@ async fn main() {
         }
     }
     drop(watch);
-    stack.shutdown().await;
-    delete_queues(&prefix);
+    stack.shutdown().await; // deletes the stack's queues
     println!("\nbenchmark took {:.0} s", started.elapsed().as_secs_f64());
 }

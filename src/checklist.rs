@@ -468,7 +468,6 @@ pub fn mark_failed(body: &str, item: &TaskItem) -> Option<String> {
     verified(out, &now, TaskState::Failed)
 }
 
-/// `out` if it still holds `item` (same marker, verb and arguments) in `state`.
 /// Marks a failed `item` to do again by removing its `FAIL:` prefix (what a person does to
 /// re-run it); nothing else changes. `None` when `body` no longer has this item at the same
 /// offsets, it has no prefix, or the edited item would not read as to do.
@@ -481,6 +480,7 @@ pub fn mark_todo(body: &str, item: &TaskItem) -> Option<String> {
     verified(out, &now, TaskState::Todo)
 }
 
+/// `out` if it still holds `item` (same marker, verb and arguments) in `state`.
 fn verified(out: String, item: &TaskItem, state: TaskState) -> Option<String> {
     let edited = current(&out, item)?;
     (edited.state == state).then_some(out)

@@ -9,6 +9,7 @@ use serde::Deserialize;
 use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 const ENV_PREFIX: &str = "TICKBOT__";
 
@@ -138,6 +139,13 @@ pub struct WorkerConfig {
     /// Where job checkouts go; default `<state dir>/work`. A tmpfs here spares the disk the
     /// creation and deletion of every file of every job (see docs/benchmarks.md).
     pub work_dir: Option<PathBuf>,
+}
+
+impl WorkerConfig {
+    /// `stop_grace` as a duration (checked at start-up, see `validate`).
+    pub fn stop_grace(&self) -> Duration {
+        crate::repo_config::parse_duration(&self.stop_grace).unwrap_or(Duration::from_secs(60))
+    }
 }
 
 impl Default for WorkerConfig {

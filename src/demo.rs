@@ -203,12 +203,20 @@ async fn watch(
     let mut seen_statuses = HashSet::new();
     let mut seen_comments = HashSet::new();
     let mut last_body = BODY.to_string();
+    // The PR's commits, listed again only when its head moves (not every 50 ms).
+    let mut shas: (Option<CommitSha>, Vec<CommitSha>) = (None, Vec::new());
     loop {
         let Some(pull) = forge.pr(repo, pr) else {
             anyhow::bail!("the demo PR disappeared");
         };
-        for sha in forge_shas(forge, repo, &pull.head_sha).await {
-            for s in forge.statuses(repo, &sha) {
+        if shas.0.as_ref() != Some(&pull.head_sha) {
+            shas = (
+                Some(pull.head_sha.clone()),
+                forge_shas(forge, repo, &pull.head_sha).await,
+            );
+        }
+        for sha in &shas.1 {
+            for s in forge.statuses(repo, sha) {
                 if seen_statuses.insert(s.id) {
                     step(&format!(
                         "status {} on {}: {} \"{}\"{}",

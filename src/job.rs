@@ -26,6 +26,17 @@ pub struct ItemRef {
     pub occurrence: usize,
 }
 
+impl From<&crate::checklist::TaskItem> for ItemRef {
+    fn from(t: &crate::checklist::TaskItem) -> Self {
+        ItemRef {
+            verb: t.verb.clone(),
+            args: t.args.clone(),
+            line: t.line,
+            occurrence: t.occurrence,
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Job {
     pub schema: u32,

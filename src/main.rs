@@ -119,7 +119,8 @@ fn main() -> ExitCode {
                     }
                     Command::Dispatch => {
                         let broker = roles::open_broker(&config).await?;
-                        roles::dispatch(&config, broker, shutdown).await
+                        let github = roles::github(&config)?;
+                        roles::dispatch(&config, broker, github, shutdown).await
                     }
                     Command::Work { pools, concurrency } => {
                         let broker = roles::open_broker(&config).await?;
@@ -129,7 +130,8 @@ fn main() -> ExitCode {
                             pools
                         };
                         let concurrency = concurrency.unwrap_or(config.worker.concurrency);
-                        roles::work(&config, broker, &pools, concurrency, shutdown).await
+                        let github = roles::github(&config)?;
+                        roles::work(&config, broker, github, &pools, concurrency, shutdown).await
                     }
                     _ => roles::all(&config, shutdown).await,
                 }

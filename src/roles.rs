@@ -6,12 +6,9 @@ use crate::dispatch::{Dispatcher, DispatcherSettings};
 use crate::github::{Auth, GitHub, GitHubSettings};
 use crate::intake::{DeliveryLog, Intake};
 use crate::queue::{Broker, BrokerSettings};
-use crate::repo_config::parse_duration;
-use crate::worker::mirror::{GitAuth, GitCredentials};
 use crate::worker::runtime::Runtime;
 use crate::worker::{Worker, WorkerSettings};
 use anyhow::Context;
-use std::time::Duration;
 use tokio::sync::watch;
 
 pub fn broker_settings(config: &ServerConfig) -> BrokerSettings {
@@ -119,10 +116,11 @@ pub async fn serve(
 pub async fn dispatch(
     config: &ServerConfig,
     broker: Broker,
+    github: GitHub,
     shutdown: watch::Receiver<bool>,
 ) -> anyhow::Result<()> {
     let dispatcher = Dispatcher::new(
-        github(config)?,
+        github,
         broker,
         DispatcherSettings {
             logs_url: config.logs.public_url.clone(),
@@ -136,7 +134,7 @@ pub async fn dispatch(
 }
 
 /// The job runtime named by `[worker] runtime`; the host runtime only with a warning.
-pub fn runtime(config: &ServerConfig) -> Runtime {
+fn runtime(config: &ServerConfig) -> Runtime {
     match config.worker.runtime.as_str() {
         "host" => {
             tracing::warn!(
@@ -163,15 +161,11 @@ fn host_name() -> String {
 pub async fn work(
     config: &ServerConfig,
     broker: Broker,
+    github: GitHub,
     pools: &[String],
     concurrency: u16,
     shutdown: watch::Receiver<bool>,
 ) -> anyhow::Result<()> {
-    let git_auth = match github_auth(config)? {
-        Auth::Token(token) => GitCredentials::Fixed(GitAuth::token(&token)),
-        // Installation tokens per repository; the client caches and renews them.
-        Auth::App { .. } => GitCredentials::App(github(config)?),
-    };
     let runtime = runtime(config);
     if let Err(e) = runtime.check().await {
         anyhow::bail!("worker.runtime: {e}");
@@ -203,11 +197,11 @@ pub async fn work(
                 logs_url: config.logs.public_url.clone(),
                 author_name: config.git.author_name.clone(),
                 author_email: config.git.author_email.clone(),
-                git_auth: git_auth.clone(),
+                // `all` shares the client (and its cached App tokens) with the dispatcher.
+                github: github.clone(),
                 memory: config.worker.memory.clone(),
                 pids_limit: config.worker.pids_limit,
-                stop_grace: parse_duration(&config.worker.stop_grace)
-                    .unwrap_or(Duration::from_secs(60)),
+                stop_grace: config.worker.stop_grace(),
                 secret_values: secret_values.clone(),
             },
         );
@@ -222,12 +216,14 @@ pub async fn work(
 /// Every role in one process, sharing one broker connection.
 pub async fn all(config: &ServerConfig, shutdown: watch::Receiver<bool>) -> anyhow::Result<()> {
     let broker = open_broker(config).await?;
+    let github = github(config)?;
     tokio::try_join!(
         serve(config, broker.clone(), shutdown.clone()),
-        dispatch(config, broker.clone(), shutdown.clone()),
+        dispatch(config, broker.clone(), github.clone(), shutdown.clone()),
         work(
             config,
             broker,
+            github,
             &config.worker.pools,
             config.worker.concurrency,
             shutdown

@@ -9,7 +9,6 @@ use crate::github::{Auth, GitHub, GitHubSettings};
 use crate::ids::RepoName;
 use crate::intake::{DeliveryLog, Intake};
 use crate::queue::{Broker, BrokerSettings};
-use crate::worker::mirror::{GitAuth, GitCredentials};
 use crate::worker::runtime::Runtime;
 use crate::worker::{Worker, WorkerSettings};
 use anyhow::Context;
@@ -220,10 +219,7 @@ impl Stack {
             author_name: "tickbot".into(),
             author_email: "tickbot@localhost".into(),
             // As a GitHub App, installation tokens (like production); else the bot's token.
-            git_auth: match self.opts.app.is_some() {
-                true => GitCredentials::App(self.github.clone()),
-                false => GitCredentials::Fixed(GitAuth::header(self.forge.bot_git_auth_header())),
-            },
+            github: self.github.clone(),
             memory: "1g".into(),
             pids_limit: 1024,
             stop_grace: Duration::from_secs(10),

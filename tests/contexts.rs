@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::world::{LONG, World};
+use common::world::{LONG, World, container_of};
 use common::{broker_lock, containers, wait_within};
 use tickbot::ids::{CommitSha, PrNumber, RepoName};
 
@@ -77,11 +77,6 @@ async fn wait_reply(w: &World, pr: PrNumber, needle: &str) -> String {
         w.bot_comments(pr).into_iter().find(|c| c.contains(needle))
     })
     .await
-}
-
-fn container_of(url: &str) -> String {
-    let job = url.rsplit_once("/logs/").map_or(url, |(_, j)| j);
-    tickbot::worker::executor::container_name(job)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -510,10 +505,8 @@ async fn as_a_github_app_tickbot_reports_check_runs_with_rerun_retry_and_cancel(
             .filter(|r| r.conclusion.as_deref() == Some("failure"))
     })
     .await;
-    wait_within(LONG, "the task marked FAIL:", || {
-        (w.body(pr) == "- [ ] FAIL: broken\n").then_some(())
-    })
-    .await;
+    w.wait_body(pr, "the task marked FAIL:", "- [ ] FAIL: broken\n")
+        .await;
     w.forge()
         .rerun_check_run(&w.repo, task_run.id, "alice")
         .await
@@ -523,10 +516,8 @@ async fn as_a_github_app_tickbot_reports_check_runs_with_rerun_retry_and_cancel(
         (runs.len() == 2 && runs[1].conclusion.as_deref() == Some("failure")).then_some(())
     })
     .await;
-    wait_within(LONG, "the task marked FAIL: again", || {
-        (w.body(pr) == "- [ ] FAIL: broken\n").then_some(())
-    })
-    .await;
+    w.wait_body(pr, "the task marked FAIL: again", "- [ ] FAIL: broken\n")
+        .await;
 
     // Cancel stops a running one.
     w.forge()
@@ -554,10 +545,8 @@ async fn as_a_github_app_tickbot_reports_check_runs_with_rerun_retry_and_cancel(
     let (other, _) = w
         .open_pr("alice", &[("README", "y\n")], "- [ ] stamp\n")
         .await;
-    wait_within(LONG, "the task pushed and ticked", || {
-        (w.body(other) == "- [x] stamp\n").then_some(())
-    })
-    .await;
+    w.wait_body(other, "the task pushed and ticked", "- [x] stamp\n")
+        .await;
     assert_eq!(w.file(other, "stamped.txt"), "stamped\n");
     let pushers: Vec<String> = w
         .forge()

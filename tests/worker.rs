@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::world::{LONG, World};
+use common::world::{LONG, World, container_of};
 use common::{broker_lock, containers, wait_for, wait_within};
 use tickbot::ids::CommitSha;
 
@@ -128,15 +128,6 @@ async fn the_prs_own_code_runs_in_a_container_and_its_results_land_on_the_branch
         "no container is left behind: {container}"
     );
     w.stack.shutdown().await;
-}
-
-/// The container of the job a status links to (`.../logs/<job>` → `tickbot-<job>`).
-fn container_of(status_url: &str) -> String {
-    let job = status_url
-        .rsplit_once("/logs/")
-        .map(|(_, j)| j)
-        .unwrap_or(status_url);
-    tickbot::worker::executor::container_name(job)
 }
 
 /// The parent of a commit on the forge (the commit a result was made on).

@@ -6,6 +6,9 @@
 //! `tasks/test-image/build.sh` and use `tasks/podman-containers.conf`. Without podman they
 //! fail, on purpose: a missing runtime must not look like a passing test.
 
+mod common;
+
+use common::{containers_conf, podman};
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
@@ -540,16 +543,6 @@ async fn a_conflicting_push_meanwhile_means_the_head_moved() {
 
 // ---------------------------------------------------------------------------------------
 // runtimes
-
-fn containers_conf() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tasks/podman-containers.conf")
-}
-
-fn podman() -> Runtime {
-    Runtime::Podman {
-        containers_conf: Some(containers_conf()),
-    }
-}
 
 /// Builds the test image once per test binary; fails loudly when podman is missing.
 fn test_image() {

@@ -124,28 +124,20 @@ impl Dispatcher {
             .await?;
         let mut notes = Vec::new();
         let checklist = checklist::parse(&pr.body);
-        let task = checklist
+        let failed_task = checklist
             .tasks
             .iter()
-            .filter(|t| t.context() == e.name)
-            .enumerate()
-            .find(|(_, t)| t.state == TaskState::Failed);
+            .find(|t| t.context() == e.name && t.state == TaskState::Failed);
         let is_task = checklist.tasks.iter().any(|t| t.context() == e.name);
         if !verdict.trusted {
             notes.push(format!("`{}` not changed: {}", e.name, verdict.reason));
         } else if !retry {
             self.cancel_command(&pr, std::slice::from_ref(&e.name), &e.sender)
                 .await?;
-        } else if let Some((occurrence, t)) = task {
+        } else if let Some(t) = failed_task {
             // As if a person removed `FAIL:`: the item is to do again and runs in its turn.
-            let item = ItemRef {
-                verb: t.verb.clone(),
-                args: t.args.clone(),
-                line: t.line,
-                occurrence,
-            };
             let pr = self
-                .edit_item(&pr.repo, pr.number, &item, Mark::Todo)
+                .edit_item(&pr.repo, pr.number, &ItemRef::from(t), Mark::Todo)
                 .await?;
             self.plan_pr(pr).await?;
         } else if is_task || e.name == APPROVAL_CONTEXT {
@@ -222,20 +214,12 @@ impl Dispatcher {
         let checklist = checklist::parse(&pr.body);
         for context in &cancelled {
             self.done_in_flight(&key, context);
-            let item = checklist
+            let todo = checklist
                 .tasks
                 .iter()
-                .filter(|t| t.context() == *context)
-                .enumerate()
-                .find(|(_, t)| t.state == TaskState::Todo);
-            if let Some((occurrence, t)) = item {
-                let item = ItemRef {
-                    verb: t.verb.clone(),
-                    args: t.args.clone(),
-                    line: t.line,
-                    occurrence,
-                };
-                self.edit_item(&pr.repo, pr.number, &item, Mark::Failed)
+                .find(|t| t.context() == *context && t.state == TaskState::Todo);
+            if let Some(t) = todo {
+                self.edit_item(&pr.repo, pr.number, &ItemRef::from(t), Mark::Failed)
                     .await?;
             }
         }

@@ -84,18 +84,12 @@ pub fn glob(pattern: &str, path: &str) -> bool {
     segments(&p, &s)
 }
 
-/// The closest test context within two edits of a typo.
+/// The known test contexts, led by the closest one within two edits of a typo.
 pub fn did_you_mean(config: &RepoConfig, name: &str) -> String {
-    let known: Vec<&str> = config.tests.keys().map(String::as_str).collect();
-    let close = known
-        .iter()
-        .map(|k| (crate::commands::edit_distance(name, k), *k))
-        .filter(|(d, _)| *d <= 2)
-        .min_by_key(|(d, _)| *d);
-    match (close, known.is_empty()) {
-        (_, true) => "`.tickbot.toml` defines no test contexts".into(),
-        (Some((_, k)), _) => format!("did you mean `{k}`? known contexts: {}", list(&known)),
-        (None, _) => format!("known contexts: {}", list(&known)),
+    let names: Vec<&str> = config.tests.keys().map(String::as_str).collect();
+    match super::plan::closest(name, &names) {
+        Some(k) => format!("did you mean `{k}`? {}", known(config)),
+        None => known(config),
     }
 }
 

@@ -645,26 +645,14 @@ impl Dispatcher {
         }
         if !verdict.trusted && !approved {
             // Nothing else is said to an untrusted author: no refusals to spam the PR with.
-            let text = replies::untrusted(&verdict.reason, &pr.head_sha);
-            self.post_once(&pr, &format!("untrusted:{}:{approval}", pr.head_sha), &text)
-                .await?;
             let waiting = statuses.iter().any(|s| {
                 s.context == next.context && s.description.as_deref() == Some(plan::MANUAL)
             });
-            if !waiting {
-                self.set_state(
-                    &pr.repo,
-                    &pr.head_sha,
-                    &CommitStatus {
-                        context: next.context.clone(),
-                        state: StatusState::Pending,
-                        description: Some(plan::MANUAL.into()),
-                        target_url: None,
-                    },
-                )
-                .await?;
-            }
-            return Ok(());
+            let manual: &[&str] = match waiting {
+                true => &[],
+                false => &[next.context.as_str()],
+            };
+            return self.ask_for_approval(&pr, &verdict.reason, manual).await;
         }
         self.refuse_items(&pr, &refused).await?;
         // A finished run of this item at this commit (a person removed `FAIL:`): the re-run is
@@ -672,10 +660,33 @@ impl Dispatcher {
         let previous = statuses
             .iter()
             .find(|s| s.context == next.context && s.state != StatusState::Pending)
-            .and_then(|s| s.target_url.as_deref())
-            .and_then(|url| url.rsplit_once("/logs/").map(|(_, id)| id.to_string()));
-        self.queue_task(&pr, &config, next, previous.as_deref(), verdict.trusted)
+            .and_then(contexts::job_of);
+        self.queue_task(&pr, &config, next, previous, verdict.trusted)
             .await
+    }
+
+    /// An untrusted author's PR without an approval: one comment (per head and task list)
+    /// says why and how to approve, and each of `contexts` gets `Manual testing required`.
+    async fn ask_for_approval(
+        &self,
+        pr: &PullRequest,
+        reason: &str,
+        contexts: &[&str],
+    ) -> Result<(), DispatchError> {
+        let text = replies::untrusted(reason, &pr.head_sha);
+        let approval = approval_note(&checklist::parse(&pr.body));
+        self.post_once(pr, &format!("untrusted:{}:{approval}", pr.head_sha), &text)
+            .await?;
+        for context in contexts {
+            let status = CommitStatus {
+                context: (*context).to_string(),
+                state: StatusState::Pending,
+                description: Some(plan::MANUAL.into()),
+                target_url: None,
+            };
+            self.set_state(&pr.repo, &pr.head_sha, &status).await?;
+        }
+        Ok(())
     }
 
     /// One comment per item that cannot run (each posted once), at most a few per event, so
@@ -720,12 +731,7 @@ impl Dispatcher {
             next.occurrence(),
             previous,
         );
-        let item = ItemRef {
-            verb: next.item.verb.clone(),
-            args: next.item.args.clone(),
-            line: next.item.line,
-            occurrence: next.occurrence(),
-        };
+        let item = ItemRef::from(&next.item);
         let mut secrets = Vec::new();
         if trusted_author && !task.secrets.is_empty() {
             let defined = self.trust.secrets(&pr.repo, &pr.default_branch).await?;

@@ -143,8 +143,8 @@ fn check_item(item: &TaskItem, config: &RepoConfig, pools: &[String]) -> Result<
     Ok(())
 }
 
-/// The closest known verb within two edits of a typo (the first of equally close ones).
-fn closest<'a>(word: &str, known: &[&'a str]) -> Option<&'a str> {
+/// The closest known name within two edits of a typo (the first of equally close ones).
+pub(super) fn closest<'a>(word: &str, known: &[&'a str]) -> Option<&'a str> {
     known
         .iter()
         .map(|k| (crate::commands::edit_distance(word, k), *k))

@@ -213,7 +213,6 @@ mod tests {
                 conclusion: w.conclusion,
                 details_url: w.details_url,
                 title: w.output.title,
-                app: None,
             });
             assert_eq!(back, s);
         }

@@ -106,11 +106,7 @@ impl Dispatcher {
             return Ok(());
         };
         tracing::error!(job = %job.job_id, repo = %job.repo, pr = %job.pr, attempts, "a job was dead-lettered");
-        let log_url = format!(
-            "{}/logs/{}",
-            self.settings.logs_url.trim_end_matches('/'),
-            job.job_id
-        );
+        let log_url = self.log_url(&job.job_id);
         let state = crate::job::ReportState::Finished {
             outcome: crate::job::Outcome::Error {
                 reason: format!(

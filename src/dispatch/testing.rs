@@ -40,6 +40,19 @@ struct Planned {
     note: Option<String>,
 }
 
+impl Planned {
+    /// `test` run on the PR's own tree, nothing else checked out.
+    fn plain(context: String, test: &TestDef) -> Planned {
+        Planned {
+            context,
+            test: test.clone(),
+            main: None,
+            checkouts: Vec::new(),
+            note: None,
+        }
+    }
+}
+
 impl Dispatcher {
     /// Queues the test contexts `trigger` asks for. Returns what a person who asked should be
     /// told (unknown contexts, nothing to retest, …); empty for automatic runs.
@@ -106,13 +119,7 @@ impl Dispatcher {
                 }
                 for name in run {
                     if let Some(test) = config.tests.get(&name) {
-                        planned.push(Planned {
-                            context: name,
-                            test: test.clone(),
-                            main: None,
-                            checkouts: Vec::new(),
-                            note: None,
-                        });
+                        planned.push(Planned::plain(name, test));
                     }
                 }
             }
@@ -157,9 +164,13 @@ impl Dispatcher {
                 .any(|s| s.context == APPROVAL_CONTEXT && s.state == StatusState::Success);
             let verdict = self.author_trust(pr).await?;
             if !verdict.trusted && !approved {
-                return self
-                    .wait_for_approval(pr, &planned, &statuses, &verdict.reason)
-                    .await;
+                let waiting: Vec<&str> = planned
+                    .iter()
+                    .map(|p| p.context.as_str())
+                    .filter(|c| !statuses.iter().any(|s| s.context == *c))
+                    .collect();
+                self.ask_for_approval(pr, &verdict.reason, &waiting).await?;
+                return Ok(notes);
             }
         }
         for p in planned {
@@ -189,37 +200,6 @@ impl Dispatcher {
             self.queue_test(pr, p, previous).await?;
         }
         Ok(notes)
-    }
-
-    /// Untrusted author, no approval: each context says so, and one comment explains.
-    async fn wait_for_approval(
-        &self,
-        pr: &PullRequest,
-        planned: &[Planned],
-        statuses: &[CommitStatus],
-        reason: &str,
-    ) -> Result<Vec<String>, DispatchError> {
-        let text = replies::untrusted(reason, &pr.head_sha);
-        let approval = super::approval_note(&crate::checklist::parse(&pr.body));
-        self.post_once(pr, &format!("untrusted:{}:{approval}", pr.head_sha), &text)
-            .await?;
-        for p in planned {
-            if statuses.iter().any(|s| s.context == p.context) {
-                continue;
-            }
-            self.set_state(
-                &pr.repo,
-                &pr.head_sha,
-                &CommitStatus {
-                    context: p.context.clone(),
-                    state: StatusState::Pending,
-                    description: Some(plan::MANUAL.into()),
-                    target_url: None,
-                },
-            )
-            .await?;
-        }
-        Ok(Vec::new())
     }
 
     /// The contexts that apply to this PR and why the others don't; reads the changed files
@@ -260,13 +240,7 @@ impl Dispatcher {
                 contexts::did_you_mean(config, &spec.context)
             )));
         };
-        let mut planned = Planned {
-            context,
-            test: test.clone(),
-            main: None,
-            checkouts: Vec::new(),
-            note: None,
-        };
+        let mut planned = Planned::plain(context, test);
         if let Some((dep, number)) = &spec.dep_pr {
             let Some(def) = config.deps.get(dep) else {
                 let known: Vec<String> = config.deps.keys().map(|k| format!("`{k}`")).collect();
@@ -331,15 +305,10 @@ impl Dispatcher {
         let Ok(other) = project.parse::<RepoName>() else {
             return Ok(Err(format!("`{context}`: `{project}` is not `owner/repo`")));
         };
-        // Not found, or (as an App) not installed there: the same answer.
-        let info = match self.github.repository(&other).await {
-            Ok(Some(info)) => info,
-            Ok(None) | Err(GitHubError::NotFound { .. }) => {
-                return Ok(Err(format!(
-                    "`{context}`: tickbot cannot see the repository {other}"
-                )));
-            }
-            Err(e) => return Err(e.into()),
+        let Some(info) = self.github.repository(&other).await? else {
+            return Ok(Err(format!(
+                "`{context}`: tickbot cannot see the repository {other}"
+            )));
         };
         let branch = branch.unwrap_or(&info.default_branch).to_string();
         let Some(sha) = self.github.commit_of(&other, &branch).await? else {

@@ -60,9 +60,7 @@ pub(crate) fn gh_error(status: StatusCode, message: &str, extra: Value) -> Respo
         "documentation_url": "https://docs.github.com/rest",
         "status": status.as_u16().to_string(),
     });
-    if let (Some(obj), Value::Object(more)) = (body.as_object_mut(), extra) {
-        obj.extend(more);
-    }
+    super::webhooks::merge(&mut body, extra);
     (status, axum::Json(body)).into_response()
 }
 

@@ -363,12 +363,10 @@ async fn get_check_run(
     let (repo, id) = (repo_name(&o, &r)?, number(&id)?);
     let st = f.state();
     let rp = st.repo(&repo)?;
-    let run = rp
-        .check_runs
-        .iter()
-        .find(|c| c.id == id)
-        .ok_or(ApiError::not_found())?;
-    ok(StatusCode::OK, json::check_run(&f.inner.urls, rp, run))
+    ok(
+        StatusCode::OK,
+        json::check_run(&f.inner.urls, rp, rp.check_run(id)?),
+    )
 }
 
 async fn permission(

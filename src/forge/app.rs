@@ -24,7 +24,7 @@ pub struct ForgeApp {
 }
 
 /// The installation id every repository has.
-const INSTALLATION: u64 = 1;
+pub(super) const INSTALLATION: u64 = 1;
 
 pub(crate) fn routes() -> Router<Forge> {
     Router::new()
@@ -129,13 +129,5 @@ impl Forge {
         super::lock(&self.inner.installation_tokens)
             .get(token)
             .is_some_and(|exp| *exp > Utc::now())
-    }
-
-    /// How many installation tokens were handed out and are still valid (for tests).
-    pub fn live_installation_tokens(&self) -> usize {
-        super::lock(&self.inner.installation_tokens)
-            .values()
-            .filter(|exp| **exp > Utc::now())
-            .count()
     }
 }

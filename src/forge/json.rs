@@ -279,9 +279,7 @@ pub fn pull(urls: &Urls, st: &State, repo: &Repo, pr: &PullRequest) -> Value {
         "deletions": 0,
         "changed_files": 0,
     });
-    if let (Some(obj), Value::Object(more)) = (v.as_object_mut(), rest) {
-        obj.extend(more);
-    }
+    super::webhooks::merge(&mut v, rest);
     v
 }
 
@@ -438,11 +436,7 @@ pub fn check_run(urls: &Urls, repo: &Repo, c: &CheckRun) -> Value {
         "title": null, "summary": null, "text": null, "annotations_count": 0,
         "annotations_url": format!("{api}/check-runs/{}/annotations", c.id),
     });
-    if let (Some(out), Value::Object(given)) = (output.as_object_mut(), &c.output) {
-        for (k, v) in given {
-            out.insert(k.clone(), v.clone());
-        }
-    }
+    super::webhooks::merge(&mut output, c.output.clone());
     json!({
         "id": c.id,
         "node_id": format!("CR_{}", c.id),

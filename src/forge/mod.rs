@@ -24,9 +24,8 @@ mod records;
 mod state;
 mod webhooks;
 
-pub use faults::{ApiCall, BeforeCall, CallMatch, Faults, RateLimitKind};
+pub use faults::{ApiCall, CallMatch, Faults, RateLimitKind};
 pub use ops::PullPatch;
-pub use records::{MAX_STATUS_DESCRIPTION, REACTIONS};
 pub use state::{
     CheckRun, CommitStatus, ForgeError, IssueComment, MAX_BODY_CHARS, PullRequest, PullState,
     Reaction,

@@ -184,19 +184,8 @@ impl Forge {
         identifier: &str,
         by: &str,
     ) -> anyhow::Result<()> {
-        let offered = {
-            let st = self.state();
-            let run = st
-                .repo(repo)?
-                .check_runs
-                .iter()
-                .find(|c| c.id == id)
-                .cloned();
-            run.ok_or(ForgeError::NotFound)?
-                .actions
-                .iter()
-                .any(|a| a["identifier"] == identifier)
-        };
+        let offered = (self.state().repo(repo)?.check_run(id)?.actions.iter())
+            .any(|a| a["identifier"] == identifier);
         anyhow::ensure!(offered, "check run {id} offers no action {identifier:?}");
         let extra = json!({ "requested_action": { "identifier": identifier } });
         Ok(self.send_check_run_event(repo, id, "requested_action", by, extra)?)
@@ -213,22 +202,12 @@ impl Forge {
         let payload = {
             let st = self.state();
             let r = st.repo(repo)?;
-            let run = r
-                .check_runs
-                .iter()
-                .find(|c| c.id == id)
-                .ok_or(ForgeError::NotFound)?;
-            let mut v = json!({
-                "action": action,
-                "check_run": super::json::check_run(&self.inner.urls, r, run),
-                "repository": super::json::repository(&self.inner.urls, r),
-                "sender": super::json::user(&self.inner.urls, sender),
-                "installation": { "id": 1, "node_id": "MDIzOkludGVncmF0aW9uSW5zdGFsbGF0aW9uMQ==" },
-            });
-            if let (Some(v), Value::Object(extra)) = (v.as_object_mut(), extra) {
-                v.extend(extra);
-            }
-            v
+            let scene = Scene {
+                urls: &self.inner.urls,
+                st: &st,
+                repo: r,
+            };
+            webhooks::check_run_event(&scene, r.check_run(id)?, action, sender, extra)
         };
         self.inner.hooks.send("check_run", &payload);
         Ok(())

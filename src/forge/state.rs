@@ -248,6 +248,13 @@ impl Repo {
         self.pulls.get_mut(&number).ok_or(ForgeError::NotFound)
     }
 
+    pub fn check_run(&self, id: u64) -> Result<&CheckRun, ForgeError> {
+        self.check_runs
+            .iter()
+            .find(|c| c.id == id)
+            .ok_or(ForgeError::NotFound)
+    }
+
     pub fn comment_mut(&mut self, id: u64) -> Result<&mut IssueComment, ForgeError> {
         self.comments
             .iter_mut()

@@ -6,7 +6,7 @@
 
 use super::git::CommitInfo;
 use super::json::{self, Urls};
-use super::state::{IssueComment, PullRequest, Repo, State};
+use super::state::{CheckRun, IssueComment, PullRequest, Repo, State};
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use http_body_util::{BodyExt, Full};
@@ -271,6 +271,25 @@ pub fn issue_comment_event(
     v
 }
 
+/// `check_run` with `action` (`rerequested`, `requested_action`), as sent to the app.
+pub fn check_run_event(
+    s: &Scene<'_>,
+    run: &CheckRun,
+    action: &str,
+    sender: &str,
+    extra: Value,
+) -> Value {
+    let mut v = json!({
+        "action": action,
+        "check_run": json::check_run(s.urls, s.repo, run),
+        "repository": json::repository(s.urls, s.repo),
+        "sender": json::user(s.urls, sender),
+        "installation": { "id": super::app::INSTALLATION },
+    });
+    merge(&mut v, extra);
+    v
+}
+
 /// What moved in a push.
 pub struct PushInfo<'a> {
     pub branch: &'a str,
@@ -348,7 +367,7 @@ pub fn ping_event(url: &str) -> Value {
     })
 }
 
-fn merge(into: &mut Value, extra: Value) {
+pub(super) fn merge(into: &mut Value, extra: Value) {
     if let (Some(obj), Value::Object(more)) = (into.as_object_mut(), extra) {
         obj.extend(more);
     }

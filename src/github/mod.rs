@@ -335,12 +335,15 @@ impl GitHub {
         Ok(files.into_iter().map(|f| f.filename).collect())
     }
 
-    /// A repository's default branch and clone URL; `None` if it does not exist (or the bot
-    /// cannot see it).
+    /// A repository's default branch and clone URL; `None` if it does not exist, or the bot
+    /// cannot see it (as an App: is not installed there).
     pub async fn repository(&self, repo: &RepoName) -> Result<Option<RepoInfo>, GitHubError> {
         let what = format!("GET repository {repo}");
         let req = Request::get(format!("/repos/{repo}"), what.clone());
-        let resp = self.send(Scope::Repo(repo), &req).await?;
+        let resp = match self.send(Scope::Repo(repo), &req).await {
+            Err(GitHubError::NotFound { .. }) => return Ok(None),
+            other => other?,
+        };
         if resp.status == StatusCode::NOT_FOUND {
             return Ok(None);
         }

@@ -294,8 +294,6 @@ pub struct CheckRun {
     pub conclusion: Option<String>,
     pub details_url: Option<String>,
     pub title: Option<String>,
-    /// Which app made it (`app.slug`); other apps' runs are not tickbot's.
-    pub app: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -308,12 +306,6 @@ pub(crate) struct WireCheckRun {
     pub conclusion: Option<String>,
     pub details_url: Option<String>,
     pub output: Option<CheckOutput>,
-    pub app: Option<WireApp>,
-}
-
-#[derive(Debug, Deserialize)]
-pub(crate) struct WireApp {
-    pub slug: Option<String>,
 }
 
 impl From<WireCheckRun> for CheckRun {
@@ -325,7 +317,6 @@ impl From<WireCheckRun> for CheckRun {
             conclusion: w.conclusion,
             details_url: w.details_url,
             title: w.output.and_then(|o| o.title),
-            app: w.app.and_then(|a| a.slug),
         }
     }
 }

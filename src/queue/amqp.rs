@@ -277,7 +277,8 @@ impl AmqpBroker {
         })
     }
 
-    /// A short-lived channel for topology operations (a failing declare closes its channel).
+    /// A fresh channel: short-lived for topology operations (a failing declare closes its
+    /// channel), or a broadcast subscription's own.
     async fn admin_channel(&self) -> Result<Channel, QueueError> {
         let live = self.live().await?;
         live.conn
@@ -446,12 +447,7 @@ impl AmqpBroker {
 
     async fn broadcast_consumer(&self) -> Result<lapin::Consumer, QueueError> {
         let exchange = super::control_exchange(&self.inner.prefix);
-        let live = self.live().await?;
-        let channel = live
-            .conn
-            .create_channel()
-            .await
-            .map_err(|e| self.amqp_err("opening a channel", e))?;
+        let channel = self.admin_channel().await?;
         self.declare_fanout(&channel, &exchange).await?;
         let queue = channel
             .queue_declare(

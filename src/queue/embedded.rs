@@ -29,7 +29,7 @@ use rusqlite::{OptionalExtension, params};
 use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, error, info, warn};
 
-use super::{Delivery, Outgoing, QueueError, QueueKind, QueueSpec, Settle};
+use super::{Delivery, Outgoing, QueueError, QueueSpec, Settle};
 
 /// How many waiting commands one transaction takes at most (bounds latency of the first).
 const MAX_BATCH: usize = 4096;
@@ -146,11 +146,11 @@ impl EmbeddedBroker {
         let (tx, rx) = mpsc::unbounded_channel();
         let (ready_tx, ready_rx) = oneshot::channel();
         let store_path = path.clone();
-        let dead = QueueKind::Dead.name(prefix);
+        let [dead, notices] = super::dead_letter_queues(prefix);
         let thread = std::thread::Builder::new()
             .name("tickbot-queue".to_string())
             .spawn(
-                move || match Store::open(&file, store_path, dead, max_deliveries) {
+                move || match Store::open(&file, store_path, dead, notices, max_deliveries) {
                     Ok(store) => {
                         let _ = ready_tx.send(Ok(()));
                         store.run(rx);
@@ -457,6 +457,7 @@ impl Store {
         file: &Path,
         path: String,
         dead: String,
+        notices: String,
         max_deliveries: u32,
     ) -> Result<Store, QueueError> {
         let mut db = rusqlite::Connection::open(file).map_err(|e| sql_err(&path, "opening", e))?;
@@ -479,7 +480,7 @@ impl Store {
             .map_err(locked)?;
         let mut state = State {
             path: path.clone(),
-            notices: format!("{dead}.notices"),
+            notices,
             dead,
             max_deliveries,
             queues: HashMap::new(),

@@ -1,7 +1,8 @@
 //! The worker loop (`tickbot work`): takes jobs from `<prefix>.jobs.<pool>`, runs each one from
 //! a fresh checkout of the PR's exact head ([`super::mirror`]), in its container
 //! ([`super::runtime`]), commits and pushes the result ([`super::publish`]) and tells the
-//! dispatcher through `<prefix>.results` ([`JobReport`]). It never calls the GitHub API.
+//! dispatcher through `<prefix>.results` ([`JobReport`]). Its only GitHub API call is for an
+//! App's installation token to fetch and push with ([`WorkerSettings::github`]).
 //!
 //! A job is acknowledged only after its `Finished` report is confirmed by the queue: a worker
 //! killed mid-job leaves the job unacknowledged, the queue hands it to another worker, and the
@@ -9,7 +10,7 @@
 //! nothing is committed twice. On shutdown the worker stops taking jobs, lets the running ones
 //! finish within a grace period, then cancels the rest, which go back to the queue.
 
-use super::mirror::{GitCredentials, GitError, Mirrors, Worktree};
+use super::mirror::{GitAuth, GitError, Mirrors, Worktree};
 use super::publish::{self, PushOutcome, ResultCommit};
 use super::runtime::{RunOutcome, RunSpec, Runtime, RuntimeError};
 use crate::ids::CommitSha;
@@ -41,8 +42,10 @@ pub struct WorkerSettings {
     pub logs_url: String,
     pub author_name: String,
     pub author_email: String,
-    /// Credentials for fetching and pushing; never enter a container.
-    pub git_auth: GitCredentials,
+    /// Where git credentials for fetching and pushing come from: the configured token, or as
+    /// an App the repository's installation token (fetched, cached and renewed before it
+    /// expires by the client: the only API call a worker makes). They never enter a container.
+    pub github: crate::github::GitHub,
     pub memory: String,
     pub pids_limit: u32,
     /// On shutdown, how long running jobs may take to finish before they are cancelled.
@@ -245,6 +248,9 @@ impl Worker {
             }
             Executed::Finished { outcome, commit } => {
                 append_log(&log_path, &format!("tickbot: finished: {outcome:?}"));
+                let tail = (outcome != Outcome::Success)
+                    .then(|| read_log_tail(&log_path))
+                    .flatten();
                 let state = ReportState::Finished {
                     outcome,
                     commit,
@@ -252,7 +258,7 @@ impl Worker {
                 };
                 // Acknowledged only once the dispatcher's report is safely queued: otherwise the
                 // job comes back, and the trailer check finds a result that already landed.
-                match self.report(&job, state).await {
+                match self.report_with_log(&job, state, tail).await {
                     Ok(()) => {
                         if let Err(e) = delivery.ack().await {
                             tracing::error!(job = %job.job_id, error = %e, "cannot acknowledge a finished job; it may be delivered again");
@@ -266,6 +272,15 @@ impl Worker {
         }
     }
 
+    /// The git credentials for `repo` (asked for each fetch and push: a job may outlive an
+    /// installation token).
+    async fn git_auth(&self, repo: &crate::ids::RepoName) -> Result<GitAuth, String> {
+        let token = self.settings.github.git_token(repo).await;
+        token
+            .map(|t| GitAuth::token(&t))
+            .map_err(|e| format!("no git credentials for {repo}: {e}"))
+    }
+
     fn log_url(&self, job: &Job) -> String {
         format!(
             "{}/logs/{}",
@@ -275,13 +290,18 @@ impl Worker {
     }
 
     async fn report(&self, job: &Job, state: ReportState) -> Result<(), QueueError> {
-        let failed =
-            matches!(&state, ReportState::Finished { outcome, .. } if *outcome != Outcome::Success);
+        self.report_with_log(job, state, None).await
+    }
+
+    /// Reports `state`, with the end of the log of a job that did not succeed.
+    async fn report_with_log(
+        &self,
+        job: &Job,
+        state: ReportState,
+        log_tail: Option<String>,
+    ) -> Result<(), QueueError> {
         let mut report = JobReport::new(job, &self.settings.name, self.log_url(job), state);
-        if failed {
-            let log = logs_dir(&self.settings.state_dir).join(format!("{}.log", job.job_id));
-            report.log_tail = std::fs::read(&log).ok().map(|bytes| log_tail(&bytes));
-        }
+        report.log_tail = log_tail;
         let body = serde_json::to_vec(&report).map_err(|e| QueueError::Amqp {
             endpoint: "results".into(),
             op: "encoding a job report".into(),
@@ -335,8 +355,8 @@ impl Worker {
             Some(m) => (&m.repo, &m.clone_url, &m.git_ref, &m.sha),
             None => (&job.repo, &job.clone_url, &job.head_ref, &job.head_sha),
         };
-        let auth = self.settings.git_auth.for_repo(tree_repo).await?;
-        let auth = auth.as_ref();
+        let auth = self.git_auth(tree_repo).await?;
+        let auth = Some(&auth);
         let tip = self
             .mirrors
             .fetch(tree_repo, tree_url, tree_ref, tree_sha, auth)
@@ -408,16 +428,12 @@ impl Worker {
                     c.path, c.repo
                 ));
             }
-            let auth = self.settings.git_auth.for_repo(&c.repo).await?;
+            let auth = self.git_auth(&c.repo).await?;
             self.mirrors
-                .fetch(&c.repo, &c.clone_url, &c.git_ref, &c.sha, auth.as_ref())
+                .fetch(&c.repo, &c.clone_url, &c.git_ref, &c.sha, Some(&auth))
                 .await
                 .map_err(|e| e.to_string())?;
             let at = dir.join(inside);
-            if let Some(parent) = at.parent() {
-                std::fs::create_dir_all(parent)
-                    .map_err(|e| format!("cannot create {}: {e}", parent.display()))?;
-            }
             done.push(
                 self.mirrors
                     .worktree(&c.repo, &c.sha, &at)
@@ -514,7 +530,7 @@ impl Worker {
                 commit: None,
             });
         };
-        let auth = self.settings.git_auth.for_repo(&job.repo).await?;
+        let auth = self.git_auth(&job.repo).await?;
         match publish::push_result(
             &self.mirrors,
             &job.repo,
@@ -523,7 +539,7 @@ impl Worker {
             &job.clone_url,
             &job.head_ref,
             &job.head_sha,
-            auth.as_ref(),
+            Some(&auth),
             PUSH_ATTEMPTS,
         )
         .await
@@ -572,6 +588,20 @@ fn shell_words(argv: &[String]) -> String {
         })
         .collect::<Vec<_>>()
         .join(" ")
+}
+
+/// The end of the log file at `path` (only its last [`LOG_TAIL_BYTES`] + 1 bytes are read:
+/// failing logs can be large); `None` if it cannot be read.
+fn read_log_tail(path: &Path) -> Option<String> {
+    use std::io::{Read, Seek, SeekFrom};
+    let mut file = std::fs::File::open(path).ok()?;
+    let len = file.metadata().ok()?.len();
+    // One byte more than kept, so a tail that starts mid-line is still cut at a line start.
+    let start = len.saturating_sub(LOG_TAIL_BYTES as u64 + 1);
+    file.seek(SeekFrom::Start(start)).ok()?;
+    let mut bytes = Vec::new();
+    file.read_to_end(&mut bytes).ok()?;
+    Some(log_tail(&bytes))
 }
 
 /// The last lines of a log, at most [`LOG_TAIL_BYTES`], cut at a line start.

@@ -54,34 +54,6 @@ impl GitAuth {
     }
 }
 
-/// Where a worker's git credentials come from.
-#[derive(Clone, Debug, Default)]
-pub enum GitCredentials {
-    /// Anonymous (public repositories, local tests with `file://`).
-    #[default]
-    None,
-    /// One header for every repository (a token).
-    Fixed(GitAuth),
-    /// A GitHub App: an installation token for the repository, fetched (and renewed before it
-    /// expires) by the GitHub client; the only API call a worker makes.
-    App(crate::github::GitHub),
-}
-
-impl GitCredentials {
-    /// The header for `repo`, if any.
-    pub async fn for_repo(&self, repo: &RepoName) -> Result<Option<GitAuth>, String> {
-        match self {
-            GitCredentials::None => Ok(None),
-            GitCredentials::Fixed(auth) => Ok(Some(auth.clone())),
-            GitCredentials::App(github) => github
-                .git_token(repo)
-                .await
-                .map(|t| Some(GitAuth::token(&t)))
-                .map_err(|e| format!("no git credentials for {repo}: {e}")),
-        }
-    }
-}
-
 impl fmt::Debug for GitAuth {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("GitAuth(<redacted>)")
@@ -299,7 +271,6 @@ impl Mirrors {
             path,
             git_dir,
             mirror,
-            sha: sha.clone(),
             removed: false,
         })
     }
@@ -458,7 +429,6 @@ pub struct Worktree {
     /// The worktree's admin directory inside the mirror (`<mirror>/worktrees/<name>`).
     git_dir: PathBuf,
     mirror: PathBuf,
-    sha: CommitSha,
     removed: bool,
 }
 
@@ -466,16 +436,6 @@ impl Worktree {
     /// The checkout's directory (what gets mounted into the container).
     pub fn path(&self) -> &Path {
         &self.path
-    }
-
-    /// The commit the worktree was created at.
-    pub fn sha(&self) -> &CommitSha {
-        &self.sha
-    }
-
-    /// The bare mirror this worktree belongs to.
-    pub fn mirror(&self) -> &Path {
-        &self.mirror
     }
 
     /// A git command working on this checkout, without trusting its `.git` file.

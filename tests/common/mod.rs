@@ -65,6 +65,13 @@ pub fn containers_conf() -> std::path::PathBuf {
     std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tasks/podman-containers.conf")
 }
 
+/// The podman runtime with this project's test configuration.
+pub fn podman() -> tickbot::worker::runtime::Runtime {
+    tickbot::worker::runtime::Runtime::Podman {
+        containers_conf: Some(containers_conf()),
+    }
+}
+
 /// Names of the containers podman knows, running or not.
 pub fn containers() -> Vec<String> {
     let out = std::process::Command::new("podman")

@@ -9,9 +9,18 @@ use std::time::Duration;
 use tickbot::forge::Forge;
 use tickbot::ids::{CommitSha, PrNumber, RepoName};
 use tickbot::stack::{Stack, StackApp, StackOptions};
-use tickbot::worker::runtime::Runtime;
 
 pub const LONG: Duration = Duration::from_secs(60);
+
+/// The job a status links to (`.../logs/<job>`).
+pub fn job_of(url: &str) -> &str {
+    url.rsplit_once("/logs/").map_or(url, |(_, job)| job)
+}
+
+/// The container of the job a status links to (`tickbot-<job>`).
+pub fn container_of(url: &str) -> String {
+    tickbot::worker::executor::container_name(job_of(url))
+}
 
 pub struct World {
     pub stack: Stack,
@@ -63,14 +72,8 @@ impl World {
         &self.stack.forge
     }
 
-    pub fn podman() -> Runtime {
-        Runtime::Podman {
-            containers_conf: Some(containers_conf()),
-        }
-    }
-
     pub fn start_worker(&mut self, name: &str, secrets: &[(&str, &str)]) {
-        let mut settings = self.stack.worker_settings(name, Self::podman(), 1);
+        let mut settings = self.stack.worker_settings(name, super::podman(), 1);
         settings.secret_values = Arc::new(
             secrets
                 .iter()
@@ -244,9 +247,12 @@ impl World {
     }
 
     pub async fn log(&self, url: &str) -> String {
-        let path = url.split_once("/logs/").map(|(_, job)| job).unwrap_or(url);
-        std::fs::read_to_string(self.dir.path().join("logs").join(format!("{path}.log")))
-            .unwrap_or_default()
+        let path = self
+            .dir
+            .path()
+            .join("logs")
+            .join(format!("{}.log", job_of(url)));
+        std::fs::read_to_string(path).unwrap_or_default()
     }
 
     /// `tickbot work` as its own process against this stack, for the kill tests.
