@@ -30,7 +30,7 @@ const AMQP: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
 
 fn payload() -> Vec<u8> {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../shared/fixtures/github-webhooks/pull_request/opened.payload.json");
+        .join("tests/fixtures/github-webhooks/pull_request/opened.payload.json");
     let text = std::fs::read_to_string(&path).expect("fixture");
     let mut v: serde_json::Value = serde_json::from_str(&text).expect("json");
     fn strip(v: &mut serde_json::Value) {

@@ -273,7 +273,7 @@ mod tests {
 
     fn fixture(path: &str) -> Vec<u8> {
         let p = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-            .join("../shared/fixtures/github-webhooks")
+            .join("tests/fixtures/github-webhooks")
             .join(path);
         std::fs::read(&p).unwrap_or_else(|e| panic!("fixture {}: {e}", p.display()))
     }

@@ -4,16 +4,18 @@
 //! PR and its `.tickbot.toml` ([`repo_config`]), finds the checkbox tasks ([`checklist`]),
 //! decides what to queue ([`dispatch::plan`]) and publishes [`job::Job`]s through [`queue`];
 //! every write to GitHub goes through [`github`]. [`forge`] is the local stand-in for GitHub.
+//!
+//! The grammar (checkboxes, comment commands, ids) and the forge are crates of their own under
+//! `crates/`; they are re-exported here under the names the rest of the code uses.
 
-pub mod checklist;
-pub mod commands;
+pub use tickbot_forge as forge;
+pub use tickbot_syntax::{checklist, commands, ids};
+
 pub mod config;
 pub mod demo;
 pub mod dispatch;
 pub mod event;
-pub mod forge;
 pub mod github;
-pub mod ids;
 pub mod intake;
 pub mod job;
 pub mod queue;

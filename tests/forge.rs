@@ -1,6 +1,6 @@
 //! The local forge, seen from outside: octocrab reads what it serves, the git CLI clones and
 //! pushes over smart HTTP, and a webhook receiver checks signatures and compares payloads with
-//! the real GitHub fixtures in `../shared/fixtures/github-webhooks`.
+//! the real GitHub fixtures in `tests/fixtures/github-webhooks`.
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
@@ -183,7 +183,7 @@ async fn call(
 
 fn fixture(name: &str) -> Value {
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../shared/fixtures/github-webhooks")
+        .join("tests/fixtures/github-webhooks")
         .join(name);
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     serde_json::from_str(&text).expect("fixture is JSON")

@@ -37,7 +37,7 @@ fn repo() -> RepoName {
 
 fn fixture(name: &str) -> Value {
     let file = format!(
-        "{}/../shared/fixtures/github-webhooks/pull_request/{name}",
+        "{}/tests/fixtures/github-webhooks/pull_request/{name}",
         env!("CARGO_MANIFEST_DIR")
     );
     let text = std::fs::read_to_string(&file).unwrap_or_else(|e| panic!("read {file}: {e}"));

@@ -6,7 +6,7 @@
 use super::Forge;
 use super::api::ApiError;
 use super::git::{self, CgiRequest};
-use crate::ids::RepoName;
+use tickbot_syntax::ids::RepoName;
 use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, Method, StatusCode, header};

@@ -9,7 +9,7 @@ use super::git_http::{fallback, git_path};
 use super::ops::PullPatch;
 use super::state::{ForgeError, PullState, State as ForgeState};
 use super::{Forge, control, json};
-use crate::ids::{PrNumber, RepoName};
+use tickbot_syntax::ids::{PrNumber, RepoName};
 use axum::Router;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, Request, State};

@@ -20,7 +20,7 @@ use super::Forge;
 use super::faults::{CallMatch, RateLimitKind};
 use super::ops::PullPatch;
 use super::state::PullState;
-use crate::ids::{PrNumber, RepoName};
+use tickbot_syntax::ids::{PrNumber, RepoName};
 use axum::Router;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;

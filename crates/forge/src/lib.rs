@@ -32,7 +32,7 @@ pub use state::{
 };
 pub use webhooks::{DeliveryRecord, sign as sign_webhook};
 
-use crate::ids::{CommitSha, PrNumber, RepoName};
+use tickbot_syntax::ids::{CommitSha, PrNumber, RepoName};
 use anyhow::Context;
 pub use app::ForgeApp;
 use faults::CallLog;

@@ -5,12 +5,14 @@
 //! `std::sync::Mutex` owned by [`super::Forge`]. Nothing in this module does I/O, so a lock is
 //! never held across an `await`.
 
-use crate::ids::{CommitSha, PrNumber, RepoName};
+use tickbot_syntax::ids::{CommitSha, PrNumber, RepoName};
 use chrono::{DateTime, Utc};
 use std::collections::{BTreeMap, BTreeSet};
 
-/// GitHub's limit on issue, pull request and comment bodies, in characters.
-pub const MAX_BODY_CHARS: usize = crate::checklist::GITHUB_BODY_LIMIT;
+/// GitHub's limit on issue, pull request and comment bodies, in characters: the REST API
+/// answers 422 "body is too long (maximum is 65536 characters)". Written here from GitHub's
+/// documented behaviour, not taken from the bot, so a wrong limit in the bot shows up in tests.
+pub const MAX_BODY_CHARS: usize = 65_536;
 
 /// Why a forge operation was refused; the REST layer maps each to GitHub's status and JSON.
 #[derive(Debug, Clone, thiserror::Error)]

@@ -5,7 +5,7 @@
 //! and that a bot reading a real payload finds the same keys with the same types.
 
 use super::state::{CheckRun, CommitStatus, IssueComment, PullRequest, PullState, Repo, State};
-use crate::ids::RepoName;
+use tickbot_syntax::ids::RepoName;
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::{Value, json};
 

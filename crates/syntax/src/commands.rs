@@ -279,23 +279,44 @@ impl fmt::Display for ContextSpec {
 }
 
 /// Why a context could not be read; the message is shown to the person who wrote it.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ContextError {
-    #[error("empty context")]
     Empty,
-    #[error(
-        "bad context `{0}`: expected `image[/scenario]` made of letters, digits, `.`, `_` and `-`"
-    )]
     BadName(String),
-    #[error("bad context `{input}`: `@` must be followed by `name#N` or `owner/repo[/branch]`")]
     EmptySuffix { input: String },
-    #[error("bad context `{input}`: in `@{part}`, `#` must be followed by a pull request number")]
     BadPrNumber { input: String, part: String },
-    #[error("bad context `{input}`: `@{part}` is not `owner/repo[/branch]` or `name#N`")]
     BadSuffix { input: String, part: String },
-    #[error("bad context `{input}`: only one `@{what}` is allowed")]
     Duplicate { input: String, what: &'static str },
 }
+
+impl fmt::Display for ContextError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ContextError::Empty => write!(f, "empty context"),
+            ContextError::BadName(input) => write!(
+                f,
+                "bad context `{input}`: expected `image[/scenario]` made of letters, digits, `.`, `_` and `-`"
+            ),
+            ContextError::EmptySuffix { input } => write!(
+                f,
+                "bad context `{input}`: `@` must be followed by `name#N` or `owner/repo[/branch]`"
+            ),
+            ContextError::BadPrNumber { input, part } => write!(
+                f,
+                "bad context `{input}`: in `@{part}`, `#` must be followed by a pull request number"
+            ),
+            ContextError::BadSuffix { input, part } => write!(
+                f,
+                "bad context `{input}`: `@{part}` is not `owner/repo[/branch]` or `name#N`"
+            ),
+            ContextError::Duplicate { input, what } => {
+                write!(f, "bad context `{input}`: only one `@{what}` is allowed")
+            }
+        }
+    }
+}
+
+impl std::error::Error for ContextError {}
 
 /// Reads a context like `fedora-41/devel@bots#123` or
 /// `fedora-41@cockpit-project/cockpit/rhel-8`.

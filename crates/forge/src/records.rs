@@ -5,12 +5,14 @@
 use super::Forge;
 use super::git::PathContent;
 use super::state::{CheckRun, CommitStatus, ForgeError, Reaction};
-use crate::ids::{CommitSha, PrNumber, RepoName};
+use tickbot_syntax::ids::{CommitSha, PrNumber, RepoName};
 use chrono::Utc;
 use serde_json::json;
 
-/// GitHub's limit on a commit status description, in characters.
-pub const MAX_STATUS_DESCRIPTION: usize = crate::github::MAX_STATUS_DESCRIPTION;
+/// GitHub's limit on a commit status description, in characters: longer ones are refused
+/// with 422 "description is too long (maximum is 140 characters)". From GitHub's documented
+/// behaviour, not the bot's constant, so a bot that sends more is caught here.
+pub const MAX_STATUS_DESCRIPTION: usize = 140;
 
 /// The reactions GitHub accepts.
 pub const REACTIONS: [&str; 8] = [

@@ -7,7 +7,7 @@ use super::Forge;
 use super::git::Lease;
 use super::state::{ForgeError, IssueComment, PullRequest, PullState, Repo, check_body};
 use super::webhooks::{self, PushInfo, Scene};
-use crate::ids::{CommitSha, PrNumber, RepoName};
+use tickbot_syntax::ids::{CommitSha, PrNumber, RepoName};
 use chrono::Utc;
 use serde_json::{Value, json};
 

@@ -4,7 +4,7 @@
 //!
 //! Every function shells out to the `git` CLI; nothing here knows about pull requests.
 
-use crate::ids::{CommitSha, RepoName};
+use tickbot_syntax::ids::{CommitSha, RepoName};
 use anyhow::{Context, bail};
 use bytes::Bytes;
 use std::collections::BTreeMap;

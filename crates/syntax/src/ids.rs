@@ -24,9 +24,16 @@ impl RepoName {
     }
 }
 
-#[derive(Debug, Clone, thiserror::Error)]
-#[error("'{0}' is not a repository name: expected 'owner/name'")]
+#[derive(Debug, Clone)]
 pub struct InvalidRepoName(pub String);
+
+impl fmt::Display for InvalidRepoName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "'{}' is not a repository name: expected 'owner/name'", self.0)
+    }
+}
+
+impl std::error::Error for InvalidRepoName {}
 
 impl FromStr for RepoName {
     type Err = InvalidRepoName;

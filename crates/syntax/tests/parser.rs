@@ -7,10 +7,10 @@ use std::ops::Range;
 use std::process::{Command as Process, Stdio};
 
 use proptest::prelude::*;
-use tickbot::checklist::{
+use tickbot_syntax::checklist::{
     self, GITHUB_BODY_LIMIT, TaskItem, TaskState, find_again, mark_done, mark_failed,
 };
-use tickbot::commands::{self, ContextError, ContextSpec, parse_context};
+use tickbot_syntax::commands::{self, ContextError, ContextSpec, parse_context};
 
 /// `(line, verb, args, state)` of every task, for compact assertions.
 fn tasks(body: &str) -> Vec<(usize, String, Vec<String>, TaskState)> {
