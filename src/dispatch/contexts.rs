@@ -1,7 +1,6 @@
 //! Which test contexts (`[tests.*]` in `.tickbot.toml`) apply to a pull request. Pure: the
 //! configuration at the head, the base branch and the changed files in, context names out.
 
-use crate::github::{CommitStatus, StatusState};
 use crate::repo_config::RepoConfig;
 
 /// Why a `[tests.*]` context does not run automatically for this PR (for `/explain`).
@@ -84,51 +83,15 @@ pub fn glob(pattern: &str, path: &str) -> bool {
     segments(&p, &s)
 }
 
-/// The known test contexts, led by the closest one within two edits of a typo.
-pub fn did_you_mean(config: &RepoConfig, name: &str) -> String {
+/// The test contexts `.tickbot.toml` defines.
+pub fn names(config: &RepoConfig) -> Vec<String> {
+    config.tests.keys().cloned().collect()
+}
+
+/// The test context closest to a typo, within two edits.
+pub fn closest_test(config: &RepoConfig, name: &str) -> Option<String> {
     let names: Vec<&str> = config.tests.keys().map(String::as_str).collect();
-    match super::plan::closest(name, &names) {
-        Some(k) => format!("did you mean `{k}`? {}", known(config)),
-        None => known(config),
-    }
-}
-
-/// The test contexts `.tickbot.toml` defines, for replies.
-pub fn known(config: &RepoConfig) -> String {
-    let known: Vec<&str> = config.tests.keys().map(String::as_str).collect();
-    match known.is_empty() {
-        true => "`.tickbot.toml` defines no test contexts".into(),
-        false => format!("known contexts: {}", list(&known)),
-    }
-}
-
-fn list(names: &[&str]) -> String {
-    names
-        .iter()
-        .map(|n| format!("`{n}`"))
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
-/// The job id a status points at (its `target_url` is the job's log, `…/logs/<job>`).
-pub fn job_of(status: &CommitStatus) -> Option<&str> {
-    status
-        .target_url
-        .as_deref()
-        .and_then(|u| u.rsplit_once("/logs/"))
-        .map(|(_, id)| id)
-        .filter(|id| !id.is_empty() && id.bytes().all(|b| b.is_ascii_alphanumeric()))
-}
-
-/// A queued or running job's status (not one waiting for `/ok-to-test`).
-pub fn is_active(status: &CommitStatus) -> bool {
-    status.state == StatusState::Pending
-        && status.description.as_deref() != Some(super::plan::MANUAL)
-}
-
-/// A finished run that `/retest` runs again.
-pub fn is_failed(status: &CommitStatus) -> bool {
-    matches!(status.state, StatusState::Failure | StatusState::Error)
+    super::plan::closest(name, &names).map(str::to_string)
 }
 
 #[cfg(test)]
@@ -197,9 +160,11 @@ command = ["true"]
 
     #[test]
     fn typos_get_a_suggestion() {
+        assert_eq!(closest_test(&config(), "unti").as_deref(), Some("unit"));
+        assert_eq!(closest_test(&config(), "zzzzzz"), None);
         assert_eq!(
-            did_you_mean(&config(), "unti"),
-            "did you mean `unit`? known contexts: `docs`, `manual`, `stable-only`, `unit`"
+            names(&config()),
+            vec!["docs", "manual", "stable-only", "unit"]
         );
     }
 }

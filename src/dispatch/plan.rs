@@ -1,20 +1,15 @@
 //! Deciding what a PR's checklist asks for next. Pure: the body's tasks, the repository's
 //! `.tickbot.toml` and the head commit's statuses in, the next item (or a reason to wait) out.
 //!
-//! Items run in order, one at a time per PR (design §5): the first to-do item that can run is
+//! Items run in order, one at a time per PR (reference §5): the first to-do item that can run is
 //! the next one, unless a task of this PR is still pending at this commit. Items that cannot
 //! run (unknown verb, bad argument, unparsable line) are refused with a reason and skipped, so
 //! they never stall the items after them.
 
+use super::state::Phase;
 use crate::checklist::{Checklist, TaskItem, TaskState};
-use crate::github::{CommitStatus, StatusState};
+use crate::github::CommitStatus;
 use crate::repo_config::RepoConfig;
-
-/// Status description of a queued job (design §7).
-pub const QUEUED: &str = "Not yet tested";
-
-/// Status description of an item waiting for a trusted person's `/ok-to-test` (design §7).
-pub const MANUAL: &str = "Manual testing required";
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RefusedItem {
@@ -84,8 +79,7 @@ pub fn busy_with<'a>(checklist: &Checklist, statuses: &'a [CommitStatus]) -> Opt
     statuses
         .iter()
         .find(|s| {
-            s.state == StatusState::Pending
-                && s.description.as_deref() != Some(MANUAL)
+            Phase::of(s).is_active()
                 && checklist
                     .tasks
                     .iter()
@@ -157,6 +151,7 @@ pub(super) fn closest<'a>(word: &str, known: &[&'a str]) -> Option<&'a str> {
 mod tests {
     use super::*;
     use crate::checklist;
+    use crate::dispatch::state::State;
 
     fn config() -> RepoConfig {
         RepoConfig::parse(
@@ -174,13 +169,8 @@ pool = "large"
         .expect("valid")
     }
 
-    fn status(context: &str, state: StatusState, description: &str) -> CommitStatus {
-        CommitStatus {
-            context: context.into(),
-            state,
-            description: Some(description.into()),
-            target_url: None,
-        }
+    fn queued(context: &str) -> CommitStatus {
+        State::Queued { note: None }.on(context, None)
     }
 
     /// The next item's context, what blocks it, and the refusals.
@@ -201,7 +191,7 @@ pool = "large"
         assert_eq!(next.as_deref(), Some("image-refresh/fedora-41"));
         assert_eq!((busy, refused), (None, vec![]));
 
-        let pending = status("image-refresh/fedora-41", StatusState::Pending, QUEUED);
+        let pending = queued("image-refresh/fedora-41");
         let (_, busy, _) = plan(body, &[pending]);
         assert_eq!(busy.as_deref(), Some("image-refresh/fedora-41"));
     }
@@ -226,16 +216,24 @@ pool = "large"
     #[test]
     fn an_item_ticked_by_hand_or_waiting_for_approval_does_not_block() {
         let body = "- [x] image-refresh fedora-41\n- [ ] image-refresh centos-9\n";
-        let pending = status("image-refresh/fedora-41", StatusState::Pending, QUEUED);
+        let pending = queued("image-refresh/fedora-41");
         assert_eq!(plan(body, &[pending]).1, None);
-        let manual = status("image-refresh/centos-9", StatusState::Pending, MANUAL);
+        let manual = State::AwaitingApproval.on("image-refresh/centos-9", None);
         assert_eq!(plan(body, &[manual]).1, None);
     }
 
     #[test]
     fn failed_items_are_not_retried_and_finished_statuses_do_not_block() {
         let body = "- [ ] FAIL: lint\n- [ ] image-refresh a\n";
-        let failed = status("lint", StatusState::Failure, "Exit code 1");
+        let outcome = crate::job::Outcome::Failure {
+            reason: "Exit code 1".into(),
+        };
+        let finished = State::Finished {
+            outcome: &outcome,
+            worker: "w1",
+            note: None,
+        };
+        let failed = finished.on("lint", None);
         let (next, busy, _) = plan(body, &[failed]);
         assert_eq!((next.as_deref(), busy), (Some("image-refresh/a"), None));
     }

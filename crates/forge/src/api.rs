@@ -9,7 +9,6 @@ use super::git_http::{fallback, git_path};
 use super::ops::PullPatch;
 use super::state::{ForgeError, PullState, State as ForgeState};
 use super::{Forge, control, json};
-use tickbot_syntax::ids::{PrNumber, RepoName};
 use axum::Router;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, Request, State};
@@ -20,6 +19,7 @@ use axum::routing::{get, post};
 use bytes::Bytes;
 use serde_json::{Value, json};
 use std::collections::HashMap;
+use tickbot_syntax::ids::{PrNumber, RepoName};
 
 pub(crate) type ApiResult = Result<Response, ApiError>;
 pub(crate) type Params = Result<Query<HashMap<String, String>>, QueryRejection>;

@@ -142,7 +142,13 @@ async fn resolve_ref(
     o: &str,
     r: &str,
     reference: &str,
-) -> Result<(tickbot_syntax::ids::RepoName, tickbot_syntax::ids::CommitSha), ApiError> {
+) -> Result<
+    (
+        tickbot_syntax::ids::RepoName,
+        tickbot_syntax::ids::CommitSha,
+    ),
+    ApiError,
+> {
     let repo = repo_name(o, r)?;
     let sha = f.resolve(&repo, reference).await.ok_or_else(|| {
         ForgeError::Unprocessable(format!("No commit found for SHA: {reference}"))

@@ -20,7 +20,6 @@ use super::Forge;
 use super::faults::{CallMatch, RateLimitKind};
 use super::ops::PullPatch;
 use super::state::PullState;
-use tickbot_syntax::ids::{PrNumber, RepoName};
 use axum::Router;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -31,6 +30,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use std::time::Duration;
+use tickbot_syntax::ids::{PrNumber, RepoName};
 
 type Reply = Result<Response, (StatusCode, axum::Json<Value>)>;
 

@@ -4,12 +4,12 @@
 //!
 //! Every function shells out to the `git` CLI; nothing here knows about pull requests.
 
-use tickbot_syntax::ids::{CommitSha, RepoName};
 use anyhow::{Context, bail};
 use bytes::Bytes;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
+use tickbot_syntax::ids::{CommitSha, RepoName};
 use tokio::io::AsyncWriteExt;
 use tokio::process::Command;
 

@@ -6,12 +6,12 @@
 use super::Forge;
 use super::api::ApiError;
 use super::git::{self, CgiRequest};
-use tickbot_syntax::ids::RepoName;
 use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use base64::Engine;
+use tickbot_syntax::ids::RepoName;
 
 /// `/{owner}/{name}.git/...`: git's smart HTTP; everything else is an unknown API path.
 pub(crate) fn git_path(path: &str) -> Option<(RepoName, &str)> {

@@ -5,9 +5,9 @@
 //! and that a bot reading a real payload finds the same keys with the same types.
 
 use super::state::{CheckRun, CommitStatus, IssueComment, PullRequest, PullState, Repo, State};
-use tickbot_syntax::ids::RepoName;
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::{Value, json};
+use tickbot_syntax::ids::RepoName;
 
 /// Where the forge is reachable; every URL in a payload is built from it.
 #[derive(Debug, Clone)]

@@ -32,7 +32,6 @@ pub use state::{
 };
 pub use webhooks::{DeliveryRecord, sign as sign_webhook};
 
-use tickbot_syntax::ids::{CommitSha, PrNumber, RepoName};
 use anyhow::Context;
 pub use app::ForgeApp;
 use faults::CallLog;
@@ -43,6 +42,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
+use tickbot_syntax::ids::{CommitSha, PrNumber, RepoName};
 use webhooks::{HookTarget, Webhooks};
 
 /// How to run a forge.

@@ -7,9 +7,9 @@ use super::Forge;
 use super::git::Lease;
 use super::state::{ForgeError, IssueComment, PullRequest, PullState, Repo, check_body};
 use super::webhooks::{self, PushInfo, Scene};
-use tickbot_syntax::ids::{CommitSha, PrNumber, RepoName};
 use chrono::Utc;
 use serde_json::{Value, json};
+use tickbot_syntax::ids::{CommitSha, PrNumber, RepoName};
 
 /// Fields a `PATCH` of a pull request (or its issue) may change.
 #[derive(Debug, Clone, Default)]

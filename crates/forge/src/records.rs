@@ -5,9 +5,9 @@
 use super::Forge;
 use super::git::PathContent;
 use super::state::{CheckRun, CommitStatus, ForgeError, Reaction};
-use tickbot_syntax::ids::{CommitSha, PrNumber, RepoName};
 use chrono::Utc;
 use serde_json::json;
+use tickbot_syntax::ids::{CommitSha, PrNumber, RepoName};
 
 /// GitHub's limit on a commit status description, in characters: longer ones are refused
 /// with 422 "description is too long (maximum is 140 characters)". From GitHub's documented

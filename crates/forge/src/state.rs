@@ -5,9 +5,9 @@
 //! `std::sync::Mutex` owned by [`super::Forge`]. Nothing in this module does I/O, so a lock is
 //! never held across an `await`.
 
-use tickbot_syntax::ids::{CommitSha, PrNumber, RepoName};
 use chrono::{DateTime, Utc};
 use std::collections::{BTreeMap, BTreeSet};
+use tickbot_syntax::ids::{CommitSha, PrNumber, RepoName};
 
 /// GitHub's limit on issue, pull request and comment bodies, in characters: the REST API
 /// answers 422 "body is too long (maximum is 65536 characters)". Written here from GitHub's

@@ -69,8 +69,8 @@ pub struct Webhooks {
 pub fn sign(secret: &str, body: &[u8]) -> String {
     use hmac::{Hmac, Mac};
     // HMAC accepts keys of any length, so this cannot fail.
-    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes())
-        .unwrap_or_else(|_| unreachable!());
+    let mut mac =
+        Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).unwrap_or_else(|_| unreachable!());
     mac.update(body);
     format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
 }

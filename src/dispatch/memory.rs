@@ -1,0 +1,244 @@
+//! What the dispatcher remembers between messages, all of it in this one place. None of it is
+//! needed for correctness after a restart (the PR's body and its head's states are the
+//! state); it saves API calls and closes the windows between a bot write and its webhook.
+//! Every map is bounded: when one grows past its limit it starts over, which costs a few API
+//! calls, never a wrong decision.
+
+use super::writes::BodyWrite;
+use crate::ids::{CommitSha, PrNumber, RepoName};
+use crate::job::ItemRef;
+use crate::repo_config::{RepoConfig, RepoConfigError};
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+/// A pull request, as the key of the per-PR memory.
+pub type PrKey = (RepoName, PrNumber);
+
+/// A context on a commit, as the key of its latest check run.
+type RunKey = (RepoName, CommitSha, String);
+
+/// `.tickbot.toml` at one commit, as far as the dispatcher cares.
+#[derive(Clone)]
+pub enum ConfigAt {
+    Missing,
+    Invalid(RepoConfigError),
+    Valid(Arc<RepoConfig>),
+}
+
+/// Recent ids remembered (deliveries, finished and cancelled jobs).
+const RECENT_IDS: usize = 4096;
+/// Entries of the per-PR and per-commit maps before they start over.
+const PER_PR: usize = 10_000;
+const CONFIGS: usize = 1000;
+const CHECK_RUNS: usize = 50_000;
+
+#[derive(Default)]
+pub struct Memory {
+    /// Recently handled delivery ids (a second line of defence behind the intake's check).
+    pub deliveries: RecentSet,
+    /// Jobs whose reports said they finished: a redelivered report changes nothing.
+    pub finished: RecentSet,
+    /// Jobs cancelled (their state says so already): their reports change nothing, and a
+    /// `Started` one means a worker missed the cancellation, which is sent again.
+    pub cancelled: RecentSet,
+    /// Configurations by commit: a commit never changes, so neither does its file.
+    configs: Mutex<HashMap<(RepoName, CommitSha), ConfigAt>>,
+    /// Per PR, the task job queued or running (context, item). Its result commit moves the
+    /// head before its report arrives; without this, an event in between would plan at the
+    /// new head, find the item still to do and queue it a second time.
+    in_flight: Mutex<HashMap<PrKey, (String, ItemRef)>>,
+    /// Hidden markers of the bot's comments per PR, so each comment is posted once.
+    posted: Mutex<HashMap<PrKey, HashSet<String>>>,
+    /// Per PR, the summary comment's id and text, or `None` when the PR is known to have none.
+    summaries: Mutex<HashMap<PrKey, Option<(u64, String)>>>,
+    /// Per PR, the dispatcher's last body write, to restore a person's edit it overwrote.
+    writes: Mutex<HashMap<PrKey, BodyWrite>>,
+    /// Per PR whose body the dispatcher wrote, the latest body it knows; an event carrying
+    /// another body may predate the write and is re-read before planning.
+    bodies: Mutex<HashMap<PrKey, String>>,
+    /// Per (repository, commit, context), the latest check run's id and whether it completed.
+    check_runs: Mutex<HashMap<RunKey, (u64, bool)>>,
+    /// Commits whose check runs were listed: a context missing above has no run yet.
+    listed: Mutex<HashSet<(RepoName, CommitSha)>>,
+}
+
+impl Memory {
+    pub fn config(&self, repo: &RepoName, sha: &CommitSha) -> Option<ConfigAt> {
+        lock(&self.configs)
+            .get(&(repo.clone(), sha.clone()))
+            .cloned()
+    }
+
+    pub fn remember_config(&self, repo: &RepoName, sha: &CommitSha, config: ConfigAt) {
+        bounded_insert(&self.configs, CONFIGS, (repo.clone(), sha.clone()), config);
+    }
+
+    pub fn in_flight(&self, key: &PrKey) -> Option<(String, ItemRef)> {
+        lock(&self.in_flight).get(key).cloned()
+    }
+
+    pub fn start_flight(&self, key: PrKey, context: &str, item: &ItemRef) {
+        lock(&self.in_flight).insert(key, (context.to_string(), item.clone()));
+    }
+
+    /// The job of `context` reported (or was cancelled): the PR may plan again.
+    pub fn end_flight(&self, key: &PrKey, context: &str) {
+        let mut map = lock(&self.in_flight);
+        if map.get(key).is_some_and(|(c, _)| c == context) {
+            map.remove(key);
+        }
+    }
+
+    pub fn forget_flight(&self, key: &PrKey) {
+        lock(&self.in_flight).remove(key);
+    }
+
+    /// The markers posted on a PR, if this process has learned them.
+    pub fn posted(&self, key: &PrKey) -> Option<HashSet<String>> {
+        lock(&self.posted).get(key).cloned()
+    }
+
+    pub fn learn_posted(&self, key: PrKey, markers: HashSet<String>) {
+        bounded_insert(&self.posted, PER_PR, key, markers);
+    }
+
+    pub fn add_posted(&self, key: PrKey, marker: String) {
+        lock(&self.posted).entry(key).or_default().insert(marker);
+    }
+
+    /// A post whose outcome is unknown: the PR's comments are read again before the retry.
+    pub fn forget_posted(&self, key: &PrKey) {
+        lock(&self.posted).remove(key);
+    }
+
+    pub fn summary(&self, key: &PrKey) -> Option<Option<(u64, String)>> {
+        lock(&self.summaries).get(key).cloned()
+    }
+
+    pub fn remember_summary(&self, key: PrKey, summary: Option<(u64, String)>) {
+        bounded_insert(&self.summaries, PER_PR, key, summary);
+    }
+
+    /// The PR has no comments yet, so no summary to look for (unless one is known already).
+    pub fn no_summary_yet(&self, key: PrKey) {
+        lock(&self.summaries).entry(key).or_insert(None);
+    }
+
+    pub fn forget_summary(&self, key: &PrKey) {
+        lock(&self.summaries).remove(key);
+    }
+
+    pub fn last_write(&self, key: &PrKey) -> Option<BodyWrite> {
+        lock(&self.writes).get(key).cloned()
+    }
+
+    pub fn record_write(&self, key: PrKey, write: BodyWrite) {
+        bounded_insert(&self.writes, PER_PR, key, write);
+    }
+
+    pub fn known_body(&self, key: &PrKey) -> Option<String> {
+        lock(&self.bodies).get(key).cloned()
+    }
+
+    pub fn know_body(&self, key: PrKey, body: &str) {
+        bounded_insert(&self.bodies, PER_PR, key, body.to_string());
+    }
+
+    pub fn check_run(
+        &self,
+        repo: &RepoName,
+        sha: &CommitSha,
+        context: &str,
+    ) -> Option<(u64, bool)> {
+        let key = (repo.clone(), sha.clone(), context.to_string());
+        lock(&self.check_runs).get(&key).copied()
+    }
+
+    pub fn check_runs_listed(&self, repo: &RepoName, sha: &CommitSha) -> bool {
+        lock(&self.listed).contains(&(repo.clone(), sha.clone()))
+    }
+
+    /// The latest check run of each context on a commit, as just listed.
+    pub fn learn_check_runs(
+        &self,
+        repo: &RepoName,
+        sha: &CommitSha,
+        runs: impl Iterator<Item = (String, u64, bool)>,
+    ) {
+        let mut ids = lock(&self.check_runs);
+        let mut listed = lock(&self.listed);
+        if ids.len() > CHECK_RUNS || listed.len() > CHECK_RUNS {
+            ids.clear();
+            listed.clear();
+        }
+        for (context, id, completed) in runs {
+            ids.insert((repo.clone(), sha.clone(), context), (id, completed));
+        }
+        listed.insert((repo.clone(), sha.clone()));
+    }
+
+    pub fn remember_check_run(
+        &self,
+        repo: &RepoName,
+        sha: &CommitSha,
+        context: &str,
+        id: u64,
+        completed: bool,
+    ) {
+        let key = (repo.clone(), sha.clone(), context.to_string());
+        lock(&self.check_runs).insert(key, (id, completed));
+    }
+}
+
+/// A bounded set of recent ids: oldest forgotten first.
+#[derive(Default)]
+pub struct RecentSet(Mutex<(VecDeque<String>, HashSet<String>)>);
+
+impl RecentSet {
+    /// Adds `id`; false if it was there already.
+    pub fn insert(&self, id: &str) -> bool {
+        let mut recent = lock(&self.0);
+        let (order, set) = &mut *recent;
+        if !set.insert(id.to_string()) {
+            return false;
+        }
+        order.push_back(id.to_string());
+        if order.len() > RECENT_IDS
+            && let Some(old) = order.pop_front()
+        {
+            set.remove(&old);
+        }
+        true
+    }
+
+    pub fn contains(&self, id: &str) -> bool {
+        lock(&self.0).1.contains(id)
+    }
+
+    pub fn remove(&self, id: &str) {
+        let mut recent = lock(&self.0);
+        let (order, set) = &mut *recent;
+        if set.remove(id) {
+            // Also from the order, or its old entry would later evict a re-added id early.
+            order.retain(|o| o != id);
+        }
+    }
+}
+
+fn bounded_insert<K: std::hash::Hash + Eq, V>(
+    map: &Mutex<HashMap<K, V>>,
+    limit: usize,
+    key: K,
+    value: V,
+) {
+    let mut map = lock(map);
+    if map.len() > limit {
+        map.clear();
+    }
+    map.insert(key, value);
+}
+
+/// The memory holds no invariant a panicking holder could break.
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}

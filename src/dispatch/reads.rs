@@ -1,0 +1,50 @@
+//! What the handlers read besides the event itself: a commit's `.tickbot.toml` (cached by
+//! commit, which never changes) and whether a PR's author is trusted (cached for minutes by
+//! [`super::trust`]). The states of a commit are read through [`super::writes`], which needs
+//! them to know which check run to update.
+
+use super::Dispatcher;
+use super::memory::ConfigAt;
+use super::trust::Verdict;
+use crate::github::{GitHubError, PullRequest};
+use crate::ids::{CommitSha, RepoName};
+use crate::repo_config::{self, RepoConfig};
+use std::sync::Arc;
+
+impl Dispatcher {
+    /// `.tickbot.toml` at `sha`.
+    pub(super) async fn config_at(
+        &self,
+        repo: &RepoName,
+        sha: &CommitSha,
+    ) -> Result<ConfigAt, GitHubError> {
+        if let Some(c) = self.memory.config(repo, sha) {
+            return Ok(c);
+        }
+        let config = match self
+            .github
+            .file_at(repo, repo_config::FILE_NAME, &sha.0)
+            .await?
+        {
+            None => ConfigAt::Missing,
+            Some(text) => match RepoConfig::parse(&text) {
+                Ok(c) => ConfigAt::Valid(Arc::new(c)),
+                Err(e) => ConfigAt::Invalid(e),
+            },
+        };
+        self.memory.remember_config(repo, sha, config.clone());
+        Ok(config)
+    }
+
+    /// Whether the PR's author may run code (`[trust]` on the default branch).
+    pub(super) async fn author_trust(&self, pr: &PullRequest) -> Result<Verdict, GitHubError> {
+        self.trust
+            .check(
+                &pr.repo,
+                &pr.default_branch,
+                &pr.author,
+                &pr.author_association,
+            )
+            .await
+    }
+}

@@ -1,0 +1,186 @@
+//! Workers' reports (`<prefix>.results`) and dead-lettered jobs, turned into what a user sees
+//! (reference §7): the context's state, the ticked or `FAIL:`-marked box, the summary comment,
+//! and a request to plan the PR's next item.
+//!
+//! Reports may arrive twice (redelivery): finished job ids are remembered, and every edit is
+//! idempotent anyway (a ticked box is not ticked again, an unchanged body is not written).
+
+use super::state::{Cancellation, State};
+use super::summary::Row;
+use super::writes::BodyEdit;
+use super::{DispatchError, Dispatcher};
+use crate::ids::CommitSha;
+use crate::job::{Job, JobReport, Outcome, ReportState};
+
+/// Bumped when a report field changes meaning; older ones are still read.
+pub const REPORT_SCHEMA: u32 = 1;
+
+impl Dispatcher {
+    /// Handles one message of the results queue.
+    pub(super) async fn on_report(&self, body: &[u8]) -> Result<(), DispatchError> {
+        let report: JobReport =
+            serde_json::from_slice(body).map_err(|e| DispatchError::BadEvent {
+                delivery: "(report)".into(),
+                reason: format!("not a job report: {e}"),
+            })?;
+        if report.schema > REPORT_SCHEMA {
+            return Err(DispatchError::BadEvent {
+                delivery: report.job_id,
+                reason: format!(
+                    "report schema {} is newer than this dispatcher",
+                    report.schema
+                ),
+            });
+        }
+        if self.memory.cancelled.contains(&report.job_id) {
+            if matches!(report.state, ReportState::Started) {
+                // This worker missed the cancellation (it was down when it was sent).
+                self.writes
+                    .broadcast_cancel(vec![report.job_id.clone()], &Cancellation::Repeated)
+                    .await?;
+            } else {
+                self.memory
+                    .end_flight(&(report.repo.clone(), report.pr), &report.context);
+            }
+            tracing::info!(job = %report.job_id, "report of a cancelled job ignored");
+            return Ok(());
+        }
+        if self.memory.finished.contains(&report.job_id) {
+            // A redelivered or late report of a finished job: it must not set a pending state
+            // again, tick twice or post twice.
+            tracing::info!(job = %report.job_id, "report of a finished job ignored");
+            return Ok(());
+        }
+        match &report.state {
+            ReportState::Started => self.on_started(&report).await,
+            ReportState::Finished {
+                outcome,
+                commit,
+                duration_secs,
+            } => {
+                self.on_finished(&report, outcome, commit.as_ref(), *duration_secs)
+                    .await?;
+                self.memory.finished.insert(&report.job_id);
+                Ok(())
+            }
+        }
+    }
+
+    /// A message that ended in the dead-letter queue. A job there will never report (its
+    /// workers crashed or were killed on every delivery), so it is finished here as an error:
+    /// its state leaves "In progress" and its box gets `FAIL:`. Other messages are only logged.
+    pub(super) async fn on_dead_letter(
+        &self,
+        body: &[u8],
+        attempts: u32,
+    ) -> Result<(), DispatchError> {
+        let Ok(job) = serde_json::from_slice::<Job>(body) else {
+            tracing::error!(
+                bytes = body.len(),
+                "a message was dead-lettered; an operator can inspect it in the dead-letter queue"
+            );
+            return Ok(());
+        };
+        tracing::error!(job = %job.job_id, repo = %job.repo, pr = %job.pr, attempts, "a job was dead-lettered");
+        let state = ReportState::Finished {
+            outcome: Outcome::Error {
+                reason: format!(
+                    "Internal error: no worker finished the job in {attempts} deliveries"
+                ),
+            },
+            commit: None,
+            duration_secs: 0,
+        };
+        let report = JobReport::new(&job, "tickbot", self.writes.log_url(&job.job_id), state);
+        let body = serde_json::to_vec(&report).map_err(|e| DispatchError::BadEvent {
+            delivery: job.job_id.clone(),
+            reason: format!("cannot encode a report: {e}"),
+        })?;
+        self.on_report(&body).await
+    }
+
+    async fn on_started(&self, report: &JobReport) -> Result<(), DispatchError> {
+        if let Some(item) = &report.item {
+            self.memory
+                .start_flight((report.repo.clone(), report.pr), &report.context, item);
+        }
+        let running = State::Running {
+            worker: &report.worker,
+            note: report.note.as_deref(),
+        };
+        let status = running.on(&report.context, Some(report.log_url.clone()));
+        self.writes
+            .set_state(&report.repo, &report.head_sha, &status, None)
+            .await?;
+        Ok(())
+    }
+
+    async fn on_finished(
+        &self,
+        report: &JobReport,
+        outcome: &Outcome,
+        commit: Option<&CommitSha>,
+        duration_secs: u64,
+    ) -> Result<(), DispatchError> {
+        let finished = State::Finished {
+            outcome,
+            worker: &report.worker,
+            note: report.note.as_deref(),
+        };
+        let status = finished.on(&report.context, Some(report.log_url.clone()));
+        let pr = match &report.item {
+            // An `Error` is not the task's fault, but marked `FAIL:` too: left to do, the next
+            // plan would run it again at once, and again, while the infrastructure is broken.
+            // A person removing `FAIL:` retries it.
+            Some(item) => {
+                let edit = match outcome {
+                    Outcome::Success => BodyEdit::Done(item.clone()),
+                    Outcome::Failure { .. } | Outcome::Error { .. } => {
+                        BodyEdit::Failed(item.clone())
+                    }
+                };
+                let edited = self
+                    .writes
+                    .edit_body(&report.repo, report.pr, &edit)
+                    .await?;
+                Some(edited.pull())
+            }
+            None => None,
+        };
+        self.writes
+            .set_state(
+                &report.repo,
+                &report.head_sha,
+                &status,
+                report.log_tail.as_deref(),
+            )
+            .await?;
+        let (text, occurrence) = match &report.item {
+            Some(item) => {
+                let words = std::iter::once(&item.verb).chain(&item.args);
+                let text: Vec<&str> = words.map(String::as_str).collect();
+                (text.join(" "), item.occurrence)
+            }
+            None => (report.context.clone(), 0),
+        };
+        let row = Row {
+            context: report.context.clone(),
+            occurrence,
+            text,
+            result: status.description.clone().unwrap_or_default(),
+            duration_secs,
+            log_url: report.log_url.clone(),
+            commit: commit.map(|c| c.0.clone()),
+        };
+        self.writes
+            .update_summary(&report.repo, report.pr, row)
+            .await?;
+        let Some(pr) = pr else {
+            return Ok(()); // a test: nothing waits for it
+        };
+        self.memory
+            .end_flight(&(report.repo.clone(), report.pr), &report.context);
+        // The worker's push moved the head: the next item is planned (and queued) there.
+        self.writes.request_plan(&pr).await
+    }
+}

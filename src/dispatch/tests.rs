@@ -1,0 +1,422 @@
+//! Which test contexts to queue (reference §4 `[tests]`, §6, §7), for PR events (the
+//! contexts that apply, once per head; drafts wait) and for people's requests (`/test`,
+//! `/retest`, a Re-run button) alike. Called by the handlers; calls down into
+//! [`super::writes`].
+//!
+//! Like tasks, everything is re-derived from the head commit's states: a context with a state
+//! at this head was queued already (a redelivered event queues nothing twice), and its link
+//! names its job (`…/logs/<job>`), which is how a cancellation finds the jobs to stop without
+//! the dispatcher remembering anything.
+
+use super::contexts;
+use super::memory::ConfigAt;
+use super::replies::{Comment, Refusal};
+use super::state::{self, APPROVAL_CONTEXT, Phase};
+use super::{DispatchError, Dispatcher};
+use crate::commands::ContextSpec;
+use crate::github::{CommitStatus, GitHubError, PullRequest};
+use crate::ids::RepoName;
+use crate::job::{self, Checkout, Job, JobKind};
+use crate::repo_config::{RepoConfig, TestDef};
+use std::sync::Arc;
+
+/// What asked for test runs.
+pub(super) enum Trigger<'a> {
+    /// A PR event or the reconcile at start: the contexts that apply and have not run at this
+    /// head. Drafts and untrusted authors' PRs wait.
+    Automatic,
+    /// `/test` alone: the contexts that apply, run again.
+    Defaults,
+    /// `/test ctx…`.
+    Named(&'a [ContextSpec]),
+    /// `/retest`: the failed and errored test contexts of this head.
+    Failed,
+}
+
+/// One context to queue, resolved: which test, which tree, and what else is checked out.
+struct Planned {
+    /// The status context: the name as asked for, with its `@…` suffixes.
+    context: String,
+    test: TestDef,
+    main: Option<Checkout>,
+    checkouts: Vec<Checkout>,
+    note: Option<String>,
+}
+
+impl Planned {
+    /// `test` run on the PR's own tree, nothing else checked out.
+    fn plain(context: String, test: &TestDef) -> Planned {
+        Planned {
+            context,
+            test: test.clone(),
+            main: None,
+            checkouts: Vec::new(),
+            note: None,
+        }
+    }
+}
+
+impl Dispatcher {
+    /// Queues the test contexts `trigger` asks for. Returns what a person who asked should be
+    /// told (unknown contexts, nothing to retest, …); empty for automatic runs.
+    pub(super) async fn plan_tests(
+        &self,
+        pr: &PullRequest,
+        trigger: Trigger<'_>,
+    ) -> Result<Vec<Refusal>, DispatchError> {
+        let automatic = matches!(trigger, Trigger::Automatic);
+        // Automatic runs say nothing: only people who asked are answered.
+        let refuse = |r: Refusal| match automatic {
+            true => Vec::new(),
+            false => vec![r],
+        };
+        if !pr.state_open {
+            return Ok(refuse(Refusal::TestOnClosedPr));
+        }
+        if automatic && pr.draft {
+            return Ok(Vec::new());
+        }
+        let head = pr.head_sha.clone();
+        let config = match self.config_at(&pr.repo, &pr.head_sha).await? {
+            ConfigAt::Valid(c) => c,
+            ConfigAt::Missing => return Ok(refuse(Refusal::NoConfig { head })),
+            ConfigAt::Invalid(error) => {
+                let comment = Comment::BadConfig {
+                    head: &pr.head_sha,
+                    error: &error,
+                };
+                self.writes.post_once(pr, &comment).await?;
+                return Ok(refuse(Refusal::InvalidConfig { head }));
+            }
+        };
+        if automatic && !config.tests.values().any(|t| t.default) {
+            return Ok(Vec::new()); // nothing could apply: not even a state read
+        }
+        let statuses = self.writes.states(&pr.repo, &pr.head_sha).await?;
+        let (planned, mut refusals) = self.select(pr, &config, &trigger, &statuses).await?;
+        if automatic {
+            let approved = statuses
+                .iter()
+                .any(|s| s.context == APPROVAL_CONTEXT && Phase::of(s) == Phase::Succeeded);
+            let verdict = self.author_trust(pr).await?;
+            if !verdict.trusted && !approved {
+                let waiting: Vec<&str> = planned
+                    .iter()
+                    .map(|p| p.context.as_str())
+                    .filter(|c| !statuses.iter().any(|s| s.context == *c))
+                    .collect();
+                self.writes
+                    .ask_for_approval(pr, &verdict.reason, &waiting)
+                    .await?;
+                return Ok(Vec::new());
+            }
+        }
+        for p in planned {
+            let existing = statuses.iter().find(|s| s.context == p.context);
+            let phase = existing.map(Phase::of);
+            if phase.is_some_and(Phase::is_active) {
+                refusals.extend(refuse(Refusal::AlreadyActive { context: p.context }));
+                continue;
+            }
+            if automatic && phase.is_some_and(|p| p != Phase::AwaitingApproval) {
+                continue; // ran at this head already
+            }
+            if !self.settings.pools.contains(&p.test.pool) {
+                refusals.push(Refusal::NoWorkers {
+                    context: p.context,
+                    pool: p.test.pool.clone(),
+                    pools: self.settings.pools.clone(),
+                });
+                continue;
+            }
+            let previous = existing
+                .filter(|s| Phase::of(s).is_finished())
+                .and_then(state::job_of);
+            self.queue_test(pr, p, previous).await?;
+        }
+        Ok(refusals)
+    }
+
+    /// The contexts `trigger` names, resolved, and the refusals of those that cannot run.
+    async fn select(
+        &self,
+        pr: &PullRequest,
+        config: &Arc<RepoConfig>,
+        trigger: &Trigger<'_>,
+        statuses: &[CommitStatus],
+    ) -> Result<(Vec<Planned>, Vec<Refusal>), DispatchError> {
+        let mut planned = Vec::new();
+        let mut refusals = Vec::new();
+        let specs: Vec<ContextSpec> = match trigger {
+            Trigger::Automatic | Trigger::Defaults => {
+                let (run, skipped) = self.applicable(pr, config).await?;
+                if run.is_empty() && matches!(trigger, Trigger::Defaults) {
+                    refusals.push(match skipped.is_empty() {
+                        true => Refusal::NoTestContexts,
+                        false => Refusal::NoneApplies { skipped },
+                    });
+                }
+                for name in run {
+                    if let Some(test) = config.tests.get(&name) {
+                        planned.push(Planned::plain(name, test));
+                    }
+                }
+                return Ok((planned, refusals));
+            }
+            Trigger::Named(specs) => specs.to_vec(),
+            Trigger::Failed => {
+                let checklist = crate::checklist::parse(&pr.body);
+                let failed: Vec<&CommitStatus> = statuses
+                    .iter()
+                    .filter(|s| Phase::of(s).is_failed() && s.context != APPROVAL_CONTEXT)
+                    .filter(|s| !checklist.tasks.iter().any(|t| t.context() == s.context))
+                    .collect();
+                if failed.is_empty() {
+                    refusals.push(Refusal::NothingToRetest {
+                        head: pr.head_sha.clone(),
+                    });
+                }
+                let mut specs = Vec::new();
+                for s in failed {
+                    match crate::commands::parse_context(&s.context) {
+                        Ok(spec) => specs.push(spec),
+                        Err(_) => refusals.push(Refusal::NotATestContext {
+                            context: s.context.clone(),
+                        }),
+                    }
+                }
+                specs
+            }
+        };
+        for spec in &specs {
+            match self.resolve(pr, config, spec).await? {
+                Ok(p) => planned.push(p),
+                Err(refusal) => refusals.push(refusal),
+            }
+        }
+        Ok((planned, refusals))
+    }
+
+    /// The contexts that apply to this PR and why the others don't; reads the changed files
+    /// only when a context filters by path.
+    pub(super) async fn applicable(
+        &self,
+        pr: &PullRequest,
+        config: &RepoConfig,
+    ) -> Result<(Vec<String>, Vec<contexts::Skipped>), GitHubError> {
+        let changed = match contexts::filters_paths(config) {
+            true => Some(self.github.changed_files(&pr.repo, pr.number).await?),
+            false => None,
+        };
+        Ok(contexts::automatic(
+            config,
+            &pr.base_ref,
+            changed.as_deref(),
+        ))
+    }
+
+    /// A `/test` context made concrete, or the reason it cannot run.
+    async fn resolve(
+        &self,
+        pr: &PullRequest,
+        config: &Arc<RepoConfig>,
+        spec: &ContextSpec,
+    ) -> Result<Result<Planned, Refusal>, DispatchError> {
+        let context = spec.to_string();
+        if let Some((project, branch)) = &spec.project {
+            return self
+                .resolve_foreign(pr, spec, project, branch.as_deref())
+                .await;
+        }
+        let Some(test) = config.tests.get(&spec.context) else {
+            return Ok(Err(Refusal::UnknownContext {
+                context: spec.context.clone(),
+                suggestion: contexts::closest_test(config, &spec.context),
+                known: contexts::names(config),
+            }));
+        };
+        let mut planned = Planned::plain(context.clone(), test);
+        let Some((dep, number)) = &spec.dep_pr else {
+            return Ok(Ok(planned));
+        };
+        let Some(def) = config.deps.get(dep) else {
+            return Ok(Err(Refusal::UnknownDependency {
+                context,
+                dep: dep.clone(),
+                known: config.deps.keys().cloned().collect(),
+            }));
+        };
+        let Ok(dep_repo) = def.repo.parse::<RepoName>() else {
+            return Ok(Err(Refusal::BadDependencyRepo {
+                dep: dep.clone(),
+                repo: def.repo.clone(),
+            }));
+        };
+        let dep_pr = match self
+            .github
+            .pull_request(&dep_repo, crate::ids::PrNumber(*number))
+            .await
+        {
+            Ok(p) => p,
+            Err(GitHubError::NotFound { .. }) => {
+                return Ok(Err(Refusal::NoSuchPr {
+                    context,
+                    repo: dep_repo,
+                    number: *number,
+                }));
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let Some(clone_url) = dep_pr.head_clone_url.clone() else {
+            return Ok(Err(Refusal::DependencyBranchGone {
+                context,
+                repo: dep_repo,
+                number: *number,
+            }));
+        };
+        planned.note = Some(format!("{dep}#{number} at {}", dep_pr.head_sha.short()));
+        planned.checkouts.push(Checkout {
+            repo: dep_repo,
+            clone_url,
+            git_ref: dep_pr.head_ref.clone(),
+            sha: dep_pr.head_sha.clone(),
+            path: def.path.clone(),
+        });
+        Ok(Ok(planned))
+    }
+
+    /// `ctx@owner/repo[/branch]`: that project's context, from its branch, run with this PR's
+    /// code where that project's `[deps]` puts this repository.
+    async fn resolve_foreign(
+        &self,
+        pr: &PullRequest,
+        spec: &ContextSpec,
+        project: &str,
+        branch: Option<&str>,
+    ) -> Result<Result<Planned, Refusal>, DispatchError> {
+        let context = spec.to_string();
+        let Ok(repo) = project.parse::<RepoName>() else {
+            let project = project.to_string();
+            return Ok(Err(Refusal::BadProject { context, project }));
+        };
+        let Some(info) = self.github.repository(&repo).await? else {
+            return Ok(Err(Refusal::ProjectNotVisible { context, repo }));
+        };
+        let branch = branch.unwrap_or(&info.default_branch).to_string();
+        let Some(sha) = self.github.commit_of(&repo, &branch).await? else {
+            return Ok(Err(Refusal::NoBranch {
+                context,
+                repo,
+                branch,
+            }));
+        };
+        let config = match self.config_at(&repo, &sha).await? {
+            ConfigAt::Valid(c) => c,
+            ConfigAt::Missing => {
+                return Ok(Err(Refusal::ProjectWithoutConfig {
+                    context,
+                    repo,
+                    branch,
+                }));
+            }
+            ConfigAt::Invalid(e) => {
+                return Ok(Err(Refusal::ProjectConfigInvalid {
+                    context,
+                    repo,
+                    branch,
+                    error: e.to_string(),
+                }));
+            }
+        };
+        let Some(test) = config.tests.get(&spec.context) else {
+            return Ok(Err(Refusal::UnknownProjectContext {
+                context,
+                name: spec.context.clone(),
+                suggestion: contexts::closest_test(&config, &spec.context),
+                known: contexts::names(&config),
+                repo,
+            }));
+        };
+        let this = pr.repo.to_string();
+        let Some(dep) = config
+            .deps
+            .values()
+            .find(|d| d.repo.eq_ignore_ascii_case(&this))
+        else {
+            return Ok(Err(Refusal::ProjectWithoutDep {
+                context,
+                repo,
+                branch,
+                this: pr.repo.clone(),
+            }));
+        };
+        let Some(clone_url) = pr.head_clone_url.clone() else {
+            return Ok(Err(Refusal::HeadRepoGone));
+        };
+        Ok(Ok(Planned {
+            context,
+            test: test.clone(),
+            main: Some(Checkout {
+                repo: repo.clone(),
+                clone_url: info.clone_url,
+                git_ref: branch.clone(),
+                sha: sha.clone(),
+                path: String::new(),
+            }),
+            checkouts: vec![Checkout {
+                repo: pr.repo.clone(),
+                clone_url,
+                git_ref: pr.head_ref.clone(),
+                sha: pr.head_sha.clone(),
+                path: dep.path.clone(),
+            }],
+            note: Some(format!("{repo}/{branch} at {}", sha.short())),
+        }))
+    }
+
+    /// Queues a test job. Tests get no secrets and no network.
+    async fn queue_test(
+        &self,
+        pr: &PullRequest,
+        p: Planned,
+        previous: Option<&str>,
+    ) -> Result<(), DispatchError> {
+        let Some(clone_url) = pr.head_clone_url.clone() else {
+            let comment = Comment::HeadRepoGone { head: &pr.head_sha };
+            self.writes.post_once(pr, &comment).await?;
+            return Ok(());
+        };
+        let job_id = job::job_id(&pr.repo, pr.number, &pr.head_sha, &p.context, 0, previous);
+        let job = Job {
+            schema: job::JOB_SCHEMA,
+            job_id: job_id.clone(),
+            kind: JobKind::Test,
+            repo: pr.repo.clone(),
+            pr: pr.number,
+            head_sha: pr.head_sha.clone(),
+            head_ref: pr.head_ref.clone(),
+            base_ref: pr.base_ref.clone(),
+            clone_url,
+            base_clone_url: pr.base_clone_url.clone(),
+            context: p.context.clone(),
+            item: None,
+            argv: job::expand_argv(&p.test.command, &[]),
+            image: p.test.image.clone(),
+            build: p.test.build.clone(),
+            timeout_secs: p.test.timeout.as_secs(),
+            commit: false,
+            message: None,
+            secrets: Vec::new(),
+            network: false,
+            pool: p.test.pool.clone(),
+            priority: p.test.priority,
+            created_at: chrono::Utc::now(),
+            checkouts: p.checkouts,
+            main: p.main,
+            note: p.note.clone(),
+        };
+        self.writes.queue_job(&job).await?;
+        tracing::info!(repo = %pr.repo, pr = %pr.number, context = %p.context, job = %job_id, "test queued");
+        Ok(())
+    }
+}
