@@ -1,17 +1,39 @@
 //! Server configuration (design §3): `tickbot.toml`, every key overridable by the environment
-//! as `TICKBOT__<SECTION>__<KEY>`.
+//! as `TICKBOT__<SECTION>__<KEY>`, layered by the `config` crate (the environment wins).
 //!
-//! The configuration is typed once at start-up; nothing else in the crate reads environment
-//! variables. A bad value stops start-up with the file, the key and the reason.
+//! The configuration is typed once at start-up; nothing else in the crate reads tickbot's
+//! settings from the environment. A bad value stops start-up with the file (and the line and
+//! column) or the environment variable, the key and the reason.
 
 use crate::ids::RepoName;
+use crate::repo_config::line_col;
 use serde::Deserialize;
+use std::collections::BTreeMap;
 use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-const ENV_PREFIX: &str = "TICKBOT__";
+/// Environment variables named `TICKBOT__…` (this case exactly) are tickbot's own settings.
+pub const ENV_PREFIX: &str = "TICKBOT__";
+
+/// Keys whose environment value is a comma-separated list: `TICKBOT__WORKER__POOLS=default,large`.
+const LIST_KEYS: &[&str] = &["worker.pools", "dispatch.repositories"];
+
+/// Keys whose environment value is taken exactly as written. The environment source reads a
+/// value that looks like a number or a boolean as one (`try_parsing`), and it would reach a
+/// string key rewritten: a secret `0123` as `123`, `1e3` as `1000`, `TRUE` as `true`.
+const VERBATIM_KEYS: &[&str] = &["github.token", "webhook.secret", "amqp.url"];
+
+/// Whether an environment variable is one of tickbot's settings (never handed to a job).
+pub fn is_setting(name: &str) -> bool {
+    name.starts_with(ENV_PREFIX)
+}
+
+/// The configuration key a `TICKBOT__SECTION__KEY` variable sets, as the `config` crate reads it.
+fn env_key(name: &str) -> String {
+    name[ENV_PREFIX.len()..].to_lowercase().replace("__", ".")
+}
 
 /// A secret value: never printed, never logged.
 #[derive(Clone, Default, Deserialize, PartialEq, Eq)]
@@ -203,7 +225,7 @@ pub struct DispatchConfig {
     pub bot_login: Option<String>,
 }
 
-/// What went wrong in a configuration file, with where.
+/// What went wrong in a configuration file or variable, with where.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("{file}: cannot read: {source}")]
@@ -211,57 +233,76 @@ pub enum ConfigError {
         file: String,
         source: std::io::Error,
     },
-    #[error("{file}: {message}")]
-    Syntax { file: String, message: String },
-    #[error("{file}: key `{key}`: {reason}")]
+    /// Not TOML, before any key could be read.
+    #[error("{file}: {}{message}", position(*.line, *.column))]
+    Syntax {
+        file: String,
+        line: Option<usize>,
+        column: Option<usize>,
+        message: String,
+    },
+    /// A key of the file (or a setting's file) with a wrong, unknown or invalid value.
+    #[error("{file}: {}key `{key}`: {reason}", position(*.line, *.column))]
     Invalid {
         file: String,
+        line: Option<usize>,
+        column: Option<usize>,
+        key: String,
+        reason: String,
+    },
+    /// A `TICKBOT__…` variable with a wrong, unknown or invalid value.
+    #[error("environment variable {var}: key `{key}`: {reason}")]
+    Env {
+        var: String,
         key: String,
         reason: String,
     },
 }
 
+fn position(line: Option<usize>, column: Option<usize>) -> String {
+    match (line, column) {
+        (Some(l), Some(c)) => format!("line {l}, column {c}: "),
+        (Some(l), None) => format!("line {l}: "),
+        _ => String::new(),
+    }
+}
+
 impl ServerConfig {
-    /// Loads `path` (a missing file means defaults) and applies `TICKBOT__…` overrides from `env`.
+    /// Loads `path` (a missing file means defaults) and applies the `TICKBOT__…` variables among
+    /// `env` over it (main passes the process environment; tests pass their own).
     pub fn load(
         path: &Path,
         env: impl IntoIterator<Item = (String, String)>,
     ) -> Result<Self, ConfigError> {
         let file = path.display().to_string();
         let text = match std::fs::read_to_string(path) {
-            Ok(text) => text,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+            Ok(text) => Some(text),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
             Err(source) => return Err(ConfigError::Read { file, source }),
         };
-        let mut table: toml::Table = toml::from_str(&text).map_err(|e| ConfigError::Syntax {
-            file: file.clone(),
-            message: e.to_string(),
-        })?;
-        let overrides = apply_env(&mut table, env, &file)?;
-        let config: ServerConfig = if overrides.is_empty() {
-            // Deserialising the text itself keeps line and column in the error.
-            toml::from_str(&text)
-        } else {
-            toml::Table::try_into(table)
+        // The file alone first, typed by the toml crate: the `config` crate keeps the position
+        // of a TOML syntax error but not of a value of the wrong type or an unknown key (those
+        // come from deserialising its merged tree, where neither the line nor, for an unknown
+        // key, the file is known). A file that passes here cannot fail below, so an error of
+        // the layered configuration is the environment's.
+        if let Some(text) = &text {
+            check_file(&file, text)?;
         }
-        .map_err(|e| ConfigError::Syntax {
-            file: if overrides.is_empty() {
-                file.clone()
-            } else {
-                format!("{file} (with {})", overrides.join(", "))
-            },
-            message: e.to_string(),
-        })?;
-        config.validate(&file)?;
+        let env: BTreeMap<String, String> =
+            env.into_iter().filter(|(k, _)| is_setting(k)).collect();
+        let config = layered(path, text.is_some(), &env)
+            .map_err(|e| blame_the_environment(path, text.is_some(), &env, e))?;
+        let origin = Origin {
+            file,
+            text: text.unwrap_or_default(),
+            vars: env.keys().map(|var| (env_key(var), var.clone())).collect(),
+        };
+        config.validate(&origin)?;
         Ok(config)
     }
 
-    fn validate(&self, file: &str) -> Result<(), ConfigError> {
-        let invalid = |key: &str, reason: String| ConfigError::Invalid {
-            file: file.to_string(),
-            key: key.to_string(),
-            reason,
-        };
+    fn validate(&self, origin: &Origin) -> Result<(), ConfigError> {
+        let invalid = |key: &str, reason: String| origin.invalid(key, reason);
         if let Err(e) = self.webhook.listen.parse::<SocketAddr>() {
             return Err(invalid(
                 "webhook.listen",
@@ -296,6 +337,17 @@ impl ServerConfig {
         if self.worker.pools.is_empty() {
             return Err(invalid("worker.pools", "needs at least one pool".into()));
         }
+        // Also catches a list written for the old TOML-valued variables (`'["a","b"]'`) and a
+        // space after a comma, which would otherwise name queues nobody feeds.
+        if let Some(pool) = self.worker.pools.iter().find(|p| !is_pool_name(p)) {
+            return Err(invalid(
+                "worker.pools",
+                format!(
+                    "'{pool}' is not a pool name: use letters, digits, '-', '_' or '.' \
+                     (in the environment, a list is written default,large)"
+                ),
+            ));
+        }
         if !matches!(self.worker.runtime.as_str(), "podman" | "host") {
             return Err(invalid(
                 "worker.runtime",
@@ -305,14 +357,8 @@ impl ServerConfig {
                 ),
             ));
         }
-        if crate::repo_config::parse_duration(&self.worker.stop_grace).is_none() {
-            return Err(invalid(
-                "worker.stop_grace",
-                format!(
-                    "'{}' is not a duration: use e.g. \"30s\" or \"5m\"",
-                    self.worker.stop_grace
-                ),
-            ));
+        if let Err(reason) = crate::repo_config::parse_duration(&self.worker.stop_grace) {
+            return Err(invalid("worker.stop_grace", reason));
         }
         if self.amqp.max_deliveries == 0 {
             return Err(invalid("amqp.max_deliveries", "must be at least 1".into()));
@@ -335,6 +381,8 @@ impl ServerConfig {
         )?
         .ok_or_else(|| ConfigError::Invalid {
             file: "configuration".into(),
+            line: None,
+            column: None,
             key: "webhook.secret".into(),
             reason: "is required to verify GitHub's signatures: set webhook.secret, \
                      webhook.secret_file or TICKBOT__WEBHOOK__SECRET"
@@ -356,6 +404,13 @@ impl ServerConfig {
     }
 }
 
+fn is_pool_name(pool: &str) -> bool {
+    !pool.is_empty()
+        && pool
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+}
+
 fn read_secret(
     key: &str,
     inline: &Option<Secret>,
@@ -366,6 +421,8 @@ fn read_secret(
         (_, Some(path)) => {
             let invalid = |reason: String| ConfigError::Invalid {
                 file: path.display().to_string(),
+                line: None,
+                column: None,
                 key: format!("{key}_file"),
                 reason,
             };
@@ -381,50 +438,173 @@ fn read_secret(
     }
 }
 
-/// Applies `TICKBOT__SECTION__KEY=value` to the table; returns the names of the variables used.
-/// Values are read as TOML when they parse as a TOML value (numbers, booleans, arrays), else as
-/// plain strings, so `TICKBOT__WORKER__CONCURRENCY=4` is a number and a token stays a string.
-fn apply_env(
-    table: &mut toml::Table,
-    env: impl IntoIterator<Item = (String, String)>,
-    file: &str,
-) -> Result<Vec<String>, ConfigError> {
-    let mut used = Vec::new();
-    let mut vars: Vec<(String, String)> = env
-        .into_iter()
-        .filter(|(k, _)| k.starts_with(ENV_PREFIX))
-        .collect();
-    vars.sort();
-    for (name, value) in vars {
-        let path: Vec<String> = name[ENV_PREFIX.len()..]
-            .split("__")
-            .map(|p| p.to_ascii_lowercase())
-            .collect();
-        let [section, key] = path.as_slice() else {
-            return Err(ConfigError::Invalid {
-                file: file.to_string(),
-                key: name.clone(),
-                reason: "environment overrides are named TICKBOT__<SECTION>__<KEY>".into(),
-            });
-        };
-        let parsed = toml::from_str::<toml::Table>(&format!("v = {value}"))
-            .ok()
-            .and_then(|mut t| t.remove("v"))
-            .unwrap_or_else(|| toml::Value::String(value.clone()));
-        let entry = table
-            .entry(section.clone())
-            .or_insert_with(|| toml::Value::Table(toml::Table::new()));
-        let Some(section_table) = entry.as_table_mut() else {
-            return Err(ConfigError::Invalid {
-                file: file.to_string(),
-                key: section.clone(),
-                reason: "is not a section".into(),
-            });
-        };
-        section_table.insert(key.clone(), parsed);
-        used.push(name);
+/// Types the file alone with the toml crate, for errors with the line, the column and the key.
+fn check_file(file: &str, text: &str) -> Result<(), ConfigError> {
+    let Err(e) = toml::from_str::<ServerConfig>(text) else {
+        return Ok(());
+    };
+    let offset = e.span().map(|s| s.start);
+    let (line, column) = offset
+        .map(|o| line_col(text, o))
+        .map_or((None, None), |(l, c)| (Some(l), Some(c)));
+    let message = e.message().trim_end().to_string();
+    Err(match offset.and_then(|o| key_at(text, o)) {
+        Some(key) => ConfigError::Invalid {
+            file: file.to_string(),
+            line,
+            column,
+            key,
+            reason: message,
+        },
+        None => ConfigError::Syntax {
+            file: file.to_string(),
+            line,
+            column,
+            message,
+        },
+    })
+}
+
+/// The file under the environment, through the `config` crate.
+fn layered(
+    path: &Path,
+    file_exists: bool,
+    env: &BTreeMap<String, String>,
+) -> Result<ServerConfig, config::ConfigError> {
+    let mut environment = config::Environment::with_prefix(ENV_PREFIX.trim_end_matches('_'))
+        .prefix_separator("__")
+        .separator("__")
+        .try_parsing(true)
+        .list_separator(",");
+    for key in LIST_KEYS {
+        environment = environment.with_list_parse_key(key);
     }
-    Ok(used)
+    // The variables come from `load`'s caller, never straight from the process: tests run in
+    // parallel with their own, and only `TICKBOT__…` (this case) are settings (`is_setting`).
+    let environment = environment.source(Some(env.clone().into_iter().collect()));
+    let mut builder = config::Config::builder();
+    // Only a file that exists: for a missing one the crate would look for `<path>.toml` instead.
+    if file_exists {
+        builder = builder.add_source(config::File::from(path).format(config::FileFormat::Toml));
+    }
+    builder = builder.add_source(environment);
+    for (var, value) in env {
+        let key = env_key(var);
+        if VERBATIM_KEYS.contains(&key.as_str()) {
+            builder = builder.set_override(key, value.as_str())?;
+        }
+    }
+    builder.build()?.try_deserialize()
+}
+
+/// The layered configuration failed although the file alone is valid: the variable that fails
+/// on its own over the file is named (the first, in name order).
+fn blame_the_environment(
+    path: &Path,
+    file_exists: bool,
+    env: &BTreeMap<String, String>,
+    error: config::ConfigError,
+) -> ConfigError {
+    for (var, value) in env {
+        let alone = BTreeMap::from([(var.clone(), value.clone())]);
+        if let Err(e) = layered(path, file_exists, &alone) {
+            return ConfigError::Env {
+                var: var.clone(),
+                key: env_key(var),
+                reason: reason_of(&e),
+            };
+        }
+    }
+    ConfigError::Env {
+        var: env.keys().cloned().collect::<Vec<_>>().join(", "),
+        key: "?".into(),
+        reason: error.to_string(),
+    }
+}
+
+/// The `config` crate's error without the key and the origin, which the caller names itself.
+fn reason_of(error: &config::ConfigError) -> String {
+    match error {
+        config::ConfigError::Type {
+            unexpected,
+            expected,
+            ..
+        } => format!("invalid type: {unexpected}, expected {expected}"),
+        config::ConfigError::At { error, .. } => reason_of(error),
+        other => other.to_string(),
+    }
+}
+
+/// Where each value came from, to name it in an error.
+struct Origin {
+    file: String,
+    text: String,
+    /// Configuration key → the `TICKBOT__…` variable that set it.
+    vars: BTreeMap<String, String>,
+}
+
+impl Origin {
+    fn invalid(&self, key: &str, reason: String) -> ConfigError {
+        if let Some(var) = self.vars.get(key) {
+            return ConfigError::Env {
+                var: var.clone(),
+                key: key.to_string(),
+                reason,
+            };
+        }
+        let (line, column) = value_offset(&self.text, key)
+            .map(|o| line_col(&self.text, o))
+            .map_or((None, None), |(l, c)| (Some(l), Some(c)));
+        ConfigError::Invalid {
+            file: self.file.clone(),
+            line,
+            column,
+            key: key.to_string(),
+            reason,
+        }
+    }
+}
+
+/// The dotted key (`worker.concurency`) whose name or value holds byte `offset` of the file.
+fn key_at(text: &str, offset: usize) -> Option<String> {
+    fn walk(table: &toml::de::DeTable<'_>, offset: usize, path: &mut Vec<String>) -> bool {
+        for (key, value) in table {
+            path.push(key.get_ref().to_string());
+            let here = key.span().contains(&offset) || value.span().contains(&offset);
+            // A `[section]` value's span may not cover its keys: look inside every table.
+            if let toml::de::DeValue::Table(inner) = value.get_ref()
+                && walk(inner, offset, path)
+            {
+                return true;
+            }
+            if here {
+                return true;
+            }
+            path.pop();
+        }
+        false
+    }
+    let root = toml::de::DeTable::parse(text).ok()?;
+    let mut path = Vec::new();
+    walk(root.get_ref(), offset, &mut path).then(|| path.join("."))
+}
+
+/// Where the value of a dotted key starts in the file, if the file sets it.
+fn value_offset(text: &str, key: &str) -> Option<usize> {
+    let root = toml::de::DeTable::parse(text).ok()?;
+    let mut table = root.get_ref();
+    let mut parts = key.split('.').peekable();
+    while let Some(part) = parts.next() {
+        let (_, value) = table.iter().find(|(k, _)| k.get_ref() == part)?;
+        if parts.peek().is_none() {
+            return Some(value.span().start);
+        }
+        let toml::de::DeValue::Table(inner) = value.get_ref() else {
+            return None;
+        };
+        table = inner;
+    }
+    None
 }
 
 #[cfg(test)]
@@ -439,6 +619,19 @@ mod tests {
             f.path(),
             env.iter().map(|(k, v)| (k.to_string(), v.to_string())),
         )
+    }
+
+    /// The error's message, with the temporary file's path written `tickbot.toml`.
+    fn error(text: &str, env: &[(&str, &str)]) -> String {
+        let mut f = tempfile::NamedTempFile::new().expect("tempfile");
+        f.write_all(text.as_bytes()).expect("write");
+        let e = ServerConfig::load(
+            f.path(),
+            env.iter().map(|(k, v)| (k.to_string(), v.to_string())),
+        )
+        .expect_err("invalid");
+        e.to_string()
+            .replace(&f.path().display().to_string(), "tickbot.toml")
     }
 
     #[test]
@@ -491,6 +684,132 @@ mod tests {
 
         let e = load("[amqp]\nurl = \"http://x\"\n", &[]).expect_err("bad url");
         assert!(e.to_string().contains("amqp.url"), "{e}");
+    }
+
+    #[test]
+    fn file_errors_give_the_file_the_position_and_the_key() {
+        assert_eq!(
+            error("[webhook]\nlisten = \"127.0.0.1:80\n", &[]),
+            "tickbot.toml: line 2, column 23: invalid basic string, expected `\"`"
+        );
+        assert_eq!(
+            error("[webhook]\nlisten = 5\n", &[]),
+            "tickbot.toml: line 2, column 10: key `webhook.listen`: invalid type: integer `5`, expected a string"
+        );
+        assert_eq!(
+            error("[worker]\npools = [\"a\", 2]\n", &[]),
+            "tickbot.toml: line 2, column 15: key `worker.pools`: invalid type: integer `2`, expected a string"
+        );
+        assert_eq!(
+            error("[worker]\nconcurency = 2\n", &[]),
+            "tickbot.toml: line 2, column 1: key `worker.concurency`: unknown field `concurency`, expected one of `pools`, `concurrency`, `runtime`, `name`, `containers_conf`, `memory`, `pids_limit`, `stop_grace`, `work_dir`"
+        );
+        assert_eq!(
+            error("[wroker]\nconcurrency = 2\n", &[]),
+            "tickbot.toml: line 1, column 2: key `wroker`: unknown field `wroker`, expected one of `github`, `webhook`, `amqp`, `state`, `worker`, `logs`, `git`, `dispatch`"
+        );
+        assert_eq!(
+            error("[worker]\nconcurrency = 0\n", &[]),
+            "tickbot.toml: line 2, column 15: key `worker.concurrency`: must be at least 1"
+        );
+        assert_eq!(
+            error("[worker]\nstop_grace = \"0s\"\n", &[]),
+            r#"tickbot.toml: line 2, column 14: key `worker.stop_grace`: '0s' is zero: use at least a second, e.g. "90s", "30m", "2h", "1h30m""#
+        );
+        assert_eq!(
+            error("[worker]\nstop_grace = \"soon\"\n", &[]),
+            r#"tickbot.toml: line 2, column 14: key `worker.stop_grace`: 'soon' is not a duration: use e.g. "90s", "30m", "2h", "1h30m""#
+        );
+    }
+
+    #[test]
+    fn environment_errors_name_the_variable() {
+        assert_eq!(
+            error(
+                "[worker]\nconcurrency = 2\n",
+                &[("TICKBOT__WORKER__CONCURRENCY", "many")]
+            ),
+            r#"environment variable TICKBOT__WORKER__CONCURRENCY: key `worker.concurrency`: invalid type: string "many", expected an integer"#
+        );
+        assert_eq!(
+            error("", &[("TICKBOT__WORKER__CONCURRENCY", "70000")]),
+            "environment variable TICKBOT__WORKER__CONCURRENCY: key `worker.concurrency`: invalid type: 64-bit unsigned integer `70000`, expected an unsigned 16 bit integer"
+        );
+        assert_eq!(
+            error("", &[("TICKBOT__WORKER__CONCURENCY", "3")]),
+            "environment variable TICKBOT__WORKER__CONCURENCY: key `worker.concurency`: unknown field `concurency`, expected one of `pools`, `concurrency`, `runtime`, `name`, `containers_conf`, `memory`, `pids_limit`, `stop_grace`, `work_dir`"
+        );
+        assert_eq!(
+            error("", &[("TICKBOT__CONCURRENCY", "3")]),
+            "environment variable TICKBOT__CONCURRENCY: key `concurrency`: unknown field `concurrency`, expected one of `github`, `webhook`, `amqp`, `state`, `worker`, `logs`, `git`, `dispatch`"
+        );
+        assert_eq!(
+            error("", &[("TICKBOT__WORKER__CONCURRENCY", "0")]),
+            "environment variable TICKBOT__WORKER__CONCURRENCY: key `worker.concurrency`: must be at least 1"
+        );
+        assert_eq!(
+            error("", &[("TICKBOT__DISPATCH__REPOSITORIES", "a/b,nope")]),
+            "environment variable TICKBOT__DISPATCH__REPOSITORIES: key `dispatch.repositories`: 'nope' is not a repository name: expected 'owner/name'"
+        );
+        assert_eq!(
+            error("", &[("TICKBOT__WORKER__POOLS", r#"["default","large"]"#)]),
+            r#"environment variable TICKBOT__WORKER__POOLS: key `worker.pools`: '["default"' is not a pool name: use letters, digits, '-', '_' or '.' (in the environment, a list is written default,large)"#
+        );
+        assert_eq!(
+            error("", &[("TICKBOT__WORKER__STOP_GRACE", "0")]),
+            r#"environment variable TICKBOT__WORKER__STOP_GRACE: key `worker.stop_grace`: '0' is zero: use at least a second, e.g. "90s", "30m", "2h", "1h30m""#
+        );
+    }
+
+    #[test]
+    fn lists_come_from_the_environment_comma_separated() {
+        let c = load(
+            "[worker]\npools = [\"default\"]\n",
+            &[
+                ("TICKBOT__WORKER__POOLS", "default,large"),
+                ("TICKBOT__DISPATCH__REPOSITORIES", "octo/one,octo/two"),
+            ],
+        )
+        .expect("valid");
+        assert_eq!(c.worker.pools, vec!["default".to_string(), "large".into()]);
+        assert_eq!(
+            c.dispatch
+                .repositories
+                .iter()
+                .map(|r| r.to_string())
+                .collect::<Vec<_>>(),
+            vec!["octo/one", "octo/two"]
+        );
+        let c = load("", &[("TICKBOT__WORKER__POOLS", "gpu")]).expect("valid");
+        assert_eq!(c.worker.pools, vec!["gpu".to_string()]);
+    }
+
+    #[test]
+    fn environment_values_are_typed_by_their_key() {
+        let c = load(
+            "",
+            &[
+                ("TICKBOT__WEBHOOK__SECRET", "0123"),
+                ("TICKBOT__GITHUB__TOKEN", "1e3"),
+                ("TICKBOT__WORKER__NAME", "builder-7"),
+                ("TICKBOT__WORKER__CONCURRENCY", "3"),
+                ("TICKBOT__AMQP__MAX_DELIVERIES", "7"),
+                ("TICKBOT__GITHUB__APP_ID", "12"),
+                ("TICKBOT__GITHUB__PRIVATE_KEY_FILE", "/k.pem"),
+                ("TICKBOT__Worker__Memory", "4g"),
+                // Not tickbot's: only `TICKBOT__` in capitals is.
+                ("tickbot__worker__pids_limit", "1"),
+            ],
+        )
+        .expect("valid");
+        assert_eq!(c.webhook_secret().expect("set").expose(), "0123");
+        assert_eq!(c.github.token.as_ref().map(Secret::expose), Some("1e3"));
+        assert_eq!(c.worker.name.as_deref(), Some("builder-7"));
+        assert_eq!(c.worker.concurrency, 3);
+        assert_eq!(c.amqp.max_deliveries, 7);
+        assert_eq!(c.github.app_id, Some(12));
+        assert_eq!(c.worker.memory, "4g");
+        assert_eq!(c.worker.pids_limit, 4096);
     }
 
     #[test]

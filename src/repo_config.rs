@@ -49,6 +49,8 @@ pub struct TaskDef {
     pub command: Vec<String>,
     pub args: Option<ArgPattern>,
     pub image: String,
+    /// Always `None`: `build` is refused until images can be built (see [`RepoConfig::parse`]).
+    /// Kept because the dispatcher still copies it into the job.
     pub build: Option<String>,
     pub timeout: Duration,
     pub commit: bool,
@@ -63,6 +65,7 @@ pub struct TaskDef {
 pub struct TestDef {
     pub command: Vec<String>,
     pub image: String,
+    /// Always `None`, as [`TaskDef::build`].
     pub build: Option<String>,
     pub timeout: Duration,
     pub default: bool,
@@ -156,7 +159,8 @@ struct RawTask {
     command: Spanned<Vec<String>>,
     args: Option<Spanned<String>>,
     image: Option<String>,
-    build: Option<String>,
+    // Read only to be refused with a clear message (any value, so `build = 1` is refused too).
+    build: Option<Spanned<toml::Value>>,
     timeout: Option<Spanned<String>>,
     #[serde(default)]
     commit: bool,
@@ -174,7 +178,8 @@ struct RawTask {
 struct RawTest {
     command: Spanned<Vec<String>>,
     image: Option<String>,
-    build: Option<String>,
+    // Read only to be refused with a clear message (any value, so `build = 1` is refused too).
+    build: Option<Spanned<toml::Value>>,
     timeout: Option<Spanned<String>>,
     #[serde(default)]
     default: bool,
@@ -222,6 +227,7 @@ impl RepoConfig {
                     ),
                 ));
             }
+            refuse_build(raw.build.as_ref(), &format!("tasks.{verb}"), &at)?;
             let command = checked_command(&raw.command, &format!("tasks.{verb}"), &at)?;
             if verb == "tickbot" {
                 return Err(at(
@@ -254,7 +260,7 @@ impl RepoConfig {
                     command,
                     args,
                     image: raw.image.unwrap_or_else(|| DEFAULT_IMAGE.into()),
-                    build: raw.build,
+                    build: None,
                     timeout: checked_timeout(raw.timeout, &format!("tasks.{verb}"), &at)?,
                     commit: raw.commit,
                     message: raw.message,
@@ -269,13 +275,14 @@ impl RepoConfig {
         let mut tests = BTreeMap::new();
         for (name, raw) in raw.tests {
             let ctx = name.get_ref().clone();
+            refuse_build(raw.build.as_ref(), &format!("tests.{ctx}"), &at)?;
             let command = checked_command(&raw.command, &format!("tests.{ctx}"), &at)?;
             tests.insert(
                 ctx.clone(),
                 TestDef {
                     command,
                     image: raw.image.unwrap_or_else(|| DEFAULT_IMAGE.into()),
-                    build: raw.build,
+                    build: None,
                     timeout: checked_timeout(raw.timeout, &format!("tests.{ctx}"), &at)?,
                     default: raw.default,
                     branches: raw.branches,
@@ -310,6 +317,25 @@ fn is_verb(s: &str) -> bool {
         && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_')
 }
 
+/// `build = "<dir>"` asks for the job's image to be built from the repository, which tickbot
+/// cannot do yet; running the job in `image` instead would silently ignore what was asked.
+fn refuse_build(
+    build: Option<&Spanned<toml::Value>>,
+    key: &str,
+    at: &impl Fn(usize, String) -> RepoConfigError,
+) -> Result<(), RepoConfigError> {
+    match build {
+        None => Ok(()),
+        Some(b) => Err(at(
+            b.span().start,
+            format!(
+                "{key}.build: building the job's image from the repository is not supported yet; \
+                 use image = \"<reference>\" with an image your workers can pull"
+            ),
+        )),
+    }
+}
+
 fn checked_command(
     command: &Spanned<Vec<String>>,
     key: &str,
@@ -331,15 +357,8 @@ fn checked_timeout(
 ) -> Result<Duration, RepoConfigError> {
     match timeout {
         None => Ok(DEFAULT_TIMEOUT),
-        Some(t) => parse_duration(t.get_ref()).ok_or_else(|| {
-            at(
-                t.span().start,
-                format!(
-                    "{key}.timeout '{}' is not a duration: use e.g. \"90s\", \"30m\", \"2h\", \"1h30m\"",
-                    t.get_ref()
-                ),
-            )
-        }),
+        Some(t) => parse_duration(t.get_ref())
+            .map_err(|reason| at(t.span().start, format!("{key}.timeout {reason}"))),
     }
 }
 
@@ -362,32 +381,25 @@ fn checked_priority(
     }
 }
 
-/// Parses "90s", "30m", "2h", "7d", "1h30m".
-pub fn parse_duration(s: &str) -> Option<Duration> {
-    let mut total = 0u64;
-    let mut digits = String::new();
-    let mut any = false;
-    for c in s.trim().chars() {
-        if c.is_ascii_digit() {
-            digits.push(c);
-            continue;
-        }
-        let n: u64 = digits.parse().ok()?;
-        digits.clear();
-        let unit = match c {
-            's' => 1,
-            'm' => 60,
-            'h' => 3600,
-            'd' => 86_400,
-            _ => return None,
-        };
-        total = total.checked_add(n.checked_mul(unit)?)?;
-        any = true;
+/// Parses a duration as people write it, in humantime's syntax: "90s", "30m", "2h", "7d",
+/// "1h 30m", "1h30m" (also spelled out: "2 hours", "1day"). A duration under a second, zero
+/// included, is refused: no timeout or grace period that short makes sense. The error is the
+/// reason, quoting the value, to follow the key: `'soon' is not a duration: use e.g. …`.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    const EXAMPLES: &str = r#"e.g. "90s", "30m", "2h", "1h30m""#;
+    match humantime::parse_duration(s.trim()) {
+        Err(_) => Err(format!("'{s}' is not a duration: use {EXAMPLES}")),
+        Ok(d) if d.is_zero() => Err(format!("'{s}' is zero: use at least a second, {EXAMPLES}")),
+        Ok(d) if d < Duration::from_secs(1) => Err(format!(
+            "'{s}' is under a second: use at least a second, {EXAMPLES}"
+        )),
+        Ok(d) => Ok(d),
     }
-    (any && digits.is_empty() && total > 0).then(|| Duration::from_secs(total))
 }
 
-/// Formats a duration the way people write it in `.tickbot.toml`.
+/// Formats a duration the way people write it in `.tickbot.toml` ("2h", "90m", "7d").
+/// Not `humantime::format_duration`: it writes "1day", "7days", and 40 days as
+/// "1month 9days 13h 26m 24s" (its months are 30.44 days).
 pub fn format_duration(d: Duration) -> String {
     let s = d.as_secs();
     match s {
@@ -502,12 +514,81 @@ cron = "0 22 * * 0"
     }
 
     #[test]
-    fn durations() {
-        assert_eq!(parse_duration("1h30m"), Some(Duration::from_secs(5400)));
-        assert_eq!(parse_duration("7d"), Some(Duration::from_secs(604_800)));
-        for bad in ["", "5", "h", "0s", "1x", "-1s"] {
-            assert_eq!(parse_duration(bad), None, "{bad:?}");
+    fn durations_are_written_as_people_write_them() {
+        for (text, secs) in [
+            ("90s", 90),
+            ("30m", 1800),
+            ("2h", 7200),
+            ("7d", 604_800),
+            ("1h 30m", 5400),
+            ("1h30m", 5400),
+            ("2 hours", 7200),
+            (" 45min ", 2700),
+        ] {
+            assert_eq!(
+                parse_duration(text),
+                Ok(Duration::from_secs(secs)),
+                "{text:?}"
+            );
         }
-        assert_eq!(format_duration(Duration::from_secs(7200)), "2h");
+        for bad in ["", "5", "h", "1x", "-1s", "soon", "0s", "0h 0m", "500ms"] {
+            assert!(parse_duration(bad).is_err(), "{bad:?}");
+        }
+        assert_eq!(
+            parse_duration("0s"),
+            Err(r#"'0s' is zero: use at least a second, e.g. "90s", "30m", "2h", "1h30m""#.into())
+        );
+        assert_eq!(
+            parse_duration("500ms"),
+            Err(
+                r#"'500ms' is under a second: use at least a second, e.g. "90s", "30m", "2h", "1h30m""#
+                    .into()
+            )
+        );
+        for (secs, text) in [(7200, "2h"), (5400, "90m"), (604_800, "7d"), (90, "90s")] {
+            assert_eq!(format_duration(Duration::from_secs(secs)), text);
+            assert_eq!(parse_duration(text), Ok(Duration::from_secs(secs)));
+        }
+    }
+
+    #[test]
+    fn a_bad_timeout_is_refused_where_it_is_written() {
+        let e = RepoConfig::parse("[tasks.x]\ncommand = [\"a\"]\ntimeout = \"soon\"\n")
+            .expect_err("bad");
+        assert_eq!(
+            e.to_string(),
+            r#"line 3, column 11: tasks.x.timeout 'soon' is not a duration: use e.g. "90s", "30m", "2h", "1h30m""#
+        );
+        let e = RepoConfig::parse("[tests.unit]\ncommand = [\"a\"]\ntimeout = \"0s\"\n")
+            .expect_err("zero");
+        assert_eq!(
+            e.to_string(),
+            r#"line 3, column 11: tests.unit.timeout '0s' is zero: use at least a second, e.g. "90s", "30m", "2h", "1h30m""#
+        );
+    }
+
+    #[test]
+    fn building_the_image_is_refused_not_ignored() {
+        let e = RepoConfig::parse(
+            "[tasks.image-refresh]\ncommand = [\"./refresh\"]\nbuild = \"containers/tasks\"\n",
+        )
+        .expect_err("build in a task");
+        assert_eq!(
+            e.to_string(),
+            "line 3, column 9: tasks.image-refresh.build: building the job's image from the \
+             repository is not supported yet; use image = \"<reference>\" with an image your \
+             workers can pull"
+        );
+
+        let e = RepoConfig::parse(
+            "[tests.unit-tests]\ncommand = [\"make\", \"check\"]\nimage = \"quay.io/x/y\"\nbuild = \".\"\n",
+        )
+        .expect_err("build in a test");
+        assert_eq!(
+            e.to_string(),
+            "line 4, column 9: tests.unit-tests.build: building the job's image from the \
+             repository is not supported yet; use image = \"<reference>\" with an image your \
+             workers can pull"
+        );
     }
 }

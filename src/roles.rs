@@ -176,7 +176,7 @@ pub async fn work(
     let secret_values: std::sync::Arc<std::collections::HashMap<String, String>> =
         std::sync::Arc::new(
             std::env::vars()
-                .filter(|(k, _)| !k.starts_with("TICKBOT__"))
+                .filter(|(k, _)| !crate::config::is_setting(k))
                 .collect(),
         );
     let mut workers = tokio::task::JoinSet::new();
