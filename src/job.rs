@@ -1,5 +1,5 @@
 //! The job message: everything a worker needs to run one task or test, and nothing it
-//! would have to ask GitHub for. Workers hold no GitHub API logic (design §1).
+//! would have to ask GitHub for. Workers hold no GitHub API logic (reference §1).
 
 use crate::ids::{CommitSha, PrNumber, RepoName};
 use serde::{Deserialize, Serialize};

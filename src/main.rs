@@ -1,4 +1,4 @@
-//! The `tickbot` command (design §2). Exit codes: 0 ok, 2 usage or configuration error,
+//! The `tickbot` command (reference §2). Exit codes: 0 ok, 2 usage or configuration error,
 //! 1 runtime failure.
 
 use clap::{Parser, Subcommand};

@@ -1,4 +1,4 @@
-//! A served repository's `.tickbot.toml` (design §4).
+//! A served repository's `.tickbot.toml` (reference §4).
 //!
 //! What runs (`[tasks]`, `[tests]`, `[deps]`) is read at the PR's head, so a PR that changes a
 //! task validates itself; who may run what and which secrets exist (`[trust]`, `[secrets]`,
@@ -237,7 +237,7 @@ impl RepoConfig {
             }
             let args = match raw.args {
                 None => None,
-                // Anchored: every argument must match as a whole (design §4), not contain a match.
+                // Anchored: every argument must match as a whole (reference §4), not contain a match.
                 Some(pattern) => {
                     let invalid = |e: regex::Error| {
                         at(

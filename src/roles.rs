@@ -171,7 +171,7 @@ pub async fn work(
         anyhow::bail!("worker.runtime: {e}");
     }
     let name = config.worker.name.clone().unwrap_or_else(host_name);
-    // Secret values come from the worker's environment (design §4 `[secrets]`), read once here;
+    // Secret values come from the worker's environment (reference §4 `[secrets]`), read once here;
     // tickbot's own settings are never among what a job can be granted.
     let secret_values: std::sync::Arc<std::collections::HashMap<String, String>> =
         std::sync::Arc::new(

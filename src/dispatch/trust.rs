@@ -1,4 +1,4 @@
-//! Who may make tickbot run code (design §4 `[trust]`, §5).
+//! Who may make tickbot run code (reference §4 `[trust]`, §5).
 //!
 //! The policy is read from the default branch only, so a PR can never grant itself trust.
 //! Answers are cached for minutes, not forever: removing someone from `[trust]` or from the

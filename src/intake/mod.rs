@@ -1,7 +1,7 @@
 //! The webhook intake (`tickbot serve`): verifies GitHub's signature, drops duplicate
 //! deliveries, and answers 2xx only once the event is safely in the queue.
 //!
-//! Answers (design §11): 401 bad or missing signature, 400 malformed JSON or missing headers,
+//! Answers (reference §11): 401 bad or missing signature, 400 malformed JSON or missing headers,
 //! 413 body over 25 MiB, 503 broker unavailable (GitHub then records a failed delivery that can
 //! be redelivered), 202 accepted or ignored, 200 for `ping` and for a duplicate delivery.
 

@@ -1,4 +1,4 @@
-//! Checkbox tasks in pull request descriptions (design §5).
+//! Checkbox tasks in pull request descriptions (reference §5).
 //!
 //! A person writes `- [ ] image-refresh fedora-41` in a PR body; this module finds such items
 //! exactly where GitHub renders a checkbox, tells their state (to do, done, `FAIL:`), and makes
@@ -76,7 +76,7 @@ pub struct TaskItem {
 }
 
 impl TaskItem {
-    /// The status context of this task (design §7): `<verb>/<args joined by '/'>`.
+    /// The status context of this task (reference §7): `<verb>/<args joined by '/'>`.
     pub fn context(&self) -> String {
         std::iter::once(self.verb.as_str())
             .chain(self.args.iter().map(String::as_str))
@@ -542,7 +542,7 @@ pub fn append_task(body: &str, text: &str) -> Option<(String, TaskItem)> {
     })
 }
 
-/// One task in the `tickbot parse --json` report (design §2).
+/// One task in the `tickbot parse --json` report (reference §2).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ReportTask {
     pub line: usize,
@@ -553,7 +553,7 @@ pub struct ReportTask {
     pub marker: [usize; 2],
 }
 
-/// One command in the `tickbot parse --json` report (design §2).
+/// One command in the `tickbot parse --json` report (reference §2).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ReportCommand {
     pub line: usize,

@@ -1,4 +1,4 @@
-//! Comment commands (design §6): `/test`, `/retest`, `/ok-to-test`, `/cancel`, `/task`,
+//! Comment commands (reference §6): `/test`, `/retest`, `/ok-to-test`, `/cancel`, `/task`,
 //! `/explain`, `/help`, and Cockpit's test context grammar used by `/test` and `/cancel`.
 //!
 //! A command is a paragraph line whose first non-blank source character is the `/` of
