@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{WAIT, amqp_url, broker_lock, run, wait_for};
+use common::{WAIT, amqp_url, broker_lock, redact, run, wait_for};
 use std::time::Duration;
 use tickbot::forge::Forge;
 use tickbot::ids::{CommitSha, PrNumber, RepoName};
@@ -310,19 +310,8 @@ async fn editing_the_description_changes_the_plan() {
         (c.len() >= 2).then_some(c)
     })
     .await;
-    assert!(comments[0].contains(
-        "tickbot cannot run the task on line 4, `image-refrsh debian-12`: unknown task `image-refrsh`: \
-         did you mean `image-refresh`? known tasks are `image-refresh`, `lint`."
-    ), "{}", comments[0]);
-    assert!(comments[1].contains(
-        "tickbot cannot run the task on line 5, `image-refresh Debian_12`: argument `Debian_12` of \
-         `image-refresh` does not match `^[a-z0-9][a-z0-9.-]*$`"
-    ), "{}", comments[1]);
-    assert!(
-        comments
-            .iter()
-            .all(|c| c.contains("The items after it still run."))
-    );
+    insta::assert_snapshot!("refused_typo", redact(&comments[0]));
+    insta::assert_snapshot!("refused_argument", redact(&comments[1]));
 
     // `lint` is first now but `centos-9` is still queued: one task at a time per PR.
     w.barrier().await;
@@ -411,15 +400,8 @@ async fn an_untrusted_author_gets_an_explanation_and_a_trusted_approval_runs_it(
     let mut w = World::new().await;
     let (pr, sha) = w.open_pr("mallory", TWO_TASKS).await;
     let comment = wait_for("the not-trusted comment", || w.bot_comments(pr).pop()).await;
-    assert!(
-        comment.contains(
-            "tickbot has not run the tests or tasks of this pull request: @mallory is not trusted to run \
-         code on tickbot's workers"
-        ),
-        "{comment}"
-    );
-    assert!(comment.contains("commenting `/ok-to-test`"), "{comment}");
     assert!(comment.contains(sha.short()), "{comment}");
+    insta::assert_snapshot!("untrusted_author", redact(&comment));
     let waiting = wait_for("the manual-testing status", || {
         w.status(&sha, "image-refresh/fedora-41")
     })

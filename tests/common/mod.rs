@@ -84,3 +84,21 @@ pub fn containers() -> Vec<String> {
         .map(str::to_string)
         .collect()
 }
+
+/// `text` with what changes from run to run replaced by placeholders (commit ids, job ids,
+/// comment ids), so a comment can be asserted whole with a snapshot.
+pub fn redact(text: &str) -> String {
+    let rules = [
+        (r"\b[0-9a-f]{40}\b", "<sha>"),
+        (r"\b[0-9a-f]{7}\b", "<short-sha>"),
+        (r"/logs/[0-9a-z]+", "/logs/<job>"),
+        (r"tickbot:reply:\d+", "tickbot:reply:<comment>"),
+        (r"\(tasks [0-9a-f]+\)", "(tasks <digest>)"),
+    ];
+    rules
+        .iter()
+        .fold(text.to_string(), |text, (pattern, with)| {
+            let re = regex::Regex::new(pattern).expect("a valid pattern");
+            re.replace_all(&text, *with).into_owned()
+        })
+}

@@ -135,6 +135,26 @@ impl World {
         (pr, sha)
     }
 
+    /// Returns once every event sent before the call has been handled, so a test can assert
+    /// that something did *not* happen without sleeping. The dispatcher handles events one at
+    /// a time, in order: once a `/help` posted now is answered, every earlier event was. The
+    /// `/help` goes to a draft PR of its own, so nothing runs and no other PR gets a comment.
+    pub async fn barrier(&mut self) {
+        let (pr, _) = self
+            .open_draft_pr("alice", &[("barrier.txt", "barrier\n")], "")
+            .await;
+        self.forge()
+            .comment(&self.repo, pr, "/help", "alice")
+            .await
+            .expect("comment");
+        wait_for("the barrier's /help reply", || {
+            self.bot_comments(pr)
+                .into_iter()
+                .find(|c| c.contains("/help"))
+        })
+        .await;
+    }
+
     /// `author` pushes a commit changing `files` to the PR's branch; returns the new head.
     pub async fn push(&self, pr: PrNumber, files: &[(&str, &str)], author: &str) -> CommitSha {
         let branch = self.forge().pr(&self.repo, pr).expect("the PR").head_ref;
