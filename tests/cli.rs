@@ -27,12 +27,25 @@ fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
 
+/// What a person sees of a run: exit code, standard output and standard error, with the
+/// temporary directory's path replaced.
+fn shown(out: &Output, dir: &std::path::Path) -> String {
+    let dir = dir.to_str().expect("utf-8");
+    format!(
+        "exit: {:?}\n--- stdout\n{}--- stderr\n{}",
+        out.status.code(),
+        text(&out.stdout).replace(dir, "<dir>"),
+        text(&out.stderr).replace(dir, "<dir>")
+    )
+}
+
+const BODY: &str = "Intro\r\n\r\n- [ ] image-refresh fedora-41\r\n* [X] lint\r\n- [ ] FAIL: image-refresh centos-9\r\n- [ ] \r\n\r\n```\r\n- [ ] not-a-task\r\n```\r\n/test unit\r\n";
+
 #[test]
 fn parse_json_reports_tasks_commands_and_refusals_with_byte_ranges() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let body = "Intro\r\n\r\n- [ ] image-refresh fedora-41\r\n* [X] lint\r\n- [ ] FAIL: image-refresh centos-9\r\n- [ ] \r\n\r\n```\r\n- [ ] not-a-task\r\n```\r\n/test unit\r\n";
     let path = dir.path().join("body.md");
-    std::fs::write(&path, body).expect("write");
+    std::fs::write(&path, BODY).expect("write");
     let out = tickbot(
         &["parse", "--json", path.to_str().expect("utf-8")],
         &[],
@@ -40,70 +53,36 @@ fn parse_json_reports_tasks_commands_and_refusals_with_byte_ranges() {
     );
     assert!(out.status.success(), "{}", text(&out.stderr));
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
-
-    let tasks = v["tasks"].as_array().expect("tasks");
-    assert_eq!(tasks.len(), 3);
-    let first_marker = body.find("[ ] image-refresh fedora-41").expect("in body");
+    // The byte range of the first box, checked against the body itself.
+    let first_marker = BODY.find("[ ] image-refresh fedora-41").expect("in body");
     assert_eq!(
-        tasks[0],
-        serde_json::json!({"line": 3, "verb": "image-refresh", "args": ["fedora-41"], "state": "todo",
-                           "marker": [first_marker, first_marker + 3]})
+        v["tasks"][0]["marker"],
+        serde_json::json!([first_marker, first_marker + 3])
     );
-    assert_eq!(
-        (tasks[1]["verb"].as_str(), tasks[1]["state"].as_str()),
-        (Some("lint"), Some("done"))
-    );
-    assert_eq!(tasks[2]["state"], "failed");
-    assert_eq!(v["refused"][0]["line"], 6, "the empty item is refused: {v}");
-    assert_eq!(
-        v["commands"],
-        serde_json::json!([{"line": 11, "name": "test", "args": ["unit"]}])
-    );
+    insta::assert_snapshot!(serde_json::to_string_pretty(&v).expect("JSON"));
 }
 
 #[test]
 fn parse_reads_standard_input_and_prints_a_readable_report() {
-    let out = tickbot(
-        &["parse", "-"],
-        &[],
-        Some("- [ ] image-refresh fedora-41\n"),
-    );
-    assert!(out.status.success(), "{}", text(&out.stderr));
-    let report = text(&out.stdout);
-    assert!(
-        report.contains("image-refresh") && report.contains("fedora-41"),
-        "{report}"
-    );
-    assert!(report.contains("todo"), "{report}");
+    let out = tickbot(&["parse", "-"], &[], Some(BODY));
+    insta::assert_snapshot!(shown(&out, std::path::Path::new("/nonexistent")));
 }
 
 #[test]
 fn check_config_accepts_a_good_file_and_points_at_the_error_in_a_bad_one() {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join(".tickbot.toml");
+    let check = || tickbot(&["check-config", path.to_str().expect("utf-8")], &[], None);
     std::fs::write(&path, "[tasks.lint]\ncommand = [\"make\", \"lint\"]\n").expect("write");
-    let out = tickbot(&["check-config", path.to_str().expect("utf-8")], &[], None);
-    assert!(out.status.success(), "{}", text(&out.stderr));
-    assert!(
-        text(&out.stdout).contains("1 tasks: lint"),
-        "{}",
-        text(&out.stdout)
-    );
+    insta::assert_snapshot!("check_config_good", shown(&check(), dir.path()));
 
-    std::fs::write(
-        &path,
-        "[tasks.lint]\ncommand = [\"make\"]\nargs = \"([a-z]\"\n",
-    )
-    .expect("write");
-    let out = tickbot(&["check-config", path.to_str().expect("utf-8")], &[], None);
-    assert_eq!(out.status.code(), Some(2));
-    let err = text(&out.stderr);
-    assert!(
-        err.contains(
-            ".tickbot.toml: line 3, column 8: tasks.lint.args is not a valid regular expression"
-        ),
-        "{err}"
-    );
+    let bad = "[tasks.lint]\ncommand = [\"make\"]\nargs = \"([a-z]\"\n";
+    std::fs::write(&path, bad).expect("write");
+    insta::assert_snapshot!("check_config_bad_regex", shown(&check(), dir.path()));
+
+    let build = "[tasks.lint]\ncommand = [\"make\"]\nbuild = \"containers/tasks\"\n";
+    std::fs::write(&path, build).expect("write");
+    insta::assert_snapshot!("check_config_build_refused", shown(&check(), dir.path()));
 }
 
 #[test]
@@ -116,63 +95,55 @@ fn a_bad_server_config_stops_start_up_with_the_key_and_the_reason() {
     )
     .expect("write");
     let config = config.to_str().expect("utf-8");
-
-    let out = tickbot(&["--config", config, "serve"], &[], None);
-    assert_eq!(out.status.code(), Some(2));
-    assert!(
-        text(&out.stderr).contains("key `worker.concurrency`: must be at least 1"),
-        "{}",
-        text(&out.stderr)
-    );
-
-    let out = tickbot(
-        &["--config", config, "serve"],
-        &[
-            ("TICKBOT__WORKER__CONCURRENCY", "2"),
-            ("TICKBOT__WEBHOOK__LISTEN", "nowhere"),
-        ],
-        None,
-    );
-    assert_eq!(out.status.code(), Some(2));
-    assert!(
-        text(&out.stderr).contains("key `webhook.listen`"),
-        "{}",
-        text(&out.stderr)
-    );
-
-    // No secret: serve refuses to start rather than accept unsigned webhooks.
     let empty = dir.path().join("empty.toml");
-    let out = tickbot(
-        &["--config", empty.to_str().expect("utf-8"), "serve"],
-        &[],
-        None,
-    );
-    assert_eq!(out.status.code(), Some(2));
-    assert!(
-        text(&out.stderr).contains("webhook.secret"),
-        "{}",
-        text(&out.stderr)
-    );
-
-    // No token: the dispatcher cannot talk to GitHub.
-    let out = tickbot(
-        &["--config", empty.to_str().expect("utf-8"), "dispatch"],
-        &[("TICKBOT__WEBHOOK__SECRET", "s")],
-        None,
-    );
-    assert_eq!(out.status.code(), Some(2));
-    assert!(
-        text(&out.stderr).contains("TICKBOT__GITHUB__TOKEN"),
-        "{}",
-        text(&out.stderr)
-    );
-
-    let out = tickbot(&["--config", config, "check-config"], &[], None);
-    assert_eq!(
-        out.status.code(),
-        Some(2),
-        "check-config reports the same error"
-    );
+    let empty = empty.to_str().expect("utf-8");
+    let runs = [
+        (
+            "zero concurrency",
+            vec!["--config", config, "serve"],
+            vec![],
+        ),
+        (
+            "a bad address from the environment",
+            vec!["--config", config, "serve"],
+            vec![
+                ("TICKBOT__WORKER__CONCURRENCY", "2"),
+                ("TICKBOT__WEBHOOK__LISTEN", "nowhere"),
+            ],
+        ),
+        (
+            "a bad number from the environment",
+            vec!["--config", config, "serve"],
+            vec![("TICKBOT__WORKER__CONCURRENCY", "many")],
+        ),
+        // No secret: serve refuses to start rather than accept unsigned webhooks.
+        (
+            "no webhook secret",
+            vec!["--config", empty, "serve"],
+            vec![],
+        ),
+        // No token: the dispatcher cannot talk to GitHub.
+        (
+            "no token",
+            vec!["--config", empty, "dispatch"],
+            vec![("TICKBOT__WEBHOOK__SECRET", "s")],
+        ),
+        (
+            "check-config",
+            vec!["--config", config, "check-config"],
+            vec![],
+        ),
+    ];
+    let shown: Vec<String> = runs
+        .iter()
+        .map(|(what, args, env)| {
+            format!(
+                "## {what}\n{}",
+                shown(&tickbot(args, env, None), dir.path())
+            )
+        })
+        .collect();
+    insta::assert_snapshot!(shown.join("\n"));
 }
 
 /// A plain HTTP/1.0 GET over a socket: the status code, or None while nothing listens.
