@@ -3,6 +3,7 @@
 
 #![allow(dead_code)] // each test binary uses its own part of this
 
+pub mod tap;
 pub mod world;
 
 use std::sync::OnceLock;
@@ -94,6 +95,11 @@ pub fn redact(text: &str) -> String {
         (r"/logs/[0-9a-z]+", "/logs/<job>"),
         (r"tickbot:reply:\d+", "tickbot:reply:<comment>"),
         (r"\(tasks [0-9a-f]+\)", "(tasks <digest>)"),
+        (r"http://127\.0\.0\.1:\d+", "http://<intake>"),
+        (
+            r"tickbot:summary-data [A-Za-z0-9+/=]+",
+            "tickbot:summary-data <rows>",
+        ),
     ];
     rules
         .iter()

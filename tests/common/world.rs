@@ -1,6 +1,10 @@
-//! A stack with real workers on real RabbitMQ and podman, and a repository on its forge: what
-//! the end-to-end tests of workers and test contexts share.
+//! The one full-stack world the end-to-end tests share: the local forge (real HTTP, HMAC-signed
+//! webhooks, real git), the intake, the dispatcher and real RabbitMQ, with a repository
+//! `acme/images` on the forge (alice may write, bob may read). A test then either starts real
+//! workers in podman ([`World::start_worker`]) or plays the worker itself ([`World::tap_jobs`],
+//! [`World::report`]).
 
+use super::tap::JobTap;
 use super::{amqp_url, containers_conf, wait_for, wait_within};
 use std::collections::HashMap;
 use std::process::{Child, Command, Stdio};
@@ -27,6 +31,8 @@ pub struct World {
     pub repo: RepoName,
     pub dir: tempfile::TempDir,
     branches: usize,
+    /// The jobs queue, when the test plays the worker.
+    pub tap: Option<JobTap>,
 }
 
 impl World {
@@ -45,7 +51,7 @@ impl World {
     async fn with(files: &[(&str, &str)], app: Option<StackApp>) -> World {
         let dir = tempfile::tempdir().expect("tempdir");
         let repo: RepoName = "acme/images".parse().expect("valid");
-        let stack = Stack::start(StackOptions {
+        let mut stack = Stack::start(StackOptions {
             dir: dir.path().to_path_buf(),
             amqp_url: Some(amqp_url()),
             prefix: format!("e2e-{}", uuid::Uuid::new_v4()),
@@ -54,17 +60,22 @@ impl World {
         })
         .await
         .expect("RabbitMQ at 127.0.0.1:5672 must be running (rabbitmq-server -detached)");
+        // The repository exists before the dispatcher's reconcile at start, as in production.
+        stack.stop_dispatcher().await;
         stack
             .forge
             .create_repo(&repo, "main", files)
             .await
             .expect("create repo");
         stack.forge.add_collaborator(&repo, "alice", "write");
+        stack.forge.add_collaborator(&repo, "bob", "read");
+        stack.start_dispatcher();
         World {
             stack,
             repo,
             dir,
             branches: 0,
+            tap: None,
         }
     }
 
@@ -112,6 +123,11 @@ impl World {
     ) -> (PrNumber, CommitSha) {
         self.branches += 1;
         let branch = format!("topic-{}", self.branches);
+        let change = format!("{branch}.txt");
+        let files = match files.is_empty() {
+            true => &[(change.as_str(), "change\n")][..],
+            false => files,
+        };
         let sha = self
             .forge()
             .commit_files(&self.repo, &branch, Some("main"), files, "A change", author)
@@ -153,6 +169,30 @@ impl World {
                 .find(|c| c.contains("/help"))
         })
         .await;
+        if let Some(tap) = &self.tap {
+            // And every job queued so far reached the test's worker.
+            tap.barrier(&self.stack.broker).await;
+        }
+    }
+
+    /// `editor` replaces the PR's description.
+    pub async fn edit(&self, pr: PrNumber, body: &str, editor: &str) {
+        self.forge()
+            .edit_pr_body(&self.repo, pr, body, editor)
+            .await
+            .expect("edit the body");
+    }
+
+    /// The latest (state, description) of `context` on `sha`.
+    pub fn status(&self, sha: &CommitSha, context: &str) -> Option<(String, Option<String>)> {
+        self.latest(sha, context)
+            .map(|(state, description, _)| (state, Some(description)))
+    }
+
+    /// Waits until the context's latest status is `pending` `Not yet tested`.
+    pub async fn wait_pending(&self, sha: &CommitSha, context: &str) {
+        self.wait_status(sha, context, "pending", "Not yet tested")
+            .await;
     }
 
     /// `author` pushes a commit changing `files` to the PR's branch; returns the new head.
@@ -175,12 +215,20 @@ impl World {
 
     /// The bot's comments on the PR (replies and the summary).
     pub fn bot_comments(&self, pr: PrNumber) -> Vec<String> {
+        self.bot_comments_with_ids(pr)
+            .into_iter()
+            .map(|(_, body)| body)
+            .collect()
+    }
+
+    /// The bot's comments on the PR with their ids.
+    pub fn bot_comments_with_ids(&self, pr: PrNumber) -> Vec<(u64, String)> {
         let bot = self.forge().bot_login().to_string();
         self.forge()
             .comments(&self.repo, pr)
             .into_iter()
             .filter(|c| c.author == bot)
-            .map(|c| c.body)
+            .map(|c| (c.id, c.body))
             .collect()
     }
 
