@@ -113,6 +113,38 @@ impl Git {
     /// Runs it; a non-zero exit is the caller's to interpret.
     pub(crate) async fn run(self) -> Result<GitRun, GitError> {
         let command = format!("git {}", self.shown.join(" "));
+        let mut cmd = self.command();
+        let child = cmd.spawn().map_err(|source| GitError::Spawn {
+            command: command.clone(),
+            source,
+        })?;
+        let pgid = child.id();
+        match tokio::time::timeout(GIT_TIMEOUT, child.wait_with_output()).await {
+            Ok(Ok(out)) => Ok(GitRun {
+                command,
+                code: out.status.code(),
+                stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+                stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+            }),
+            Ok(Err(source)) => Err(GitError::Spawn { command, source }),
+            Err(_) => {
+                // The child itself died with the dropped future (kill_on_drop); its helpers
+                // (remote-https, index-pack) are in its process group.
+                if let Some(pgid) = pgid.and_then(|p| i32::try_from(p).ok()) {
+                    // SAFETY: signalling a process group we created.
+                    unsafe { libc::killpg(pgid, libc::SIGKILL) };
+                }
+                Err(GitError::TimedOut {
+                    command,
+                    after: GIT_TIMEOUT,
+                })
+            }
+        }
+    }
+
+    /// The `git` process with the settings, environment and credentials every command gets,
+    /// whatever the user's config and the worker's environment say.
+    fn command(&self) -> Command {
         let mut cmd = Command::new("git");
         // Settings that must hold whatever the user's global config says: no hooks (the
         // mirror is ours, and nothing from a PR may run on the host), no signing prompts.
@@ -165,32 +197,7 @@ impl Git {
             .stderr(Stdio::piped())
             .process_group(0)
             .kill_on_drop(true);
-        let child = cmd.spawn().map_err(|source| GitError::Spawn {
-            command: command.clone(),
-            source,
-        })?;
-        let pgid = child.id();
-        match tokio::time::timeout(GIT_TIMEOUT, child.wait_with_output()).await {
-            Ok(Ok(out)) => Ok(GitRun {
-                command,
-                code: out.status.code(),
-                stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-                stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-            }),
-            Ok(Err(source)) => Err(GitError::Spawn { command, source }),
-            Err(_) => {
-                // The child itself died with the dropped future (kill_on_drop); its helpers
-                // (remote-https, index-pack) are in its process group.
-                if let Some(pgid) = pgid.and_then(|p| i32::try_from(p).ok()) {
-                    // SAFETY: signalling a process group we created.
-                    unsafe { libc::killpg(pgid, libc::SIGKILL) };
-                }
-                Err(GitError::TimedOut {
-                    command,
-                    after: GIT_TIMEOUT,
-                })
-            }
-        }
+        cmd
     }
 }
 
