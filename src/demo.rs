@@ -78,44 +78,7 @@ pub async fn run(config: ServerConfig, keep: bool) -> anyhow::Result<()> {
 
     let repo: RepoName = "demo/widgets".parse()?;
     let forge = stack.forge.clone();
-    forge
-        .create_repo(
-            &repo,
-            "main",
-            &[
-                (".tickbot.toml", TICKBOT_TOML),
-                ("bump", BUMP),
-                ("versions.txt", "base\n"),
-            ],
-        )
-        .await?;
-    forge.add_collaborator(&repo, "alice", "write");
-    step("created demo/widgets with a `bump` task in .tickbot.toml");
-    let base = forge
-        .commit_files(
-            &repo,
-            "more-versions",
-            Some("main"),
-            &[("README.md", "Widgets.\n")],
-            "Add a README",
-            "alice",
-        )
-        .await?;
-    let pr = forge
-        .open_pr(
-            &repo,
-            "more-versions",
-            "main",
-            "More versions",
-            BODY,
-            "alice",
-        )
-        .await?;
-    step(&format!(
-        "alice opened PR {pr} at {}:\n{}",
-        base.short(),
-        indent(BODY)
-    ));
+    let (base, pr) = open_demo_pr(&forge, &repo, &step).await?;
 
     let outcome = watch(&forge, &repo, pr, &step).await;
     if outcome.is_ok() {
@@ -135,6 +98,54 @@ pub async fn run(config: ServerConfig, keep: bool) -> anyhow::Result<()> {
         let _ = std::fs::remove_dir_all(&dir);
     }
     outcome
+}
+
+/// Creates the sample repository with its `bump` task and opens alice's PR whose two
+/// checkboxes the demo then watches; returns the PR's base commit and number.
+async fn open_demo_pr(
+    forge: &Forge,
+    repo: &RepoName,
+    step: &impl Fn(&str),
+) -> anyhow::Result<(CommitSha, PrNumber)> {
+    forge
+        .create_repo(
+            repo,
+            "main",
+            &[
+                (".tickbot.toml", TICKBOT_TOML),
+                ("bump", BUMP),
+                ("versions.txt", "base\n"),
+            ],
+        )
+        .await?;
+    forge.add_collaborator(repo, "alice", "write");
+    step("created demo/widgets with a `bump` task in .tickbot.toml");
+    let base = forge
+        .commit_files(
+            repo,
+            "more-versions",
+            Some("main"),
+            &[("README.md", "Widgets.\n")],
+            "Add a README",
+            "alice",
+        )
+        .await?;
+    let pr = forge
+        .open_pr(
+            repo,
+            "more-versions",
+            "main",
+            "More versions",
+            BODY,
+            "alice",
+        )
+        .await?;
+    step(&format!(
+        "alice opened PR {pr} at {}:\n{}",
+        base.short(),
+        indent(BODY)
+    ));
+    Ok((base, pr))
 }
 
 /// podman when a container of the demo image really starts here, else the host runtime.

@@ -136,35 +136,11 @@ async fn webhook(State(intake): State<Intake>, headers: HeaderMap, body: Body) -
             "bad signature: the webhook secret on GitHub and in tickbot differ",
         );
     }
-    let (Some(event), Some(delivery)) = (h("x-github-event"), h("x-github-delivery")) else {
-        count("unknown", "bad_request");
-        return reply(
-            StatusCode::BAD_REQUEST,
-            "missing X-GitHub-Event or X-GitHub-Delivery header",
-        );
-    };
-    if delivery.is_empty() || delivery.len() > 128 || delivery.contains(char::is_whitespace) {
-        count(event, "bad_request");
-        return reply(
-            StatusCode::BAD_REQUEST,
-            "malformed X-GitHub-Delivery header",
-        );
-    }
-    if serde_json::from_slice::<serde::de::IgnoredAny>(&body).is_err() {
-        count(event, "bad_request");
-        return reply(StatusCode::BAD_REQUEST, "the body is not JSON");
-    }
-    if event == "ping" {
-        count(event, "ping");
-        return reply(StatusCode::OK, "pong");
-    }
-    if !HANDLED_EVENTS.contains(&event) {
-        count(event, "ignored");
-        return reply(
-            StatusCode::ACCEPTED,
-            "event ignored: tickbot does not act on it",
-        );
-    }
+    let (event, delivery) =
+        match actionable_event(h("x-github-event"), h("x-github-delivery"), &body) {
+            Ok(named) => named,
+            Err((status, message)) => return reply(status, message),
+        };
     let claim = match intake.deliveries.begin(delivery) {
         dedupe::Begin::New(claim) => claim,
         dedupe::Begin::Duplicate => {
@@ -180,6 +156,57 @@ async fn webhook(State(intake): State<Intake>, headers: HeaderMap, body: Body) -
         }
     };
 
+    enqueue(&intake, claim, event, delivery, &body).await
+}
+
+/// Checks the signed request names a delivery of an event tickbot acts on; anything else gets
+/// the status and message to answer with, before a delivery id is claimed.
+fn actionable_event<'h>(
+    event: Option<&'h str>,
+    delivery: Option<&'h str>,
+    body: &[u8],
+) -> Result<(&'h str, &'h str), (StatusCode, &'static str)> {
+    let (Some(event), Some(delivery)) = (event, delivery) else {
+        count("unknown", "bad_request");
+        return Err((
+            StatusCode::BAD_REQUEST,
+            "missing X-GitHub-Event or X-GitHub-Delivery header",
+        ));
+    };
+    if delivery.is_empty() || delivery.len() > 128 || delivery.contains(char::is_whitespace) {
+        count(event, "bad_request");
+        return Err((
+            StatusCode::BAD_REQUEST,
+            "malformed X-GitHub-Delivery header",
+        ));
+    }
+    if serde_json::from_slice::<serde::de::IgnoredAny>(body).is_err() {
+        count(event, "bad_request");
+        return Err((StatusCode::BAD_REQUEST, "the body is not JSON"));
+    }
+    if event == "ping" {
+        count(event, "ping");
+        return Err((StatusCode::OK, "pong"));
+    }
+    if !HANDLED_EVENTS.contains(&event) {
+        count(event, "ignored");
+        return Err((
+            StatusCode::ACCEPTED,
+            "event ignored: tickbot does not act on it",
+        ));
+    }
+    Ok((event, delivery))
+}
+
+/// Queues a claimed delivery for the dispatcher and answers GitHub by whether the queue
+/// confirmed it in time.
+async fn enqueue(
+    intake: &Intake,
+    claim: dedupe::Claim,
+    event: &str,
+    delivery: &str,
+    body: &Bytes,
+) -> Response {
     let started = Instant::now();
     let published = tokio::time::timeout(PUBLISH_TIMEOUT, async {
         intake
@@ -188,7 +215,7 @@ async fn webhook(State(intake): State<Intake>, headers: HeaderMap, body: Body) -
                 &QueueKind::Events,
                 Outgoing {
                     message_id: delivery.to_string(),
-                    body: crate::event::envelope(delivery, event, &body),
+                    body: crate::event::envelope(delivery, event, body),
                     priority: 0,
                 },
             )

@@ -236,10 +236,24 @@ impl Worker {
             },
             (executed, _) => executed,
         };
+        self.settle(&job, delivery, executed, &log_path, started)
+            .await;
+    }
+
+    /// Settles a job's delivery by how it ended: back to the queue when this worker cancelled
+    /// it, acknowledged once its report is queued when it finished.
+    async fn settle(
+        &self,
+        job: &Job,
+        delivery: Delivery,
+        executed: Executed,
+        log_path: &Path,
+        started: Instant,
+    ) {
         match executed {
             Executed::Cancelled => {
                 append_log(
-                    &log_path,
+                    log_path,
                     "tickbot: cancelled by worker shutdown; the job goes back to the queue",
                 );
                 if let Err(e) = delivery.retry().await {
@@ -247,9 +261,9 @@ impl Worker {
                 }
             }
             Executed::Finished { outcome, commit } => {
-                append_log(&log_path, &format!("tickbot: finished: {outcome:?}"));
+                append_log(log_path, &format!("tickbot: finished: {outcome:?}"));
                 let tail = (outcome != Outcome::Success)
-                    .then(|| read_log_tail(&log_path))
+                    .then(|| read_log_tail(log_path))
                     .flatten();
                 let state = ReportState::Finished {
                     outcome,
@@ -258,7 +272,7 @@ impl Worker {
                 };
                 // Acknowledged only once the dispatcher's report is safely queued: otherwise the
                 // job comes back, and the trailer check finds a result that already landed.
-                match self.report_with_log(&job, state, tail).await {
+                match self.report_with_log(job, state, tail).await {
                     Ok(()) => {
                         if let Err(e) = delivery.ack().await {
                             tracing::error!(job = %job.job_id, error = %e, "cannot acknowledge a finished job; it may be delivered again");
@@ -327,28 +341,8 @@ impl Worker {
         attempt: u32,
         cancel: watch::Receiver<bool>,
     ) -> Result<Executed, String> {
-        if let Some(dir) = log_path.parent() {
-            std::fs::create_dir_all(dir)
-                .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
-        }
-        append_log(
-            log_path,
-            &format!(
-                "tickbot: job {} ({}) attempt {attempt} on {} at {}",
-                job.job_id, job.context, self.settings.name, job.head_sha
-            ),
-        );
-        self.report(job, ReportState::Started)
-            .await
-            .map_err(|e| e.to_string())?;
-
         let name = container_name(&job.job_id);
-        // A worker killed with SIGKILL leaves its container running: take it down first.
-        self.settings
-            .runtime
-            .remove(&name)
-            .await
-            .map_err(|e: RuntimeError| e.to_string())?;
+        self.start(job, log_path, attempt, &name).await?;
 
         // The tree to run in: the PR's head, or another project's (then the PR is a checkout).
         let (tree_repo, tree_url, tree_ref, tree_sha) = match &job.main {
@@ -396,16 +390,40 @@ impl Worker {
             Ok(()) => self.run_in(job, &worktree, log_path, &name, cancel).await,
             Err(e) => Err(e),
         };
-        // Inner checkouts first: they live inside the job's tree.
-        for checkout in inner.into_iter().rev() {
-            if let Err(e) = checkout.remove().await {
-                tracing::warn!(job = %job.job_id, error = %e, "cannot remove a dependency checkout");
-            }
-        }
-        if let Err(e) = worktree.remove().await {
-            tracing::warn!(job = %job.job_id, error = %e, "cannot remove the job's worktree");
-        }
+        remove_checkouts(job, inner, worktree).await;
         result
+    }
+
+    /// Opens the job's log, tells the dispatcher it started and clears a container left by a
+    /// killed worker, before anything is fetched.
+    async fn start(
+        &self,
+        job: &Job,
+        log_path: &Path,
+        attempt: u32,
+        name: &str,
+    ) -> Result<(), String> {
+        if let Some(dir) = log_path.parent() {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+        }
+        append_log(
+            log_path,
+            &format!(
+                "tickbot: job {} ({}) attempt {attempt} on {} at {}",
+                job.job_id, job.context, self.settings.name, job.head_sha
+            ),
+        );
+        self.report(job, ReportState::Started)
+            .await
+            .map_err(|e| e.to_string())?;
+
+        // A worker killed with SIGKILL leaves its container running: take it down first.
+        self.settings
+            .runtime
+            .remove(name)
+            .await
+            .map_err(|e: RuntimeError| e.to_string())
     }
 
     /// The job's other checkouts (`[deps]`), each at its exact commit inside the tree.
@@ -456,18 +474,7 @@ impl Worker {
         name: &str,
         cancel: watch::Receiver<bool>,
     ) -> Result<Executed, String> {
-        let mut env = Vec::new();
-        for grant in &job.secrets {
-            for (container_var, server_var) in &grant.env {
-                let Some(value) = self.settings.secret_values.get(server_var) else {
-                    return Err(format!(
-                        "secret {}: the worker has no environment variable {server_var}",
-                        grant.name
-                    ));
-                };
-                env.push((container_var.clone(), value.clone()));
-            }
-        }
+        let env = self.secret_env(job)?;
         let spec = RunSpec {
             name: name.to_string(),
             image: job.image.clone(),
@@ -506,6 +513,33 @@ impl Worker {
                 commit: None,
             });
         }
+        self.commit_and_push(job, worktree, log_path).await
+    }
+
+    /// The container's environment: each granted secret's variables, from the worker's own.
+    fn secret_env(&self, job: &Job) -> Result<Vec<(String, String)>, String> {
+        let mut env = Vec::new();
+        for grant in &job.secrets {
+            for (container_var, server_var) in &grant.env {
+                let Some(value) = self.settings.secret_values.get(server_var) else {
+                    return Err(format!(
+                        "secret {}: the worker has no environment variable {server_var}",
+                        grant.name
+                    ));
+                };
+                env.push((container_var.clone(), value.clone()));
+            }
+        }
+        Ok(env)
+    }
+
+    /// Commits what a successful job changed and pushes it to the PR branch.
+    async fn commit_and_push(
+        &self,
+        job: &Job,
+        worktree: &Worktree,
+        log_path: &Path,
+    ) -> Result<Executed, String> {
         let log_url = self.log_url(job);
         let message = job
             .message
@@ -555,8 +589,24 @@ impl Worker {
                     commit: Some(pushed),
                 })
             }
-            PushOutcome::HeadMoved { reason } => failed(reason),
+            PushOutcome::HeadMoved { reason } => Ok(Executed::Finished {
+                outcome: Outcome::Failure { reason },
+                commit: None,
+            }),
         }
+    }
+}
+
+/// Removes a job's checkouts whatever happened in them; a failure only leaves a warning.
+async fn remove_checkouts(job: &Job, inner: Vec<Worktree>, worktree: Worktree) {
+    // Inner checkouts first: they live inside the job's tree.
+    for checkout in inner.into_iter().rev() {
+        if let Err(e) = checkout.remove().await {
+            tracing::warn!(job = %job.job_id, error = %e, "cannot remove a dependency checkout");
+        }
+    }
+    if let Err(e) = worktree.remove().await {
+        tracing::warn!(job = %job.job_id, error = %e, "cannot remove the job's worktree");
     }
 }
 

@@ -171,33 +171,7 @@ impl Runtime {
         if *cancel.borrow() {
             return Ok(RunOutcome::Cancelled);
         }
-        let Some(first) = spec.argv.first() else {
-            return Err(RuntimeError::EmptyCommand);
-        };
-        let (mut cmd, program) = match self {
-            Runtime::Podman { .. } => (self.podman_run(spec)?, "podman"),
-            Runtime::Host => (host_command(spec)?, first.as_str()),
-        };
-        let out = open_log(log)?;
-        let err = out.try_clone().map_err(|source| RuntimeError::Log {
-            path: log.to_path_buf(),
-            source,
-        })?;
-        cmd.stdin(Stdio::null())
-            .stdout(out)
-            .stderr(err)
-            // Its own group, so the whole tree (the podman client and its helpers, or a
-            // host command and its children) can be signalled at once.
-            .process_group(0)
-            .kill_on_drop(true);
-        let mut child = cmd.spawn().map_err(|source| RuntimeError::Spawn {
-            program: program.to_string(),
-            hint: match self {
-                Runtime::Podman { .. } => PODMAN_HINT,
-                Runtime::Host => HOST_HINT,
-            },
-            source,
-        })?;
+        let (mut child, program) = self.spawn(spec, log)?;
         let pid = child.id();
         let mut cleanup = Cleanup {
             pgid: pid.and_then(|p| i32::try_from(p).ok()),
@@ -243,6 +217,43 @@ impl Runtime {
         cleanup.disarm();
         tracing::info!(name = %spec.name, ?outcome, "job command stopped");
         Ok(outcome)
+    }
+
+    /// Starts the job's command in its own process group with its output going to `log`;
+    /// returns it with the program name errors mention.
+    fn spawn<'a>(
+        &self,
+        spec: &'a RunSpec,
+        log: &Path,
+    ) -> Result<(tokio::process::Child, &'a str), RuntimeError> {
+        let Some(first) = spec.argv.first() else {
+            return Err(RuntimeError::EmptyCommand);
+        };
+        let (mut cmd, program) = match self {
+            Runtime::Podman { .. } => (self.podman_run(spec)?, "podman"),
+            Runtime::Host => (host_command(spec)?, first.as_str()),
+        };
+        let out = open_log(log)?;
+        let err = out.try_clone().map_err(|source| RuntimeError::Log {
+            path: log.to_path_buf(),
+            source,
+        })?;
+        cmd.stdin(Stdio::null())
+            .stdout(out)
+            .stderr(err)
+            // Its own group, so the whole tree (the podman client and its helpers, or a
+            // host command and its children) can be signalled at once.
+            .process_group(0)
+            .kill_on_drop(true);
+        let child = cmd.spawn().map_err(|source| RuntimeError::Spawn {
+            program: program.to_string(),
+            hint: match self {
+                Runtime::Podman { .. } => PODMAN_HINT,
+                Runtime::Host => HOST_HINT,
+            },
+            source,
+        })?;
+        Ok((child, program))
     }
 
     /// Force-removes a container called `name` if there is one (running or not). A worker
