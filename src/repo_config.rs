@@ -217,80 +217,14 @@ impl RepoConfig {
         };
 
         let mut tasks = BTreeMap::new();
-        for (name, raw) in raw.tasks {
-            let verb = name.get_ref();
-            if !is_verb(verb) {
-                return Err(at(
-                    name.span().start,
-                    format!(
-                        "task name '{verb}' must be lowercase letters, digits, '-' or '_', starting with a letter or digit"
-                    ),
-                ));
-            }
-            refuse_build(raw.build.as_ref(), &format!("tasks.{verb}"), &at)?;
-            let command = checked_command(&raw.command, &format!("tasks.{verb}"), &at)?;
-            if verb == "tickbot" {
-                return Err(at(
-                    name.span().start,
-                    "the task name 'tickbot' is reserved for tickbot's own statuses".into(),
-                ));
-            }
-            let args = match raw.args {
-                None => None,
-                // Anchored: every argument must match as a whole (reference §4), not contain a match.
-                Some(pattern) => {
-                    let invalid = |e: regex::Error| {
-                        at(
-                            pattern.span().start,
-                            format!("tasks.{verb}.args is not a valid regular expression: {e}"),
-                        )
-                    };
-                    // Checked as written first, so an error quotes the user's own pattern.
-                    Regex::new(pattern.get_ref()).map_err(invalid)?;
-                    Some(ArgPattern {
-                        source: pattern.get_ref().clone(),
-                        anchored: Regex::new(&format!("^(?:{})$", pattern.get_ref()))
-                            .map_err(invalid)?,
-                    })
-                }
-            };
-            tasks.insert(
-                verb.clone(),
-                TaskDef {
-                    command,
-                    args,
-                    image: raw.image.unwrap_or_else(|| DEFAULT_IMAGE.into()),
-                    build: None,
-                    timeout: checked_timeout(raw.timeout, &format!("tasks.{verb}"), &at)?,
-                    commit: raw.commit,
-                    message: raw.message,
-                    pool: raw.pool.unwrap_or_else(|| "default".into()),
-                    priority: checked_priority(raw.priority, &format!("tasks.{verb}"), &at)?,
-                    secrets: raw.secrets,
-                    network: raw.network,
-                },
-            );
+        for (name, task) in raw.tasks {
+            let def = task_def(&name, task, &at)?;
+            tasks.insert(name.into_inner(), def);
         }
-
         let mut tests = BTreeMap::new();
-        for (name, raw) in raw.tests {
-            let ctx = name.get_ref().clone();
-            refuse_build(raw.build.as_ref(), &format!("tests.{ctx}"), &at)?;
-            let command = checked_command(&raw.command, &format!("tests.{ctx}"), &at)?;
-            tests.insert(
-                ctx.clone(),
-                TestDef {
-                    command,
-                    image: raw.image.unwrap_or_else(|| DEFAULT_IMAGE.into()),
-                    build: None,
-                    timeout: checked_timeout(raw.timeout, &format!("tests.{ctx}"), &at)?,
-                    default: raw.default,
-                    branches: raw.branches,
-                    paths: raw.paths,
-                    pool: raw.pool.unwrap_or_else(|| "default".into()),
-                    priority: checked_priority(raw.priority, &format!("tests.{ctx}"), &at)?,
-                },
-            );
+        for (name, test) in raw.tests {
+            let def = test_def(name.get_ref(), test, &at)?;
+            tests.insert(name.into_inner(), def);
         }
 
         Ok(RepoConfig {
@@ -319,6 +253,90 @@ fn is_verb(s: &str) -> bool {
 
 /// `build = "<dir>"` asks for the job's image to be built from the repository, which tickbot
 /// cannot do yet; running the job in `image` instead would silently ignore what was asked.
+/// A `[tasks.<verb>]` table, checked.
+fn task_def(
+    name: &Spanned<String>,
+    raw: RawTask,
+    at: &impl Fn(usize, String) -> RepoConfigError,
+) -> Result<TaskDef, RepoConfigError> {
+    let verb = name.get_ref();
+    if !is_verb(verb) {
+        return Err(at(
+            name.span().start,
+            format!(
+                "task name '{verb}' must be lowercase letters, digits, '-' or '_', starting with a letter or digit"
+            ),
+        ));
+    }
+    let key = format!("tasks.{verb}");
+    refuse_build(raw.build.as_ref(), &key, at)?;
+    let command = checked_command(&raw.command, &key, at)?;
+    if verb == "tickbot" {
+        return Err(at(
+            name.span().start,
+            "the task name 'tickbot' is reserved for tickbot's own statuses".into(),
+        ));
+    }
+    Ok(TaskDef {
+        command,
+        args: checked_args(raw.args, &key, at)?,
+        image: raw.image.unwrap_or_else(|| DEFAULT_IMAGE.into()),
+        build: None,
+        timeout: checked_timeout(raw.timeout, &key, at)?,
+        commit: raw.commit,
+        message: raw.message,
+        pool: raw.pool.unwrap_or_else(|| "default".into()),
+        priority: checked_priority(raw.priority, &key, at)?,
+        secrets: raw.secrets,
+        network: raw.network,
+    })
+}
+
+/// A task's `args` pattern. Anchored: every argument must match as a whole (reference §4),
+/// not contain a match.
+fn checked_args(
+    pattern: Option<Spanned<String>>,
+    key: &str,
+    at: &impl Fn(usize, String) -> RepoConfigError,
+) -> Result<Option<ArgPattern>, RepoConfigError> {
+    let Some(pattern) = pattern else {
+        return Ok(None);
+    };
+    let invalid = |e: regex::Error| {
+        at(
+            pattern.span().start,
+            format!("{key}.args is not a valid regular expression: {e}"),
+        )
+    };
+    // Checked as written first, so an error quotes the user's own pattern.
+    Regex::new(pattern.get_ref()).map_err(invalid)?;
+    Ok(Some(ArgPattern {
+        source: pattern.get_ref().clone(),
+        anchored: Regex::new(&format!("^(?:{})$", pattern.get_ref())).map_err(invalid)?,
+    }))
+}
+
+/// A `[tests.<context>]` table, checked.
+fn test_def(
+    context: &str,
+    raw: RawTest,
+    at: &impl Fn(usize, String) -> RepoConfigError,
+) -> Result<TestDef, RepoConfigError> {
+    let key = format!("tests.{context}");
+    refuse_build(raw.build.as_ref(), &key, at)?;
+    Ok(TestDef {
+        command: checked_command(&raw.command, &key, at)?,
+        image: raw.image.unwrap_or_else(|| DEFAULT_IMAGE.into()),
+        build: None,
+        timeout: checked_timeout(raw.timeout, &key, at)?,
+        default: raw.default,
+        branches: raw.branches,
+        paths: raw.paths,
+        pool: raw.pool.unwrap_or_else(|| "default".into()),
+        priority: checked_priority(raw.priority, &key, at)?,
+    })
+}
+
 fn refuse_build(
     build: Option<&Spanned<toml::Value>>,
     key: &str,

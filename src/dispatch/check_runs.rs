@@ -3,7 +3,7 @@
 //! turn); the "Cancel" action like `/cancel <its context>`. What cannot be done is said in one
 //! reply per button press.
 
-use super::replies::{Comment, Note, Refusal};
+use super::replies::{CommandRefusal, Comment, Note, Refusal};
 use super::state::{APPROVAL_CONTEXT, CANCEL, RETRY};
 use super::tests::Trigger;
 use super::writes::BodyEdit;
@@ -43,7 +43,10 @@ impl Dispatcher {
         let mut refusals = Vec::new();
         if !verdict.trusted {
             let reason = verdict.reason;
-            refusals.push(Refusal::ButtonNotTrusted { context, reason });
+            refusals.push(Refusal::from(CommandRefusal::ButtonNotTrusted {
+                context,
+                reason,
+            }));
         } else if !retry {
             let only = std::slice::from_ref(&e.name);
             self.writes.cancel_contexts(&pr, only, &e.sender).await?;
@@ -53,17 +56,17 @@ impl Dispatcher {
             let edited = self.writes.edit_body(&pr.repo, pr.number, &edit).await?;
             self.writes.request_plan(&edited.pull()).await?;
         } else if is_task || context == APPROVAL_CONTEXT {
-            refusals.push(Refusal::NothingToRerun { context });
+            refusals.push(Refusal::from(CommandRefusal::NothingToRerun { context }));
         } else {
             match commands::parse_context(&context) {
                 Ok(spec) => {
                     let named = Trigger::Named(std::slice::from_ref(&spec));
                     refusals.extend(self.plan_tests(&pr, named).await?);
                 }
-                Err(err) => refusals.push(Refusal::CannotRerun {
+                Err(err) => refusals.push(Refusal::from(CommandRefusal::CannotRerun {
                     context,
                     error: err.to_string(),
-                }),
+                })),
             }
         }
         if !refusals.is_empty() {

@@ -4,16 +4,15 @@
 //! comment.
 
 use super::memory::ConfigAt;
-use super::replies::{Comment, Note, Refusal};
+use super::replies::{CommandRefusal, Comment, Explanation, Note, PlanExplained, Refusal};
 use super::state::{self, APPROVAL_CONTEXT, State};
 use super::tests::Trigger;
 use super::writes::{BodyEdit, Edited};
-use super::{DispatchError, Dispatcher, contexts, plan, replies};
+use super::{DispatchError, Dispatcher, contexts, plan};
 use crate::checklist;
 use crate::commands::{self, Command, ContextSpec};
 use crate::event::CommentEvent;
 use crate::github::PullRequest;
-use std::fmt::Write as _;
 
 impl Dispatcher {
     pub(super) async fn on_comment(&self, c: CommentEvent) -> Result<(), DispatchError> {
@@ -30,10 +29,10 @@ impl Dispatcher {
             .refused
             .iter()
             .map(|r| {
-                Note::from(Refusal::BadCommandLine {
+                Note::from(Refusal::from(CommandRefusal::BadCommandLine {
                     line: r.line,
                     reason: r.reason.clone(),
-                })
+                }))
             })
             .collect();
         let open_to_all = |name: &str| matches!(name, "help" | "explain");
@@ -59,9 +58,9 @@ impl Dispatcher {
                 });
             } else if let Some(v) = verdict.as_ref().filter(|v| !v.trusted) {
                 let reason = v.reason.clone();
-                notes.push(Refusal::NotTrusted { command, reason }.into());
+                notes.push(Refusal::from(CommandRefusal::NotTrusted { command, reason }).into());
             } else if !pr.state_open {
-                notes.push(Refusal::CommandOnClosedPr { command }.into());
+                notes.push(Refusal::from(CommandRefusal::CommandOnClosedPr { command }).into());
             } else {
                 let refusals = self.run_command(&pr, cmd, &c.author).await?;
                 notes.extend(refusals.into_iter().map(Note::from));
@@ -104,10 +103,10 @@ impl Dispatcher {
             "cancel" => {
                 let cancelled = self.writes.cancel_contexts(pr, &cmd.args, author).await?;
                 Ok(match cancelled.is_empty() {
-                    true => vec![Refusal::NothingToCancel {
+                    true => vec![Refusal::from(CommandRefusal::NothingToCancel {
                         contexts: cmd.args.clone(),
                         head: pr.head_sha.clone(),
-                    }],
+                    })],
                     false => Vec::new(),
                 })
             }
@@ -139,102 +138,55 @@ impl Dispatcher {
                 self.writes.request_plan(&pr).await?;
                 Ok(Vec::new())
             }
-            Edited::Impossible(_) => Ok(vec![Refusal::TaskDoesNotFit { text }]),
-            Edited::GaveUp(_) => Ok(vec![Refusal::DescriptionKeptChanging { text }]),
+            Edited::Impossible(_) => {
+                Ok(vec![Refusal::from(CommandRefusal::TaskDoesNotFit { text })])
+            }
+            Edited::GaveUp(_) => Ok(vec![Refusal::from(
+                CommandRefusal::DescriptionKeptChanging { text },
+            )]),
         }
     }
 
     /// `/explain`: who is trusted, what runs next, what does not and why.
-    async fn explain(&self, pr: &PullRequest) -> Result<String, DispatchError> {
-        let sha = pr.head_sha.short();
-        let mut out = format!("what tickbot does for this pull request at {sha}:\n");
+    async fn explain(&self, pr: &PullRequest) -> Result<Explanation, DispatchError> {
+        let head = pr.head_sha.clone();
         if !pr.state_open {
-            out.push_str("\n  * it is closed: nothing runs");
-            return Ok(out);
+            return Ok(Explanation::Closed { head });
         }
         let config = match self.config_at(&pr.repo, &pr.head_sha).await? {
             ConfigAt::Valid(c) => c,
-            ConfigAt::Missing => {
-                out.push_str("\n  * there is no `.tickbot.toml`: nothing runs");
-                return Ok(out);
-            }
+            ConfigAt::Missing => return Ok(Explanation::NoConfig { head }),
             ConfigAt::Invalid(e) => {
-                let _ = write!(
-                    out,
-                    "\n  * `.tickbot.toml` is invalid, so nothing runs: {e}"
-                );
-                return Ok(out);
+                let error = e.to_string();
+                return Ok(Explanation::InvalidConfig { head, error });
             }
         };
         let statuses = self.writes.states(&pr.repo, &pr.head_sha).await?;
         let verdict = self.author_trust(pr).await?;
-        let _ = write!(out, "\n  * trust: {}", verdict.reason);
-        match statuses.iter().find(|s| s.context == APPROVAL_CONTEXT) {
-            Some(a) => {
-                let said = a.description.as_deref().unwrap_or("");
-                let _ = write!(out, "; `{APPROVAL_CONTEXT}`: {said}");
-            }
-            None if !verdict.trusted => {
-                out.push_str("; nothing runs until a trusted person comments `/ok-to-test`")
-            }
-            None => {}
-        }
-        if pr.draft {
-            out.push_str(
-                "\n  * it is a draft: tests run on `/test` or when it is ready for review",
-            );
-        }
         let state_of = |context: &str| {
             statuses
                 .iter()
                 .find(|s| s.context == context)
                 .and_then(|s| s.description.clone())
-                .unwrap_or_else(|| "no status yet".into())
         };
         let (run, skipped) = self.applicable(pr, &config).await?;
-        for name in &run {
-            let _ = write!(out, "\n  * test `{name}`: {}", state_of(name));
-        }
-        for s in &skipped {
-            let _ = write!(
-                out,
-                "\n  * test `{}` does not run automatically: {}",
-                s.context, s.reason
-            );
-        }
         let checklist = checklist::parse(&pr.body);
         let (next, refused) = plan::candidates(&checklist, &config, &self.settings.pools);
-        match next {
-            Some(n) => {
-                let _ = write!(
-                    out,
-                    "\n  * next task: `{}`: {}",
-                    n.item.text,
-                    state_of(&n.context)
-                );
-            }
-            None if checklist.tasks.is_empty() => out.push_str("\n  * no tasks in the description"),
-            None => out.push_str("\n  * no task left to run"),
-        }
-        for r in &refused {
-            let _ = write!(
-                out,
-                "\n  * task on line {} `{}` cannot run: {}",
-                r.line, r.text, r.reason
-            );
-        }
-        let known = contexts::names(&config);
-        let _ = match known.is_empty() {
-            true => write!(
-                out,
-                "\n  * `/test <context>` runs any of them; `.tickbot.toml` defines no test contexts"
-            ),
-            false => write!(
-                out,
-                "\n  * `/test <context>` runs any of them; known contexts: {}",
-                replies::quoted(&known)
-            ),
-        };
-        Ok(out)
+        Ok(Explanation::Plan(Box::new(PlanExplained {
+            head,
+            trust: verdict.reason,
+            trusted: verdict.trusted,
+            approval: state_of(APPROVAL_CONTEXT),
+            draft: pr.draft,
+            tests: run
+                .iter()
+                .map(|name| (name.clone(), state_of(name)))
+                .collect(),
+            skipped,
+            next: next.map(|n| (n.item.text.clone(), state_of(&n.context))),
+            no_tasks: checklist.tasks.is_empty(),
+            refused,
+            known: contexts::names(&config),
+        })))
     }
 }

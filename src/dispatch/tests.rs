@@ -10,12 +10,12 @@
 
 use super::contexts;
 use super::memory::ConfigAt;
-use super::replies::{Comment, Refusal};
+use super::replies::{Comment, DependencyRefusal, ProjectRefusal, Refusal, TestRefusal};
 use super::state::{self, APPROVAL_CONTEXT, Phase};
 use super::{DispatchError, Dispatcher};
 use crate::commands::ContextSpec;
 use crate::github::{CommitStatus, GitHubError, PullRequest};
-use crate::ids::RepoName;
+use crate::ids::{CommitSha, RepoName};
 use crate::job::{self, Checkout, Job, JobKind};
 use crate::repo_config::{RepoConfig, TestDef};
 use std::sync::Arc;
@@ -56,6 +56,15 @@ impl Planned {
     }
 }
 
+/// Another project's branch, resolved for `ctx@owner/repo[/branch]`.
+struct ForeignBranch {
+    repo: RepoName,
+    clone_url: String,
+    branch: String,
+    sha: CommitSha,
+    config: Arc<RepoConfig>,
+}
+
 impl Dispatcher {
     /// Queues the test contexts `trigger` asks for. Returns what a person who asked should be
     /// told (unknown contexts, nothing to retest, …); empty for automatic runs.
@@ -71,7 +80,7 @@ impl Dispatcher {
             false => vec![r],
         };
         if !pr.state_open {
-            return Ok(refuse(Refusal::TestOnClosedPr));
+            return Ok(refuse(Refusal::from(TestRefusal::TestOnClosedPr)));
         }
         if automatic && pr.draft {
             return Ok(Vec::new());
@@ -79,14 +88,14 @@ impl Dispatcher {
         let head = pr.head_sha.clone();
         let config = match self.config_at(&pr.repo, &pr.head_sha).await? {
             ConfigAt::Valid(c) => c,
-            ConfigAt::Missing => return Ok(refuse(Refusal::NoConfig { head })),
+            ConfigAt::Missing => return Ok(refuse(Refusal::from(TestRefusal::NoConfig { head }))),
             ConfigAt::Invalid(error) => {
                 let comment = Comment::BadConfig {
                     head: &pr.head_sha,
                     error: &error,
                 };
                 self.writes.post_once(pr, &comment).await?;
-                return Ok(refuse(Refusal::InvalidConfig { head }));
+                return Ok(refuse(Refusal::from(TestRefusal::InvalidConfig { head })));
             }
         };
         if automatic && !config.tests.values().any(|t| t.default) {
@@ -115,18 +124,20 @@ impl Dispatcher {
             let existing = statuses.iter().find(|s| s.context == p.context);
             let phase = existing.map(Phase::of);
             if phase.is_some_and(Phase::is_active) {
-                refusals.extend(refuse(Refusal::AlreadyActive { context: p.context }));
+                refusals.extend(refuse(Refusal::from(TestRefusal::AlreadyActive {
+                    context: p.context,
+                })));
                 continue;
             }
             if automatic && phase.is_some_and(|p| p != Phase::AwaitingApproval) {
                 continue; // ran at this head already
             }
             if !self.settings.pools.contains(&p.test.pool) {
-                refusals.push(Refusal::NoWorkers {
+                refusals.push(Refusal::from(TestRefusal::NoWorkers {
                     context: p.context,
                     pool: p.test.pool.clone(),
                     pools: self.settings.pools.clone(),
-                });
+                }));
                 continue;
             }
             let previous = existing
@@ -152,8 +163,8 @@ impl Dispatcher {
                 let (run, skipped) = self.applicable(pr, config).await?;
                 if run.is_empty() && matches!(trigger, Trigger::Defaults) {
                     refusals.push(match skipped.is_empty() {
-                        true => Refusal::NoTestContexts,
-                        false => Refusal::NoneApplies { skipped },
+                        true => Refusal::from(TestRefusal::NoTestContexts),
+                        false => Refusal::from(TestRefusal::NoneApplies { skipped }),
                     });
                 }
                 for name in run {
@@ -172,17 +183,17 @@ impl Dispatcher {
                     .filter(|s| !checklist.tasks.iter().any(|t| t.context() == s.context))
                     .collect();
                 if failed.is_empty() {
-                    refusals.push(Refusal::NothingToRetest {
+                    refusals.push(Refusal::from(TestRefusal::NothingToRetest {
                         head: pr.head_sha.clone(),
-                    });
+                    }));
                 }
                 let mut specs = Vec::new();
                 for s in failed {
                     match crate::commands::parse_context(&s.context) {
                         Ok(spec) => specs.push(spec),
-                        Err(_) => refusals.push(Refusal::NotATestContext {
+                        Err(_) => refusals.push(Refusal::from(TestRefusal::NotATestContext {
                             context: s.context.clone(),
-                        }),
+                        })),
                     }
                 }
                 specs
@@ -229,28 +240,28 @@ impl Dispatcher {
                 .await;
         }
         let Some(test) = config.tests.get(&spec.context) else {
-            return Ok(Err(Refusal::UnknownContext {
+            return Ok(Err(Refusal::from(TestRefusal::UnknownContext {
                 context: spec.context.clone(),
                 suggestion: contexts::closest_test(config, &spec.context),
                 known: contexts::names(config),
-            }));
+            })));
         };
         let mut planned = Planned::plain(context.clone(), test);
         let Some((dep, number)) = &spec.dep_pr else {
             return Ok(Ok(planned));
         };
         let Some(def) = config.deps.get(dep) else {
-            return Ok(Err(Refusal::UnknownDependency {
+            return Ok(Err(Refusal::from(DependencyRefusal::UnknownDependency {
                 context,
                 dep: dep.clone(),
                 known: config.deps.keys().cloned().collect(),
-            }));
+            })));
         };
         let Ok(dep_repo) = def.repo.parse::<RepoName>() else {
-            return Ok(Err(Refusal::BadDependencyRepo {
+            return Ok(Err(Refusal::from(DependencyRefusal::BadDependencyRepo {
                 dep: dep.clone(),
                 repo: def.repo.clone(),
-            }));
+            })));
         };
         let dep_pr = match self
             .github
@@ -259,20 +270,22 @@ impl Dispatcher {
         {
             Ok(p) => p,
             Err(GitHubError::NotFound { .. }) => {
-                return Ok(Err(Refusal::NoSuchPr {
+                return Ok(Err(Refusal::from(DependencyRefusal::NoSuchPr {
                     context,
                     repo: dep_repo,
                     number: *number,
-                }));
+                })));
             }
             Err(e) => return Err(e.into()),
         };
         let Some(clone_url) = dep_pr.head_clone_url.clone() else {
-            return Ok(Err(Refusal::DependencyBranchGone {
-                context,
-                repo: dep_repo,
-                number: *number,
-            }));
+            return Ok(Err(Refusal::from(
+                DependencyRefusal::DependencyBranchGone {
+                    context,
+                    repo: dep_repo,
+                    number: *number,
+                },
+            )));
         };
         planned.note = Some(format!("{dep}#{number} at {}", dep_pr.head_sha.short()));
         planned.checkouts.push(Checkout {
@@ -295,47 +308,25 @@ impl Dispatcher {
         branch: Option<&str>,
     ) -> Result<Result<Planned, Refusal>, DispatchError> {
         let context = spec.to_string();
-        let Ok(repo) = project.parse::<RepoName>() else {
-            let project = project.to_string();
-            return Ok(Err(Refusal::BadProject { context, project }));
+        let other = match self.foreign_branch(&context, project, branch).await? {
+            Ok(other) => other,
+            Err(refusal) => return Ok(Err(refusal.into())),
         };
-        let Some(info) = self.github.repository(&repo).await? else {
-            return Ok(Err(Refusal::ProjectNotVisible { context, repo }));
-        };
-        let branch = branch.unwrap_or(&info.default_branch).to_string();
-        let Some(sha) = self.github.commit_of(&repo, &branch).await? else {
-            return Ok(Err(Refusal::NoBranch {
-                context,
-                repo,
-                branch,
-            }));
-        };
-        let config = match self.config_at(&repo, &sha).await? {
-            ConfigAt::Valid(c) => c,
-            ConfigAt::Missing => {
-                return Ok(Err(Refusal::ProjectWithoutConfig {
-                    context,
-                    repo,
-                    branch,
-                }));
-            }
-            ConfigAt::Invalid(e) => {
-                return Ok(Err(Refusal::ProjectConfigInvalid {
-                    context,
-                    repo,
-                    branch,
-                    error: e.to_string(),
-                }));
-            }
-        };
+        let ForeignBranch {
+            repo,
+            clone_url: main_url,
+            branch,
+            sha,
+            config,
+        } = other;
         let Some(test) = config.tests.get(&spec.context) else {
-            return Ok(Err(Refusal::UnknownProjectContext {
+            return Ok(Err(Refusal::from(ProjectRefusal::UnknownProjectContext {
                 context,
                 name: spec.context.clone(),
                 suggestion: contexts::closest_test(&config, &spec.context),
                 known: contexts::names(&config),
                 repo,
-            }));
+            })));
         };
         let this = pr.repo.to_string();
         let Some(dep) = config
@@ -343,22 +334,24 @@ impl Dispatcher {
             .values()
             .find(|d| d.repo.eq_ignore_ascii_case(&this))
         else {
-            return Ok(Err(Refusal::ProjectWithoutDep {
+            let this = pr.repo.clone();
+            let refusal = ProjectRefusal::ProjectWithoutDep {
                 context,
                 repo,
                 branch,
-                this: pr.repo.clone(),
-            }));
+                this,
+            };
+            return Ok(Err(refusal.into()));
         };
         let Some(clone_url) = pr.head_clone_url.clone() else {
-            return Ok(Err(Refusal::HeadRepoGone));
+            return Ok(Err(Refusal::from(TestRefusal::HeadRepoGone)));
         };
         Ok(Ok(Planned {
             context,
             test: test.clone(),
             main: Some(Checkout {
                 repo: repo.clone(),
-                clone_url: info.clone_url,
+                clone_url: main_url,
                 git_ref: branch.clone(),
                 sha: sha.clone(),
                 path: String::new(),
@@ -371,6 +364,56 @@ impl Dispatcher {
                 path: dep.path.clone(),
             }],
             note: Some(format!("{repo}/{branch} at {}", sha.short())),
+        }))
+    }
+
+    /// Another project's branch (its default branch unless named) and its `.tickbot.toml`.
+    async fn foreign_branch(
+        &self,
+        context: &str,
+        project: &str,
+        branch: Option<&str>,
+    ) -> Result<Result<ForeignBranch, ProjectRefusal>, DispatchError> {
+        let context = context.to_string();
+        let Ok(repo) = project.parse::<RepoName>() else {
+            let project = project.to_string();
+            return Ok(Err(ProjectRefusal::BadProject { context, project }));
+        };
+        let Some(info) = self.github.repository(&repo).await? else {
+            return Ok(Err(ProjectRefusal::ProjectNotVisible { context, repo }));
+        };
+        let branch = branch.unwrap_or(&info.default_branch).to_string();
+        let Some(sha) = self.github.commit_of(&repo, &branch).await? else {
+            return Ok(Err(ProjectRefusal::NoBranch {
+                context,
+                repo,
+                branch,
+            }));
+        };
+        let config = match self.config_at(&repo, &sha).await? {
+            ConfigAt::Valid(c) => c,
+            ConfigAt::Missing => {
+                return Ok(Err(ProjectRefusal::ProjectWithoutConfig {
+                    context,
+                    repo,
+                    branch,
+                }));
+            }
+            ConfigAt::Invalid(e) => {
+                return Ok(Err(ProjectRefusal::ProjectConfigInvalid {
+                    context,
+                    repo,
+                    branch,
+                    error: e.to_string(),
+                }));
+            }
+        };
+        Ok(Ok(ForeignBranch {
+            repo,
+            clone_url: info.clone_url,
+            branch,
+            sha,
+            config,
         }))
     }
 

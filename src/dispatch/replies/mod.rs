@@ -28,6 +28,15 @@ pub fn markers_in(body: &str) -> Vec<String> {
 /// Something a person asked for that tickbot will not do, and why.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Refusal {
+    Command(CommandRefusal),
+    Test(TestRefusal),
+    Dependency(DependencyRefusal),
+    Project(ProjectRefusal),
+}
+
+/// A comment command or a button that cannot be acted on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CommandRefusal {
     /// A command line the comment parser could not read.
     BadCommandLine {
         line: usize,
@@ -40,6 +49,32 @@ pub enum Refusal {
     CommandOnClosedPr {
         command: String,
     },
+    NothingToCancel {
+        contexts: Vec<String>,
+        head: CommitSha,
+    },
+    TaskDoesNotFit {
+        text: String,
+    },
+    DescriptionKeptChanging {
+        text: String,
+    },
+    ButtonNotTrusted {
+        context: String,
+        reason: String,
+    },
+    NothingToRerun {
+        context: String,
+    },
+    CannotRerun {
+        context: String,
+        error: String,
+    },
+}
+
+/// A test context of this repository that cannot run (`/test`, `/retest`, Re-run).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TestRefusal {
     TestOnClosedPr,
     NoConfig {
         head: CommitSha,
@@ -70,6 +105,12 @@ pub enum Refusal {
         suggestion: Option<String>,
         known: Vec<String>,
     },
+    HeadRepoGone,
+}
+
+/// A dependency's pull request (`ctx@dep#N`) that cannot be checked out with the test.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DependencyRefusal {
     UnknownDependency {
         context: String,
         dep: String,
@@ -89,6 +130,11 @@ pub enum Refusal {
         repo: RepoName,
         number: u64,
     },
+}
+
+/// Another project's context (`ctx@owner/repo[/branch]`) that cannot run against this PR.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ProjectRefusal {
     BadProject {
         context: String,
         project: String,
@@ -126,33 +172,46 @@ pub enum Refusal {
         branch: String,
         this: RepoName,
     },
-    HeadRepoGone,
-    NothingToCancel {
-        contexts: Vec<String>,
-        head: CommitSha,
-    },
-    TaskDoesNotFit {
-        text: String,
-    },
-    DescriptionKeptChanging {
-        text: String,
-    },
-    ButtonNotTrusted {
-        context: String,
-        reason: String,
-    },
-    NothingToRerun {
-        context: String,
-    },
-    CannotRerun {
-        context: String,
-        error: String,
-    },
+}
+
+impl From<CommandRefusal> for Refusal {
+    fn from(r: CommandRefusal) -> Self {
+        Refusal::Command(r)
+    }
+}
+
+impl From<TestRefusal> for Refusal {
+    fn from(r: TestRefusal) -> Self {
+        Refusal::Test(r)
+    }
+}
+
+impl From<DependencyRefusal> for Refusal {
+    fn from(r: DependencyRefusal) -> Self {
+        Refusal::Dependency(r)
+    }
+}
+
+impl From<ProjectRefusal> for Refusal {
+    fn from(r: ProjectRefusal) -> Self {
+        Refusal::Project(r)
+    }
 }
 
 impl fmt::Display for Refusal {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        use Refusal::*;
+        match self {
+            Refusal::Command(r) => r.fmt(f),
+            Refusal::Test(r) => r.fmt(f),
+            Refusal::Dependency(r) => r.fmt(f),
+            Refusal::Project(r) => r.fmt(f),
+        }
+    }
+}
+
+impl fmt::Display for CommandRefusal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        use CommandRefusal::*;
         match self {
             BadCommandLine { line, reason } => write!(f, "line {line}: {reason}"),
             NotTrusted { command, reason } => write!(
@@ -163,131 +222,6 @@ impl fmt::Display for Refusal {
                 f,
                 "`/{command}` refused: this pull request is closed; reopen it first"
             ),
-            TestOnClosedPr => f.write_str("this pull request is closed; reopen it to test it"),
-            NoConfig { head } => write!(
-                f,
-                "there is no `.tickbot.toml` at {}, so there are no test contexts",
-                head.short()
-            ),
-            InvalidConfig { head } => write!(
-                f,
-                "`.tickbot.toml` at {} is invalid (see the comment above)",
-                head.short()
-            ),
-            NoTestContexts => f.write_str("`.tickbot.toml` defines no test contexts"),
-            NoneApplies { skipped } => {
-                let why: Vec<String> = skipped
-                    .iter()
-                    .map(|s| format!("`{}`: {}", s.context, s.reason))
-                    .collect();
-                write!(
-                    f,
-                    "no test context applies to this pull request ({})",
-                    why.join("; ")
-                )
-            }
-            NothingToRetest { head } => write!(
-                f,
-                "nothing failed at {} to retest; `/test <context>` runs a context again",
-                head.short()
-            ),
-            NotATestContext { context } => {
-                write!(f, "`{context}` is not a test context of this repository")
-            }
-            AlreadyActive { context } => write!(f, "`{context}` is queued or running already"),
-            NoWorkers {
-                context,
-                pool,
-                pools,
-            } => write!(
-                f,
-                "`{context}` runs in pool `{pool}`, which has no workers here (pools: {})",
-                pools.join(", ")
-            ),
-            UnknownContext {
-                context,
-                suggestion,
-                known,
-            } => write!(
-                f,
-                "unknown context `{context}`: {}",
-                did_you_mean(suggestion.as_deref(), known)
-            ),
-            UnknownDependency {
-                context,
-                dep,
-                known,
-            } => write!(
-                f,
-                "`{context}`: `{dep}` is not a dependency in `[deps]` of `.tickbot.toml` ({})",
-                match known.is_empty() {
-                    true => "it defines none".to_string(),
-                    false => format!("known: {}", quoted(known)),
-                }
-            ),
-            BadDependencyRepo { dep, repo } => {
-                write!(f, "`[deps.{dep}] repo = \"{repo}\"` is not `owner/name`")
-            }
-            NoSuchPr {
-                context,
-                repo,
-                number,
-            } => write!(f, "`{context}`: {repo} has no pull request #{number}"),
-            DependencyBranchGone {
-                context,
-                repo,
-                number,
-            } => write!(f, "`{context}`: the branch of {repo}#{number} was deleted"),
-            BadProject { context, project } => {
-                write!(f, "`{context}`: `{project}` is not `owner/repo`")
-            }
-            ProjectNotVisible { context, repo } => {
-                write!(f, "`{context}`: tickbot cannot see the repository {repo}")
-            }
-            NoBranch {
-                context,
-                repo,
-                branch,
-            } => write!(f, "`{context}`: {repo} has no branch `{branch}`"),
-            ProjectWithoutConfig {
-                context,
-                repo,
-                branch,
-            } => write!(
-                f,
-                "`{context}`: {repo} has no `.tickbot.toml` on `{branch}`"
-            ),
-            ProjectConfigInvalid {
-                context,
-                repo,
-                branch,
-                error,
-            } => write!(
-                f,
-                "`{context}`: the `.tickbot.toml` of {repo} on `{branch}` is invalid: {error}"
-            ),
-            UnknownProjectContext {
-                context,
-                name,
-                repo,
-                suggestion,
-                known,
-            } => write!(
-                f,
-                "`{context}`: unknown context `{name}` in {repo}: {}",
-                did_you_mean(suggestion.as_deref(), known)
-            ),
-            ProjectWithoutDep {
-                context,
-                repo,
-                branch,
-                this,
-            } => write!(
-                f,
-                "`{context}`: {repo} has no `[deps]` entry with `repo = \"{this}\"` on `{branch}`, \
-                 so it does not say where this pull request's code goes"
-            ),
-            HeadRepoGone => f.write_str(HEAD_REPO_GONE),
             NothingToCancel { contexts, head } => {
                 let what = match contexts.is_empty() {
                     true => String::new(),
@@ -317,12 +251,273 @@ impl fmt::Display for Refusal {
     }
 }
 
+impl fmt::Display for TestRefusal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        use TestRefusal::*;
+        match self {
+            TestOnClosedPr => f.write_str("this pull request is closed; reopen it to test it"),
+            NoConfig { head } => write!(
+                f,
+                "there is no `.tickbot.toml` at {}, so there are no test contexts",
+                head.short()
+            ),
+            InvalidConfig { head } => write!(
+                f,
+                "`.tickbot.toml` at {} is invalid (see the comment above)",
+                head.short()
+            ),
+            NoTestContexts => f.write_str("`.tickbot.toml` defines no test contexts"),
+            NoneApplies { skipped } => {
+                let why: Vec<String> = skipped
+                    .iter()
+                    .map(|s| format!("`{}`: {}", s.context, s.reason))
+                    .collect();
+                let why = why.join("; ");
+                write!(f, "no test context applies to this pull request ({why})")
+            }
+            NothingToRetest { head } => write!(
+                f,
+                "nothing failed at {} to retest; `/test <context>` runs a context again",
+                head.short()
+            ),
+            NotATestContext { context } => {
+                write!(f, "`{context}` is not a test context of this repository")
+            }
+            AlreadyActive { context } => write!(f, "`{context}` is queued or running already"),
+            NoWorkers {
+                context,
+                pool,
+                pools,
+            } => write!(
+                f,
+                "`{context}` runs in pool `{pool}`, which has no workers here (pools: {})",
+                pools.join(", ")
+            ),
+            UnknownContext {
+                context,
+                suggestion,
+                known,
+            } => {
+                let hint = did_you_mean(suggestion.as_deref(), known);
+                write!(f, "unknown context `{context}`: {hint}")
+            }
+            HeadRepoGone => f.write_str(HEAD_REPO_GONE),
+        }
+    }
+}
+
+impl fmt::Display for DependencyRefusal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        use DependencyRefusal::*;
+        match self {
+            UnknownDependency {
+                context,
+                dep,
+                known,
+            } => {
+                let known = match known.is_empty() {
+                    true => "it defines none".to_string(),
+                    false => format!("known: {}", quoted(known)),
+                };
+                write!(
+                    f,
+                    "`{context}`: `{dep}` is not a dependency in `[deps]` of `.tickbot.toml` ({known})"
+                )
+            }
+            BadDependencyRepo { dep, repo } => {
+                write!(f, "`[deps.{dep}] repo = \"{repo}\"` is not `owner/name`")
+            }
+            NoSuchPr {
+                context,
+                repo,
+                number,
+            } => {
+                write!(f, "`{context}`: {repo} has no pull request #{number}")
+            }
+            DependencyBranchGone {
+                context,
+                repo,
+                number,
+            } => {
+                write!(f, "`{context}`: the branch of {repo}#{number} was deleted")
+            }
+        }
+    }
+}
+
+impl fmt::Display for ProjectRefusal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        use ProjectRefusal::*;
+        match self {
+            BadProject { context, project } => {
+                write!(f, "`{context}`: `{project}` is not `owner/repo`")
+            }
+            ProjectNotVisible { context, repo } => {
+                write!(f, "`{context}`: tickbot cannot see the repository {repo}")
+            }
+            NoBranch {
+                context,
+                repo,
+                branch,
+            } => {
+                write!(f, "`{context}`: {repo} has no branch `{branch}`")
+            }
+            ProjectWithoutConfig {
+                context,
+                repo,
+                branch,
+            } => {
+                write!(
+                    f,
+                    "`{context}`: {repo} has no `.tickbot.toml` on `{branch}`"
+                )
+            }
+            ProjectConfigInvalid {
+                context,
+                repo,
+                branch,
+                error,
+            } => write!(
+                f,
+                "`{context}`: the `.tickbot.toml` of {repo} on `{branch}` is invalid: {error}"
+            ),
+            UnknownProjectContext {
+                context,
+                name,
+                repo,
+                suggestion,
+                known,
+            } => {
+                let hint = did_you_mean(suggestion.as_deref(), known);
+                write!(f, "`{context}`: unknown context `{name}` in {repo}: {hint}")
+            }
+            ProjectWithoutDep {
+                context,
+                repo,
+                branch,
+                this,
+            } => write!(
+                f,
+                "`{context}`: {repo} has no `[deps]` entry with `repo = \"{this}\"` on `{branch}`, \
+                 so it does not say where this pull request's code goes"
+            ),
+        }
+    }
+}
+
 /// One line of a reply to a comment: a refusal, or an answer.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Note {
     Refused(Refusal),
     Help,
-    Explanation(String),
+    Explanation(Explanation),
+}
+
+/// The answer to `/explain`: what runs for a PR at its head, what does not, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Explanation {
+    Closed { head: CommitSha },
+    NoConfig { head: CommitSha },
+    InvalidConfig { head: CommitSha, error: String },
+    Plan(Box<PlanExplained>),
+}
+
+/// What runs for an open PR with a valid `.tickbot.toml`. States are the contexts'
+/// descriptions at the head (`None`: no state yet).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlanExplained {
+    pub head: CommitSha,
+    /// Why the author is or is not trusted.
+    pub trust: String,
+    pub trusted: bool,
+    /// The `tickbot/ok-to-test` state's description, if any.
+    pub approval: Option<String>,
+    pub draft: bool,
+    /// The test contexts that apply, with their states.
+    pub tests: Vec<(String, Option<String>)>,
+    pub skipped: Vec<Skipped>,
+    /// The next task's text and state.
+    pub next: Option<(String, Option<String>)>,
+    pub no_tasks: bool,
+    pub refused: Vec<RefusedItem>,
+    /// Every test context `.tickbot.toml` defines.
+    pub known: Vec<String>,
+}
+
+impl fmt::Display for Explanation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let head = match self {
+            Explanation::Closed { head }
+            | Explanation::NoConfig { head }
+            | Explanation::InvalidConfig { head, .. } => head,
+            Explanation::Plan(p) => &p.head,
+        };
+        writeln!(
+            f,
+            "what tickbot does for this pull request at {}:",
+            head.short()
+        )?;
+        match self {
+            Explanation::Closed { .. } => f.write_str("\n  * it is closed: nothing runs"),
+            Explanation::NoConfig { .. } => {
+                f.write_str("\n  * there is no `.tickbot.toml`: nothing runs")
+            }
+            Explanation::InvalidConfig { error, .. } => {
+                write!(
+                    f,
+                    "\n  * `.tickbot.toml` is invalid, so nothing runs: {error}"
+                )
+            }
+            Explanation::Plan(p) => p.fmt(f),
+        }
+    }
+}
+
+impl fmt::Display for PlanExplained {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        const NO_STATE: &str = "no status yet";
+        write!(f, "\n  * trust: {}", self.trust)?;
+        match &self.approval {
+            Some(said) => write!(f, "; `{}`: {said}", super::state::APPROVAL_CONTEXT)?,
+            None if !self.trusted => {
+                f.write_str("; nothing runs until a trusted person comments `/ok-to-test`")?
+            }
+            None => {}
+        }
+        if self.draft {
+            f.write_str(
+                "\n  * it is a draft: tests run on `/test` or when it is ready for review",
+            )?;
+        }
+        for (name, state) in &self.tests {
+            let state = state.as_deref().unwrap_or(NO_STATE);
+            write!(f, "\n  * test `{name}`: {state}")?;
+        }
+        for s in &self.skipped {
+            let (name, reason) = (&s.context, &s.reason);
+            write!(
+                f,
+                "\n  * test `{name}` does not run automatically: {reason}"
+            )?;
+        }
+        match &self.next {
+            Some((text, state)) => {
+                let state = state.as_deref().unwrap_or(NO_STATE);
+                write!(f, "\n  * next task: `{text}`: {state}")?
+            }
+            None if self.no_tasks => f.write_str("\n  * no tasks in the description")?,
+            None => f.write_str("\n  * no task left to run")?,
+        }
+        for r in &self.refused {
+            let (line, text, reason) = (r.line, &r.text, &r.reason);
+            write!(f, "\n  * task on line {line} `{text}` cannot run: {reason}")?;
+        }
+        let known = match self.known.is_empty() {
+            true => "`.tickbot.toml` defines no test contexts".to_string(),
+            false => format!("known contexts: {}", quoted(&self.known)),
+        };
+        write!(f, "\n  * `/test <context>` runs any of them; {known}")
+    }
 }
 
 impl From<Refusal> for Note {
@@ -336,7 +531,7 @@ impl fmt::Display for Note {
         match self {
             Note::Refused(r) => r.fmt(f),
             Note::Help => f.write_str(HELP),
-            Note::Explanation(text) => f.write_str(text),
+            Note::Explanation(e) => e.fmt(f),
         }
     }
 }
@@ -450,7 +645,7 @@ fn did_you_mean(suggestion: Option<&str>, known: &[String]) -> String {
     }
 }
 
-pub fn quoted(names: &[String]) -> String {
+fn quoted(names: &[String]) -> String {
     names
         .iter()
         .map(|n| format!("`{n}`"))
@@ -459,196 +654,4 @@ pub fn quoted(names: &[String]) -> String {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn markers_are_found_again_in_posted_comments() {
-        let body = format!("{}\nsome text {}", marker("a:1"), marker("b"));
-        assert_eq!(markers_in(&body), vec![marker("a:1"), marker("b")]);
-        assert!(markers_in("<!-- tickbot:unterminated").is_empty());
-    }
-
-    fn sha() -> CommitSha {
-        CommitSha("0123456789abcdef0123456789abcdef01234567".into())
-    }
-
-    fn repo(name: &str) -> RepoName {
-        name.parse().expect("valid")
-    }
-
-    /// Every refusal, as a person reads it in a reply.
-    #[test]
-    fn every_refusal_as_written() {
-        use Refusal::*;
-        let ctx = || "unit@acme/app/main".to_string();
-        let refusals = vec![
-            BadCommandLine {
-                line: 3,
-                reason: "unknown command `/tset`: did you mean `/test`?".into(),
-            },
-            NotTrusted {
-                command: "test".into(),
-                reason: "@mallory is not a collaborator".into(),
-            },
-            CommandOnClosedPr {
-                command: "retest".into(),
-            },
-            TestOnClosedPr,
-            NoConfig { head: sha() },
-            InvalidConfig { head: sha() },
-            NoTestContexts,
-            NoneApplies {
-                skipped: vec![Skipped {
-                    context: "docs".into(),
-                    reason: "no changed file matches `paths` (docs/**)".into(),
-                }],
-            },
-            NothingToRetest { head: sha() },
-            NotATestContext {
-                context: "image-refresh/a".into(),
-            },
-            AlreadyActive {
-                context: "unit".into(),
-            },
-            NoWorkers {
-                context: "big".into(),
-                pool: "large".into(),
-                pools: vec!["default".into(), "arm".into()],
-            },
-            UnknownContext {
-                context: "unt".into(),
-                suggestion: Some("unit".into()),
-                known: vec!["lint".into(), "unit".into()],
-            },
-            UnknownDependency {
-                context: "unit@cli#3".into(),
-                dep: "cli".into(),
-                known: vec![],
-            },
-            BadDependencyRepo {
-                dep: "bots".into(),
-                repo: "bots".into(),
-            },
-            NoSuchPr {
-                context: "unit@bots#9".into(),
-                repo: repo("acme/bots"),
-                number: 9,
-            },
-            DependencyBranchGone {
-                context: "unit@bots#9".into(),
-                repo: repo("acme/bots"),
-                number: 9,
-            },
-            BadProject {
-                context: ctx(),
-                project: "acme".into(),
-            },
-            ProjectNotVisible {
-                context: ctx(),
-                repo: repo("acme/app"),
-            },
-            NoBranch {
-                context: ctx(),
-                repo: repo("acme/app"),
-                branch: "main".into(),
-            },
-            ProjectWithoutConfig {
-                context: ctx(),
-                repo: repo("acme/app"),
-                branch: "main".into(),
-            },
-            ProjectConfigInvalid {
-                context: ctx(),
-                repo: repo("acme/app"),
-                branch: "main".into(),
-                error: "line 2, column 1: expected `=`".into(),
-            },
-            UnknownProjectContext {
-                context: ctx(),
-                name: "unit".into(),
-                repo: repo("acme/app"),
-                suggestion: None,
-                known: vec![],
-            },
-            ProjectWithoutDep {
-                context: ctx(),
-                repo: repo("acme/app"),
-                branch: "main".into(),
-                this: repo("acme/lib"),
-            },
-            HeadRepoGone,
-            NothingToCancel {
-                contexts: vec!["unit".into()],
-                head: sha(),
-            },
-            TaskDoesNotFit {
-                text: "lint".into(),
-            },
-            DescriptionKeptChanging {
-                text: "lint".into(),
-            },
-            ButtonNotTrusted {
-                context: "unit".into(),
-                reason: "@mallory is not a collaborator".into(),
-            },
-            NothingToRerun {
-                context: "lint".into(),
-            },
-            CannotRerun {
-                context: "a b".into(),
-                error: "bad context `a b`".into(),
-            },
-        ];
-        let notes: Vec<Note> = refusals.into_iter().map(Note::from).collect();
-        let reply = Comment::Reply {
-            to: "alice",
-            key: "reply:1".into(),
-            notes: &notes,
-        };
-        insta::assert_snapshot!(reply.text());
-    }
-
-    #[test]
-    fn help_as_written() {
-        let reply = Comment::Reply {
-            to: "alice",
-            key: "reply:1".into(),
-            notes: &[Note::Help],
-        };
-        insta::assert_snapshot!(reply.text());
-    }
-
-    #[test]
-    fn stand_alone_comments_as_written() {
-        let item = RefusedItem {
-            line: 4,
-            text: "image-refrsh fedora-41".into(),
-            reason: "unknown task `image-refrsh`: did you mean `image-refresh`? known tasks are `image-refresh`".into(),
-        };
-        let error = crate::repo_config::RepoConfig::parse("[tasks.lint]\ncommand = 5\n")
-            .expect_err("invalid");
-        let head = sha();
-        let comments = [
-            Comment::ItemRefused {
-                item: &item,
-                head: &head,
-            },
-            Comment::BadConfig {
-                head: &head,
-                error: &error,
-            },
-            Comment::Untrusted {
-                reason: "@mallory is not a collaborator of acme/app",
-                head: &head,
-                tasks: "(tasks 00)",
-            },
-            Comment::HeadRepoGone { head: &head },
-        ];
-        let shown: Vec<String> = comments
-            .iter()
-            .map(|c| format!("[{}]\n{}", c.key(), c.text()))
-            .collect();
-        insta::assert_snapshot!(shown.join("\n\n"));
-    }
-}
+mod tests;
