@@ -148,38 +148,41 @@ async fn default_contexts_run_for_each_head_and_a_push_cancels_the_running_one()
     w.stack.shutdown().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn comment_commands_are_acknowledged_run_and_every_refusal_explained() {
-    let _shared = broker_lock().read().await;
-    let mut w = world().await;
-    // The dependency: acme/bots with a PR whose head has a VERSION file.
+/// alice's PR, whose default context `unit` ran.
+async fn pr_tested(w: &mut World) -> (PrNumber, CommitSha) {
+    let (pr, head) = w.open_pr("alice", &[("README", "hello\n")], "").await;
+    wait_state(w, &head, "unit", ("success", "Success [w1]")).await;
+    (pr, head)
+}
+
+/// `acme/bots`, the dependency, with a PR whose head has a VERSION file: (PR, head).
+async fn bots_pr(w: &World) -> (PrNumber, CommitSha) {
     let bots: RepoName = "acme/bots".parse().expect("valid");
-    w.forge()
+    let forge = w.forge();
+    forge
         .create_repo(&bots, "main", &[("VERSION", "1.0\n")])
         .await
         .expect("bots repo");
-    let bots_head = w
-        .forge()
-        .commit_files(
-            &bots,
-            "new-image",
-            Some("main"),
-            &[("VERSION", "2.0-pr\n")],
-            "Bump",
-            "bob",
-        )
+    let files = [("VERSION", "2.0-pr\n")];
+    let head = forge
+        .commit_files(&bots, "new-image", Some("main"), &files, "Bump", "bob")
         .await
         .expect("bots push");
-    let bots_pr = w
-        .forge()
+    let pr = forge
         .open_pr(&bots, "new-image", "main", "Bump", "", "bob")
         .await
         .expect("bots PR");
+    (pr, head)
+}
 
-    let (pr, head) = w.open_pr("alice", &[("README", "hello\n")], "").await;
-    wait_state(&w, &head, "unit", ("success", "Success [w1]")).await;
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_comment_is_acknowledged_and_its_commands_run() {
+    let _shared = broker_lock().read().await;
+    let mut w = world().await;
+    let (bots_pr, bots_head) = bots_pr(&w).await;
+    let (pr, head) = pr_tested(&mut w).await;
 
-    // Three commands and a typo in one comment.
+    // Three commands and a typo in one comment; quoted and fenced ones are not commands.
     let text = format!(
         "Let's see.\n\n/test docs\n/tset unit\n/test with-bots@bots#{}\n\n> /test slow\n\n```\n/test slow\n```\n",
         bots_pr.0
@@ -198,37 +201,39 @@ async fn comment_commands_are_acknowledged_run_and_every_refusal_explained() {
     })
     .await;
     let reply = wait_reply(&w, pr, "did you mean /test?").await;
-    assert!(reply.starts_with("<!-- tickbot:reply:"), "{reply}");
-    assert!(reply.contains("line 4: unknown command `/tset`"), "{reply}");
+    insta::assert_snapshot!("typo_in_a_comment", redact(&reply));
     wait_state(&w, &head, "docs", ("success", "Success [w1]")).await;
     let dep = format!("with-bots@bots#{}", bots_pr.0);
     let note = format!("(bots#{} at {})", bots_pr.0, bots_head.short());
-    let url = wait_state(
-        &w,
-        &head,
-        &dep,
-        ("success", &format!("Success [w1] {note}")),
-    )
-    .await;
+    let done = format!("Success [w1] {note}");
+    let url = wait_state(&w, &head, &dep, ("success", &done)).await;
     assert_eq!(
         w.statuses(&head, &dep)[0].1,
         format!("Not yet tested {note}")
     );
     let log = w.log(&url).await;
     assert!(log.contains("bots says: 2.0-pr"), "{log}");
+    w.barrier().await;
     assert_eq!(
         state(&w, &head, "slow"),
         None,
         "quoted and fenced commands don't run"
     );
+    w.stack.shutdown().await;
+}
 
-    // Refusals say why and what to do.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refusals_say_why_and_what_to_do() {
+    let _shared = broker_lock().read().await;
+    let mut w = world().await;
+    let (pr, head) = pr_tested(&mut w).await;
     w.forge()
         .comment(&w.repo, pr, "/test nosuch\n/retest", "alice")
         .await
         .expect("comment");
     let reply = wait_reply(&w, pr, "unknown context `nosuch`").await;
     insta::assert_snapshot!("refusals_of_test_and_retest", redact(&reply));
+
     w.forge()
         .comment(&w.repo, pr, "/test slow\n/help", "mallory")
         .await
@@ -236,9 +241,16 @@ async fn comment_commands_are_acknowledged_run_and_every_refusal_explained() {
     let reply = wait_reply(&w, pr, "`/test` refused: @mallory is not trusted").await;
     // Help is for everyone.
     insta::assert_snapshot!("untrusted_test_and_help", redact(&reply));
+    w.barrier().await;
     assert_eq!(state(&w, &head, "slow"), None);
+    w.stack.shutdown().await;
+}
 
-    // `/test` alone runs the contexts that apply again, as new jobs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn test_alone_runs_the_contexts_that_apply_again_as_new_jobs() {
+    let _shared = broker_lock().read().await;
+    let mut w = world().await;
+    let (pr, head) = pr_tested(&mut w).await;
     let first_run = w.statuses(&head, "unit")[0].2.clone();
     w.forge()
         .comment(&w.repo, pr, "/test", "alice")
@@ -254,8 +266,14 @@ async fn comment_commands_are_acknowledged_run_and_every_refusal_explained() {
         first_run,
         "a new job"
     );
+    w.stack.shutdown().await;
+}
 
-    // `/explain` says what runs and why the rest does not.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn explain_says_what_runs_and_why_the_rest_does_not() {
+    let _shared = broker_lock().read().await;
+    let mut w = world().await;
+    let (pr, _) = pr_tested(&mut w).await;
     w.forge()
         .comment(&w.repo, pr, "/explain", "mallory")
         .await
@@ -419,37 +437,54 @@ path = "images"
     w.stack.shutdown().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn as_a_github_app_tickbot_reports_check_runs_with_rerun_retry_and_cancel() {
-    let _shared = broker_lock().read().await;
-    // Installation tokens that live 31 s: octocrab renews a token 30 s before it expires, so
-    // each serves for a second, this test needs several, and none may ever be refused.
-    let mut w = World::with_app(
-        &[(".tickbot.toml", TICKBOT_TOML), ("check", CHECK)],
-        std::time::Duration::from_secs(31),
-    )
-    .await;
+/// tickbot as a GitHub App, with installation tokens that live 31 s: octocrab renews a token
+/// 30 s before it expires, so each serves for a second, a story needs several, and none may
+/// ever be refused.
+async fn app_world() -> World {
+    let files = [(".tickbot.toml", TICKBOT_TOML), ("check", CHECK)];
+    let mut w = World::with_app(&files, std::time::Duration::from_secs(31)).await;
     w.start_worker("w1", &[]);
-    let (pr, head) = w
-        .open_pr(
-            "alice",
-            &[("check", "echo boom from the PR; exit 1\n")],
-            "- [ ] broken\n",
-        )
-        .await;
-    let run = |w: &World, name: &str| {
-        w.forge()
-            .check_runs(&w.repo, &head)
-            .into_iter()
-            .filter(|r| r.name == name)
-            .collect::<Vec<_>>()
-    };
-    let failed = wait_within(LONG, "a failed check run", || {
-        run(&w, "unit")
+    w
+}
+
+/// The check runs of `name` on `head`, oldest first.
+fn check_runs(w: &World, head: &CommitSha, name: &str) -> Vec<tickbot::forge::CheckRun> {
+    w.forge()
+        .check_runs(&w.repo, head)
+        .into_iter()
+        .filter(|r| r.name == name)
+        .collect()
+}
+
+/// Waits for the latest check run of `name` to conclude `conclusion`.
+async fn wait_check_run(
+    w: &World,
+    head: &CommitSha,
+    name: &str,
+    conclusion: &str,
+) -> tickbot::forge::CheckRun {
+    wait_within(LONG, &format!("{name}: {conclusion}"), || {
+        check_runs(w, head, name)
             .pop()
-            .filter(|r| r.conclusion.as_deref() == Some("failure"))
+            .filter(|r| r.conclusion.as_deref() == Some(conclusion))
     })
-    .await;
+    .await
+}
+
+/// Every API call was made with a valid installation token, renewed before it expired.
+fn assert_tokens_never_refused(w: &World) {
+    let calls = w.forge().api_calls();
+    let refused: Vec<_> = calls.iter().filter(|c| c.status == 401).collect();
+    assert!(refused.is_empty(), "{refused:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn as_an_app_a_failed_test_is_a_check_run_with_the_logs_tail_and_rerun_and_retry() {
+    let _shared = broker_lock().read().await;
+    let mut w = app_world().await;
+    let files = [("check", "echo boom from the PR; exit 1\n")];
+    let (_, head) = w.open_pr("alice", &files, "").await;
+    let failed = wait_check_run(&w, &head, "unit", "failure").await;
     assert_eq!(failed.output["title"], "Exit code 1 [w1]");
     let details = failed.details_url.clone().expect("details link to the log");
     assert!(details.contains("/logs/j"), "{details}");
@@ -470,7 +505,7 @@ async fn as_a_github_app_tickbot_reports_check_runs_with_rerun_retry_and_cancel(
         .await
         .expect("re-run");
     let second = wait_within(LONG, "the re-run to fail again", || {
-        run(&w, "unit")
+        check_runs(&w, &head, "unit")
             .into_iter()
             .find(|r| r.id != failed.id && r.conclusion.as_deref() == Some("failure"))
     })
@@ -482,17 +517,19 @@ async fn as_a_github_app_tickbot_reports_check_runs_with_rerun_retry_and_cancel(
         .await
         .expect("retry");
     wait_within(LONG, "the retry's run", || {
-        (run(&w, "unit").len() == 3).then_some(())
+        (check_runs(&w, &head, "unit").len() == 3).then_some(())
     })
     .await;
+    assert_tokens_never_refused(&w);
+    w.stack.shutdown().await;
+}
 
-    // A failed task's Re-run removes its `FAIL:`, so it runs again (and fails again).
-    let task_run = wait_within(LONG, "the task's failed check run", || {
-        run(&w, "broken")
-            .pop()
-            .filter(|r| r.conclusion.as_deref() == Some("failure"))
-    })
-    .await;
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn as_an_app_a_failed_tasks_rerun_removes_its_fail_and_runs_it_again() {
+    let _shared = broker_lock().read().await;
+    let mut w = app_world().await;
+    let (pr, head) = w.open_pr("alice", &[], "- [ ] broken\n").await;
+    let task_run = wait_check_run(&w, &head, "broken", "failure").await;
     w.wait_body(pr, "the task marked FAIL:", "- [ ] FAIL: broken\n")
         .await;
     w.forge()
@@ -500,20 +537,28 @@ async fn as_a_github_app_tickbot_reports_check_runs_with_rerun_retry_and_cancel(
         .await
         .expect("re-run the task");
     wait_within(LONG, "the task's second run to fail", || {
-        let runs = run(&w, "broken");
+        let runs = check_runs(&w, &head, "broken");
         (runs.len() == 2 && runs[1].conclusion.as_deref() == Some("failure")).then_some(())
     })
     .await;
     w.wait_body(pr, "the task marked FAIL: again", "- [ ] FAIL: broken\n")
         .await;
+    w.stack.shutdown().await;
+}
 
-    // Cancel stops a running one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn as_an_app_cancel_stops_a_running_check_run() {
+    let _shared = broker_lock().read().await;
+    let mut w = app_world().await;
+    let (pr, head) = w.open_pr("alice", &[], "").await;
     w.forge()
         .comment(&w.repo, pr, "/test slow", "alice")
         .await
         .expect("comment");
     let running = wait_within(LONG, "slow in progress", || {
-        run(&w, "slow").pop().filter(|r| r.status == "in_progress")
+        check_runs(&w, &head, "slow")
+            .pop()
+            .filter(|r| r.status == "in_progress")
     })
     .await;
     assert_eq!(running.actions[0]["identifier"], "cancel");
@@ -521,21 +566,21 @@ async fn as_a_github_app_tickbot_reports_check_runs_with_rerun_retry_and_cancel(
         .click_check_run_action(&w.repo, running.id, "cancel", "alice")
         .await
         .expect("cancel");
-    let cancelled = wait_within(LONG, "slow cancelled", || {
-        run(&w, "slow")
-            .pop()
-            .filter(|r| r.conclusion.as_deref() == Some("cancelled"))
-    })
-    .await;
+    let cancelled = wait_check_run(&w, &head, "slow", "cancelled").await;
     assert_eq!(cancelled.output["title"], "Cancelled by @alice");
+    w.stack.shutdown().await;
+}
 
-    // The workers fetch and push with installation tokens too.
-    let (other, _) = w
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn as_an_app_workers_fetch_and_push_with_installation_tokens() {
+    let _shared = broker_lock().read().await;
+    let mut w = app_world().await;
+    let (pr, _) = w
         .open_pr("alice", &[("README", "y\n")], "- [ ] stamp\n")
         .await;
-    w.wait_body(other, "the task pushed and ticked", "- [x] stamp\n")
+    w.wait_body(pr, "the task pushed and ticked", "- [x] stamp\n")
         .await;
-    assert_eq!(w.file(other, "stamped.txt"), "stamped\n");
+    assert_eq!(w.file(pr, "stamped.txt"), "stamped\n");
     let pushers: Vec<String> = w
         .forge()
         .deliveries()
@@ -554,15 +599,13 @@ async fn as_a_github_app_tickbot_reports_check_runs_with_rerun_retry_and_cancel(
         [w.forge().bot_login()],
         "pushed as the app (an installation token), not anonymously"
     );
-
-    // Every call was made with a valid installation token, renewed before it expired.
-    let calls = w.forge().api_calls();
-    let tokens = calls
+    let tokens = w
+        .forge()
+        .api_calls()
         .iter()
         .filter(|c| c.path.starts_with("/app/installations/"))
         .count();
     assert!(tokens >= 2, "installation tokens renewed: {tokens}");
-    let refused: Vec<_> = calls.iter().filter(|c| c.status == 401).collect();
-    assert!(refused.is_empty(), "{refused:?}");
+    assert_tokens_never_refused(&w);
     w.stack.shutdown().await;
 }
