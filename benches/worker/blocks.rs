@@ -1,4 +1,4 @@
-//! 1. `blocks`: the worker's building blocks one by one, interleaved in the same loop with
+//! Section 1, `blocks`: the worker's building blocks one by one, interleaved in the same loop with
 //! what Cockpit does per job (a fresh clone and a bare `podman run`).
 
 use crate::generated::Shape;

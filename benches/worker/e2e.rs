@@ -1,5 +1,5 @@
-//! 2. `e2e`: the real pipeline (`Stack` + an in-process worker with podman), phase by phase,
-//! from the worker's trace events, the log directory's inotify and the forge's statuses.
+//! Section 2, `e2e`: the real pipeline (`Stack` + an in-process worker with podman), phase by
+//! phase, from the worker's trace events, the log directory's inotify and the forge's statuses.
 
 use crate::generated::Shape;
 use crate::log_watch::LogWatch;

@@ -1,5 +1,5 @@
-//! 3. `throughput`: 40 PRs with one trivial task each, N = 1, 2, 4 in-process workers; jobs/s
-//! and a check that no job was lost or run twice.
+//! Section 3, `throughput`: 40 PRs with one trivial task each, N = 1, 2, 4 in-process workers;
+//! jobs/s and a check that no job was lost or run twice.
 
 use crate::samples::between;
 use crate::trace::{Ev, Recorder, disrupted};
