@@ -9,36 +9,18 @@
 //! `cargo bench --bench contexts` (RabbitMQ at 127.0.0.1:5672). Workers use the host runtime
 //! here: the calls and the acknowledgement do not depend on the container.
 
+#[path = "support/mod.rs"]
+mod support;
+
 use chrono::{DateTime, Utc};
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
-use tickbot::forge::Forge;
-use tickbot::ids::{PrNumber, RepoName};
-use tickbot::stack::{Stack, StackApp, StackOptions};
+use support::stats::{format_ms, percentile};
+use support::{requested_sections, section_wanted, start_stack};
+use tickbot::forge::{ApiCall, Forge};
+use tickbot::ids::{CommitSha, PrNumber, RepoName};
+use tickbot::stack::{Stack, StackApp};
 use tickbot::worker::runtime::Runtime;
-
-const AMQP: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
-
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    let i = ((sorted.len().max(1) as f64 - 1.0) * p).round() as usize;
-    sorted.get(i).copied().unwrap_or_default()
-}
-
-fn ms(d: Duration) -> String {
-    format!("{:.1} ms", d.as_secs_f64() * 1000.0)
-}
-
-async fn stack(dir: &std::path::Path, app: Option<StackApp>) -> Stack {
-    Stack::start(StackOptions {
-        dir: dir.to_path_buf(),
-        amqp_url: Some(AMQP.into()),
-        prefix: format!("bench-{}", uuid::Uuid::new_v4()),
-        repositories: vec![],
-        app,
-    })
-    .await
-    .expect("a stack (is RabbitMQ running?)")
-}
 
 /// `.tickbot.toml` with `n` default test contexts that succeed at once.
 fn contexts(n: usize) -> String {
@@ -83,46 +65,66 @@ async fn acknowledged(
     latencies
 }
 
+/// Comment → 👀 latency, one comment at a time and then at 50 comments/s.
 async fn comment_acknowledgement() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let s = stack(dir.path(), None).await;
+    let s = start_stack(dir.path(), "bench", None).await;
     let repo: RepoName = "acme/widgets".parse().expect("valid");
-    s.forge
-        .create_repo(&repo, "main", &[(".tickbot.toml", &contexts(1))])
+    let prs = open_prs(&s.forge, &repo, 50).await;
+    acknowledged_one_at_a_time(&s.forge, &repo, &prs).await;
+    acknowledged_under_load(&s.forge, &repo, &prs).await;
+    s.shutdown().await;
+}
+
+/// A repository with one default context and `n` open PRs whose `opened` events are handled.
+async fn open_prs(forge: &Forge, repo: &RepoName, n: usize) -> Vec<PrNumber> {
+    forge
+        .create_repo(repo, "main", &[(".tickbot.toml", &contexts(1))])
         .await
         .expect("repo");
-    s.forge.add_collaborator(&repo, "alice", "write");
+    forge.add_collaborator(repo, "alice", "write");
     let mut prs = Vec::new();
-    for i in 0..50 {
+    for i in 0..n {
         let branch = format!("b{i}");
-        s.forge
-            .commit_files(&repo, &branch, Some("main"), &[("f", "x")], "c", "alice")
+        forge
+            .commit_files(repo, &branch, Some("main"), &[("f", "x")], "c", "alice")
             .await
             .expect("push");
         prs.push(
-            s.forge
-                .open_pr(&repo, &branch, "main", "t", "", "alice")
+            forge
+                .open_pr(repo, &branch, "main", "t", "", "alice")
                 .await
                 .expect("open"),
         );
     }
-    s.forge
+    forge
         .flush_webhooks(Duration::from_secs(30))
         .await
         .expect("flush");
     tokio::time::sleep(Duration::from_secs(2)).await; // the opened events are handled
+    prs
+}
 
-    // One at a time.
+/// Comments `/test ctx-0` on `pr`; the comment's id and when it was made.
+async fn test_comment(
+    forge: &Forge,
+    repo: &RepoName,
+    pr: PrNumber,
+) -> (PrNumber, u64, DateTime<Utc>) {
+    let at = Utc::now();
+    let id = forge
+        .comment(repo, pr, "/test ctx-0", "alice")
+        .await
+        .expect("comment");
+    (pr, id, at)
+}
+
+/// 60 comments one at a time (the first 10 warm up); prints p50/p99 of the other 50.
+async fn acknowledged_one_at_a_time(forge: &Forge, repo: &RepoName, prs: &[PrNumber]) {
     let mut low = Vec::new();
     for i in 0..60 {
-        let pr = prs[i % prs.len()];
-        let at = Utc::now();
-        let id = s
-            .forge
-            .comment(&repo, pr, "/test ctx-0", "alice")
-            .await
-            .expect("comment");
-        let lat = acknowledged(&s.forge, &repo, &[(pr, id, at)]).await;
+        let sent = test_comment(forge, repo, prs[i % prs.len()]).await;
+        let lat = acknowledged(forge, repo, &[sent]).await;
         if i >= 10 {
             low.extend(lat);
         }
@@ -130,38 +132,32 @@ async fn comment_acknowledgement() {
     low.sort();
     println!(
         "comment → 👀 at the forge, one at a time (50 comments): p50 {}  p99 {}",
-        ms(percentile(&low, 0.5)),
-        ms(percentile(&low, 0.99))
+        format_ms(percentile(&low, 0.5), 1),
+        format_ms(percentile(&low, 0.99), 1)
     );
+}
 
-    // 50 comments/s for 10 s, round robin over the 50 PRs.
+/// 50 comments/s for 10 s, round robin over the PRs; prints p50/p99/max.
+async fn acknowledged_under_load(forge: &Forge, repo: &RepoName, prs: &[PrNumber]) {
     let mut sent = Vec::new();
     let start = Instant::now();
     for i in 0..500u32 {
         let due = start + Duration::from_millis(20) * i;
         tokio::time::sleep_until(due.into()).await;
-        let pr = prs[i as usize % prs.len()];
-        let at = Utc::now();
-        let id = s
-            .forge
-            .comment(&repo, pr, "/test ctx-0", "alice")
-            .await
-            .expect("comment");
-        sent.push((pr, id, at));
+        sent.push(test_comment(forge, repo, prs[i as usize % prs.len()]).await);
     }
     let offered = 500.0 / start.elapsed().as_secs_f64();
-    let mut loaded = acknowledged(&s.forge, &repo, &sent).await;
+    let mut loaded = acknowledged(forge, repo, &sent).await;
     loaded.sort();
     println!(
         "comment → 👀 at the forge, {offered:.0} comments/s for 10 s (500 comments): p50 {}  p99 {}  max {}",
-        ms(percentile(&loaded, 0.5)),
-        ms(percentile(&loaded, 0.99)),
-        ms(loaded.last().copied().unwrap_or_default())
+        format_ms(percentile(&loaded, 0.5), 1),
+        format_ms(percentile(&loaded, 0.99), 1),
+        format_ms(loaded.last().copied().unwrap_or_default(), 1)
     );
-    s.shutdown().await;
 }
 
-/// Calls from `opened` to 10 contexts reported, by kind.
+/// Calls from `opened` to 10 contexts reported, by kind, with cold and then warm caches.
 async fn api_calls(app: Option<StackApp>) {
     let label = if app.is_some() {
         "GitHub App (check runs)"
@@ -169,7 +165,7 @@ async fn api_calls(app: Option<StackApp>) {
         "token (statuses)"
     };
     let dir = tempfile::tempdir().expect("tempdir");
-    let mut s = stack(dir.path(), app).await;
+    let mut s = start_stack(dir.path(), "bench", app).await;
     let settings = s.worker_settings("w1", Runtime::Host, 4);
     s.start_worker(settings);
     let repo: RepoName = "acme/widgets".parse().expect("valid");
@@ -179,89 +175,103 @@ async fn api_calls(app: Option<StackApp>) {
         .expect("repo");
     s.forge.add_collaborator(&repo, "alice", "write");
     for round in 0..2 {
-        let branch = format!("topic-{round}");
-        let sha = s
-            .forge
-            .commit_files(&repo, &branch, Some("main"), &[("f", "x")], "c", "alice")
-            .await
-            .expect("push");
-        s.forge
-            .flush_webhooks(Duration::from_secs(10))
-            .await
-            .expect("flush");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-        s.forge.clear_api_calls();
-        let t = Instant::now();
-        let pr = s
-            .forge
-            .open_pr(&repo, &branch, "main", "t", "", "alice")
-            .await
-            .expect("open");
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            let done = if s.github.is_app() {
-                let runs = s.forge.check_runs(&repo, &sha);
-                runs.len() == 10 && runs.iter().all(|r| r.status == "completed")
-            } else {
-                let st = s.forge.statuses(&repo, &sha);
-                (0..10).all(|i| {
-                    st.iter()
-                        .rev()
-                        .find(|x| x.context == format!("ctx-{i}"))
-                        .is_some_and(|x| x.state == "success")
-                })
-            };
-            let summarized = s
-                .forge
-                .comments(&repo, pr)
-                .iter()
-                .any(|c| c.body.matches("| Success [w1] |").count() == 10);
-            if done && summarized {
-                break;
-            }
-            assert!(Instant::now() < deadline, "not all reported");
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
-        let took = t.elapsed();
-        let calls = s.forge.api_calls();
-        let mut kinds: BTreeMap<String, usize> = BTreeMap::new();
-        for c in &calls {
-            let path = c.path.split('?').next().unwrap_or_default();
-            let kind = path
-                .split('/')
-                .map(|seg| {
-                    if seg.len() == 40 && seg.bytes().all(|b| b.is_ascii_hexdigit()) {
-                        "{sha}"
-                    } else if !seg.is_empty() && seg.bytes().all(|b| b.is_ascii_digit()) {
-                        "{n}"
-                    } else {
-                        seg
-                    }
-                })
-                .collect::<Vec<_>>()
-                .join("/");
-            *kinds.entry(format!("{} {kind}", c.method)).or_default() += 1;
-        }
+        let (calls, took) = calls_until_reported(&s, &repo, &format!("topic-{round}")).await;
         println!(
             "\n{label}, {} caches: {} API calls from `opened` to 10 contexts reported and summarized ({}):",
             if round == 0 { "cold" } else { "warm" },
             calls.len(),
-            ms(took)
+            format_ms(took, 1)
         );
-        for (kind, n) in kinds {
+        for (kind, n) in calls_by_kind(&calls) {
             println!("  {n:>3}  {kind}");
         }
     }
     s.shutdown().await;
 }
 
+/// Pushes `branch`, opens its PR and waits until all 10 contexts are reported and summarized:
+/// the API calls made meanwhile, and how long it took.
+async fn calls_until_reported(
+    s: &Stack,
+    repo: &RepoName,
+    branch: &str,
+) -> (Vec<ApiCall>, Duration) {
+    let sha = s
+        .forge
+        .commit_files(repo, branch, Some("main"), &[("f", "x")], "c", "alice")
+        .await
+        .expect("push");
+    s.forge
+        .flush_webhooks(Duration::from_secs(10))
+        .await
+        .expect("flush");
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    s.forge.clear_api_calls();
+    let t = Instant::now();
+    let pr = s
+        .forge
+        .open_pr(repo, branch, "main", "t", "", "alice")
+        .await
+        .expect("open");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !(all_reported(s, repo, &sha) && summarized(&s.forge, repo, pr)) {
+        assert!(Instant::now() < deadline, "not all reported");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    (s.forge.api_calls(), t.elapsed())
+}
+
+/// Whether all 10 contexts are final at `sha`: check runs as an App, statuses with a token.
+fn all_reported(s: &Stack, repo: &RepoName, sha: &CommitSha) -> bool {
+    if s.github.is_app() {
+        let runs = s.forge.check_runs(repo, sha);
+        runs.len() == 10 && runs.iter().all(|r| r.status == "completed")
+    } else {
+        let st = s.forge.statuses(repo, sha);
+        (0..10).all(|i| {
+            st.iter()
+                .rev()
+                .find(|x| x.context == format!("ctx-{i}"))
+                .is_some_and(|x| x.state == "success")
+        })
+    }
+}
+
+/// Whether the PR's summary comment lists all 10 contexts as succeeded.
+fn summarized(forge: &Forge, repo: &RepoName, pr: PrNumber) -> bool {
+    forge
+        .comments(repo, pr)
+        .iter()
+        .any(|c| c.body.matches("| Success [w1] |").count() == 10)
+}
+
+/// Counts calls by method and path, with shas and numbers replaced by `{sha}` and `{n}`.
+fn calls_by_kind(calls: &[ApiCall]) -> BTreeMap<String, usize> {
+    let mut kinds: BTreeMap<String, usize> = BTreeMap::new();
+    for c in calls {
+        let path = c.path.split('?').next().unwrap_or_default();
+        let kind = path
+            .split('/')
+            .map(|seg| {
+                if seg.len() == 40 && seg.bytes().all(|b| b.is_ascii_hexdigit()) {
+                    "{sha}"
+                } else if !seg.is_empty() && seg.bytes().all(|b| b.is_ascii_digit()) {
+                    "{n}"
+                } else {
+                    seg
+                }
+            })
+            .collect::<Vec<_>>()
+            .join("/");
+        *kinds.entry(format!("{} {kind}", c.method)).or_default() += 1;
+    }
+    kinds
+}
+
 #[tokio::main]
 async fn main() {
-    let only: Vec<String> = std::env::args()
-        .skip(1)
-        .filter(|a| !a.starts_with("--"))
-        .collect();
-    let run = |section: &str| only.is_empty() || only.iter().any(|o| o == section);
+    let only = requested_sections();
+    let run = |section: &str| section_wanted(&only, section);
     if run("ack") {
         comment_acknowledgement().await;
     }

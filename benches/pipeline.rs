@@ -10,6 +10,9 @@
 //!
 //! Every loop is bounded in count and time; all traffic stays on 127.0.0.1.
 
+#[path = "support/mod.rs"]
+mod support;
+
 use bytes::Bytes;
 use futures_util::StreamExt;
 use http_body_util::Full;
@@ -20,52 +23,15 @@ use lapin::options::{
 };
 use lapin::types::FieldTable;
 use lapin::{BasicProperties, Connection, ConnectionProperties};
-use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
-use tickbot::ids::RepoName;
-use tickbot::stack::{Stack, StackOptions};
+use support::procfs::{cpu_seconds, rabbitmq_pid, rss_kib};
+use support::stats::{format_ms, percentile};
+use support::{AMQP, fresh_prefix, requested_sections, section_wanted, start_stack};
+use tickbot::forge::Forge;
+use tickbot::ids::{CommitSha, RepoName};
 
-const AMQP: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
-
-fn payload() -> Vec<u8> {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures/github-webhooks/pull_request/opened.payload.json");
-    let text = std::fs::read_to_string(&path).expect("fixture");
-    let mut v: serde_json::Value = serde_json::from_str(&text).expect("json");
-    fn strip(v: &mut serde_json::Value) {
-        match v {
-            serde_json::Value::Object(m) => {
-                m.retain(|k, _| !k.ends_with("_url"));
-                m.values_mut().for_each(strip);
-            }
-            serde_json::Value::Array(a) => a.iter_mut().for_each(strip),
-            _ => {}
-        }
-    }
-    strip(&mut v);
-    let base = serde_json::to_vec(&v).expect("json").len();
-    let pad = 8192usize.saturating_sub(base + 40);
-    v["pull_request"]["body"] = format!(
-        "- [ ] image-refresh fedora-41\n{}",
-        "Some description text. ".repeat(pad / 23)
-    )
-    .into();
-    serde_json::to_vec(&v).expect("json")
-}
-
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    if sorted.is_empty() {
-        return Duration::ZERO;
-    }
-    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[i.min(sorted.len() - 1)]
-}
-
-fn ms(d: Duration) -> String {
-    format!("{:.2} ms", d.as_secs_f64() * 1000.0)
-}
-
+/// Publishes `count` persistent messages with confirms, ≤ `in_flight` unconfirmed: msg/s.
 async fn raw_publish(body: &[u8], count: usize, in_flight: usize) -> f64 {
     let conn = Connection::connect(AMQP, ConnectionProperties::default())
         .await
@@ -74,7 +40,7 @@ async fn raw_publish(body: &[u8], count: usize, in_flight: usize) -> f64 {
     ch.confirm_select(ConfirmSelectOptions::default())
         .await
         .expect("confirms");
-    let queue = format!("bench-raw-{}", uuid::Uuid::new_v4());
+    let queue = fresh_prefix("bench-raw");
     ch.queue_declare(
         queue.as_str().into(),
         QueueDeclareOptions {
@@ -127,6 +93,7 @@ async fn raw_publish(body: &[u8], count: usize, in_flight: usize) -> f64 {
     rate
 }
 
+/// A running `tickbot` process, killed when dropped.
 struct Served {
     child: std::process::Child,
     url: String,
@@ -140,6 +107,7 @@ impl Drop for Served {
     }
 }
 
+/// A port nothing listens on yet, for the spawned binary's webhook listener.
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
@@ -188,6 +156,7 @@ async fn start_tickbot(role: &str, amqp: Option<&str>, prefix: &str, api_url: &s
     }
 }
 
+/// Posts `total` signed deliveries from `concurrency` clients: requests/s, p50, p99.
 async fn intake_load(
     url: &str,
     body: &[u8],
@@ -237,12 +206,8 @@ async fn intake_load(
     (rate, percentile(&all, 0.5), percentile(&all, 0.99))
 }
 
-async fn wait_statuses(
-    forge: &tickbot::forge::Forge,
-    repo: &RepoName,
-    sha: &tickbot::ids::CommitSha,
-    n: usize,
-) {
+/// Waits until `sha` has `n` statuses (bounded).
+async fn wait_statuses(forge: &Forge, repo: &RepoName, sha: &CommitSha, n: usize) {
     let deadline = Instant::now() + Duration::from_secs(10);
     while forge.statuses(repo, sha).len() < n {
         assert!(Instant::now() < deadline, "status {n} not set");
@@ -250,17 +215,7 @@ async fn wait_statuses(
     }
 }
 
-fn rss_kib(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmRSS:"))
-                .and_then(|l| l.split_whitespace().nth(1).and_then(|n| n.parse().ok()))
-        })
-        .unwrap_or(0)
-}
-
+/// Deletes the queues a killed `tickbot` declared, so runs leave nothing behind in RabbitMQ.
 fn delete_queues(prefix: &str) {
     // The names the library declares, so this list cannot go stale.
     let specs = tickbot::queue::topology(prefix, &["default".to_string()]).unwrap_or_default();
@@ -271,100 +226,76 @@ fn delete_queues(prefix: &str) {
     }
 }
 
-/// CPU seconds (user + system) a process has used so far.
-fn cpu_seconds(pid: u32) -> f64 {
-    let ticks = std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .ok()
-        .and_then(|s| {
-            let after = s.rsplit_once(')')?.1.split_whitespace().collect::<Vec<_>>();
-            Some(after.get(11)?.parse::<u64>().ok()? + after.get(12)?.parse::<u64>().ok()?)
-        })
-        .unwrap_or(0);
-    ticks as f64 / 100.0
-}
-
-fn rabbitmq_pid() -> Option<u32> {
-    let out = std::process::Command::new("pgrep")
-        .args(["-f", "beam.smp"])
-        .output()
-        .ok()?;
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .next()?
-        .trim()
-        .parse()
-        .ok()
-}
-
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
     // `cargo bench --bench pipeline -- intake memory` runs only those sections
     // (intake, latency, memory); no argument runs all.
-    let only: Vec<String> = std::env::args()
-        .skip(1)
-        .filter(|a| !a.starts_with("--"))
-        .collect();
-    let run = |section: &str| only.is_empty() || only.iter().any(|o| o == section);
-    let body = payload();
+    let only = requested_sections();
+    let run = |section: &str| section_wanted(&only, section);
+    let body = support::fixtures::pull_request_opened();
     println!(
         "payload: {} bytes (signed pull_request.opened)\n",
         body.len()
     );
-
     // 1 + 2, in the same run so they compare.
     if run("intake") {
-        let raw_1 = raw_publish(&body, 3_000, 1).await;
-        let raw_32 = raw_publish(&body, 20_000, 32).await;
-        let raw_64 = raw_publish(&body, 20_000, 64).await;
-
-        let prefix = format!("bench-{}", uuid::Uuid::new_v4());
-        let served = start_tickbot("serve", Some(AMQP), &prefix, "http://127.0.0.1:9").await;
-        let _ = intake_load(&served.url, &body, 500, 8).await; // warm-up
-        let rabbit = rabbitmq_pid();
-        for (concurrency, total) in [(1, 3_000), (32, 20_000)] {
-            let me = std::process::id();
-            let before = (
-                cpu_seconds(served.child.id()),
-                rabbit.map(cpu_seconds),
-                cpu_seconds(me),
-            );
-            let (rate, p50, p99) = intake_load(&served.url, &body, total, concurrency).await;
-            let per_request = |now: f64, then: f64| (now - then) / total as f64 * 1e6;
-            let same_depth = if concurrency == 1 { raw_1 } else { raw_32 };
-            println!(
-                "intake, concurrency {concurrency:>2}: {rate:>8.0} req/s  p50 {}  p99 {}  \
-                 ({:.0}% of raw ≤64, {:.0}% of raw at the same depth)\n    \
-                 CPU per request: tickbot {:.0} µs, RabbitMQ {}, load generator {:.0} µs",
-                ms(p50),
-                ms(p99),
-                100.0 * rate / raw_64,
-                100.0 * rate / same_depth,
-                per_request(cpu_seconds(served.child.id()), before.0),
-                match (rabbit, before.1) {
-                    (Some(pid), Some(then)) =>
-                        format!("{:.0} µs", per_request(cpu_seconds(pid), then)),
-                    _ => "?".into(),
-                },
-                per_request(cpu_seconds(me), before.2),
-            );
-        }
-        drop(served);
-        delete_queues(&prefix);
+        intake_against_raw(&body).await;
     }
-    if !run("latency") && !run("memory") {
-        return;
-    }
-
     // 3 + 4: the in-process stack over real HTTP, HMAC and RabbitMQ.
     if run("latency") {
         latency_and_calls().await;
     }
-    if !run("memory") {
-        return;
-    }
     // 5: idle memory of every role in one process, embedded queue and RabbitMQ.
+    if run("memory") {
+        idle_memory().await;
+    }
+}
+
+/// Confirmed raw RabbitMQ publishes, then `tickbot serve`'s intake at concurrency 1 and 32,
+/// compared with them.
+async fn intake_against_raw(body: &[u8]) {
+    let raw_1 = raw_publish(body, 3_000, 1).await;
+    let raw_32 = raw_publish(body, 20_000, 32).await;
+    let raw_64 = raw_publish(body, 20_000, 64).await;
+
+    let prefix = fresh_prefix("bench");
+    let served = start_tickbot("serve", Some(AMQP), &prefix, "http://127.0.0.1:9").await;
+    let _ = intake_load(&served.url, body, 500, 8).await; // warm-up
+    let rabbit = rabbitmq_pid();
+    for (concurrency, total) in [(1, 3_000), (32, 20_000)] {
+        let me = std::process::id();
+        let before = (
+            cpu_seconds(served.child.id()),
+            rabbit.map(cpu_seconds),
+            cpu_seconds(me),
+        );
+        let (rate, p50, p99) = intake_load(&served.url, body, total, concurrency).await;
+        let per_request = |now: f64, then: f64| (now - then) / total as f64 * 1e6;
+        let same_depth = if concurrency == 1 { raw_1 } else { raw_32 };
+        println!(
+            "intake, concurrency {concurrency:>2}: {rate:>8.0} req/s  p50 {}  p99 {}  \
+             ({:.0}% of raw ≤64, {:.0}% of raw at the same depth)\n    \
+             CPU per request: tickbot {:.0} µs, RabbitMQ {}, load generator {:.0} µs",
+            format_ms(p50, 2),
+            format_ms(p99, 2),
+            100.0 * rate / raw_64,
+            100.0 * rate / same_depth,
+            per_request(cpu_seconds(served.child.id()), before.0),
+            match (rabbit, before.1) {
+                (Some(pid), Some(then)) => format!("{:.0} µs", per_request(cpu_seconds(pid), then)),
+                _ => "?".into(),
+            },
+            per_request(cpu_seconds(me), before.2),
+        );
+    }
+    drop(served);
+    delete_queues(&prefix);
+}
+
+/// RSS of an idle `tickbot all`, with the embedded queue and with RabbitMQ.
+async fn idle_memory() {
     for amqp in [None, Some(AMQP)] {
-        let prefix = format!("bench-{}", uuid::Uuid::new_v4());
+        let prefix = fresh_prefix("bench");
         let served = start_tickbot("all", amqp, &prefix, "http://127.0.0.1:9").await;
         tokio::time::sleep(Duration::from_secs(3)).await;
         println!(
@@ -385,15 +316,7 @@ async fn main() {
 async fn latency_and_calls() {
     let dir = tempfile::tempdir().expect("tempdir");
     let repo: RepoName = "acme/widgets".parse().expect("valid");
-    let stack = Stack::start(StackOptions {
-        dir: dir.path().to_path_buf(),
-        amqp_url: Some(AMQP.into()),
-        prefix: format!("bench-{}", uuid::Uuid::new_v4()),
-        repositories: vec![],
-        app: None,
-    })
-    .await
-    .expect("stack");
+    let stack = start_stack(dir.path(), "bench", None).await;
     let forge = &stack.forge;
     forge
         .create_repo(
@@ -407,12 +330,20 @@ async fn latency_and_calls() {
         .await
         .expect("repo");
     forge.add_collaborator(&repo, "alice", "write");
+    pending_status_latency(forge, &repo).await;
+    steady_state_calls(forge, &repo).await;
+    stack.shutdown().await; // deletes the stack's queues
+}
+
+/// 60 PRs one at a time (the first 10 warm up): webhook → pending status p50/p99, and the
+/// API calls of the first two `opened` events (cold, then warm caches).
+async fn pending_status_latency(forge: &Forge, repo: &RepoName) {
     let mut latencies = Vec::new();
     for i in 0..60 {
         let branch = format!("b{i}");
         let sha = forge
             .commit_files(
-                &repo,
+                repo,
                 &branch,
                 Some("main"),
                 &[("f", &i.to_string())],
@@ -428,11 +359,11 @@ async fn latency_and_calls() {
         forge.clear_api_calls();
         let t = Instant::now();
         forge
-            .open_pr(&repo, &branch, "main", "t", "- [ ] lint\n", "alice")
+            .open_pr(repo, &branch, "main", "t", "- [ ] lint\n", "alice")
             .await
             .expect("open");
         let deadline = Instant::now() + Duration::from_secs(10);
-        while forge.statuses(&repo, &sha).is_empty() {
+        while forge.statuses(repo, &sha).is_empty() {
             assert!(Instant::now() < deadline, "no status");
             tokio::time::sleep(Duration::from_micros(500)).await;
         }
@@ -440,11 +371,7 @@ async fn latency_and_calls() {
             latencies.push(t.elapsed());
         }
         if i < 2 {
-            let calls: Vec<String> = forge
-                .api_calls()
-                .into_iter()
-                .map(|c| format!("{} {}", c.method, c.path))
-                .collect();
+            let calls = logged_calls(forge);
             println!(
                 "opened event, {} caches: {} API calls: {calls:?}",
                 if i == 0 { "cold" } else { "warm" },
@@ -455,28 +382,24 @@ async fn latency_and_calls() {
     latencies.sort();
     println!(
         "\nwebhook → pending status at the forge (50 PRs, one at a time): p50 {}  p99 {}",
-        ms(percentile(&latencies, 0.5)),
-        ms(percentile(&latencies, 0.99))
+        format_ms(percentile(&latencies, 0.5), 2),
+        format_ms(percentile(&latencies, 0.99), 2)
     );
+}
 
-    // Steady state: the same PR edited again (new item after the running one is ticked).
+/// Steady state: the same PR edited again (new item after the running one is ticked); the
+/// API calls of each `edited` event.
+async fn steady_state_calls(forge: &Forge, repo: &RepoName) {
     let branch = "steady";
     let sha = forge
-        .commit_files(
-            &repo,
-            branch,
-            Some("main"),
-            &[("g", "x")],
-            "change",
-            "alice",
-        )
+        .commit_files(repo, branch, Some("main"), &[("g", "x")], "change", "alice")
         .await
         .expect("push");
     let pr = forge
-        .open_pr(&repo, branch, "main", "t", "- [ ] lint\n", "alice")
+        .open_pr(repo, branch, "main", "t", "- [ ] lint\n", "alice")
         .await
         .expect("open");
-    wait_statuses(forge, &repo, &sha, 1).await;
+    wait_statuses(forge, repo, &sha, 1).await;
     // Distinct arguments: a status is per context, so each item needs its own context.
     let mut body = "- [x] lint\n".to_string();
     for i in 1..=5 {
@@ -487,25 +410,29 @@ async fn latency_and_calls() {
             .expect("flush");
         forge.clear_api_calls();
         forge
-            .edit_pr_body(&repo, pr, &body, "alice")
+            .edit_pr_body(repo, pr, &body, "alice")
             .await
             .expect("edit");
-        wait_statuses(forge, &repo, &sha, i + 1).await;
+        wait_statuses(forge, repo, &sha, i + 1).await;
         // The status is the last call of the event; give the log a moment to record it.
         forge
             .flush_webhooks(Duration::from_secs(5))
             .await
             .expect("flush");
-        let calls: Vec<String> = forge
-            .api_calls()
-            .into_iter()
-            .map(|c| format!("{} {}", c.method, c.path))
-            .collect();
+        let calls = logged_calls(forge);
         println!(
             "edited event #{i} (queues the next item): {} API calls: {calls:?}",
             calls.len()
         );
         body = body.replace("- [ ] lint", "- [x] lint"); // done: the next edit adds one more
     }
-    stack.shutdown().await; // deletes the stack's queues
+}
+
+/// The forge's call log as `METHOD path` lines, as the results print them.
+fn logged_calls(forge: &Forge) -> Vec<String> {
+    forge
+        .api_calls()
+        .into_iter()
+        .map(|c| format!("{} {}", c.method, c.path))
+        .collect()
 }
