@@ -2,257 +2,25 @@
 //! pushes over smart HTTP, and a webhook receiver checks signatures and compares payloads with
 //! the real GitHub fixtures in `tests/fixtures/github-webhooks`.
 
-use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
-use hyper_util::client::legacy::{Client, connect::HttpConnector};
-use hyper_util::rt::TokioExecutor;
+mod forge_support;
+
+use forge_support::{World, answers, assert_shaped_like, call, git, next};
 use serde_json::{Value, json};
-use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
-use tickbot::forge::{CallMatch, Forge, ForgeOptions, RateLimitKind, sign_webhook};
-use tickbot::ids::{PrNumber, RepoName};
-use tokio::sync::mpsc;
-
-const SECRET: &str = "hook-secret";
-const WAIT: Duration = Duration::from_secs(15);
-
-/// One delivery as the receiver saw it.
-#[derive(Debug)]
-struct Received {
-    event: String,
-    delivery: String,
-    signature_ok: bool,
-    user_agent: String,
-    body: Value,
-}
-
-/// A forge with one repository and a webhook receiver, like a test world for a bot.
-struct World {
-    _dir: tempfile::TempDir,
-    forge: Forge,
-    repo: RepoName,
-    hooks: mpsc::UnboundedReceiver<Received>,
-}
-
-async fn receiver() -> (String, mpsc::UnboundedReceiver<Received>) {
-    let (tx, rx) = mpsc::unbounded_channel();
-    let app = axum::Router::new().route(
-        "/hook",
-        axum::routing::post(move |headers: axum::http::HeaderMap, body: Bytes| {
-            let tx = tx.clone();
-            async move {
-                let h = |n: &str| {
-                    headers
-                        .get(n)
-                        .and_then(|v| v.to_str().ok())
-                        .unwrap_or("")
-                        .to_string()
-                };
-                let _ = tx.send(Received {
-                    event: h("x-github-event"),
-                    delivery: h("x-github-delivery"),
-                    signature_ok: h("x-hub-signature-256") == sign_webhook(SECRET, &body)
-                        && h("content-type") == "application/json",
-                    user_agent: h("user-agent"),
-                    body: serde_json::from_slice(&body).unwrap_or(Value::Null),
-                });
-                axum::http::StatusCode::OK
-            }
-        }),
-    );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let url = format!("http://{}/hook", listener.local_addr().expect("addr"));
-    tokio::spawn(async move { axum::serve(listener, app).await });
-    (url, rx)
-}
-
-impl World {
-    async fn new() -> World {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let forge = Forge::start(ForgeOptions::local(dir.path()))
-            .await
-            .expect("forge starts");
-        let (url, mut hooks) = receiver().await;
-        forge.set_webhook(&url, SECRET).await;
-        let ping = next(&mut hooks, "ping", None).await;
-        assert!(ping.signature_ok);
-        let repo: RepoName = "acme/widgets".parse().expect("valid");
-        forge
-            .create_repo(
-                &repo,
-                "main",
-                &[
-                    (".tickbot.toml", "[tasks.lint]\ncommand = [\"true\"]\n"),
-                    ("README.md", "hi\n"),
-                ],
-            )
-            .await
-            .expect("create repo");
-        World {
-            _dir: dir,
-            forge,
-            repo,
-            hooks,
-        }
-    }
-
-    /// `author` pushes branch `branch` from main and opens a PR.
-    async fn pr(&self, branch: &str, body: &str, author: &str) -> PrNumber {
-        self.forge
-            .commit_files(
-                &self.repo,
-                branch,
-                Some("main"),
-                &[("f.txt", branch)],
-                "change",
-                author,
-            )
-            .await
-            .expect("push");
-        self.forge
-            .open_pr(&self.repo, branch, "main", "A change", body, author)
-            .await
-            .expect("open")
-    }
-
-    fn octocrab(&self) -> octocrab::Octocrab {
-        octocrab::Octocrab::builder()
-            .base_uri(self.forge.api_url())
-            .expect("base uri")
-            .personal_token(self.forge.bot_token().to_string())
-            .build()
-            .expect("octocrab")
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("{}/repos/{}{path}", self.forge.api_url(), self.repo)
-    }
-}
-
-/// The next delivery of `event` (and `action`), skipping others; bounded by [`WAIT`].
-async fn next(
-    rx: &mut mpsc::UnboundedReceiver<Received>,
-    event: &str,
-    action: Option<&str>,
-) -> Received {
-    let found = tokio::time::timeout(WAIT, async {
-        while let Some(r) = rx.recv().await {
-            if r.event == event && action.is_none_or(|a| r.body["action"] == a) {
-                return Some(r);
-            }
-        }
-        None
-    })
-    .await;
-    found
-        .ok()
-        .flatten()
-        .unwrap_or_else(|| panic!("no {event} {action:?} webhook within {WAIT:?}"))
-}
-
-/// A plain HTTP call; returns status, headers and the JSON body (Null when not JSON).
-async fn call(
-    method: &str,
-    url: &str,
-    token: Option<&str>,
-    body: Option<Value>,
-) -> (u16, axum::http::HeaderMap, Value) {
-    let client: Client<HttpConnector, Full<Bytes>> =
-        Client::builder(TokioExecutor::new()).build_http();
-    let mut req = hyper::Request::builder().method(method).uri(url);
-    if let Some(t) = token {
-        req = req.header("Authorization", format!("token {t}"));
-    }
-    let payload = body.map(|b| b.to_string()).unwrap_or_default();
-    let req = req.body(Full::new(Bytes::from(payload))).expect("request");
-    let resp = tokio::time::timeout(WAIT, client.request(req))
-        .await
-        .expect("answer in time")
-        .expect("http");
-    let status = resp.status().as_u16();
-    let headers = resp.headers().clone();
-    let bytes = resp.into_body().collect().await.expect("body").to_bytes();
-    (
-        status,
-        headers,
-        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
-    )
-}
-
-fn fixture(name: &str) -> Value {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures/github-webhooks")
-        .join(name);
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    serde_json::from_str(&text).expect("fixture is JSON")
-}
-
-/// Every key the real payload has under `fixture` exists in ours with the same JSON type
-/// (`null` is compatible with anything: GitHub's nullable fields). Arrays compare their first
-/// elements when both have one. Returns the differences as `path: problem`.
-fn shape_diff(fixture: &Value, ours: &Value, path: &str, out: &mut Vec<String>) {
-    match (fixture, ours) {
-        (Value::Null, _) | (_, Value::Null) => {}
-        (Value::Object(f), Value::Object(o)) => {
-            for (k, fv) in f {
-                let p = format!("{path}.{k}");
-                match o.get(k) {
-                    Some(ov) => shape_diff(fv, ov, &p, out),
-                    None => out.push(format!("{p}: missing")),
-                }
-            }
-        }
-        (Value::Array(f), Value::Array(o)) => {
-            if let (Some(fv), Some(ov)) = (f.first(), o.first()) {
-                shape_diff(fv, ov, &format!("{path}[0]"), out);
-            }
-        }
-        (Value::Number(_), Value::Number(_))
-        | (Value::String(_), Value::String(_))
-        | (Value::Bool(_), Value::Bool(_)) => {}
-        (f, o) => out.push(format!("{path}: fixture {f} vs ours {o}")),
-    }
-}
-
-/// Compares the parts of a payload a bot reads (everything except GitHub App `installation`).
-fn assert_shaped_like(fixture_name: &str, ours: &Value) {
-    let real = fixture(fixture_name);
-    let mut diffs = Vec::new();
-    for key in [
-        "action",
-        "number",
-        "pull_request",
-        "issue",
-        "comment",
-        "check_run",
-        "requested_action",
-        "repository",
-        "sender",
-    ] {
-        if let Some(f) = real.get(key) {
-            match ours.get(key) {
-                Some(o) => shape_diff(f, o, key, &mut diffs),
-                None => diffs.push(format!("{key}: missing")),
-            }
-        }
-    }
-    assert!(
-        diffs.is_empty(),
-        "{fixture_name} differs:\n{}",
-        diffs.join("\n")
-    );
-}
+use tickbot::forge::{CallMatch, RateLimitKind};
+use tickbot::ids::PrNumber;
 
 #[tokio::test]
-async fn webhooks_are_signed_and_shaped_like_githubs() {
+async fn pushes_are_announced_signed_by_hookshot() {
     let mut w = World::new().await;
     let push = next(&mut w.hooks, "push", None).await;
     assert!(push.signature_ok && push.user_agent == "GitHub-Hookshot/forge");
     assert_eq!(push.body["ref"], "refs/heads/main");
+}
 
-    let pr = w.pr("topic", "- [ ] lint", "alice").await;
+#[tokio::test]
+async fn an_opened_pr_is_announced_like_githubs() {
+    let (mut w, _) = World::with_pr("- [ ] lint").await;
     let opened = next(&mut w.hooks, "pull_request", Some("opened")).await;
     assert!(opened.signature_ok);
     assert_shaped_like("pull_request/opened.payload.json", &opened.body);
@@ -263,7 +31,11 @@ async fn webhooks_are_signed_and_shaped_like_githubs() {
     assert_eq!(p["head"]["repo"]["clone_url"], w.forge.clone_url(&w.repo));
     assert_eq!(opened.body["repository"]["full_name"], "acme/widgets");
     assert_eq!(opened.body["repository"]["owner"]["login"], "acme");
+}
 
+#[tokio::test]
+async fn a_collaborator_editing_the_body_is_announced_with_the_old_body() {
+    let (mut w, pr) = World::with_pr("- [ ] lint").await;
     w.forge.add_collaborator(&w.repo, "carol", "write");
     w.forge
         .edit_pr_body(&w.repo, pr, "- [ ] lint\n- [ ] lint again", "carol")
@@ -274,7 +46,11 @@ async fn webhooks_are_signed_and_shaped_like_githubs() {
     assert_shaped_like("pull_request/opened.payload.json", &edited.body);
     assert_eq!(edited.body["changes"]["body"]["from"], "- [ ] lint");
     assert_eq!(edited.body["sender"]["login"], "carol");
+}
 
+#[tokio::test]
+async fn a_new_commit_on_the_branch_is_announced_as_synchronize() {
+    let (mut w, _) = World::with_pr("- [ ] lint").await;
     let sha = w
         .forge
         .commit_files(
@@ -291,7 +67,12 @@ async fn webhooks_are_signed_and_shaped_like_githubs() {
     assert_shaped_like("pull_request/synchronize.payload.json", &sync.body);
     assert_eq!(sync.body["after"], sha.0);
     assert_eq!(sync.body["pull_request"]["head"]["sha"], sha.0);
+}
 
+#[tokio::test]
+async fn a_comment_is_announced_with_the_commenters_association() {
+    let (mut w, pr) = World::with_pr("- [ ] lint").await;
+    w.forge.add_collaborator(&w.repo, "carol", "write");
     w.forge
         .comment(&w.repo, pr, "/test", "carol")
         .await
@@ -304,13 +85,16 @@ async fn webhooks_are_signed_and_shaped_like_githubs() {
     );
     assert_eq!(created.body["issue"]["number"], pr.0);
     assert!(created.body["issue"]["pull_request"]["url"].is_string());
+}
 
-    // A check run on the head, and a person pressing its Re-run and Retry buttons.
+/// A failed check run with a Retry button on the PR's head, created by the bot.
+async fn failed_check_run(w: &World, pr: PrNumber) -> u64 {
+    let sha = w.forge.pr(&w.repo, pr).expect("pr").head_sha;
     let run: Value = w
         .octocrab()
         .post(
             "/repos/acme/widgets/check-runs",
-            Some(&serde_json::json!({
+            Some(&json!({
                 "name": "unit", "head_sha": sha.0, "status": "completed", "conclusion": "failure",
                 "output": { "title": "Exit code 1", "summary": "failed" },
                 "actions": [{ "label": "Retry", "description": "Run it again", "identifier": "retry" }],
@@ -318,7 +102,13 @@ async fn webhooks_are_signed_and_shaped_like_githubs() {
         )
         .await
         .expect("create check run");
-    let id = run["id"].as_u64().expect("id");
+    run["id"].as_u64().expect("id")
+}
+
+#[tokio::test]
+async fn pressing_re_run_on_a_check_run_is_announced_with_its_pr() {
+    let (mut w, pr) = World::with_pr("- [ ] lint").await;
+    let id = failed_check_run(&w, pr).await;
     w.forge
         .rerun_check_run(&w.repo, id, "carol")
         .await
@@ -327,6 +117,12 @@ async fn webhooks_are_signed_and_shaped_like_githubs() {
     assert!(rerun.signature_ok);
     assert_shaped_like("check_run/rerequested.payload.json", &rerun.body);
     assert_eq!(rerun.body["check_run"]["pull_requests"][0]["number"], pr.0);
+}
+
+#[tokio::test]
+async fn pressing_an_offered_check_run_button_is_announced_and_others_are_refused() {
+    let (mut w, pr) = World::with_pr("- [ ] lint").await;
+    let id = failed_check_run(&w, pr).await;
     w.forge
         .click_check_run_action(&w.repo, id, "retry", "carol")
         .await
@@ -341,7 +137,11 @@ async fn webhooks_are_signed_and_shaped_like_githubs() {
             .is_err(),
         "only offered actions can be requested"
     );
+}
 
+#[tokio::test]
+async fn closing_and_reopening_a_pr_are_announced() {
+    let (mut w, pr) = World::with_pr("- [ ] lint").await;
     w.forge.close_pr(&w.repo, pr, "alice").await.expect("close");
     let closed = next(&mut w.hooks, "pull_request", Some("closed")).await;
     assert_eq!(closed.body["pull_request"]["state"], "closed");
@@ -353,24 +153,31 @@ async fn webhooks_are_signed_and_shaped_like_githubs() {
 }
 
 #[tokio::test]
-async fn octocrab_deserializes_what_the_forge_serves() {
-    let w = World::new().await;
-    let first = w.pr("one", "first body", "alice").await;
-    let second = w.pr("two", "second body", "bob").await;
+async fn octocrab_reads_the_repository_and_a_pull_request() {
+    let (w, first) = World::with_pr("first body").await;
     let oc = w.octocrab();
-    let (o, r) = ("acme", "widgets");
-
-    let repo = oc.repos(o, r).get().await.expect("repository");
+    let repo = oc.repos("acme", "widgets").get().await.expect("repository");
     assert_eq!(repo.default_branch.as_deref(), Some("main"));
 
-    let pr = oc.pulls(o, r).get(first.0).await.expect("get pull");
+    let pr = oc
+        .pulls("acme", "widgets")
+        .get(first.0)
+        .await
+        .expect("get pull");
     assert_eq!(pr.body.as_deref(), Some("first body"));
     assert_eq!(pr.user.expect("user").login, "alice");
     let head_sha = w.forge.pr(&w.repo, first).expect("pr").head_sha;
     assert_eq!(pr.head.sha, head_sha.0);
+}
 
+#[tokio::test]
+async fn octocrab_pages_through_open_pull_requests_newest_first() {
+    let w = World::new().await;
+    let first = w.pr("one", "first body", "alice").await;
+    let second = w.pr("two", "second body", "bob").await;
+    let oc = w.octocrab();
     let page = oc
-        .pulls(o, r)
+        .pulls("acme", "widgets")
         .list()
         .state(octocrab::params::State::Open)
         .per_page(1)
@@ -384,18 +191,29 @@ async fn octocrab_deserializes_what_the_forge_serves() {
         .expect("next page")
         .expect("a next page");
     assert_eq!(rest.items[0].number, first.0);
+}
 
-    let updated = oc
-        .issues(o, r)
+#[tokio::test]
+async fn octocrab_edits_a_pr_body_through_the_issues_api() {
+    let (w, first) = World::with_pr("first body").await;
+    let updated = w
+        .octocrab()
+        .issues("acme", "widgets")
         .update(first.0)
         .body("edited by the bot")
         .send()
         .await
         .expect("update issue");
     assert_eq!(updated.body.as_deref(), Some("edited by the bot"));
+}
 
-    let status = oc
-        .repos(o, r)
+#[tokio::test]
+async fn octocrab_statuses_combine_to_the_latest_per_context() {
+    let (w, first) = World::with_pr("first body").await;
+    let head_sha = w.forge.pr(&w.repo, first).expect("pr").head_sha;
+    let oc = w.octocrab();
+    let repos = || oc.repos("acme", "widgets");
+    let status = repos()
         .create_status(head_sha.0.clone(), octocrab::models::StatusState::Pending)
         .context("lint".into())
         .description("Not yet tested".into())
@@ -403,15 +221,14 @@ async fn octocrab_deserializes_what_the_forge_serves() {
         .await
         .expect("create status");
     assert_eq!(status.creator.expect("creator").login, "tickbot[bot]");
-    oc.repos(o, r)
+    repos()
         .create_status(head_sha.0.clone(), octocrab::models::StatusState::Success)
         .context("lint".into())
         .send()
         .await
         .expect("second status");
-    let combined = oc
-        .repos(o, r)
-        .combined_status_for_ref(&octocrab::params::repos::Reference::Branch("one".into()))
+    let combined = repos()
+        .combined_status_for_ref(&octocrab::params::repos::Reference::Branch("topic".into()))
         .await
         .expect("combined");
     assert_eq!(combined.total_count, 1, "latest per context");
@@ -421,26 +238,35 @@ async fn octocrab_deserializes_what_the_forge_serves() {
         mine.iter().map(|s| s.state.as_str()).collect::<Vec<_>>(),
         ["pending", "success"]
     );
+}
 
-    let comment = oc
-        .issues(o, r)
+#[tokio::test]
+async fn octocrab_comments_are_listed_and_written_by_the_bot() {
+    let (w, first) = World::with_pr("first body").await;
+    let oc = w.octocrab();
+    let issues = || oc.issues("acme", "widgets");
+    let comment = issues()
         .create_comment(first.0, "hello from the bot")
         .await
         .expect("comment");
-    let listed = oc
-        .issues(o, r)
+    let listed = issues()
         .list_comments(first.0)
         .send()
         .await
         .expect("list comments");
     assert_eq!(listed.items[0].id, comment.id);
     assert_eq!(w.forge.comments(&w.repo, first)[0].author, "tickbot[bot]");
+}
 
-    let mut items = oc
-        .repos(o, r)
+#[tokio::test]
+async fn octocrab_reads_a_file_at_the_pr_branch() {
+    let (w, _) = World::with_pr("first body").await;
+    let mut items = w
+        .octocrab()
+        .repos("acme", "widgets")
         .get_content()
         .path(".tickbot.toml")
-        .r#ref("one")
+        .r#ref("topic")
         .send()
         .await
         .expect("contents");
@@ -499,38 +325,6 @@ async fn git_push_over_http_moves_the_pr_head() {
     git(&clone, &["-c", &header, "push", "-q", "origin", "topic"]).await;
     let sync = next(&mut w.hooks, "pull_request", Some("synchronize")).await;
     assert_eq!(sync.body["sender"]["login"], "tickbot[bot]");
-}
-
-/// Runs the git CLI off the async threads: the forge answering it shares this runtime.
-async fn git(dir: &Path, args: &[&str]) -> String {
-    let (dir, args): (PathBuf, Vec<String>) = (
-        dir.to_path_buf(),
-        args.iter().map(|a| a.to_string()).collect(),
-    );
-    tokio::task::spawn_blocking(move || git_blocking(&dir, &args))
-        .await
-        .expect("git thread")
-}
-
-fn git_blocking(dir: &Path, args: &[String]) -> String {
-    let out = std::process::Command::new("git")
-        .args([
-            "-c",
-            "user.name=Alice",
-            "-c",
-            "user.email=alice@example.com",
-        ])
-        .args(args)
-        .current_dir(dir)
-        .env("GIT_TERMINAL_PROMPT", "0")
-        .output()
-        .expect("git runs");
-    assert!(
-        out.status.success(),
-        "git {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
 #[tokio::test]
@@ -726,9 +520,8 @@ async fn redelivery_keeps_the_delivery_id() {
 }
 
 #[tokio::test]
-async fn labels_reactions_checks_and_permissions() {
-    let w = World::new().await;
-    let pr = w.pr("topic", "body", "alice").await;
+async fn the_bot_adds_and_removes_a_label() {
+    let (w, pr) = World::with_pr("body").await;
     let token = Some(w.forge.bot_token());
     let (s, _, labels) = call(
         "POST",
@@ -741,33 +534,30 @@ async fn labels_reactions_checks_and_permissions() {
     let (s, _, _) = call("DELETE", &w.url("/issues/1/labels/bot"), token, None).await;
     assert_eq!(s, 200);
     assert!(w.forge.pr(&w.repo, pr).expect("pr").labels.is_empty());
+}
 
+#[tokio::test]
+async fn the_bot_reacts_to_a_comment_once_with_a_known_reaction() {
+    let (w, pr) = World::with_pr("body").await;
+    let token = Some(w.forge.bot_token());
     let id = w
         .forge
         .comment(&w.repo, pr, "/test", "alice")
         .await
         .expect("comment");
     let url = w.url(&format!("/issues/comments/{id}/reactions"));
-    assert_eq!(
-        call("POST", &url, token, Some(json!({"content": "eyes"})))
-            .await
-            .0,
-        201
-    );
-    assert_eq!(
-        call("POST", &url, token, Some(json!({"content": "eyes"})))
-            .await
-            .0,
-        200
-    );
-    assert_eq!(
-        call("POST", &url, token, Some(json!({"content": "nope"})))
-            .await
-            .0,
-        422
-    );
+    let react =
+        |content: &'static str| call("POST", &url, token, Some(json!({ "content": content })));
+    assert_eq!(react("eyes").await.0, 201);
+    assert_eq!(react("eyes").await.0, 200);
+    assert_eq!(react("nope").await.0, 422);
     assert_eq!(w.forge.comments(&w.repo, pr)[0].reactions.len(), 1);
+}
 
+#[tokio::test]
+async fn a_check_run_completes_when_given_a_conclusion() {
+    let (w, pr) = World::with_pr("body").await;
+    let token = Some(w.forge.bot_token());
     let sha = w.forge.pr(&w.repo, pr).expect("pr").head_sha;
     let (s, _, run) = call(
         "POST",
@@ -788,7 +578,12 @@ async fn labels_reactions_checks_and_permissions() {
     assert_eq!((s, run["status"].as_str()), (200, Some("completed")));
     let (_, _, list) = call("GET", &w.url("/commits/topic/check-runs"), token, None).await;
     assert_eq!(list["total_count"], 1);
+}
 
+#[tokio::test]
+async fn permissions_follow_collaborators_the_owner_and_org_membership() {
+    let w = World::new().await;
+    let token = Some(w.forge.bot_token());
     w.forge.add_collaborator(&w.repo, "carol", "maintain");
     let perm = |u: &str| w.url(&format!("/collaborators/{u}/permission"));
     assert_eq!(
@@ -873,13 +668,5 @@ async fn shutdown_stops_the_server() {
     let w = World::new().await;
     let url = w.url("");
     w.forge.clone().shutdown().await;
-    let client: Client<HttpConnector, Full<Bytes>> =
-        Client::builder(TokioExecutor::new()).build_http();
-    let req = hyper::Request::get(&url)
-        .body(Full::new(Bytes::new()))
-        .expect("request");
-    let result = tokio::time::timeout(WAIT, client.request(req))
-        .await
-        .expect("bounded");
-    assert!(result.is_err(), "no answer after shutdown");
+    assert!(!answers(&url).await, "no answer after shutdown");
 }

@@ -3,77 +3,25 @@
 //! failures are repeated, which are not, and how long it waits. End-to-end behaviour against the
 //! stateful local forge is tested elsewhere.
 
+mod github_client_support;
+
+use github_client_support::*;
 use serde_json::{Value, json};
 use std::time::{Duration, Instant};
 use tickbot::github::{
     Auth, CommitStatus, GitHub, GitHubError, GitHubSettings, Permission, StatusState,
 };
-use tickbot::ids::{CommitSha, PrNumber, RepoName};
-use wiremock::matchers::{body_json, header, method, path, query_param, query_param_is_missing};
-use wiremock::{Mock, MockServer, ResponseTemplate};
-
-const TOKEN: &str = "ghp_test_token_that_must_never_leak";
-
-/// Every test runs under this bound, so a retry loop that waits too long fails instead of hanging.
-const TEST_BOUND: Duration = Duration::from_secs(20);
-
-fn settings(url: &str) -> GitHubSettings {
-    GitHubSettings {
-        max_attempts: 4,
-        max_wait: Duration::from_secs(5),
-        initial_backoff: Duration::from_millis(50),
-        request_timeout: Duration::from_secs(5),
-        ..GitHubSettings::new(url, Auth::Token(TOKEN.to_string()))
-    }
-}
-
-fn client(server: &MockServer) -> GitHub {
-    GitHub::new(settings(&server.uri())).expect("client builds")
-}
-
-fn repo() -> RepoName {
-    "Codertocat/Hello-World".parse().expect("valid repo name")
-}
-
-fn fixture(name: &str) -> Value {
-    let file = format!(
-        "{}/tests/fixtures/github-webhooks/pull_request/{name}",
-        env!("CARGO_MANIFEST_DIR")
-    );
-    let text = std::fs::read_to_string(&file).unwrap_or_else(|e| panic!("read {file}: {e}"));
-    let payload: Value = serde_json::from_str(&text).expect("fixture is JSON");
-    payload["pull_request"].clone()
-}
-
-/// The fixture's PR with another number, as a second PR in a list.
-fn pr_numbered(number: u64) -> Value {
-    let mut pr = fixture("opened.payload.json");
-    pr["number"] = json!(number);
-    pr
-}
-
-async fn requests(server: &MockServer) -> Vec<wiremock::Request> {
-    server
-        .received_requests()
-        .await
-        .expect("request recording is on")
-}
-
-async fn bounded<F: std::future::Future>(f: F) -> F::Output {
-    tokio::time::timeout(TEST_BOUND, f)
-        .await
-        .expect("test finished within its bound")
-}
+use tickbot::ids::PrNumber;
+use wiremock::matchers::{body_json, header, query_param, query_param_is_missing};
 
 // ---- requests and mapping ----
 
 #[tokio::test]
 async fn pull_request_carries_the_token_and_maps_a_real_payload() {
-    let server = MockServer::start().await;
-    Mock::given(method("GET"))
-        .and(path("/repos/Codertocat/Hello-World/pulls/2"))
+    let server = Fake::start().await;
+    on("GET", "pulls/2")
         .and(header("authorization", format!("Bearer {TOKEN}").as_str()))
-        .respond_with(ResponseTemplate::new(200).set_body_json(fixture("opened.payload.json")))
+        .respond_with(the_pr())
         .expect(1)
         .mount(&server)
         .await;
@@ -92,10 +40,7 @@ async fn pull_request_carries_the_token_and_maps_a_real_payload() {
     assert!(pr.state_open);
     assert!(!pr.draft);
     assert_eq!(pr.author, "Codertocat");
-    assert_eq!(
-        pr.head_sha,
-        CommitSha("ec26c3e57ca3a959ca5aad62de7213c562f8c821".into())
-    );
+    assert_eq!(pr.head_sha, head_sha());
     assert_eq!(pr.head_ref, "changes");
     assert_eq!(pr.head_repo, Some(repo()));
     assert_eq!(
@@ -112,15 +57,11 @@ async fn pull_request_carries_the_token_and_maps_a_real_payload() {
 
 #[tokio::test]
 async fn a_null_body_and_a_deleted_fork_map_to_empty_and_none() {
-    let server = MockServer::start().await;
+    let server = Fake::start().await;
     let mut payload = fixture("opened.with-null-body.json");
     assert!(payload["body"].is_null(), "the fixture has a null body");
     payload["head"]["repo"] = Value::Null;
-    Mock::given(method("GET"))
-        .and(path("/repos/Codertocat/Hello-World/pulls/2"))
-        .respond_with(ResponseTemplate::new(200).set_body_json(payload))
-        .mount(&server)
-        .await;
+    server.answer("GET", "pulls/2", reply(200, payload)).await;
 
     let pr = bounded(client(&server).pull_request(&repo(), PrNumber(2)))
         .await
@@ -132,11 +73,8 @@ async fn a_null_body_and_a_deleted_fork_map_to_empty_and_none() {
 
 #[tokio::test]
 async fn a_missing_pull_request_is_not_found_and_says_what() {
-    let server = MockServer::start().await;
-    Mock::given(method("GET"))
-        .respond_with(ResponseTemplate::new(404).set_body_json(json!({"message": "Not Found"})))
-        .mount(&server)
-        .await;
+    let server = Fake::start().await;
+    server.answer("GET", "", not_found()).await;
 
     let err = bounded(client(&server).pull_request(&repo(), PrNumber(12)))
         .await
@@ -151,30 +89,27 @@ async fn a_missing_pull_request_is_not_found_and_says_what() {
 
 #[tokio::test]
 async fn open_pull_requests_follow_the_link_header_over_all_pages() {
-    let server = MockServer::start().await;
+    let server = Fake::start().await;
     let next = format!(
         "<{}/repos/Codertocat/Hello-World/pulls?state=open&per_page=100&page=2>; rel=\"next\", \
          <{}/repos/Codertocat/Hello-World/pulls?state=open&per_page=100&page=2>; rel=\"last\"",
         server.uri(),
         server.uri()
     );
-    Mock::given(method("GET"))
-        .and(path("/repos/Codertocat/Hello-World/pulls"))
+    on("GET", "pulls")
         .and(query_param("state", "open"))
         .and(query_param_is_missing("page"))
         .respond_with(
-            ResponseTemplate::new(200)
-                .set_body_json(json!([pr_numbered(1), pr_numbered(2)]))
+            reply(200, json!([pr_numbered(1), pr_numbered(2)]))
                 .insert_header("link", next.as_str()),
         )
         .expect(1)
         .mount(&server)
         .await;
-    Mock::given(method("GET"))
-        .and(path("/repos/Codertocat/Hello-World/pulls"))
+    on("GET", "pulls")
         .and(query_param("page", "2"))
         .and(header("authorization", format!("Bearer {TOKEN}").as_str()))
-        .respond_with(ResponseTemplate::new(200).set_body_json(json!([pr_numbered(3)])))
+        .respond_with(reply(200, json!([pr_numbered(3)])))
         .expect(1)
         .mount(&server)
         .await;
@@ -188,23 +123,21 @@ async fn open_pull_requests_follow_the_link_header_over_all_pages() {
 
 #[tokio::test]
 async fn file_at_decodes_base64_and_a_missing_file_is_none() {
-    let server = MockServer::start().await;
+    let server = Fake::start().await;
     // GitHub wraps the base64 text with newlines.
-    Mock::given(method("GET"))
-        .and(path("/repos/Codertocat/Hello-World/contents/.tickbot.toml"))
+    on("GET", "contents/.tickbot.toml")
         .and(query_param("ref", "ec26c3e"))
-        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
-            "type": "file", "encoding": "base64", "name": ".tickbot.toml",
-            "content": "W3Rlc3RzLnVuaXRdCmNv\nbW1hbmQgPSBbIm1ha2UiXQo=\n",
-        })))
+        .respond_with(reply(
+            200,
+            json!({
+                "type": "file", "encoding": "base64", "name": ".tickbot.toml",
+                "content": "W3Rlc3RzLnVuaXRdCmNv\nbW1hbmQgPSBbIm1ha2UiXQo=\n",
+            }),
+        ))
         .mount(&server)
         .await;
-    Mock::given(method("GET"))
-        .and(path(
-            "/repos/Codertocat/Hello-World/contents/missing/file.toml",
-        ))
-        .respond_with(ResponseTemplate::new(404).set_body_json(json!({"message": "Not Found"})))
-        .mount(&server)
+    server
+        .answer("GET", "contents/missing/file.toml", not_found())
         .await;
 
     let github = client(&server);
@@ -218,142 +151,112 @@ async fn file_at_decodes_base64_and_a_missing_file_is_none() {
 }
 
 #[tokio::test]
-async fn writes_hit_github_s_paths_with_github_s_bodies() {
-    let server = MockServer::start().await;
-    let sha = CommitSha("ec26c3e57ca3a959ca5aad62de7213c562f8c821".into());
-    let status_path = format!("/repos/Codertocat/Hello-World/statuses/{}", sha.0);
-    Mock::given(method("POST"))
-        .and(path(status_path.as_str()))
-        .and(body_json(json!({
-            "context": "unit-tests", "state": "pending",
-            "description": "In progress [worker-1]", "target_url": "http://logs/1",
-        })))
-        .respond_with(ResponseTemplate::new(201).set_body_json(json!({"id": 1})))
-        .expect(1)
-        .mount(&server)
+async fn a_status_is_posted_to_the_commit_with_github_s_body() {
+    let server = Fake::start().await;
+    let sha = head_sha();
+    let body = json!({
+        "context": "unit-tests", "state": "pending",
+        "description": "In progress [worker-1]", "target_url": "http://logs/1",
+    });
+    let route = format!("statuses/{}", sha.0);
+    server
+        .expect_once("POST", &route, body, reply(201, json!({"id": 1})))
         .await;
-    Mock::given(method("POST"))
-        .and(path("/repos/Codertocat/Hello-World/issues/2/comments"))
-        .and(body_json(json!({"body": "hello"})))
-        .respond_with(ResponseTemplate::new(201).set_body_json(json!({
-            "id": 77, "user": {"login": "tickbot[bot]"}, "body": "hello",
-        })))
-        .expect(1)
-        .mount(&server)
-        .await;
-    Mock::given(method("PATCH"))
-        .and(path("/repos/Codertocat/Hello-World/issues/comments/77"))
-        .and(body_json(json!({"body": "edited"})))
-        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"id": 77})))
-        .expect(1)
-        .mount(&server)
-        .await;
-    Mock::given(method("PATCH"))
-        .and(path("/repos/Codertocat/Hello-World/pulls/2"))
-        .and(body_json(json!({"body": "- [x] done"})))
-        .respond_with(ResponseTemplate::new(200).set_body_json(fixture("opened.payload.json")))
-        .expect(1)
-        .mount(&server)
-        .await;
-    Mock::given(method("POST"))
-        .and(path(
-            "/repos/Codertocat/Hello-World/issues/comments/77/reactions",
-        ))
-        .and(body_json(json!({"content": "eyes"})))
-        .respond_with(ResponseTemplate::new(201).set_body_json(json!({"id": 5})))
-        .expect(1)
-        .mount(&server)
-        .await;
-
-    let github = client(&server);
     let status = CommitStatus {
         context: "unit-tests".into(),
         state: StatusState::Pending,
         description: Some("In progress [worker-1]".into()),
         target_url: Some("http://logs/1".into()),
     };
-    bounded(async {
-        github
-            .set_status(&repo(), &sha, &status)
-            .await
-            .expect("set status");
-        let comment = github
-            .post_comment(&repo(), PrNumber(2), "hello")
-            .await
-            .expect("comment");
-        assert_eq!((comment.id, comment.author.as_str()), (77, "tickbot[bot]"));
-        github
-            .edit_comment(&repo(), 77, "edited")
-            .await
-            .expect("edit");
-        github
-            .set_pr_body(&repo(), PrNumber(2), "- [x] done")
-            .await
-            .expect("body");
-        github
-            .add_reaction(&repo(), 77, "eyes")
-            .await
-            .expect("reaction");
-    })
-    .await;
-    for request in requests(&server).await {
-        let auth = request
-            .headers
-            .get("authorization")
-            .and_then(|v| v.to_str().ok());
-        assert_eq!(
-            auth,
-            Some(format!("Bearer {TOKEN}").as_str()),
-            "{}",
-            request.url
-        );
-    }
+    bounded(client(&server).set_status(&repo(), &sha, &status))
+        .await
+        .expect("set status");
+    assert_every_request_carried_the_token(&server).await;
 }
 
 #[tokio::test]
-async fn statuses_and_comments_are_read_in_full() {
-    let server = MockServer::start().await;
-    let sha = CommitSha("ec26c3e57ca3a959ca5aad62de7213c562f8c821".into());
-    let status_path = format!("/repos/Codertocat/Hello-World/commits/{}/status", sha.0);
-    Mock::given(method("GET"))
-        .and(path(status_path.as_str()))
-        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
-            "state": "failure", "sha": sha.0, "total_count": 2,
-            "statuses": [
-                {"context": "unit-tests", "state": "failure", "description": "Exit code 1 [w1]",
-                 "target_url": "http://logs/1", "id": 1},
-                {"context": "lint", "state": "success", "description": null,
-                 "target_url": null, "id": 2},
-            ],
-        })))
-        .mount(&server)
-        .await;
-    let next = format!(
-        "<{}/repos/Codertocat/Hello-World/issues/2/comments?per_page=100&page=2>; rel=\"next\"",
-        server.uri()
+async fn a_comment_is_posted_on_the_pr_and_its_author_read_back() {
+    let server = Fake::start().await;
+    let answer = reply(
+        201,
+        json!({"id": 77, "user": {"login": "tickbot[bot]"}, "body": "hello"}),
     );
-    Mock::given(method("GET"))
-        .and(path("/repos/Codertocat/Hello-World/issues/2/comments"))
-        .and(query_param_is_missing("page"))
-        .respond_with(
-            ResponseTemplate::new(200)
-                .set_body_json(json!([{"id": 1, "user": {"login": "alice"}, "body": "/test"}]))
-                .insert_header("link", next.as_str()),
+    server
+        .expect_once(
+            "POST",
+            "issues/2/comments",
+            json!({"body": "hello"}),
+            answer,
         )
-        .mount(&server)
         .await;
-    Mock::given(method("GET"))
-        .and(path("/repos/Codertocat/Hello-World/issues/2/comments"))
-        .and(query_param("page", "2"))
-        .respond_with(
-            ResponseTemplate::new(200)
-                .set_body_json(json!([{"id": 2, "user": null, "body": "from a deleted account"}])),
-        )
-        .mount(&server)
-        .await;
+    let comment = bounded(client(&server).post_comment(&repo(), PrNumber(2), "hello"))
+        .await
+        .expect("comment");
+    assert_eq!((comment.id, comment.author.as_str()), (77, "tickbot[bot]"));
+    assert_every_request_carried_the_token(&server).await;
+}
 
-    let github = client(&server);
-    let statuses = bounded(github.statuses(&repo(), &sha))
+#[tokio::test]
+async fn a_comment_is_edited_in_place() {
+    let server = Fake::start().await;
+    let body = json!({"body": "edited"});
+    server
+        .expect_once(
+            "PATCH",
+            "issues/comments/77",
+            body,
+            reply(200, json!({"id": 77})),
+        )
+        .await;
+    bounded(client(&server).edit_comment(&repo(), 77, "edited"))
+        .await
+        .expect("edit");
+    assert_every_request_carried_the_token(&server).await;
+}
+
+#[tokio::test]
+async fn a_pr_body_is_written_through_the_pulls_api() {
+    let server = Fake::start().await;
+    server
+        .expect_once("PATCH", "pulls/2", json!({"body": "- [x] done"}), the_pr())
+        .await;
+    bounded(client(&server).set_pr_body(&repo(), PrNumber(2), "- [x] done"))
+        .await
+        .expect("body");
+    assert_every_request_carried_the_token(&server).await;
+}
+
+#[tokio::test]
+async fn a_reaction_is_added_to_a_comment() {
+    let server = Fake::start().await;
+    let route = "issues/comments/77/reactions";
+    let answer = reply(201, json!({"id": 5}));
+    server
+        .expect_once("POST", route, json!({"content": "eyes"}), answer)
+        .await;
+    bounded(client(&server).add_reaction(&repo(), 77, "eyes"))
+        .await
+        .expect("reaction");
+    assert_every_request_carried_the_token(&server).await;
+}
+
+#[tokio::test]
+async fn a_commit_s_statuses_are_read_with_their_empty_fields_as_none() {
+    let server = Fake::start().await;
+    let sha = head_sha();
+    let combined = json!({
+        "state": "failure", "sha": sha.0, "total_count": 2,
+        "statuses": [
+            {"context": "unit-tests", "state": "failure", "description": "Exit code 1 [w1]",
+             "target_url": "http://logs/1", "id": 1},
+            {"context": "lint", "state": "success", "description": null,
+             "target_url": null, "id": 2},
+        ],
+    });
+    let route = format!("commits/{}/status", sha.0);
+    server.answer("GET", &route, reply(200, combined)).await;
+
+    let statuses = bounded(client(&server).statuses(&repo(), &sha))
         .await
         .expect("statuses");
     assert_eq!(
@@ -373,7 +276,36 @@ async fn statuses_and_comments_are_read_in_full() {
             },
         ]
     );
-    let comments = bounded(github.comments(&repo(), PrNumber(2)))
+}
+
+#[tokio::test]
+async fn comments_are_read_over_all_pages_including_deleted_authors() {
+    let server = Fake::start().await;
+    let next = format!(
+        "<{}/repos/Codertocat/Hello-World/issues/2/comments?per_page=100&page=2>; rel=\"next\"",
+        server.uri()
+    );
+    on("GET", "issues/2/comments")
+        .and(query_param_is_missing("page"))
+        .respond_with(
+            reply(
+                200,
+                json!([{"id": 1, "user": {"login": "alice"}, "body": "/test"}]),
+            )
+            .insert_header("link", next.as_str()),
+        )
+        .mount(&server)
+        .await;
+    on("GET", "issues/2/comments")
+        .and(query_param("page", "2"))
+        .respond_with(reply(
+            200,
+            json!([{"id": 2, "user": null, "body": "from a deleted account"}]),
+        ))
+        .mount(&server)
+        .await;
+
+    let comments = bounded(client(&server).comments(&repo(), PrNumber(2)))
         .await
         .expect("comments");
     let summary: Vec<(u64, &str)> = comments.iter().map(|c| (c.id, c.author.as_str())).collect();
@@ -381,76 +313,62 @@ async fn statuses_and_comments_are_read_in_full() {
 }
 
 #[tokio::test]
-async fn permission_and_org_membership() {
-    let server = MockServer::start().await;
-    Mock::given(method("GET"))
-        .and(path(
-            "/repos/Codertocat/Hello-World/collaborators/alice/permission",
-        ))
-        .respond_with(
-            ResponseTemplate::new(200)
-                .set_body_json(json!({"permission": "write", "role_name": "maintain"})),
-        )
-        .mount(&server)
+async fn a_collaborator_s_role_is_their_permission_and_a_stranger_has_none() {
+    let server = Fake::start().await;
+    let role = json!({"permission": "write", "role_name": "maintain"});
+    server
+        .answer("GET", "collaborators/alice/permission", reply(200, role))
         .await;
-    Mock::given(method("GET"))
-        .and(path(
-            "/repos/Codertocat/Hello-World/collaborators/mallory/permission",
-        ))
-        .respond_with(ResponseTemplate::new(404).set_body_json(json!({"message": "Not Found"})))
-        .mount(&server)
-        .await;
-    Mock::given(method("GET"))
-        .and(path("/orgs/myorg/members/alice"))
-        .respond_with(ResponseTemplate::new(204))
-        .mount(&server)
-        .await;
-    Mock::given(method("GET"))
-        .and(path("/orgs/myorg/members/mallory"))
-        .respond_with(ResponseTemplate::new(404))
-        .mount(&server)
+    server
+        .answer("GET", "collaborators/mallory/permission", not_found())
         .await;
 
     let github = client(&server);
-    bounded(async {
-        assert_eq!(
-            github.permission(&repo(), "alice").await.expect("perm"),
-            Permission::Maintain
-        );
-        assert_eq!(
-            github.permission(&repo(), "mallory").await.expect("perm"),
-            Permission::None
-        );
-        assert!(
-            github
-                .is_org_member("myorg", "alice")
-                .await
-                .expect("member")
-        );
-        assert!(
-            !github
-                .is_org_member("myorg", "mallory")
-                .await
-                .expect("not member")
-        );
-    })
-    .await;
+    assert_eq!(
+        bounded(github.permission(&repo(), "alice"))
+            .await
+            .expect("perm"),
+        Permission::Maintain
+    );
+    assert_eq!(
+        bounded(github.permission(&repo(), "mallory"))
+            .await
+            .expect("perm"),
+        Permission::None
+    );
+}
+
+#[tokio::test]
+async fn org_membership_is_204_for_members_and_404_for_others() {
+    let server = Fake::start().await;
+    server
+        .answer("GET", "/orgs/myorg/members/alice", status(204))
+        .await;
+    server
+        .answer("GET", "/orgs/myorg/members/mallory", status(404))
+        .await;
+
+    let github = client(&server);
+    let alice = bounded(github.is_org_member("myorg", "alice")).await;
+    assert!(alice.expect("member"));
+    let mallory = bounded(github.is_org_member("myorg", "mallory")).await;
+    assert!(!mallory.expect("not member"));
 }
 
 #[tokio::test]
 async fn a_private_membership_redirect_falls_back_to_public_membership() {
     // GitHub answers 302 to the public-members URL when the bot cannot see private membership.
-    let server = MockServer::start().await;
+    let server = Fake::start().await;
     let public = format!("{}/orgs/myorg/public_members/bob", server.uri());
-    Mock::given(method("GET"))
-        .and(path("/orgs/myorg/members/bob"))
-        .respond_with(ResponseTemplate::new(302).insert_header("location", public.as_str()))
-        .mount(&server)
+    server
+        .answer(
+            "GET",
+            "/orgs/myorg/members/bob",
+            status(302).insert_header("location", public.as_str()),
+        )
         .await;
-    Mock::given(method("GET"))
-        .and(path("/orgs/myorg/public_members/bob"))
-        .respond_with(ResponseTemplate::new(404))
-        .mount(&server)
+    server
+        .answer("GET", "/orgs/myorg/public_members/bob", status(404))
         .await;
 
     let member = bounded(client(&server).is_org_member("myorg", "bob")).await;
@@ -459,14 +377,13 @@ async fn a_private_membership_redirect_falls_back_to_public_membership() {
 
 #[tokio::test]
 async fn a_refresh_pull_request_is_created_once() {
-    let server = MockServer::start().await;
-    Mock::given(method("POST"))
-        .and(path("/repos/Codertocat/Hello-World/pulls"))
+    let server = Fake::start().await;
+    on("POST", "pulls")
         .and(body_json(json!({
             "title": "images: Update fedora-41 image", "head": "refresh-fedora-41",
             "base": "main", "body": "- [ ] image-refresh fedora-41",
         })))
-        .respond_with(ResponseTemplate::new(201).set_body_json(fixture("opened.payload.json")))
+        .respond_with(reply(201, fixture("opened.payload.json")))
         .expect(1)
         .mount(&server)
         .await;
@@ -487,18 +404,9 @@ async fn a_refresh_pull_request_is_created_once() {
 
 #[tokio::test]
 async fn a_get_is_retried_after_a_502_and_succeeds() {
-    let server = MockServer::start().await;
-    Mock::given(method("GET"))
-        .and(path("/repos/Codertocat/Hello-World/pulls/2"))
-        .respond_with(ResponseTemplate::new(502))
-        .up_to_n_times(1)
-        .with_priority(1)
-        .mount(&server)
-        .await;
-    Mock::given(method("GET"))
-        .and(path("/repos/Codertocat/Hello-World/pulls/2"))
-        .respond_with(ResponseTemplate::new(200).set_body_json(fixture("opened.payload.json")))
-        .mount(&server)
+    let server = Fake::start().await;
+    server
+        .first_then("GET", "pulls/2", status(502), the_pr())
         .await;
 
     let pr = bounded(client(&server).pull_request(&repo(), PrNumber(2))).await;
@@ -508,10 +416,9 @@ async fn a_get_is_retried_after_a_502_and_succeeds() {
 
 #[tokio::test]
 async fn a_get_gives_up_after_max_attempts() {
-    let server = MockServer::start().await;
-    Mock::given(method("GET"))
-        .respond_with(ResponseTemplate::new(503).set_body_json(json!({"message": "Unavailable"})))
-        .mount(&server)
+    let server = Fake::start().await;
+    server
+        .answer("GET", "", reply(503, json!({"message": "Unavailable"})))
         .await;
 
     let err = bounded(client(&server).comments(&repo(), PrNumber(2)))
@@ -534,11 +441,13 @@ async fn a_get_gives_up_after_max_attempts() {
 
 #[tokio::test]
 async fn a_comment_post_is_not_repeated_after_a_502() {
-    let server = MockServer::start().await;
-    Mock::given(method("POST"))
-        .and(path("/repos/Codertocat/Hello-World/issues/2/comments"))
-        .respond_with(ResponseTemplate::new(502).set_body_json(json!({"message": "Bad Gateway"})))
-        .mount(&server)
+    let server = Fake::start().await;
+    server
+        .answer(
+            "POST",
+            "issues/2/comments",
+            reply(502, json!({"message": "Bad Gateway"})),
+        )
         .await;
 
     let err = bounded(client(&server).post_comment(&repo(), PrNumber(2), "hello"))
@@ -560,16 +469,9 @@ async fn a_comment_post_is_not_repeated_after_a_502() {
 
 #[tokio::test]
 async fn a_status_post_is_idempotent_and_retried_after_a_500() {
-    let server = MockServer::start().await;
-    Mock::given(method("POST"))
-        .respond_with(ResponseTemplate::new(500))
-        .up_to_n_times(1)
-        .with_priority(1)
-        .mount(&server)
-        .await;
-    Mock::given(method("POST"))
-        .respond_with(ResponseTemplate::new(201).set_body_json(json!({"id": 1})))
-        .mount(&server)
+    let server = Fake::start().await;
+    server
+        .first_then("POST", "", status(500), reply(201, json!({"id": 1})))
         .await;
 
     let status = CommitStatus {
@@ -578,7 +480,7 @@ async fn a_status_post_is_idempotent_and_retried_after_a_500() {
         description: None,
         target_url: None,
     };
-    let sha = CommitSha("ec26c3e57ca3a959ca5aad62de7213c562f8c821".into());
+    let sha = head_sha();
     bounded(client(&server).set_status(&repo(), &sha, &status))
         .await
         .expect("retried to success");
@@ -587,18 +489,14 @@ async fn a_status_post_is_idempotent_and_retried_after_a_500() {
 
 #[tokio::test]
 async fn a_pr_body_write_is_never_repeated_because_the_body_may_have_changed() {
-    let server = MockServer::start().await;
-    Mock::given(method("PATCH"))
-        .and(path("/repos/Codertocat/Hello-World/pulls/2"))
-        .respond_with(ResponseTemplate::new(502))
-        .up_to_n_times(1)
-        .with_priority(1)
-        .mount(&server)
-        .await;
-    Mock::given(method("PATCH"))
-        .and(path("/repos/Codertocat/Hello-World/pulls/2"))
-        .respond_with(ResponseTemplate::new(429).insert_header("retry-after", "1"))
-        .mount(&server)
+    let server = Fake::start().await;
+    server
+        .first_then(
+            "PATCH",
+            "pulls/2",
+            status(502),
+            status(429).insert_header("retry-after", "1"),
+        )
         .await;
 
     let github = client(&server);
@@ -616,17 +514,20 @@ async fn a_pr_body_write_is_never_repeated_because_the_body_may_have_changed() {
 
 #[tokio::test]
 async fn a_comment_post_rate_limited_with_429_is_retried_after_retry_after() {
-    let server = MockServer::start().await;
-    Mock::given(method("POST"))
-        .respond_with(ResponseTemplate::new(429).insert_header("retry-after", "1"))
+    let server = Fake::start().await;
+    on("POST", "")
+        .respond_with(status(429).insert_header("retry-after", "1"))
         .up_to_n_times(1)
         .with_priority(1)
         .mount(&server)
         .await;
-    Mock::given(method("POST"))
-        .respond_with(ResponseTemplate::new(201).set_body_json(json!({
-            "id": 9, "user": {"login": "tickbot"}, "body": "hello",
-        })))
+    on("POST", "")
+        .respond_with(reply(
+            201,
+            json!({
+                "id": 9, "user": {"login": "tickbot"}, "body": "hello",
+            }),
+        ))
         .mount(&server)
         .await;
 
@@ -645,11 +546,11 @@ async fn a_comment_post_rate_limited_with_429_is_retried_after_retry_after() {
 
 #[tokio::test]
 async fn a_403_with_the_rate_limit_exhausted_waits_for_the_reset() {
-    let server = MockServer::start().await;
+    let server = Fake::start().await;
     let reset = (chrono::Utc::now().timestamp() + 1).to_string();
-    Mock::given(method("GET"))
+    on("GET", "")
         .respond_with(
-            ResponseTemplate::new(403)
+            status(403)
                 .insert_header("x-ratelimit-remaining", "0")
                 .insert_header("x-ratelimit-reset", reset.as_str())
                 .set_body_json(json!({"message": "API rate limit exceeded"})),
@@ -658,10 +559,7 @@ async fn a_403_with_the_rate_limit_exhausted_waits_for_the_reset() {
         .with_priority(1)
         .mount(&server)
         .await;
-    Mock::given(method("GET"))
-        .respond_with(ResponseTemplate::new(200).set_body_json(fixture("opened.payload.json")))
-        .mount(&server)
-        .await;
+    server.answer("GET", "", the_pr()).await;
 
     let started = Instant::now();
     let pr = bounded(client(&server).pull_request(&repo(), PrNumber(2))).await;
@@ -682,11 +580,11 @@ async fn a_403_with_the_rate_limit_exhausted_waits_for_the_reset() {
 
 #[tokio::test]
 async fn a_reset_far_in_the_future_fails_at_once_with_rate_limited() {
-    let server = MockServer::start().await;
+    let server = Fake::start().await;
     let reset = chrono::Utc::now().timestamp() + 3600;
-    Mock::given(method("GET"))
+    on("GET", "")
         .respond_with(
-            ResponseTemplate::new(403)
+            status(403)
                 .insert_header("x-ratelimit-remaining", "0")
                 .insert_header("x-ratelimit-reset", reset.to_string().as_str()),
         )
@@ -745,18 +643,10 @@ async fn an_unreachable_server_is_a_transport_error_after_bounded_retries() {
 
 #[tokio::test]
 async fn a_timed_out_post_is_not_repeated_but_a_timed_out_get_is() {
-    let server = MockServer::start().await;
-    let slow = ResponseTemplate::new(200)
-        .set_body_json(json!([]))
-        .set_delay(Duration::from_secs(3));
-    Mock::given(method("POST"))
-        .respond_with(slow.clone())
-        .mount(&server)
-        .await;
-    Mock::given(method("GET"))
-        .respond_with(slow)
-        .mount(&server)
-        .await;
+    let server = Fake::start().await;
+    let slow = reply(200, json!([])).set_delay(Duration::from_secs(3));
+    server.answer("POST", "", slow.clone()).await;
+    server.answer("GET", "", slow).await;
     let github = GitHub::new(GitHubSettings {
         request_timeout: Duration::from_millis(300),
         ..settings(&server.uri())
@@ -793,50 +683,26 @@ async fn a_timed_out_post_is_not_repeated_but_a_timed_out_get_is() {
 
 #[tokio::test]
 async fn the_token_never_appears_in_an_error() {
-    let server = MockServer::start().await;
-    Mock::given(method("GET"))
-        .and(path("/repos/Codertocat/Hello-World/pulls/1"))
-        .respond_with(
-            ResponseTemplate::new(401).set_body_json(json!({"message": "Bad credentials"})),
-        )
-        .mount(&server)
-        .await;
-    Mock::given(method("GET"))
-        .and(path("/repos/Codertocat/Hello-World/pulls/2"))
-        .respond_with(ResponseTemplate::new(200).set_body_string("not json"))
-        .mount(&server)
-        .await;
-    Mock::given(method("POST"))
-        .respond_with(ResponseTemplate::new(502))
-        .mount(&server)
-        .await;
-    Mock::given(method("GET"))
-        .and(path("/repos/Codertocat/Hello-World/pulls/3"))
-        .respond_with(ResponseTemplate::new(429).insert_header("retry-after", "3600"))
-        .mount(&server)
-        .await;
+    let server = Fake::start().await;
+    let bad_credentials = reply(401, json!({"message": "Bad credentials"}));
+    server.answer("GET", "pulls/1", bad_credentials).await;
+    let not_json = status(200).set_body_string("not json");
+    server.answer("GET", "pulls/2", not_json).await;
+    server.answer("POST", "", status(502)).await;
+    let rate_limited = status(429).insert_header("retry-after", "3600");
+    server.answer("GET", "pulls/3", rate_limited).await;
 
     let github = client(&server);
+    let repo = repo();
+    let pr = |n| github.pull_request(&repo, PrNumber(n));
     let errors = bounded(async {
         vec![
+            pr(1).await.expect_err("401"),
+            pr(2).await.expect_err("bad json"),
+            pr(3).await.expect_err("rate limited"),
+            pr(4).await.expect_err("404"),
             github
-                .pull_request(&repo(), PrNumber(1))
-                .await
-                .expect_err("401"),
-            github
-                .pull_request(&repo(), PrNumber(2))
-                .await
-                .expect_err("bad json"),
-            github
-                .pull_request(&repo(), PrNumber(3))
-                .await
-                .expect_err("rate limited"),
-            github
-                .pull_request(&repo(), PrNumber(4))
-                .await
-                .expect_err("404"),
-            github
-                .post_comment(&repo(), PrNumber(1), "x")
+                .post_comment(&repo, PrNumber(1), "x")
                 .await
                 .expect_err("502"),
         ]
@@ -856,59 +722,26 @@ async fn the_token_never_appears_in_an_error() {
 }
 
 // ---- GitHub App ----
-
-/// A throwaway RSA key generated for this test only; it signs JWTs for the fake server and
-/// grants nothing anywhere.
-const TEST_APP_KEY: &str = "-----BEGIN RSA PRIVATE KEY-----
-MIIEowIBAAKCAQEA2UuBe4aVZ/Ok1FCn/nij+439EnXP3pSvaPHC1yJPVddD0IB7
-m18mSTPs4ZC6S8grKvXGWZNt0pNX1fS4926hAsrbUcq7ISgvpMQprFp+9FeD619I
-7lHDGNm8KBHqcKZKuY9N14MTly6UElroCQQY1XfgavJweecNP4sn8287GhWvISKY
-4J8F1Q/x5D3fN5CVNl9kuRUUyPePN7clAOT87l1giRo1m2CklvTRqG15dpQxrbms
-40HJX/NgeDh/7x4pX9CDrV0mn+uk0PCpyhvJDwdpv6Wh9oHVBUR0bm+reS2VZmoj
-QyWW9BWWKbXeKxy0FStJMZ1+N01H21em97wM7QIDAQABAoIBAAJRTtk9bzyDmb91
-+MS7DqyxMADRZt0t4s0Qvw5CXGxC9oMzy521nxfqyN0DCSmjweocYvgznVlAnxA2
-Iv7onCkGdt5hdit9XTy5puQitvXuNQb+pi18i8MpF1uqDUEUVPmzsJXa3QugwI2N
-kKn/9C/arncVjOOP9lE2L7/l8NBvY7ycDj6GAAEuTTynyPzKmKDdiOU3IfVCskyr
-f8x1AR0IHTAR6vBDAb0u/aLZkrSv0Y2NNe8mNzyOU881okwGkXGxpUvAk8/AzzJw
-T4wmVQOj9q/qMfnvji0M4+PVdmCZo008siBvOABdMzEuozoUCqZqQvMteXhh9FIC
-zRDUG+ECgYEA9j93+mhVrhjkuzIDQ5nMA6ha0UR9ynIzLzfjublS3y4b7wtcvn2p
-dXpsCvWQ4mih8EvzaCPFKSpDjDkVPvqtaFePIeEuNau07yEo3FNHF5NylgMJQgmB
-EQs8a3u/i6AX3QeyGN7rM9mHI44uJHK7Xy7Iosati7lv/jblIBY79ikCgYEA4eaA
-6+ZvPO72sE2BbCkXLzvrwmzjxUAv1/2zwEM/gPz3v8xxSOeITiwD5eMg33ltlvIo
-m8fa+Un9Vm44T1zeFkUElx9dnPbqjPGEa4KYND1UP9JDDXlxhpfbAnTwgT6G7Gvn
-hKrJD2NdKw0gS/P6hLW1STuJh5pGgbB9HqOK0SUCgYBUSxGk9EYwHHFf6xTW9TSz
-I9RCwnFU9Zaz2SvpDZlisIP7ZiZPRvDVOBz3+2unNS4J9dXSljwNhVwuCfRN5L2r
-dB2Y+V46HRcIrI8yLIeveFfHJi7rHhnCXdhG6st83kaM8O90OArHavUppKgC7gtZ
-38fqgJwzsjy2BtCUFUhdUQKBgQDeL0QAQf6I9RRnZWP1SRkHmS0SZt1EJhSooVzJ
-rproOGdJG0EVDr0u/fW7h0DO7HTQcU9loRWL+a0V9ISn8lRxnOKd7Pi7KNSbWfT/
-dUxUnTmfKCRRPXBejD+Z1AC1bhVwtdTZ1My6uOVrMZbhfY+aNcqfw9JKMIBGkJsP
-ppUjjQKBgFiYOYx8Ggbi6cux9NdQKxrKltmES20EriNTxxn/9D+1fgFF6+vzs7AV
-dOURGQdln7E78mjRo5RL/f+mpt6xSKfpSOdeN3i/jnvnzmCR+H+YhPtTytRbmwUu
-DTCnJ5nSm2NEheHy6ADpXclVK8UocKRb8aISTE/ZsVvaROBSHH/O
------END RSA PRIVATE KEY-----";
-
 #[tokio::test]
 async fn an_app_uses_one_cached_installation_token_per_owner() {
-    let server = MockServer::start().await;
-    Mock::given(method("GET"))
-        .and(path("/repos/Codertocat/Hello-World/installation"))
-        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"id": 7})))
+    let server = Fake::start().await;
+    on("GET", "installation")
+        .respond_with(reply(200, json!({"id": 7})))
         .expect(1)
         .mount(&server)
         .await;
     let expires = (chrono::Utc::now() + chrono::Duration::hours(1)).to_rfc3339();
-    Mock::given(method("POST"))
-        .and(path("/app/installations/7/access_tokens"))
-        .respond_with(ResponseTemplate::new(201).set_body_json(
+    on("POST", "/app/installations/7/access_tokens")
+        .respond_with(reply(
+            201,
             json!({"token": "ghs_installation", "expires_at": expires, "permissions": {}}),
         ))
         .expect(1)
         .mount(&server)
         .await;
-    Mock::given(method("GET"))
-        .and(path("/repos/Codertocat/Hello-World/pulls/2"))
+    on("GET", "pulls/2")
         .and(header("authorization", "Bearer ghs_installation"))
-        .respond_with(ResponseTemplate::new(200).set_body_json(fixture("opened.payload.json")))
+        .respond_with(the_pr())
         .expect(2)
         .mount(&server)
         .await;

@@ -7,152 +7,21 @@
 //! fail, on purpose: a missing runtime must not look like a passing test.
 
 mod common;
+mod worker_parts_support;
 
-use common::{containers_conf, podman};
-use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
+use common::podman;
 use std::time::{Duration, Instant};
-use tickbot::forge::{Forge, ForgeOptions};
-use tickbot::ids::{CommitSha, RepoName};
-use tickbot::worker::mirror::{GitAuth, GitError, Mirrors};
-use tickbot::worker::publish::{PushOutcome, ResultCommit, commit_changes, push_result};
-use tickbot::worker::runtime::{RunOutcome, RunSpec, Runtime};
+use tickbot::ids::CommitSha;
+use tickbot::worker::mirror::{GitError, Mirrors};
+use tickbot::worker::publish::{PushOutcome, commit_changes, push_result};
+use tickbot::worker::runtime::{RunOutcome, Runtime};
 use tokio::sync::watch;
-
-/// Bound on every wait in these tests.
-const WAIT: Duration = Duration::from_secs(60);
-const IMAGE: &str = "localhost/tickbot-test:latest";
-const BRANCH: &str = "pr-branch";
-
-// ---------------------------------------------------------------------------------------
-// git: mirror, worktree, commit, push
-
-/// A forge with one repository whose PR branch holds `a.txt`, `b.txt` and `c.txt`.
-struct World {
-    dir: tempfile::TempDir,
-    forge: Forge,
-    repo: RepoName,
-    url: String,
-    mirrors: Mirrors,
-    head: CommitSha,
-}
-
-impl World {
-    async fn new() -> World {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let forge = Forge::start(ForgeOptions::local(dir.path().join("forge")))
-            .await
-            .expect("forge starts");
-        let repo: RepoName = "alice/project".parse().expect("repo name");
-        forge
-            .create_repo(&repo, "main", &[("README.md", "project\n")])
-            .await
-            .expect("repo created");
-        let head = forge
-            .commit_files(
-                &repo,
-                BRANCH,
-                Some("main"),
-                &[
-                    ("a.txt", "one\ntwo\nthree\n"),
-                    ("b.txt", "bee\n"),
-                    ("c.txt", "sea\n"),
-                ],
-                "Add files",
-                "alice",
-            )
-            .await
-            .expect("branch pushed");
-        let url = forge.clone_url(&repo);
-        let mirrors = Mirrors::new(dir.path().join("state/mirrors"));
-        World {
-            dir,
-            forge,
-            repo,
-            url,
-            mirrors,
-            head,
-        }
-    }
-
-    fn auth(&self) -> GitAuth {
-        GitAuth::header(self.forge.bot_git_auth_header())
-    }
-
-    fn job_dir(&self, job: &str) -> PathBuf {
-        self.dir.path().join("state/work").join(job)
-    }
-
-    async fn fetch_head(&self) -> Option<CommitSha> {
-        bounded(
-            self.mirrors
-                .fetch(&self.repo, &self.url, BRANCH, &self.head, None),
-        )
-        .await
-        .expect("fetch")
-    }
-
-    async fn person_pushes(&self, files: &[(&str, &str)], message: &str) -> CommitSha {
-        self.forge
-            .commit_files(&self.repo, BRANCH, None, files, message, "alice")
-            .await
-            .expect("person pushes")
-    }
-
-    fn tip(&self) -> CommitSha {
-        self.forge.branch_sha(&self.repo, BRANCH).expect("branch")
-    }
-}
-
-fn result_commit<'a>(job_id: &'a str, log_url: &'a str) -> ResultCommit<'a> {
-    ResultCommit {
-        author_name: "tickbot",
-        author_email: "tickbot@example.org",
-        message: "images: Update fedora-41 image",
-        job_id,
-        log_url,
-    }
-}
-
-async fn bounded<F: std::future::Future>(f: F) -> F::Output {
-    tokio::time::timeout(WAIT, f)
-        .await
-        .expect("finished within the bound")
-}
-
-/// Runs git for a test's own observations.
-async fn git(args: &[&str]) -> String {
-    let out = bounded(
-        tokio::process::Command::new("git")
-            .args(args)
-            .env("GIT_TERMINAL_PROMPT", "0")
-            .output(),
-    )
-    .await
-    .expect("git runs");
-    assert!(
-        out.status.success(),
-        "git {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-/// Total objects in a repository (loose and packed).
-async fn object_count(repo: &Path) -> u64 {
-    let out = git(&["--git-dir", &repo.to_string_lossy(), "count-objects", "-v"]).await;
-    out.lines()
-        .filter_map(|l| l.split_once(": "))
-        .filter(|(k, _)| *k == "count" || *k == "in-pack")
-        .map(|(_, v)| v.trim().parse::<u64>().expect("a number"))
-        .sum()
-}
+use worker_parts_support::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn mirror_fetches_only_what_is_new_and_worktrees_sit_at_the_exact_commit() {
+async fn a_second_fetch_reuses_the_mirror_and_brings_only_the_new_objects() {
     let w = World::new().await;
     let mirror = w.mirrors.path(&w.repo);
-
     assert_eq!(w.fetch_head().await, Some(w.head.clone()));
     let before = object_count(&mirror).await;
     // Proof that the second fetch reuses this mirror rather than cloning afresh.
@@ -169,16 +38,37 @@ async fn mirror_fetches_only_what_is_new_and_worktrees_sit_at_the_exact_commit()
     );
     // One commit changing one top-level file: a commit, a root tree, a blob.
     assert_eq!(object_count(&mirror).await, before + 3);
+    w.forge.shutdown().await;
+}
 
-    // Concurrent fetches of one repository are serialized and both succeed.
+/// A world whose mirror holds the branch's first commit and a newer one a person pushed.
+async fn world_with_a_new_commit() -> (World, CommitSha) {
+    let w = World::new().await;
+    w.fetch_head().await;
+    let next = w.person_pushes(&[("b.txt", "bee 2\n")], "Change b").await;
+    let tip = bounded(w.mirrors.fetch(&w.repo, &w.url, BRANCH, &next, None))
+        .await
+        .expect("second fetch");
+    assert_eq!(tip, Some(next.clone()));
+    (w, next)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_fetches_of_one_repository_both_succeed() {
+    let (w, next) = world_with_a_new_commit().await;
     let (x, y) = tokio::join!(
         w.mirrors.fetch(&w.repo, &w.url, BRANCH, &next, None),
         w.mirrors.fetch(&w.repo, &w.url, BRANCH, &w.head, None),
     );
     assert_eq!(x.expect("first"), Some(next.clone()));
     assert_eq!(y.expect("second"), Some(next.clone()));
+    w.forge.shutdown().await;
+}
 
-    // The worktree is at the older, exact commit, detached.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worktree_sits_detached_at_the_exact_commit_and_is_removed_whole() {
+    let (w, _next) = world_with_a_new_commit().await;
+    let mirror = w.mirrors.path(&w.repo);
     let dir = w.job_dir("j-exact");
     let wt = bounded(w.mirrors.worktree(&w.repo, &w.head, &dir))
         .await
@@ -199,16 +89,24 @@ async fn mirror_fetches_only_what_is_new_and_worktrees_sit_at_the_exact_commit()
     assert!(!dir.exists(), "worktree directory is gone");
     let list = git(&["--git-dir", &mirror.to_string_lossy(), "worktree", "list"]).await;
     assert_eq!(list.lines().count(), 1, "only the bare mirror: {list}");
+    w.forge.shutdown().await;
+}
 
-    // Dropped without remove(): still cleaned up.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worktree_dropped_without_remove_is_still_cleaned_up() {
+    let (w, next) = world_with_a_new_commit().await;
     let dir = w.job_dir("j-dropped");
     let wt = bounded(w.mirrors.worktree(&w.repo, &next, &dir))
         .await
         .expect("worktree");
     drop(wt);
     assert!(!dir.exists(), "dropped worktree is gone");
+    w.forge.shutdown().await;
+}
 
-    // A killed worker's worktree in the job's directory is replaced by the redelivered job.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_workers_worktree_is_replaced_by_the_redelivered_job() {
+    let (w, next) = world_with_a_new_commit().await;
     let dir = w.job_dir("j-redelivered");
     let leftover = bounded(w.mirrors.worktree(&w.repo, &w.head, &dir))
         .await
@@ -224,7 +122,13 @@ async fn mirror_fetches_only_what_is_new_and_worktrees_sit_at_the_exact_commit()
         "bee 2\n"
     );
     bounded(again.remove()).await.expect("removed");
-    // A directory that is not a worktree is never deleted.
+    w.forge.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_directory_that_is_not_a_worktree_is_never_deleted() {
+    let w = World::new().await;
+    w.fetch_head().await;
     let foreign = w.job_dir("not-a-worktree");
     std::fs::create_dir_all(&foreign).expect("dir");
     std::fs::write(foreign.join("precious.txt"), "keep").expect("file");
@@ -233,16 +137,26 @@ async fn mirror_fetches_only_what_is_new_and_worktrees_sit_at_the_exact_commit()
         .expect_err("refused");
     assert!(err.to_string().contains("not a worktree"), "{err}");
     assert!(foreign.join("precious.txt").exists());
+    w.forge.shutdown().await;
+}
 
-    // A commit nobody pushed is an error that says so.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_commit_nobody_pushed_is_an_error_that_names_it() {
+    let w = World::new().await;
+    w.fetch_head().await;
     let unknown = CommitSha("0123456789abcdef0123456789abcdef01234567".into());
     let err = bounded(w.mirrors.fetch(&w.repo, &w.url, BRANCH, &unknown, None))
         .await
         .expect_err("unknown commit");
     assert!(matches!(err, GitError::MissingCommit { .. }), "{err}");
     assert!(err.to_string().contains(&unknown.0), "{err}");
+    w.forge.shutdown().await;
+}
 
-    // A deleted branch has no tip; the commit is still there by id.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deleted_branch_has_no_tip_but_its_commit_is_fetched_by_id() {
+    let w = World::new().await;
+    w.fetch_head().await;
     let gone = bounded(
         w.mirrors
             .fetch(&w.repo, &w.url, "no-such-branch", &w.head, None),
@@ -543,122 +457,6 @@ async fn a_conflicting_push_meanwhile_means_the_head_moved() {
 
 // ---------------------------------------------------------------------------------------
 // runtimes
-
-/// Builds the test image once per test binary; fails loudly when podman is missing.
-fn test_image() {
-    static BUILT: OnceLock<Result<(), String>> = OnceLock::new();
-    let built = BUILT.get_or_init(|| {
-        let hint = "podman is needed for these tests: apt-get install podman runc busybox-static";
-        match std::process::Command::new("podman")
-            .arg("--version")
-            .output()
-        {
-            Ok(out) if out.status.success() => {}
-            _ => return Err(hint.to_string()),
-        }
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tasks/test-image/build.sh");
-        let out = std::process::Command::new("sh")
-            .arg(&script)
-            .env("CONTAINERS_CONF", containers_conf())
-            .output()
-            .map_err(|e| format!("running {}: {e}", script.display()))?;
-        if out.status.success() {
-            Ok(())
-        } else {
-            Err(format!(
-                "{} failed: {}\n{hint}",
-                script.display(),
-                String::from_utf8_lossy(&out.stderr)
-            ))
-        }
-    });
-    if let Err(e) = built {
-        panic!("{e}");
-    }
-}
-
-/// A podman command run by the test itself, to observe containers.
-async fn podman_cli(args: &[&str]) -> std::process::Output {
-    bounded(
-        tokio::process::Command::new("podman")
-            .args(args)
-            .env("CONTAINERS_CONF", containers_conf())
-            .output(),
-    )
-    .await
-    .expect("podman runs")
-}
-
-async fn container_exists(name: &str) -> bool {
-    let listed = podman_cli(&[
-        "ps",
-        "-a",
-        "--filter",
-        &format!("name=^{name}$"),
-        "--format",
-        "{{.Names}}",
-    ])
-    .await;
-    assert!(listed.status.success(), "podman ps");
-    !String::from_utf8_lossy(&listed.stdout).trim().is_empty()
-}
-
-struct Job {
-    dir: tempfile::TempDir,
-    spec: RunSpec,
-}
-
-impl Job {
-    fn new(argv: &[&str]) -> Job {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let workdir = dir.path().join("work");
-        std::fs::create_dir(&workdir).expect("workdir");
-        let spec = RunSpec {
-            name: format!("tickbot-test-{}", uuid::Uuid::new_v4().simple()),
-            image: IMAGE.into(),
-            argv: argv.iter().map(|a| a.to_string()).collect(),
-            workdir,
-            env: vec![("GREETING".into(), "hello from the job".into())],
-            network: false,
-            timeout: WAIT,
-            memory: "256m".into(),
-            pids_limit: 64,
-        };
-        Job { dir, spec }
-    }
-
-    fn log(&self) -> PathBuf {
-        self.dir.path().join("logs/job.log")
-    }
-
-    fn log_text(&self) -> String {
-        std::fs::read_to_string(self.log()).unwrap_or_default()
-    }
-
-    fn file(&self, name: &str) -> String {
-        std::fs::read_to_string(self.spec.workdir.join(name)).expect("file from the job")
-    }
-
-    async fn run(&self, rt: &Runtime) -> RunOutcome {
-        let (_cancel, rx) = watch::channel(false);
-        bounded(rt.run(&self.spec, &self.log(), rx))
-            .await
-            .expect("run")
-    }
-
-    /// Waits (bounded) until the log contains `text`.
-    async fn wait_for_log(&self, text: &str) {
-        let start = Instant::now();
-        while !self.log_text().contains(text) {
-            assert!(
-                start.elapsed() < WAIT,
-                "log never showed {text:?}: {:?}",
-                self.log_text()
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    }
-}
 
 const WRITE_AND_FAIL: &str = "echo \"$GREETING\" > result.txt; ls /sys/class/net > net.txt; \
                               echo on-stdout; echo on-stderr >&2; exit 3";
