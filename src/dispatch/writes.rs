@@ -458,11 +458,14 @@ impl Writes {
         };
         self.memory.record_write(key.clone(), record);
         self.github.set_pr_body(repo, number, &restored).await?;
-        self.memory.know_body(key, &restored);
-        Ok(Some(PullRequest {
-            body: restored,
-            ..current
-        }))
+        // Read again to verify, as every body write: a person who edited in between has seen
+        // our text, so their body stands and is what is planned.
+        let written = self.github.pull_request(repo, number).await?;
+        if written.body != restored {
+            tracing::warn!(%repo, pr = %number, "the description changed again while a person's edit was restored; keeping the newer one");
+        }
+        self.memory.know_body(key, &written.body);
+        Ok(Some(written))
     }
 
     /// Edits the PR's one summary comment in place (posts it the first time). Its id and text

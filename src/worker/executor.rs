@@ -60,6 +60,35 @@ pub enum WorkerError {
     Queue(#[from] QueueError),
 }
 
+/// Trouble of ours while running a job (not the job's fault), kept typed until it is
+/// reported, as an `error` state `Internal error: …` on the job's context.
+#[derive(Debug, thiserror::Error)]
+pub enum JobError {
+    #[error(transparent)]
+    Git(#[from] GitError),
+    #[error(transparent)]
+    Runtime(#[from] RuntimeError),
+    #[error(transparent)]
+    Queue(#[from] QueueError),
+    #[error("no git credentials for {repo}: {source}")]
+    Credentials {
+        repo: crate::ids::RepoName,
+        source: crate::github::GitHubError,
+    },
+    #[error("secret {secret}: the worker has no environment variable {variable}")]
+    MissingSecret { secret: String, variable: String },
+    #[error("checkout path `{path}` of {repo} must be a relative path inside the tree")]
+    CheckoutOutsideTree {
+        path: String,
+        repo: crate::ids::RepoName,
+    },
+    #[error("cannot create {}: {source}", dir.display())]
+    LogDirectory {
+        dir: PathBuf,
+        source: std::io::Error,
+    },
+}
+
 pub struct Worker {
     broker: Broker,
     settings: WorkerSettings,
@@ -218,12 +247,15 @@ impl Worker {
                 .await
             {
                 Ok(executed) => executed,
-                Err(reason) => Executed::Finished {
-                    outcome: Outcome::Error {
-                        reason: format!("Internal error: {reason}"),
-                    },
-                    commit: None,
-                },
+                Err(error) => {
+                    tracing::error!(job = %job.job_id, %error, "the job could not be run");
+                    Executed::Finished {
+                        outcome: Outcome::Error {
+                            reason: format!("Internal error: {error}"),
+                        },
+                        commit: None,
+                    }
+                }
             },
         };
         lock(&self.running).remove(&job.job_id);
@@ -288,11 +320,14 @@ impl Worker {
 
     /// The git credentials for `repo` (asked for each fetch and push: a job may outlive an
     /// installation token).
-    async fn git_auth(&self, repo: &crate::ids::RepoName) -> Result<GitAuth, String> {
+    async fn git_auth(&self, repo: &crate::ids::RepoName) -> Result<GitAuth, JobError> {
         let token = self.settings.github.git_token(repo).await;
         token
             .map(|t| GitAuth::token(&t))
-            .map_err(|e| format!("no git credentials for {repo}: {e}"))
+            .map_err(|source| JobError::Credentials {
+                repo: repo.clone(),
+                source,
+            })
     }
 
     fn log_url(&self, job: &Job) -> String {
@@ -340,7 +375,7 @@ impl Worker {
         log_path: &Path,
         attempt: u32,
         cancel: watch::Receiver<bool>,
-    ) -> Result<Executed, String> {
+    ) -> Result<Executed, JobError> {
         let name = container_name(&job.job_id);
         self.start(job, log_path, attempt, &name).await?;
 
@@ -354,16 +389,14 @@ impl Worker {
         let tip = self
             .mirrors
             .fetch(tree_repo, tree_url, tree_ref, tree_sha, auth)
-            .await
-            .map_err(|e: GitError| e.to_string())?;
+            .await?;
         if job.commit
             && let Some(tip) = &tip
             && tip != &job.head_sha
             && let Some(landed) = self
                 .mirrors
                 .landed(&job.repo, &job.head_sha, tip, &job.job_id)
-                .await
-                .map_err(|e| e.to_string())?
+                .await?
         {
             append_log(
                 log_path,
@@ -379,11 +412,7 @@ impl Worker {
 
         // A worker killed mid-job leaves its worktree here; `worktree` replaces it.
         let dir = self.settings.work_dir.join(&job.job_id);
-        let worktree = self
-            .mirrors
-            .worktree(tree_repo, tree_sha, &dir)
-            .await
-            .map_err(|e| e.to_string())?;
+        let worktree = self.mirrors.worktree(tree_repo, tree_sha, &dir).await?;
         let mut inner = Vec::new();
         let prepared = self.check_out_more(job, &dir, log_path, &mut inner).await;
         let result = match prepared {
@@ -402,10 +431,12 @@ impl Worker {
         log_path: &Path,
         attempt: u32,
         name: &str,
-    ) -> Result<(), String> {
+    ) -> Result<(), JobError> {
         if let Some(dir) = log_path.parent() {
-            std::fs::create_dir_all(dir)
-                .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+            std::fs::create_dir_all(dir).map_err(|source| JobError::LogDirectory {
+                dir: dir.to_path_buf(),
+                source,
+            })?;
         }
         append_log(
             log_path,
@@ -414,16 +445,11 @@ impl Worker {
                 job.job_id, job.context, self.settings.name, job.head_sha
             ),
         );
-        self.report(job, ReportState::Started)
-            .await
-            .map_err(|e| e.to_string())?;
+        self.report(job, ReportState::Started).await?;
 
         // A worker killed with SIGKILL leaves its container running: take it down first.
-        self.settings
-            .runtime
-            .remove(name)
-            .await
-            .map_err(|e: RuntimeError| e.to_string())
+        self.settings.runtime.remove(name).await?;
+        Ok(())
     }
 
     /// The job's other checkouts (`[deps]`), each at its exact commit inside the tree.
@@ -433,7 +459,7 @@ impl Worker {
         dir: &Path,
         log_path: &Path,
         done: &mut Vec<Worktree>,
-    ) -> Result<(), String> {
+    ) -> Result<(), JobError> {
         for c in &job.checkouts {
             let inside = Path::new(&c.path);
             if c.path.is_empty()
@@ -441,23 +467,17 @@ impl Worker {
                     .components()
                     .all(|p| matches!(p, std::path::Component::Normal(_)))
             {
-                return Err(format!(
-                    "checkout path `{}` of {} must be a relative path inside the tree",
-                    c.path, c.repo
-                ));
+                return Err(JobError::CheckoutOutsideTree {
+                    path: c.path.clone(),
+                    repo: c.repo.clone(),
+                });
             }
             let auth = self.git_auth(&c.repo).await?;
             self.mirrors
                 .fetch(&c.repo, &c.clone_url, &c.git_ref, &c.sha, Some(&auth))
-                .await
-                .map_err(|e| e.to_string())?;
+                .await?;
             let at = dir.join(inside);
-            done.push(
-                self.mirrors
-                    .worktree(&c.repo, &c.sha, &at)
-                    .await
-                    .map_err(|e| e.to_string())?,
-            );
+            done.push(self.mirrors.worktree(&c.repo, &c.sha, &at).await?);
             append_log(
                 log_path,
                 &format!("tickbot: {} at {} checked out in {}", c.repo, c.sha, c.path),
@@ -473,7 +493,7 @@ impl Worker {
         log_path: &Path,
         name: &str,
         cancel: watch::Receiver<bool>,
-    ) -> Result<Executed, String> {
+    ) -> Result<Executed, JobError> {
         let env = self.secret_env(job)?;
         let spec = RunSpec {
             name: name.to_string(),
@@ -493,13 +513,7 @@ impl Worker {
                 commit: None,
             })
         };
-        match self
-            .settings
-            .runtime
-            .run(&spec, log_path, cancel)
-            .await
-            .map_err(|e| e.to_string())?
-        {
+        match self.settings.runtime.run(&spec, log_path, cancel).await? {
             RunOutcome::Exited(0) => {}
             RunOutcome::Exited(code) => return failed(format!("Exit code {code}")),
             RunOutcome::TimedOut => {
@@ -517,15 +531,15 @@ impl Worker {
     }
 
     /// The container's environment: each granted secret's variables, from the worker's own.
-    fn secret_env(&self, job: &Job) -> Result<Vec<(String, String)>, String> {
+    fn secret_env(&self, job: &Job) -> Result<Vec<(String, String)>, JobError> {
         let mut env = Vec::new();
         for grant in &job.secrets {
             for (container_var, server_var) in &grant.env {
                 let Some(value) = self.settings.secret_values.get(server_var) else {
-                    return Err(format!(
-                        "secret {}: the worker has no environment variable {server_var}",
-                        grant.name
-                    ));
+                    return Err(JobError::MissingSecret {
+                        secret: grant.name.clone(),
+                        variable: server_var.clone(),
+                    });
                 };
                 env.push((container_var.clone(), value.clone()));
             }
@@ -539,7 +553,7 @@ impl Worker {
         job: &Job,
         worktree: &Worktree,
         log_path: &Path,
-    ) -> Result<Executed, String> {
+    ) -> Result<Executed, JobError> {
         let log_url = self.log_url(job);
         let message = job
             .message
@@ -555,8 +569,7 @@ impl Worker {
                 log_url: &log_url,
             },
         )
-        .await
-        .map_err(|e| e.to_string())?;
+        .await?;
         let Some(commit) = commit else {
             append_log(log_path, "tickbot: the task changed nothing; no commit");
             return Ok(Executed::Finished {
@@ -576,8 +589,7 @@ impl Worker {
             Some(&auth),
             PUSH_ATTEMPTS,
         )
-        .await
-        .map_err(|e| e.to_string())?
+        .await?
         {
             PushOutcome::Pushed(pushed) => {
                 append_log(
