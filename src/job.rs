@@ -79,6 +79,48 @@ pub struct Job {
     pub note: Option<String>,
 }
 
+impl Job {
+    /// A job of `kind` for `context` at the PR's head, fetched from `clone_url`: the fields
+    /// every job of a PR shares. The caller fills in what to run (`argv`, `image`, …); the
+    /// rest starts empty (no secrets, no network, no commit, the default pool).
+    pub fn at_head(
+        pr: &crate::github::PullRequest,
+        clone_url: String,
+        kind: JobKind,
+        context: &str,
+        job_id: String,
+    ) -> Job {
+        Job {
+            schema: JOB_SCHEMA,
+            job_id,
+            kind,
+            repo: pr.repo.clone(),
+            pr: pr.number,
+            head_sha: pr.head_sha.clone(),
+            head_ref: pr.head_ref.clone(),
+            base_ref: pr.base_ref.clone(),
+            clone_url,
+            base_clone_url: pr.base_clone_url.clone(),
+            context: context.to_string(),
+            item: None,
+            argv: Vec::new(),
+            image: String::new(),
+            build: None,
+            timeout_secs: 0,
+            commit: false,
+            message: None,
+            secrets: Vec::new(),
+            network: false,
+            pool: "default".into(),
+            priority: 0,
+            created_at: chrono::Utc::now(),
+            checkouts: Vec::new(),
+            main: None,
+            note: None,
+        }
+    }
+}
+
 /// One more checkout inside the job's tree: `repo` at `sha`, fetched from `clone_url`
 /// (`git_ref` is the branch or `refs/pull/N/head` that holds it), put at `path`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

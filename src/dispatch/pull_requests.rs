@@ -328,43 +328,28 @@ impl Dispatcher {
             }
         }
         let item = ItemRef::from(&next.item);
+        let job_id = job::job_id(
+            &pr.repo,
+            pr.number,
+            &pr.head_sha,
+            &next.context,
+            next.occurrence(),
+            previous,
+        );
+        let message = task.message.as_ref();
         let job = Job {
-            schema: job::JOB_SCHEMA,
-            job_id: job::job_id(
-                &pr.repo,
-                pr.number,
-                &pr.head_sha,
-                &next.context,
-                next.occurrence(),
-                previous,
-            ),
-            kind: JobKind::Task,
-            repo: pr.repo.clone(),
-            pr: pr.number,
-            head_sha: pr.head_sha.clone(),
-            head_ref: pr.head_ref.clone(),
-            base_ref: pr.base_ref.clone(),
-            clone_url,
-            base_clone_url: pr.base_clone_url.clone(),
-            context: next.context.clone(),
             item: Some(item.clone()),
             argv: job::expand_argv(&task.command, &next.item.args),
             image: task.image.clone(),
             build: task.build.clone(),
             timeout_secs: task.timeout.as_secs(),
             commit: task.commit,
-            message: task
-                .message
-                .as_ref()
-                .map(|m| m.replace("{args}", &next.item.args.join(" "))),
+            message: message.map(|m| m.replace("{args}", &next.item.args.join(" "))),
             secrets,
             network: task.network && trusted_author,
             pool: task.pool.clone(),
             priority: task.priority,
-            created_at: chrono::Utc::now(),
-            checkouts: Vec::new(),
-            main: None,
-            note: None,
+            ..Job::at_head(pr, clone_url, JobKind::Task, &next.context, job_id)
         };
         self.writes.queue_job(&job).await?;
         self.memory

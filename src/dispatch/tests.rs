@@ -431,32 +431,16 @@ impl Dispatcher {
         };
         let job_id = job::job_id(&pr.repo, pr.number, &pr.head_sha, &p.context, 0, previous);
         let job = Job {
-            schema: job::JOB_SCHEMA,
-            job_id: job_id.clone(),
-            kind: JobKind::Test,
-            repo: pr.repo.clone(),
-            pr: pr.number,
-            head_sha: pr.head_sha.clone(),
-            head_ref: pr.head_ref.clone(),
-            base_ref: pr.base_ref.clone(),
-            clone_url,
-            base_clone_url: pr.base_clone_url.clone(),
-            context: p.context.clone(),
-            item: None,
             argv: job::expand_argv(&p.test.command, &[]),
             image: p.test.image.clone(),
             build: p.test.build.clone(),
             timeout_secs: p.test.timeout.as_secs(),
-            commit: false,
-            message: None,
-            secrets: Vec::new(),
-            network: false,
             pool: p.test.pool.clone(),
             priority: p.test.priority,
-            created_at: chrono::Utc::now(),
             checkouts: p.checkouts,
             main: p.main,
             note: p.note.clone(),
+            ..Job::at_head(pr, clone_url, JobKind::Test, &p.context, job_id.clone())
         };
         self.writes.queue_job(&job).await?;
         tracing::info!(repo = %pr.repo, pr = %pr.number, context = %p.context, job = %job_id, "test queued");
