@@ -29,7 +29,11 @@ pub struct InvalidRepoName(pub String);
 
 impl fmt::Display for InvalidRepoName {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "'{}' is not a repository name: expected 'owner/name'", self.0)
+        write!(
+            f,
+            "'{}' is not a repository name: expected 'owner/name'",
+            self.0
+        )
     }
 }
 
