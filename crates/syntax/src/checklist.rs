@@ -8,23 +8,33 @@
 //! What counts as a task follows GitHub's renderer (cmark-gfm), checked by an oracle test:
 //!
 //! * the item is found with pulldown-cmark's task lists, so fenced/indented code and HTML
-//!   blocks never yield tasks;
-//! * like cmark-gfm, the `[ ]` must be followed by a space or tab on the same line, and the
-//!   item's list marker must be the first thing on its line (`- - [ ] x` is no checkbox);
+//!   blocks never yield tasks; where pulldown-cmark's block structure differs from
+//!   cmark-gfm's (HTML blocks, lazy lines, bare markers, tabs, vertical tabs), the source it
+//!   reads is rewritten first, byte for byte (`blocks`);
+//! * like cmark-gfm, the box is exactly `[ ]`, `[x]` or `[X]` (no tab or other blank inside),
+//!   followed by a blank on the same line, and the item's list marker must be the first
+//!   thing on its line (`- - [ ] x` is no checkbox);
 //! * items inside block quotes are excluded on purpose: GitHub may render a checkbox there,
 //!   but a person quoting somebody else's list is not asking for work.
 //!
 //! Every checkbox that remains ends up either in [`Checklist::tasks`] or, when it cannot be
-//! run as written (empty, unknown status prefix), in [`Checklist::refused`] with a reason.
+//! run as written (empty, unknown status prefix, text GitHub shows garbled), in
+//! [`Checklist::refused`] with a reason.
 //! Unknown verbs are *not* refused here: only the dispatcher knows the repository's verbs.
 
-use std::borrow::Cow;
 use std::collections::HashMap;
 use std::fmt;
 use std::ops::Range;
 
-use pulldown_cmark::{Event, Options, Parser, Tag, TagEnd};
+use pulldown_cmark::Options;
 use serde::Serialize;
+
+mod blanks;
+mod blocks;
+mod checkboxes;
+mod html;
+
+use checkboxes::{RawCheckbox, raw_checkboxes};
 
 /// GitHub refuses PR bodies longer than this many characters (not bytes).
 pub const GITHUB_BODY_LIMIT: usize = 65_536;
@@ -115,6 +125,7 @@ pub struct Checklist {
 /// CommonMark does.
 pub(crate) struct LineIndex {
     starts: Vec<usize>,
+    len: usize,
 }
 
 impl LineIndex {
@@ -127,7 +138,10 @@ impl LineIndex {
                 starts.push(i + 1);
             }
         }
-        LineIndex { starts }
+        LineIndex {
+            starts,
+            len: text.len(),
+        }
     }
 
     pub(crate) fn line(&self, offset: usize) -> usize {
@@ -137,159 +151,31 @@ impl LineIndex {
     pub(crate) fn line_start(&self, offset: usize) -> usize {
         self.starts[self.line(offset) - 1]
     }
+
+    /// Start of the line a block that pulldown-cmark reports at `offset` begins on: a nested
+    /// list's range may start with the line ending before it.
+    pub(crate) fn block_line_start(&self, text: &str, offset: usize) -> usize {
+        let skip = match text.as_bytes().get(offset..) {
+            Some([b'\r', b'\n', ..]) => 2,
+            Some([b'\n' | b'\r', ..]) => 1,
+            _ => 0,
+        };
+        self.line_start(offset + skip)
+    }
+
+    /// First byte of the 1-based `line`; the text's length past the last line.
+    pub(crate) fn start_of(&self, line: usize) -> usize {
+        line.checked_sub(1)
+            .and_then(|i| self.starts.get(i))
+            .copied()
+            .unwrap_or(self.len)
+    }
 }
 
 /// The markdown dialect GitHub uses for PR bodies and comments, as far as it changes the
 /// block structure that decides where tasks and commands are.
 pub(crate) fn github_options() -> Options {
     Options::ENABLE_TASKLISTS | Options::ENABLE_TABLES | Options::ENABLE_STRIKETHROUGH
-}
-
-/// One open list item while walking the events.
-struct OpenItem {
-    marker: Option<Range<usize>>,
-    in_quote: bool,
-    /// Plain text of the item's first paragraph.
-    text: String,
-    /// Set once the first paragraph is over, so nested blocks and sub-lists do not leak
-    /// into the parent's text.
-    text_done: bool,
-}
-
-/// A checkbox as GitHub renders it, before its text is interpreted.
-struct RawCheckbox {
-    marker: Range<usize>,
-    text: String,
-}
-
-/// pulldown-cmark takes `- [ ]` alone on its line as a task marker on an otherwise blank
-/// item line, and then ends the item at the next blank line. For cmark-gfm it is no checkbox
-/// but the paragraph `[ ]`, and indented blocks after a blank line still belong to the item.
-/// Neutralizing such markers (same length, so every offset stays valid) makes both agree on
-/// the block structure.
-fn without_bare_markers(body: &str) -> Cow<'_, str> {
-    let bare: Vec<usize> = Parser::new_ext(body, github_options())
-        .into_offset_iter()
-        .filter(|(event, range)| {
-            matches!(event, Event::TaskListMarker(_))
-                && matches!(body.as_bytes().get(range.end), None | Some(b'\n' | b'\r'))
-        })
-        .map(|(_, range)| range.start)
-        .collect();
-    if bare.is_empty() {
-        return Cow::Borrowed(body);
-    }
-    let mut bytes = body.as_bytes().to_vec();
-    for start in bare {
-        // A marker is exactly `[`, one ASCII byte, `]`.
-        if let Some(marker) = bytes.get_mut(start..start + 3) {
-            marker[0] = b'(';
-            marker[2] = b')';
-        }
-    }
-    // Only ASCII bytes were replaced by ASCII bytes.
-    Cow::Owned(String::from_utf8(bytes).unwrap_or_else(|_| body.to_owned()))
-}
-
-fn raw_checkboxes(body: &str, lines: &LineIndex) -> Vec<RawCheckbox> {
-    let mut found = Vec::new();
-    let mut stack: Vec<OpenItem> = Vec::new();
-    let mut quote_depth = 0usize;
-    let source = without_bare_markers(body);
-    for (event, range) in Parser::new_ext(&source, github_options()).into_offset_iter() {
-        match event {
-            Event::Start(Tag::BlockQuote(_)) => {
-                quote_depth += 1;
-                close_text(&mut stack);
-            }
-            Event::End(TagEnd::BlockQuote(_)) => quote_depth = quote_depth.saturating_sub(1),
-            Event::Start(Tag::Item) => {
-                close_text(&mut stack);
-                stack.push(OpenItem {
-                    marker: None,
-                    in_quote: quote_depth > 0,
-                    text: String::new(),
-                    text_done: false,
-                });
-            }
-            Event::End(TagEnd::Item) => {
-                let Some(item) = stack.pop() else { continue };
-                if let Some(marker) = item.marker
-                    && !item.in_quote
-                    && github_renders_checkbox(body, &marker, lines)
-                {
-                    found.push(RawCheckbox {
-                        marker,
-                        text: item.text,
-                    });
-                }
-            }
-            Event::TaskListMarker(_) => {
-                if let Some(top) = stack.last_mut() {
-                    top.marker = Some(range);
-                }
-            }
-            Event::Text(t) | Event::Code(t) => push_text(&mut stack, &t),
-            Event::SoftBreak | Event::HardBreak => push_text(&mut stack, " "),
-            Event::End(TagEnd::Paragraph) => close_text(&mut stack),
-            // Any other block inside an item ends its first paragraph.
-            Event::Start(
-                Tag::List(_)
-                | Tag::CodeBlock(_)
-                | Tag::HtmlBlock
-                | Tag::Heading { .. }
-                | Tag::Table(_)
-                | Tag::FootnoteDefinition(_)
-                | Tag::DefinitionList
-                | Tag::MetadataBlock(_),
-            )
-            | Event::Rule => close_text(&mut stack),
-            // Inline HTML (`<!-- … -->`) renders as nothing; emphasis/links contribute only
-            // their text, which arrives as Text events.
-            _ => {}
-        }
-    }
-    // Items end child-first; the contract is document order.
-    found.sort_by_key(|c| c.marker.start);
-    found
-}
-
-fn push_text(stack: &mut [OpenItem], text: &str) {
-    if let Some(top) = stack.last_mut()
-        && !top.text_done
-    {
-        top.text.push_str(text);
-    }
-}
-
-fn close_text(stack: &mut [OpenItem]) {
-    if let Some(top) = stack.last_mut() {
-        top.text_done = true;
-    }
-}
-
-/// cmark-gfm's rule on top of pulldown-cmark's: the whole line up to the marker must be
-/// blanks, one list marker and blanks, and a blank must follow the marker on the same line.
-fn github_renders_checkbox(body: &str, marker: &Range<usize>, lines: &LineIndex) -> bool {
-    let is_blank = |b: u8| matches!(b, b' ' | b'\t' | 0x0b | 0x0c);
-    let bytes = body.as_bytes();
-    if !bytes.get(marker.end).copied().is_some_and(is_blank) {
-        return false;
-    }
-    let Some(before) = bytes.get(lines.line_start(marker.start)..marker.start) else {
-        return false;
-    };
-    let mut rest = before.trim_ascii_start();
-    match rest.first() {
-        Some(b'-' | b'+' | b'*') => rest = &rest[1..],
-        Some(b) if b.is_ascii_digit() => {
-            let digits = rest.iter().take_while(|b| b.is_ascii_digit()).count();
-            // `1.` or `1)`; cmark-gfm's scanner takes any one character after the digits.
-            rest = rest.get(digits + 1..).unwrap_or(&[]);
-        }
-        _ => return false,
-    }
-    !rest.is_empty() && rest.iter().all(|&b| is_blank(b))
 }
 
 /// Finds the checkbox tasks of a PR body, in document order.
@@ -305,6 +191,10 @@ pub fn parse(body: &str) -> Checklist {
     let mut seen: HashMap<(String, Vec<String>), usize> = HashMap::new();
     for raw in raw_checkboxes(body, &lines) {
         let line = lines.line(raw.marker.start);
+        if let Some(shown) = &raw.shown {
+            list.refused.push(shifted_refusal(line, &raw, shown));
+            continue;
+        }
         match interpret(body, &raw) {
             Ok((state, prefix, words)) => {
                 let (verb, args) = match words.split_first() {
@@ -333,6 +223,19 @@ pub fn parse(body: &str) -> Checklist {
         }
     }
     list
+}
+
+/// `- \v[ ] lint`: GitHub shows a checkbox, but `] lint` after it (see `checkboxes`).
+fn shifted_refusal(line: usize, raw: &RawCheckbox, shown: &str) -> Refusal {
+    Refusal {
+        line,
+        text: raw.text.split_whitespace().collect::<Vec<_>>().join(" "),
+        reason: format!(
+            "GitHub shows `{shown}` after this checkbox because of the vertical tab or form \
+             feed before `[`; separate the list marker and the box with spaces only"
+        ),
+        range: Some(raw.marker.clone()),
+    }
 }
 
 type Interpreted = (TaskState, Option<Range<usize>>, Vec<String>);
@@ -385,19 +288,23 @@ fn interpret(body: &str, raw: &RawCheckbox) -> Result<Interpreted, String> {
     Ok((state, Some(prefix), words))
 }
 
+/// What GitHub's task-list pattern takes as blanks around a box (`spacechar` without line
+/// endings).
+const BLANKS: [char; 4] = [' ', '\t', '\u{b}', '\u{c}'];
+
 /// Bytes of `FAIL:` plus the blanks after it, when they directly follow the marker.
 fn source_prefix(body: &str, marker: &Range<usize>) -> Option<Range<usize>> {
     let start = verb_start(body, marker)?;
     let after = body.get(start..)?;
     let rest = after.strip_prefix(FAIL_PREFIX)?;
-    let blanks = rest.len() - rest.trim_start_matches([' ', '\t']).len();
+    let blanks = rest.len() - rest.trim_start_matches(BLANKS).len();
     (blanks > 0).then(|| start..start + FAIL_PREFIX.len() + blanks)
 }
 
 /// First byte after the blanks that follow the marker: where a status prefix goes.
 fn verb_start(body: &str, marker: &Range<usize>) -> Option<usize> {
     let after = body.get(marker.end..)?;
-    Some(marker.end + after.len() - after.trim_start_matches([' ', '\t']).len())
+    Some(marker.end + after.len() - after.trim_start_matches(BLANKS).len())
 }
 
 /// Re-reads `body` and returns the task that is still at `item`'s marker with the same verb

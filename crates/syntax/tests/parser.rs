@@ -150,6 +150,157 @@ fn things_github_does_not_render_as_checkboxes_are_not_tasks() {
 }
 
 #[test]
+fn a_lone_tag_right_under_an_item_hides_the_lines_after_it_up_to_a_blank_line() {
+    // GitHub starts an HTML block at the tag: the list ends, and the next item is raw HTML.
+    for tag in [
+        "<br>",
+        "<img src=\"x.png\">",
+        "<b>",
+        "</div>",
+        "<span>",
+        "<details>",
+    ] {
+        let body = format!("- [ ] lint\n{tag}\n- [ ] image-refresh a\n\n- [ ] prune\n");
+        assert_eq!(
+            tasks(&body),
+            vec![task(1, "lint", &[], Todo), task(5, "prune", &[], Todo)],
+            "{body:?}"
+        );
+    }
+    // After a blank line too, and under an ordered item or a quoted one.
+    let body = "1. [ ] lint\n\n<br>\n2. [ ] image-refresh a\n\n> - [ ] quoted\n<br/>\n- [ ] gone\n";
+    assert_eq!(tasks(body), vec![task(1, "lint", &[], Todo)]);
+}
+
+#[test]
+fn tags_that_start_no_html_block_there_hide_nothing() {
+    for body in [
+        // Indented into the item: part of its paragraph, rendered inline.
+        "- [ ] lint\n  <br>\n- [ ] image-refresh a\n",
+        // A comment that ends on its line.
+        "- [ ] lint\n<!-- why -->\n- [ ] image-refresh a\n",
+    ] {
+        assert_eq!(
+            tasks(body),
+            vec![
+                task(1, "lint", &[], Todo),
+                task(3, "image-refresh", &["a"], Todo)
+            ],
+            "{body:?}"
+        );
+    }
+}
+
+#[test]
+fn a_tag_with_text_after_it_continues_the_item_above() {
+    let body = "- [ ] lint\n<br> and text\n- [ ] image-refresh a\n";
+    assert_eq!(
+        tasks(body),
+        vec![
+            task(1, "lint", &["and", "text"], Todo),
+            task(3, "image-refresh", &["a"], Todo)
+        ]
+    );
+}
+
+#[test]
+fn a_lone_tag_under_a_nested_item_ends_the_sub_list() {
+    let body = "- [ ] parent\n  - [ ] child\n  <span>\n  - [ ] child2\n- [ ] sibling\n";
+    assert_eq!(
+        tasks(body),
+        vec![
+            task(1, "parent", &[], Todo),
+            task(2, "child", &[], Todo),
+            task(5, "sibling", &[], Todo),
+        ]
+    );
+    // Indented as far as the child's text, the tag is part of it and hides nothing.
+    let body = "- [ ] parent\n  - [ ] child\n    <span>\n    - [ ] grandchild\n  - [ ] child2\n";
+    let lines: Vec<_> = tasks(body).into_iter().map(|t| t.0).collect();
+    assert_eq!(lines, [1, 2, 4, 5]);
+}
+
+#[test]
+fn raw_html_blocks_end_where_github_ends_them() {
+    // `<pre>`, `<script>` and `<style>` end at a line with any of their closers, any case.
+    let body = "- [ ] a\n<script>\n- [ ] in-script\n</pre>\n- [ ] after\n";
+    assert_eq!(
+        tasks(body),
+        vec![task(1, "a", &[], Todo), task(5, "after", &[], Todo)]
+    );
+    let body = "<PRE>\n- [ ] hidden\n\n- [ ] hidden-too\n</Pre>\n- [ ] after\n";
+    assert_eq!(tasks(body), vec![task(6, "after", &[], Todo)]);
+    // A comment runs to `-->`, across blank lines.
+    let body = "- [ ] lint\n<!--\n- [ ] hidden\n\n- [ ] hidden-too\n-->\n- [ ] shown\n";
+    assert_eq!(
+        tasks(body),
+        vec![task(1, "lint", &[], Todo), task(7, "shown", &[], Todo)]
+    );
+    // GitHub's renderer has no `<textarea>` block: alone on its line, it ends at a blank line.
+    let body = "- [ ] a\n<textarea>\n- [ ] hidden\n\n- [ ] shown\n</textarea>\n";
+    assert_eq!(
+        tasks(body),
+        vec![task(1, "a", &[], Todo), task(5, "shown", &[], Todo)]
+    );
+}
+
+#[test]
+fn only_a_space_x_or_capital_x_between_the_brackets_is_a_checkbox() {
+    let body = "- [\t] tab\n- [\u{a0}] nbsp\n- [\u{2003}] em-space\n- [  ] two-spaces\n- [\n] newline\n- [\u{b}] vt\n- [\u{c}] ff\n- [ ] real\n";
+    assert_eq!(tasks(body), vec![task(9, "real", &[], Todo)]);
+    assert_eq!(checklist::parse(body).refused, vec![]);
+    // Not a box, `[\t]` is text that keeps the blocks indented under it in its item.
+    assert_eq!(
+        tasks("- [\t]\n\n  - [x] child\n"),
+        vec![task(3, "child", &[], Done)]
+    );
+}
+
+#[test]
+fn a_vertical_tab_or_form_feed_next_to_the_box() {
+    // After the box it separates it from the task, as a space does.
+    assert_eq!(
+        tasks("- [x]\u{b}lint\n- [ ]\u{c}prune\n"),
+        vec![task(1, "lint", &[], Done), task(2, "prune", &[], Todo)]
+    );
+    let prune = &checklist::parse("- [ ]\u{c}prune\n").tasks[0];
+    assert_eq!(
+        mark_failed("- [ ]\u{c}prune\n", prune).as_deref(),
+        Some("- [ ]\u{c}FAIL: prune\n")
+    );
+    // Alone after the box: GitHub shows an empty checkbox, refused as `- [ ] ` is.
+    let list = checklist::parse("- [x]\u{b}\n  - [ ] child\n");
+    assert_eq!(
+        tasks("- [x]\u{b}\n  - [ ] child\n"),
+        vec![task(2, "child", &[], Todo)]
+    );
+    assert_eq!(list.refused[0].range, Some(2..5));
+    assert!(list.refused[0].reason.starts_with("empty task item"));
+    // Before the box: GitHub renders a checkbox but shows `] lint` after it.
+    let list = checklist::parse("- \u{b}[ ] lint\n- [ ] prune\n");
+    assert_eq!(
+        tasks("- \u{b}[ ] lint\n- [ ] prune\n"),
+        vec![task(2, "prune", &[], Todo)]
+    );
+    let refused = &list.refused[0];
+    assert_eq!((refused.line, refused.text.as_str()), (1, "lint"));
+    assert_eq!(refused.range, Some(3..6));
+    assert!(refused.reason.contains("`] lint`"), "{}", refused.reason);
+}
+
+#[test]
+fn a_tab_that_makes_the_item_code_hides_its_box() {
+    // `  - ` and a tab reach column 8: the item holds the indented code `[X]  code`, and the
+    // next line starts a sub-list.
+    let body = "  - \t[X]  code\n\t10. [X] image-refresh b\n";
+    assert_eq!(tasks(body), vec![task(2, "image-refresh", &["b"], Done)]);
+    assert_eq!(
+        tasks("-\t[x] tab-before\n"),
+        vec![task(1, "tab-before", &[], Done)]
+    );
+}
+
+#[test]
 fn html_comments_inside_an_item_are_invisible() {
     let body = "- [ ] <!-- why: nightly --> image-refresh fedora-41\n";
     assert_eq!(
@@ -459,6 +610,45 @@ fn tricky_bodies() -> Vec<String> {
         // `[X]` alone is a paragraph for GitHub, so the indented blocks stay in its item.
         "*\t[X]\n\n    1. [X] prune\n\n    - [ ] indented\n",
         "- [ ]\n\n  - [ ] child\n\n      - [x] grandchild\n",
+        // A lone tag right under an item: an HTML block for GitHub (types 1-7), which ends
+        // the list and hides what follows up to a blank line or its end condition.
+        "- [ ] lint\n<br>\n- [ ] image-refresh a\n\n- [ ] prune\n",
+        "- [ ] lint\n<img src=\"x.png\">\n- [ ] image-refresh a\n",
+        "- [ ] lint\n<b>\n- [x] image-refresh a\n</b>\n\n- [ ] prune\n",
+        "- [ ] lint\n</div>\n- [ ] image-refresh a\n",
+        "- [ ] lint\n<!-- comment -->\n- [ ] image-refresh a\n",
+        "- [ ] lint\n<!--\n- [ ] hidden\n-->\n- [ ] shown\n",
+        "- [ ] lint\n<details>\n- [ ] raw\n\n- [ ] after-blank\n</details>\n",
+        "- [ ] lint\n\n<br>\n- [ ] image-refresh a\n\n- [ ] prune\n",
+        "- [ ] lint\n  <br>\n- [ ] image-refresh a\n",
+        "- [ ] lint\n\n  <br>\n  - [ ] nested\n\n- [ ] after\n",
+        "- [ ] parent\n  - [ ] child\n  <span>\n  - [ ] child2\n- [ ] sibling\n",
+        "- [ ] parent\n  - [ ] child\n    <span>\n    - [ ] grandchild\n  - [ ] child2\n",
+        "1. [ ] one\n<br/>\n2. [ ] two\n\n10. [ ] ten\n   <br>\n- [ ] b\n",
+        "- [ ] a\n<pre>\n- [ ] in-pre\n\n- [ ] still-in-pre\n</pre>\n- [ ] after\n",
+        "- [ ] a\n<script>\n- [ ] in-script\n</pre>\n- [ ] after-any-closer\n",
+        "<PRE>\n- [ ] a\n</Pre>\n- [ ] b\n",
+        "- [ ] a\n<textarea>\n- [ ] b\n\n- [ ] c\n</textarea>\n",
+        "Text\n<textarea>\n- [ ] a\n\n<search>\n- [ ] b\n",
+        "- [ ] a\n<!doctype html\n- [ ] b\n>\n",
+        "> - [ ] quoted\n<br>\n- [ ] swallowed\n\n- [ ] mine\n",
+        "- [ ] a\n  b\n<img src=\"x.png\" alt='two words'>\n- [ ] c\n\n- [ ] d\n",
+        "| a |\n|---|\n| b |\n<br>\n- [ ] c\n\n- [ ] d\n",
+        "- [ ] a\r\n<br>\r\n- [ ] b\r\n\r\n- [ ] c\r\n",
+        "- [ ] a\r<br>\r- [ ] b\r\r- [ ] c\r",
+        "- [ ] a\n<br>\n\u{b}\n- [ ] b\n\n- [ ] c\n",
+        "- a\n<br>\n\n  b\n<br>\n\n- [ ] c\n",
+        "- [ ] a\n<br> trailing text\n- [ ] b\n",
+        "- [ ] a\n<div>\n- [ ] b\n",
+        // Whitespace other than one plain space inside the box, and odd blanks around it.
+        "- [\t] tab\n- [\u{a0}] nbsp\n- [\u{2003}] em-space\n- [  ] two-spaces\n- [\n] newline\n- [\u{b}] vt\n- [\u{c}] ff\n- [ ] real\n",
+        "- [\t]\n\n  - [ ] child-of-a-paragraph-item\n",
+        "- [x]\u{b}\n  - [ ] child\n- [X]\u{c}\n- [x]\u{b}lint\n- [ ]\u{c}prune\n",
+        "- \u{b}[ ] lint\n- \u{c}[x] prune\n-  \u{b} [X] x\n",
+        "-\t[x] tab-before\n  - \t[x] code-in-item\n\t- [ ] tab-indented\n",
+        "1.\t[X]\tlint\n2) [x]\u{b}\n10. [\t] no\n",
+        "- [ ]\u{a0}nbsp-after\n- [x]\u{2003}em-after\n- [ ]  two-spaces-after\n",
+        "  - \t[X]  code\n\t10. [X] b\n",
     ]
     .iter()
     .map(|s| s.to_string())
@@ -484,6 +674,30 @@ impl Gen {
         self.next() % 100 < percent
     }
 }
+
+/// Lines that hold only a tag (or start with one): HTML blocks of every type, or not.
+const TAG_LINES: [&str; 20] = [
+    "<br>",
+    "<br/>",
+    "<img src=\"x.png\">",
+    "<b>",
+    "</b>",
+    "<span>",
+    "</div>",
+    "<div>",
+    "<details>",
+    "<!-- c -->",
+    "<!--",
+    "-->",
+    "<pre>",
+    "</pre>",
+    "<script>",
+    "</script>",
+    "<textarea>",
+    "<a href='x'>",
+    "<br> text",
+    "<p>x</p>",
+];
 
 fn generated_body(seed: u64) -> String {
     let mut g = Gen(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1);
@@ -517,6 +731,11 @@ fn generated_body(seed: u64) -> String {
                     "Setext",
                     "===",
                 ]);
+                let html = if g.chance(40) {
+                    g.pick(&TAG_LINES)
+                } else {
+                    html
+                };
                 lines.push(format!("{quote}{html}"));
             }
             5 => {
@@ -524,39 +743,7 @@ fn generated_body(seed: u64) -> String {
                 lines.push("|---|---|".into());
                 lines.push("| - [ ] x | y |".into());
             }
-            _ => {
-                // A list of items with random markers, indentation and checkboxes.
-                for _ in 0..1 + g.next() % 5 {
-                    let indent = g.pick(&["", "", " ", "  ", "   ", "    ", "      "]);
-                    let marker = g.pick(&["-", "-", "*", "+", "1.", "2)", "10."]);
-                    let gap = g.pick(&[" ", " ", " ", "  ", "\t"]);
-                    let checkbox = g.pick(&["[ ]", "[ ]", "[x]", "[X]", "[]", "[y]", ""]);
-                    let after = g.pick(&[" ", " ", " ", "", "\t", "  "]);
-                    let text = g.pick(&[
-                        "image-refresh fedora-41",
-                        "FAIL: image-refresh debian",
-                        "WIP: prune",
-                        "",
-                        "🚀 emoji",
-                        "`code` *em*",
-                        "prune",
-                        "# not-heading",
-                    ]);
-                    lines.push(format!(
-                        "{quote}{indent}{marker}{gap}{checkbox}{after}{text}"
-                    ));
-                    if g.chance(20) {
-                        lines.push(String::new());
-                    }
-                    if g.chance(10) {
-                        lines.push(format!("{indent}  continuation text"));
-                    }
-                    if g.chance(5) {
-                        let lazy = g.pick(&["[ ] lazy", "   - [x] sub", "---"]);
-                        lines.push(lazy.to_owned());
-                    }
-                }
-            }
+            _ => push_list(&mut g, quote, &mut lines),
         }
         if g.chance(50) {
             lines.push(String::new());
@@ -567,6 +754,58 @@ fn generated_body(seed: u64) -> String {
         body.push_str(eol);
     }
     body
+}
+
+/// A list of items with random markers, indentation, checkboxes (some with odd blanks in or
+/// around the box), continuation lines and tag lines under them.
+fn push_list(g: &mut Gen, quote: &str, lines: &mut Vec<String>) {
+    for _ in 0..1 + g.next() % 5 {
+        let indent = g.pick(&["", "", " ", "  ", "   ", "    ", "      "]);
+        let marker = g.pick(&["-", "-", "*", "+", "1.", "2)", "10."]);
+        let gap = g.pick(&[" ", " ", " ", "  ", "\t", " \u{b}"]);
+        let checkbox = g.pick(&["[ ]", "[ ]", "[x]", "[X]", "[]", "[y]", ""]);
+        let checkbox = if g.chance(15) {
+            g.pick(&[
+                "[\t]",
+                "[\u{b}]",
+                "[\u{c}]",
+                "[\u{a0}]",
+                "[  ]",
+                "[\u{2003}]",
+            ])
+        } else {
+            checkbox
+        };
+        let after = g.pick(&[" ", " ", " ", "", "\t", "  ", "\u{b}", "\u{c}"]);
+        let text = g.pick(&[
+            "image-refresh fedora-41",
+            "FAIL: image-refresh debian",
+            "WIP: prune",
+            "",
+            "🚀 emoji",
+            "`code` *em*",
+            "prune",
+            "# not-heading",
+        ]);
+        lines.push(format!(
+            "{quote}{indent}{marker}{gap}{checkbox}{after}{text}"
+        ));
+        if g.chance(20) {
+            lines.push(String::new());
+        }
+        if g.chance(10) {
+            lines.push(format!("{indent}  continuation text"));
+        }
+        if g.chance(15) {
+            let pad = g.pick(&["", "", "  ", "   ", "    "]);
+            let (inside, tag) = (g.chance(50), g.pick(&TAG_LINES));
+            lines.push(format!("{}{pad}{tag}", if inside { indent } else { "" }));
+        }
+        if g.chance(5) {
+            let lazy = g.pick(&["[ ] lazy", "   - [x] sub", "---"]);
+            lines.push(lazy.to_owned());
+        }
+    }
 }
 
 /// Compares with cmark-gfm on the tricky bodies and 220 generated ones
@@ -645,6 +884,18 @@ fn markdownish() -> impl Strategy<Value = String> {
         "<!--",
         "-->",
         "<details>",
+        "<br>",
+        "<img src=\"x.png\">",
+        "</div>",
+        "<span>",
+        "<pre>",
+        "</script>",
+        "<textarea>",
+        "[\t]",
+        "[\u{a0}]",
+        "[\u{b}]",
+        "\u{b}",
+        "\u{c}",
         "|",
         "---",
         "/test",
@@ -668,9 +919,11 @@ fn markdownish() -> impl Strategy<Value = String> {
 fn taskish() -> impl Strategy<Value = String> {
     let line = (
         prop::sample::select(vec!["", "  ", "   ", "    ", "> "]),
-        prop::sample::select(vec!["- ", "* ", "1. ", "-  ", "+\t", "text "]),
-        prop::sample::select(vec!["[ ]", "[x]", "[X]", "[]"]),
-        prop::sample::select(vec![" ", "  ", "\t", ""]),
+        prop::sample::select(vec!["- ", "* ", "1. ", "-  ", "+\t", "text ", "- \u{b}"]),
+        prop::sample::select(vec![
+            "[ ]", "[x]", "[X]", "[]", "[\t]", "[\u{b}]", "[\u{a0}]",
+        ]),
+        prop::sample::select(vec![" ", "  ", "\t", "", "\u{b}", "\u{c}"]),
         prop::sample::select(vec!["", "FAIL: ", "FAIL:\t", "WIP: "]),
         prop::sample::select(vec![
             "prune",
@@ -680,7 +933,18 @@ fn taskish() -> impl Strategy<Value = String> {
             "",
             "<!-- c --> z",
         ]),
-        prop::sample::select(vec!["\n", "\r\n", "\n\n", "\n```\n", "\r"]),
+        prop::sample::select(vec![
+            "\n",
+            "\r\n",
+            "\n\n",
+            "\n```\n",
+            "\r",
+            "\n<br>\n",
+            "\n  <span>\n",
+            "\n\n<img src=\"x.png\">\n",
+            "\n<pre>\n",
+            "\n</script>\n",
+        ]),
     )
         .prop_map(|(a, b, c, d, e, f, g)| [a, b, c, d, e, f, g].concat());
     prop::collection::vec(line, 0..12).prop_map(|lines| lines.concat())
@@ -779,7 +1043,9 @@ proptest! {
                 format!("{}[ ]{}", &text[..t.marker.start], &text[t.marker.end..])
             } else {
                 let verb_at = t.marker.end + text[t.marker.end..].len()
-                    - text[t.marker.end..].trim_start_matches([' ', '\t']).len();
+                    - text[t.marker.end..]
+                        .trim_start_matches([' ', '\t', '\u{b}', '\u{c}'])
+                        .len();
                 format!(
                     "{}[ ]{}FAIL: {}",
                     &text[..t.marker.start],
