@@ -436,7 +436,9 @@ async fn webhook_intake_answers_per_contract() {
 mod reqwest_like {
     use bytes::Bytes;
     use http_body_util::{BodyExt, Full};
-    use hyper_util::client::legacy::Client as HyperClient;
+    use hyper::Response;
+    use hyper::body::Incoming;
+    use hyper_util::client::legacy::{Client as HyperClient, Error};
     use hyper_util::rt::TokioExecutor;
 
     pub struct Client {
@@ -475,32 +477,30 @@ mod reqwest_like {
             let req = req
                 .body(Full::new(Bytes::copy_from_slice(body)))
                 .expect("request");
-            self.http
-                .request(req)
-                .await
-                .map(|r| r.status().as_u16())
-                .unwrap_or(0)
+            status_or_zero(self.http.request(req).await)
         }
 
         pub async fn get(&self, path: &str) -> u16 {
-            let req = hyper::Request::get(format!("{}{path}", self.base))
-                .body(Full::new(Bytes::new()))
-                .expect("request");
-            self.http
-                .request(req)
-                .await
-                .map(|r| r.status().as_u16())
-                .unwrap_or(0)
+            status_or_zero(self.send_get(path).await)
         }
 
         pub async fn get_text(&self, path: &str) -> String {
-            let req = hyper::Request::get(format!("{}{path}", self.base))
-                .body(Full::new(Bytes::new()))
-                .expect("request");
-            let resp = self.http.request(req).await.expect("response");
+            let resp = self.send_get(path).await.expect("response");
             let body = resp.into_body().collect().await.expect("body").to_bytes();
             String::from_utf8_lossy(&body).into_owned()
         }
+
+        async fn send_get(&self, path: &str) -> Result<Response<Incoming>, Error> {
+            let req = hyper::Request::get(format!("{}{path}", self.base))
+                .body(Full::new(Bytes::new()))
+                .expect("request");
+            self.http.request(req).await
+        }
+    }
+
+    /// The answer's status code; 0 when there was no answer (the connection failed).
+    fn status_or_zero(answer: Result<Response<Incoming>, Error>) -> u16 {
+        answer.map(|r| r.status().as_u16()).unwrap_or(0)
     }
 }
 

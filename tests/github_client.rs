@@ -623,16 +623,7 @@ async fn an_unreachable_server_is_a_transport_error_after_bounded_retries() {
     let err = bounded(github.pull_request(&repo(), PrNumber(2)))
         .await
         .expect_err("no server");
-    assert!(
-        matches!(
-            err,
-            GitHubError::Transport {
-                outcome_unknown: false,
-                ..
-            }
-        ),
-        "{err:?}"
-    );
+    assert_transport_error_known_not_done(&err);
     // Nothing was sent, so the error knows the comment was not posted.
     let err = bounded(github.post_comment(&repo(), PrNumber(2), "x"))
         .await
@@ -666,16 +657,7 @@ async fn a_timed_out_post_is_not_repeated_but_a_timed_out_get_is() {
     let err = bounded(github.comments(&repo(), PrNumber(2)))
         .await
         .expect_err("timeout");
-    assert!(
-        matches!(
-            err,
-            GitHubError::Transport {
-                outcome_unknown: false,
-                ..
-            }
-        ),
-        "{err:?}"
-    );
+    assert_transport_error_known_not_done(&err);
     assert_eq!(requests(&server).await.len(), 1 + 4);
 }
 

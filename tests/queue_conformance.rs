@@ -159,6 +159,23 @@ async fn next(consumer: &mut Consumer) -> Delivery {
         .expect("consumer failed")
 }
 
+/// Takes the next delivery, asserts it is message `id` (with the body published for it) at
+/// `attempt` with `priority`, and acks it.
+async fn ack_next_as(consumer: &mut Consumer, id: &str, attempt: u32, priority: u8) {
+    let d = next(consumer).await;
+    let body = format!("body of {id}");
+    assert_eq!(
+        (
+            d.message_id.as_str(),
+            d.body.as_slice(),
+            d.attempt,
+            d.priority
+        ),
+        (id, body.as_bytes(), attempt, priority)
+    );
+    d.ack().await.expect("ack");
+}
+
 async fn assert_quiet(consumer: &mut Consumer) {
     if let Ok(Some(Ok(d))) = timeout(QUIET, consumer.next()).await {
         panic!(
@@ -209,17 +226,7 @@ async fn consumer_dropped_redelivers(b: Backend) {
     drop(c);
     drop(d);
     let mut c = env.consume(&jobs(), 1).await;
-    let d = next(&mut c).await;
-    assert_eq!(
-        (
-            d.message_id.as_str(),
-            d.body.as_slice(),
-            d.attempt,
-            d.priority
-        ),
-        ("j1", b"body of j1".as_slice(), 2, 3)
-    );
-    d.ack().await.expect("ack");
+    ack_next_as(&mut c, "j1", 2, 3).await;
     assert_quiet(&mut c).await;
 }
 
@@ -438,17 +445,7 @@ async fn persistence_across_restart(b: Backend) {
         }
     }
     let mut c = env.consume(&jobs(), 1).await;
-    let d = next(&mut c).await;
-    assert_eq!(
-        (
-            d.message_id.as_str(),
-            d.body.as_slice(),
-            d.attempt,
-            d.priority
-        ),
-        ("kept", b"body of kept".as_slice(), 1, 2)
-    );
-    d.ack().await.expect("ack");
+    ack_next_as(&mut c, "kept", 1, 2).await;
 }
 
 async fn rabbitmqctl(args: &[&str]) {

@@ -13,7 +13,7 @@ use common::podman;
 use std::time::{Duration, Instant};
 use tickbot::ids::CommitSha;
 use tickbot::worker::mirror::{GitError, Mirrors};
-use tickbot::worker::publish::{PushOutcome, commit_changes, push_result};
+use tickbot::worker::publish::{PushOutcome, commit_changes};
 use tickbot::worker::runtime::{RunOutcome, Runtime};
 use tokio::sync::watch;
 use worker_parts_support::*;
@@ -43,8 +43,7 @@ async fn a_second_fetch_reuses_the_mirror_and_brings_only_the_new_objects() {
 
 /// A world whose mirror holds the branch's first commit and a newer one a person pushed.
 async fn world_with_a_new_commit() -> (World, CommitSha) {
-    let w = World::new().await;
-    w.fetch_head().await;
+    let w = World::fetched().await;
     let next = w.person_pushes(&[("b.txt", "bee 2\n")], "Change b").await;
     let tip = bounded(w.mirrors.fetch(&w.repo, &w.url, BRANCH, &next, None))
         .await
@@ -127,8 +126,7 @@ async fn a_killed_workers_worktree_is_replaced_by_the_redelivered_job() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_directory_that_is_not_a_worktree_is_never_deleted() {
-    let w = World::new().await;
-    w.fetch_head().await;
+    let w = World::fetched().await;
     let foreign = w.job_dir("not-a-worktree");
     std::fs::create_dir_all(&foreign).expect("dir");
     std::fs::write(foreign.join("precious.txt"), "keep").expect("file");
@@ -142,8 +140,7 @@ async fn a_directory_that_is_not_a_worktree_is_never_deleted() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_commit_nobody_pushed_is_an_error_that_names_it() {
-    let w = World::new().await;
-    w.fetch_head().await;
+    let w = World::fetched().await;
     let unknown = CommitSha("0123456789abcdef0123456789abcdef01234567".into());
     let err = bounded(w.mirrors.fetch(&w.repo, &w.url, BRANCH, &unknown, None))
         .await
@@ -155,8 +152,7 @@ async fn a_commit_nobody_pushed_is_an_error_that_names_it() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_deleted_branch_has_no_tip_but_its_commit_is_fetched_by_id() {
-    let w = World::new().await;
-    w.fetch_head().await;
+    let w = World::fetched().await;
     let gone = bounded(
         w.mirrors
             .fetch(&w.repo, &w.url, "no-such-branch", &w.head, None),
@@ -179,12 +175,8 @@ async fn a_deleted_branch_has_no_tip_but_its_commit_is_fetched_by_id() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_result_is_one_commit_with_trailers_or_none() {
-    let w = World::new().await;
-    w.fetch_head().await;
-    let dir = w.job_dir("j-commit");
-    let wt = bounded(w.mirrors.worktree(&w.repo, &w.head, &dir))
-        .await
-        .expect("worktree");
+    let w = World::fetched().await;
+    let (dir, wt) = w.head_worktree("j-commit").await;
     let rc = result_commit("j-commit", "http://logs.example/logs/j-commit");
 
     assert_eq!(
@@ -242,12 +234,8 @@ async fn the_result_is_one_commit_with_trailers_or_none() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_job_rewriting_the_checkouts_git_file_cannot_run_code_on_the_host() {
-    let w = World::new().await;
-    w.fetch_head().await;
-    let dir = w.job_dir("j-hostile");
-    let wt = bounded(w.mirrors.worktree(&w.repo, &w.head, &dir))
-        .await
-        .expect("worktree");
+    let w = World::fetched().await;
+    let (dir, wt) = w.head_worktree("j-hostile").await;
     // What a hostile task could do from inside its container: point `.git` at a repository
     // of its own whose config runs a command whenever git looks at the tree.
     let pwned = w.dir.path().join("pwned");
@@ -259,11 +247,7 @@ async fn a_job_rewriting_the_checkouts_git_file_cannot_run_code_on_the_host() {
     std::fs::write(dir.join(".git"), format!("gitdir: {evil_git}\n")).expect("rewrite .git");
     std::fs::write(dir.join("c.txt"), "changed\n").expect("modify");
 
-    let rc = result_commit("j-hostile", "http://logs.example/logs/j-hostile");
-    let sha = bounded(commit_changes(&wt, &rc))
-        .await
-        .expect("commit")
-        .expect("a commit");
+    let sha = commit_result(&wt, "j-hostile").await;
     assert!(!pwned.exists(), "the job's git config ran on the host");
     // The trap is real: git trusting the checkout's `.git` file springs it.
     let _ = bounded(
@@ -294,46 +278,21 @@ async fn a_job_rewriting_the_checkouts_git_file_cannot_run_code_on_the_host() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_result_is_pushed_with_a_lease_and_found_again_by_its_trailer() {
-    let w = World::new().await;
-    w.fetch_head().await;
-    let dir = w.job_dir("j-push");
-    let wt = bounded(w.mirrors.worktree(&w.repo, &w.head, &dir))
-        .await
-        .expect("worktree");
+    let w = World::fetched().await;
+    let (dir, wt) = w.head_worktree("j-push").await;
     std::fs::write(dir.join("c.txt"), "sea 2\n").expect("modify");
-    let rc = result_commit("j-push", "http://logs.example/logs/j-push");
-    let commit = bounded(commit_changes(&wt, &rc))
-        .await
-        .expect("commit")
-        .expect("a commit");
+    let commit = commit_result(&wt, "j-push").await;
 
-    let auth = w.auth();
-    let pushed = bounded(push_result(
-        &w.mirrors,
-        &w.repo,
-        &wt,
-        &commit,
-        &w.url,
-        BRANCH,
-        &w.head,
-        Some(&auth),
-        3,
-    ))
-    .await
-    .expect("push");
+    let pushed = w.push(&wt, &commit).await;
     assert_eq!(pushed, PushOutcome::Pushed(commit.clone()));
     assert_eq!(w.tip(), commit);
 
     // A redelivered job sees that its work landed.
     let tip = w.fetch_head().await.expect("tip");
-    let landed = bounded(w.mirrors.landed(&w.repo, &w.head, &tip, "j-push"))
-        .await
-        .expect("landed");
+    let landed = w.landed(&tip, "j-push").await;
     assert_eq!(landed, Some(commit.clone()));
     for other in ["j-pus", "j-push2", "j-other"] {
-        let none = bounded(w.mirrors.landed(&w.repo, &w.head, &tip, other))
-            .await
-            .expect("landed");
+        let none = w.landed(&tip, other).await;
         assert_eq!(none, None, "{other}");
     }
     bounded(wt.remove()).await.expect("removed");
@@ -342,36 +301,15 @@ async fn the_result_is_pushed_with_a_lease_and_found_again_by_its_trailer() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_person_pushing_meanwhile_gets_the_result_rebased_on_top() {
-    let w = World::new().await;
-    w.fetch_head().await;
-    let dir = w.job_dir("j-rebase");
-    let wt = bounded(w.mirrors.worktree(&w.repo, &w.head, &dir))
-        .await
-        .expect("worktree");
+    let w = World::fetched().await;
+    let (dir, wt) = w.head_worktree("j-rebase").await;
     std::fs::write(dir.join("c.txt"), "sea from the task\n").expect("modify");
-    let rc = result_commit("j-rebase", "http://logs.example/logs/j-rebase");
-    let commit = bounded(commit_changes(&wt, &rc))
-        .await
-        .expect("commit")
-        .expect("a commit");
+    let commit = commit_result(&wt, "j-rebase").await;
 
     let theirs = w
         .person_pushes(&[("b.txt", "bee from alice\n")], "Alice's change")
         .await;
-    let auth = w.auth();
-    let outcome = bounded(push_result(
-        &w.mirrors,
-        &w.repo,
-        &wt,
-        &commit,
-        &w.url,
-        BRANCH,
-        &w.head,
-        Some(&auth),
-        3,
-    ))
-    .await
-    .expect("push");
+    let outcome = w.push(&wt, &commit).await;
     let PushOutcome::Pushed(rebased) = outcome else {
         panic!("expected a rebased push, got {outcome:?}");
     };
@@ -404,9 +342,7 @@ async fn a_person_pushing_meanwhile_gets_the_result_rebased_on_top() {
         w.forge.file(&w.repo, BRANCH, "c.txt").await.as_deref(),
         Some("sea from the task\n")
     );
-    let landed = bounded(w.mirrors.landed(&w.repo, &w.head, &tip, "j-rebase"))
-        .await
-        .expect("landed");
+    let landed = w.landed(&tip, "j-rebase").await;
     assert_eq!(landed, Some(rebased));
     bounded(wt.remove()).await.expect("removed");
     w.forge.shutdown().await;
@@ -414,36 +350,15 @@ async fn a_person_pushing_meanwhile_gets_the_result_rebased_on_top() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_conflicting_push_meanwhile_means_the_head_moved() {
-    let w = World::new().await;
-    w.fetch_head().await;
-    let dir = w.job_dir("j-conflict");
-    let wt = bounded(w.mirrors.worktree(&w.repo, &w.head, &dir))
-        .await
-        .expect("worktree");
+    let w = World::fetched().await;
+    let (dir, wt) = w.head_worktree("j-conflict").await;
     std::fs::write(dir.join("a.txt"), "one\nTASK\nthree\n").expect("modify");
-    let rc = result_commit("j-conflict", "http://logs.example/logs/j-conflict");
-    let commit = bounded(commit_changes(&wt, &rc))
-        .await
-        .expect("commit")
-        .expect("a commit");
+    let commit = commit_result(&wt, "j-conflict").await;
     let theirs = w
         .person_pushes(&[("a.txt", "one\nALICE\nthree\n")], "Alice edits a")
         .await;
 
-    let auth = w.auth();
-    let outcome = bounded(push_result(
-        &w.mirrors,
-        &w.repo,
-        &wt,
-        &commit,
-        &w.url,
-        BRANCH,
-        &w.head,
-        Some(&auth),
-        3,
-    ))
-    .await
-    .expect("push");
+    let outcome = w.push(&wt, &commit).await;
     assert_eq!(
         outcome,
         PushOutcome::HeadMoved {

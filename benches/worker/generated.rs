@@ -85,30 +85,21 @@ fn fast_import_stream(shape: &Shape, parent: &CommitSha, out: &mut impl Write) {
         if n == 0 {
             writeln!(out, "from {}", parent.0).expect("write");
             for (i, r) in revs.iter().enumerate() {
-                let text = file_text(i, r);
-                write!(
-                    out,
-                    "M 100644 inline {}\ndata {}\n{text}\n",
-                    path(i),
-                    text.len()
-                )
-                .expect("write");
+                write_file(out, &path(i), &file_text(i, r));
             }
         } else {
             let i = (next() % files as u64) as usize;
             let j = (next() % LINES as u64) as usize;
             revs[i][j] += 1;
-            let text = file_text(i, &revs[i]);
-            write!(
-                out,
-                "M 100644 inline {}\ndata {}\n{text}\n",
-                path(i),
-                text.len()
-            )
-            .expect("write");
+            write_file(out, &path(i), &file_text(i, &revs[i]));
         }
     }
     writeln!(out, "done").expect("write");
+}
+
+/// A fast-import file change: `path` now holds `text`, given inline.
+fn write_file(out: &mut impl Write, path: &str, text: &str) {
+    write!(out, "M 100644 inline {path}\ndata {}\n{text}\n", text.len()).expect("write");
 }
 
 /// git on the forge's bare repository, ignoring the machine's and the user's configuration.

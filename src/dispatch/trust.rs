@@ -111,36 +111,43 @@ impl Trust {
         if let Some(v) = fresh(&self.verdicts, &key) {
             return Ok(v);
         }
-        let verdict = self.decide(repo, default_branch, user, association).await?;
+        let verdict = match self.trusted_without_asking(repo, user, association) {
+            Some(v) => v,
+            None => self.decide_by_policy(repo, default_branch, user).await?,
+        };
         remember(&self.verdicts, key, verdict.clone());
         Ok(verdict)
     }
 
-    async fn decide(
+    /// Tickbot itself, and the owner of a personal repository (its admin): trusted without
+    /// asking GitHub or reading the policy.
+    fn trusted_without_asking(
+        &self,
+        repo: &RepoName,
+        user: &str,
+        association: &str,
+    ) -> Option<Verdict> {
+        if self.bot_login.as_deref() == Some(user) {
+            return Some(trusted("tickbot itself".into()));
+        }
+        (association == "OWNER" && user == repo.owner())
+            .then(|| trusted(format!("@{user} owns {repo}")))
+    }
+
+    /// The verdict of the repository's `[trust]` policy on `default_branch`.
+    async fn decide_by_policy(
         &self,
         repo: &RepoName,
         default_branch: &str,
         user: &str,
-        association: &str,
     ) -> Result<Verdict, GitHubError> {
-        let yes = |reason: String| Verdict {
-            trusted: true,
-            reason,
-        };
-        if self.bot_login.as_deref() == Some(user) {
-            return Ok(yes("tickbot itself".into()));
-        }
-        // The owner of a personal repository is its admin; no need to ask.
-        if association == "OWNER" && user == repo.owner() {
-            return Ok(yes(format!("@{user} owns {repo}")));
-        }
         let policy = self.policy(repo, default_branch).await?.trust;
         if policy.users.iter().any(|u| u.eq_ignore_ascii_case(user)) {
-            return Ok(yes(format!("@{user} is listed in [trust] users")));
+            return Ok(trusted(format!("@{user} is listed in [trust] users")));
         }
         for org in &policy.orgs {
             if self.github.is_org_member(org, user).await? {
-                return Ok(yes(format!("@{user} is a member of {org}")));
+                return Ok(trusted(format!("@{user} is a member of {org}")));
             }
         }
         if policy.collaborators {
@@ -149,7 +156,7 @@ impl Trust {
                 permission,
                 Permission::Admin | Permission::Maintain | Permission::Write
             ) {
-                return Ok(yes(format!("@{user} has write access to {repo}")));
+                return Ok(trusted(format!("@{user} has write access to {repo}")));
             }
         }
         let mut ways = vec!["listed in `[trust] users`".to_string()];
@@ -166,5 +173,12 @@ impl Trust {
                 ways.join(", nor ")
             ),
         })
+    }
+}
+
+fn trusted(reason: String) -> Verdict {
+    Verdict {
+        trusted: true,
+        reason,
     }
 }

@@ -233,11 +233,7 @@ impl GitHub {
     ) -> Result<PullRequest, GitHubError> {
         let what = format!("GET pull request {repo}{pr}");
         let req = Request::get(format!("/repos/{repo}/pulls/{}", pr.0), what.clone());
-        let wire: WirePullRequest = self
-            .send(Scope::Repo(repo), &req)
-            .await?
-            .ok(&what)?
-            .json(&what)?;
+        let wire: WirePullRequest = self.send_ok(repo, &req).await?.json(&what)?;
         wire.into_domain(repo)
             .map_err(|reason| invalid(&what, reason))
     }
@@ -390,14 +386,14 @@ impl GitHub {
             truncate_chars(description, MAX_STATUS_DESCRIPTION);
         }
         let body = serde_json::to_value(&status).map_err(|e| invalid(&what, e.to_string()))?;
-        let req = Request {
-            method: Method::POST,
-            path: format!("/repos/{repo}/statuses/{}", urlencoding::encode(&sha.0)),
-            body: Some(body),
-            what: what.clone(),
-            repeat: Repeat::Safe,
-        };
-        self.send(Scope::Repo(repo), &req).await?.ok(&what)?;
+        let req = Request::write(
+            Method::POST,
+            format!("/repos/{repo}/statuses/{}", urlencoding::encode(&sha.0)),
+            body,
+            what.clone(),
+            Repeat::Safe,
+        );
+        self.send_ok(repo, &req).await?;
         Ok(())
     }
 
@@ -428,18 +424,14 @@ impl GitHub {
         let what = format!("POST check run {:?} on {repo}@{}", run.name, sha.short());
         let mut body = serde_json::to_value(run).map_err(|e| invalid(&what, e.to_string()))?;
         body["head_sha"] = json!(sha.0);
-        let req = Request {
-            method: Method::POST,
-            path: format!("/repos/{repo}/check-runs"),
-            body: Some(body),
-            what: what.clone(),
-            repeat: Repeat::IfNotProcessed,
-        };
-        let created: WireCheckRun = self
-            .send(Scope::Repo(repo), &req)
-            .await?
-            .ok(&what)?
-            .json(&what)?;
+        let req = Request::write(
+            Method::POST,
+            format!("/repos/{repo}/check-runs"),
+            body,
+            what.clone(),
+            Repeat::IfNotProcessed,
+        );
+        let created: WireCheckRun = self.send_ok(repo, &req).await?.json(&what)?;
         Ok(created.id)
     }
 
@@ -452,14 +444,14 @@ impl GitHub {
     ) -> Result<(), GitHubError> {
         let what = format!("PATCH check run {:?} ({id}) in {repo}", run.name);
         let body = serde_json::to_value(run).map_err(|e| invalid(&what, e.to_string()))?;
-        let req = Request {
-            method: Method::PATCH,
-            path: format!("/repos/{repo}/check-runs/{id}"),
-            body: Some(body),
-            what: what.clone(),
-            repeat: Repeat::Safe,
-        };
-        self.send(Scope::Repo(repo), &req).await?.ok(&what)?;
+        let req = Request::write(
+            Method::PATCH,
+            format!("/repos/{repo}/check-runs/{id}"),
+            body,
+            what.clone(),
+            Repeat::Safe,
+        );
+        self.send_ok(repo, &req).await?;
         Ok(())
     }
 
@@ -494,18 +486,14 @@ impl GitHub {
         body: &str,
     ) -> Result<Comment, GitHubError> {
         let what = format!("POST comment on {repo}{pr}");
-        let req = Request {
-            method: Method::POST,
-            path: format!("/repos/{repo}/issues/{}/comments", pr.0),
-            body: Some(json!({ "body": body })),
-            what: what.clone(),
-            repeat: Repeat::IfNotProcessed,
-        };
-        let wire: WireComment = self
-            .send(Scope::Repo(repo), &req)
-            .await?
-            .ok(&what)?
-            .json(&what)?;
+        let req = Request::write(
+            Method::POST,
+            format!("/repos/{repo}/issues/{}/comments", pr.0),
+            json!({ "body": body }),
+            what.clone(),
+            Repeat::IfNotProcessed,
+        );
+        let wire: WireComment = self.send_ok(repo, &req).await?.json(&what)?;
         Ok(wire.into())
     }
 
@@ -529,14 +517,14 @@ impl GitHub {
         body: &str,
     ) -> Result<(), GitHubError> {
         let what = format!("PATCH comment {id} in {repo}");
-        let req = Request {
-            method: Method::PATCH,
-            path: format!("/repos/{repo}/issues/comments/{id}"),
-            body: Some(json!({ "body": body })),
-            what: what.clone(),
-            repeat: Repeat::Safe,
-        };
-        self.send(Scope::Repo(repo), &req).await?.ok(&what)?;
+        let req = Request::write(
+            Method::PATCH,
+            format!("/repos/{repo}/issues/comments/{id}"),
+            json!({ "body": body }),
+            what.clone(),
+            Repeat::Safe,
+        );
+        self.send_ok(repo, &req).await?;
         Ok(())
     }
 
@@ -553,14 +541,14 @@ impl GitHub {
         body: &str,
     ) -> Result<(), GitHubError> {
         let what = format!("PATCH description of {repo}{pr}");
-        let req = Request {
-            method: Method::PATCH,
-            path: format!("/repos/{repo}/pulls/{}", pr.0),
-            body: Some(json!({ "body": body })),
-            what: what.clone(),
-            repeat: Repeat::Never,
-        };
-        self.send(Scope::Repo(repo), &req).await?.ok(&what)?;
+        let req = Request::write(
+            Method::PATCH,
+            format!("/repos/{repo}/pulls/{}", pr.0),
+            json!({ "body": body }),
+            what.clone(),
+            Repeat::Never,
+        );
+        self.send_ok(repo, &req).await?;
         Ok(())
     }
 
@@ -576,18 +564,14 @@ impl GitHub {
         body: &str,
     ) -> Result<PullRequest, GitHubError> {
         let what = format!("POST pull request {head} → {base} in {repo}");
-        let req = Request {
-            method: Method::POST,
-            path: format!("/repos/{repo}/pulls"),
-            body: Some(json!({ "title": title, "head": head, "base": base, "body": body })),
-            what: what.clone(),
-            repeat: Repeat::IfNotProcessed,
-        };
-        let wire: WirePullRequest = self
-            .send(Scope::Repo(repo), &req)
-            .await?
-            .ok(&what)?
-            .json(&what)?;
+        let req = Request::write(
+            Method::POST,
+            format!("/repos/{repo}/pulls"),
+            json!({ "title": title, "head": head, "base": base, "body": body }),
+            what.clone(),
+            Repeat::IfNotProcessed,
+        );
+        let wire: WirePullRequest = self.send_ok(repo, &req).await?.json(&what)?;
         wire.into_domain(repo)
             .map_err(|reason| invalid(&what, reason))
     }
@@ -602,14 +586,14 @@ impl GitHub {
         content: &str,
     ) -> Result<(), GitHubError> {
         let what = format!("POST reaction {content:?} on comment {comment_id} in {repo}");
-        let req = Request {
-            method: Method::POST,
-            path: format!("/repos/{repo}/issues/comments/{comment_id}/reactions"),
-            body: Some(json!({ "content": content })),
-            what: what.clone(),
-            repeat: Repeat::Safe,
-        };
-        self.send(Scope::Repo(repo), &req).await?.ok(&what)?;
+        let req = Request::write(
+            Method::POST,
+            format!("/repos/{repo}/issues/comments/{comment_id}/reactions"),
+            json!({ "content": content }),
+            what.clone(),
+            Repeat::Safe,
+        );
+        self.send_ok(repo, &req).await?;
         Ok(())
     }
 
@@ -671,6 +655,11 @@ impl GitHub {
     }
 
     // ---- plumbing ----
+
+    /// Sends a call about `repo` and fails unless GitHub reported success.
+    async fn send_ok(&self, repo: &RepoName, req: &Request) -> Result<Response, GitHubError> {
+        self.send(Scope::Repo(repo), req).await?.ok(&req.what)
+    }
 
     async fn send(&self, scope: Scope<'_>, req: &Request) -> Result<Response, GitHubError> {
         let client = self.client_for(scope).await?;

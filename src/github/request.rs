@@ -40,6 +40,23 @@ impl Request {
             repeat: Repeat::Safe,
         }
     }
+
+    /// A call that sends `body` and changes something; `repeat` says when it may be sent again.
+    pub fn write(
+        method: Method,
+        path: String,
+        body: serde_json::Value,
+        what: String,
+        repeat: Repeat,
+    ) -> Request {
+        Request {
+            method,
+            path,
+            body: Some(body),
+            what,
+            repeat,
+        }
+    }
 }
 
 /// GitHub's complete answer; bodies are small JSON documents, so they are read whole.

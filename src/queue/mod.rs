@@ -470,6 +470,14 @@ enum Settle {
     Embedded(embedded::EmbeddedSettle),
 }
 
+/// What becomes of a delivery that failed.
+enum Failed {
+    /// Delivered again later, or dead-lettered after the last attempt.
+    Retry,
+    /// Moved to the dead letter queues right away.
+    DeadLetter,
+}
+
 impl Delivery {
     /// Done: removes the message.
     pub async fn ack(self) -> Result<(), QueueError> {
@@ -482,23 +490,26 @@ impl Delivery {
     /// Failed: delivers it again later with `attempt + 1`, or dead-letters it when this was
     /// delivery number `max_deliveries`.
     pub async fn retry(self) -> Result<(), QueueError> {
-        match self.settle {
-            Settle::Amqp(s) => {
-                s.retry(&self.message_id, &self.body, self.priority, self.attempt)
-                    .await
-            }
-            Settle::Embedded(s) => s.retry(&self.message_id).await,
-        }
+        self.settle_failed(Failed::Retry).await
     }
 
     /// Hopeless (e.g. malformed): moves it to the dead letter queue right away.
     pub async fn dead_letter(self) -> Result<(), QueueError> {
-        match self.settle {
-            Settle::Amqp(s) => {
-                s.dead_letter(&self.message_id, &self.body, self.priority, self.attempt)
-                    .await
-            }
-            Settle::Embedded(s) => s.dead_letter(&self.message_id).await,
+        self.settle_failed(Failed::DeadLetter).await
+    }
+
+    async fn settle_failed(self, how: Failed) -> Result<(), QueueError> {
+        let m = amqp::Message {
+            message_id: &self.message_id,
+            body: &self.body,
+            priority: self.priority,
+            attempt: self.attempt,
+        };
+        match (self.settle, how) {
+            (Settle::Amqp(s), Failed::Retry) => s.retry(m).await,
+            (Settle::Amqp(s), Failed::DeadLetter) => s.dead_letter(m).await,
+            (Settle::Embedded(s), Failed::Retry) => s.retry(&self.message_id).await,
+            (Settle::Embedded(s), Failed::DeadLetter) => s.dead_letter(&self.message_id).await,
         }
     }
 }

@@ -3,7 +3,7 @@
 
 use serde_json::{Value, json};
 use std::time::Duration;
-use tickbot::github::{Auth, GitHub, GitHubSettings};
+use tickbot::github::{Auth, GitHub, GitHubError, GitHubSettings};
 use tickbot::ids::{CommitSha, RepoName};
 use wiremock::matchers::{header, method, path};
 use wiremock::{Mock, MockBuilder, MockServer, ResponseTemplate};
@@ -53,6 +53,20 @@ pub async fn requests(server: &MockServer) -> Vec<wiremock::Request> {
         .received_requests()
         .await
         .expect("request recording is on")
+}
+
+/// Asserts that `err` is a network-level failure whose call GitHub surely did not carry out.
+pub fn assert_transport_error_known_not_done(err: &GitHubError) {
+    assert!(
+        matches!(
+            err,
+            GitHubError::Transport {
+                outcome_unknown: false,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
 }
 
 pub async fn bounded<F: std::future::Future>(f: F) -> F::Output {

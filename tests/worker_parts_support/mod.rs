@@ -7,8 +7,8 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 use tickbot::forge::{Forge, ForgeOptions};
 use tickbot::ids::{CommitSha, RepoName};
-use tickbot::worker::mirror::{GitAuth, Mirrors};
-use tickbot::worker::publish::ResultCommit;
+use tickbot::worker::mirror::{GitAuth, Mirrors, Worktree};
+use tickbot::worker::publish::{PushOutcome, ResultCommit, commit_changes, push_result};
 use tickbot::worker::runtime::{RunOutcome, RunSpec, Runtime};
 use tokio::sync::watch;
 
@@ -95,6 +95,58 @@ impl World {
     pub fn tip(&self) -> CommitSha {
         self.forge.branch_sha(&self.repo, BRANCH).expect("branch")
     }
+
+    /// A new world whose mirror has fetched the PR head.
+    pub async fn fetched() -> World {
+        let w = World::new().await;
+        w.fetch_head().await;
+        w
+    }
+
+    /// The job's directory and a worktree in it at the PR head.
+    pub async fn head_worktree(&self, job: &str) -> (PathBuf, Worktree) {
+        let dir = self.job_dir(job);
+        let wt = bounded(self.mirrors.worktree(&self.repo, &self.head, &dir))
+            .await
+            .expect("worktree");
+        (dir, wt)
+    }
+
+    /// Pushes `commit` from `wt` to the PR branch, leased on the PR head, with the bot's
+    /// auth and three attempts.
+    pub async fn push(&self, wt: &Worktree, commit: &CommitSha) -> PushOutcome {
+        let auth = self.auth();
+        bounded(push_result(
+            &self.mirrors,
+            &self.repo,
+            wt,
+            commit,
+            &self.url,
+            BRANCH,
+            &self.head,
+            Some(&auth),
+            3,
+        ))
+        .await
+        .expect("push")
+    }
+
+    /// The commit between the PR head and `tip` whose trailer names `job`, if any.
+    pub async fn landed(&self, tip: &CommitSha, job: &str) -> Option<CommitSha> {
+        bounded(self.mirrors.landed(&self.repo, &self.head, tip, job))
+            .await
+            .expect("landed")
+    }
+}
+
+/// Commits the worktree's changes as `job`'s result (log at `http://logs.example/logs/<job>`)
+/// and expects a commit.
+pub async fn commit_result(wt: &Worktree, job: &str) -> CommitSha {
+    let log_url = format!("http://logs.example/logs/{job}");
+    bounded(commit_changes(wt, &result_commit(job, &log_url)))
+        .await
+        .expect("commit")
+        .expect("a commit")
 }
 
 pub fn result_commit<'a>(job_id: &'a str, log_url: &'a str) -> ResultCommit<'a> {

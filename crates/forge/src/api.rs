@@ -11,11 +11,12 @@ use super::state::{ForgeError, PullState, State as ForgeState};
 use super::{Forge, control, json};
 use axum::Router;
 use axum::extract::rejection::QueryRejection;
-use axum::extract::{Path, Query, Request, State};
+use axum::extract::{FromRequestParts, Path, Query, Request, State};
+use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{MethodRouter, get, post};
 use bytes::Bytes;
 use serde_json::{Value, json};
 use std::collections::HashMap;
@@ -107,6 +108,52 @@ pub(crate) fn number(s: &str) -> Result<u64, ApiError> {
     s.parse().map_err(|_| ApiError::not_found())
 }
 
+/// A `/repos/{owner}/{repo}` path's repository; a name that is not one is a 404.
+pub(crate) struct RepoPath(pub RepoName);
+
+impl<S: Send + Sync> FromRequestParts<S> for RepoPath {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Response> {
+        let Path((o, r)) = Path::<(String, String)>::from_request_parts(parts, state)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        Ok(RepoPath(
+            repo_name(&o, &r).map_err(IntoResponse::into_response)?,
+        ))
+    }
+}
+
+/// A `/repos/{owner}/{repo}/…/{n}` path's repository and its last segment parsed as `T`
+/// (a number, a SHA, a login); a name or segment that does not parse is a 404.
+pub(crate) struct RepoAnd<T>(pub RepoName, pub T);
+
+impl<S: Send + Sync, T: std::str::FromStr> FromRequestParts<S> for RepoAnd<T> {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Response> {
+        let Path((o, r, last)) = Path::<(String, String, String)>::from_request_parts(parts, state)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        let parsed = || -> Result<Self, ApiError> {
+            let last = last.parse().map_err(|_| ApiError::not_found())?;
+            Ok(RepoAnd(repo_name(&o, &r)?, last))
+        };
+        parsed().map_err(IntoResponse::into_response)
+    }
+}
+
+/// Routes under `/repos/{owner}/{repo}`: `suffix` is the rest of the path.
+pub(crate) trait RepoRoutes {
+    fn repo_route(self, suffix: &str, route: MethodRouter<Forge>) -> Self;
+}
+
+impl RepoRoutes for Router<Forge> {
+    fn repo_route(self, suffix: &str, route: MethodRouter<Forge>) -> Self {
+        self.route(&format!("/repos/{{owner}}/{{repo}}{suffix}"), route)
+    }
+}
+
 pub(crate) fn parse_body(body: &Bytes) -> Result<Value, ApiError> {
     let v: Value = serde_json::from_slice(body).map_err(|_| ApiError::bad_json())?;
     if v.is_object() || v.is_array() {
@@ -134,6 +181,15 @@ pub(crate) fn opt_str(
     }
 }
 
+/// A string field the resource cannot do without: absent is a 422 `missing_field`.
+pub(crate) fn required_str(
+    v: &Value,
+    resource: &'static str,
+    field: &'static str,
+) -> Result<String, ApiError> {
+    opt_str(v, resource, field)?.ok_or(ApiError::missing(resource, field))
+}
+
 pub(crate) fn params(q: Params) -> Result<HashMap<String, String>, ApiError> {
     q.map(|Query(q)| q)
         .map_err(|e| ApiError::Status(StatusCode::BAD_REQUEST, e.body_text()))
@@ -141,37 +197,27 @@ pub(crate) fn params(q: Params) -> Result<HashMap<String, String>, ApiError> {
 
 /// Builds the forge's router: REST, control API, and git as the fallback.
 pub(crate) fn router(forge: Forge) -> Router {
-    let repo = "/repos/{owner}/{repo}";
     Router::new()
-        .route(repo, get(get_repo))
-        .route(&format!("{repo}/pulls"), get(list_pulls).post(create_pull))
-        .route(
-            &format!("{repo}/pulls/{{n}}"),
-            get(get_pull).patch(patch_pull),
-        )
-        .route(&format!("{repo}/pulls/{{n}}/files"), get(list_pull_files))
-        .route(
-            &format!("{repo}/issues/{{n}}"),
-            get(get_issue).patch(patch_issue),
-        )
-        .route(
-            &format!("{repo}/issues/{{n}}/comments"),
+        .repo_route("", get(get_repo))
+        .repo_route("/pulls", get(list_pulls).post(create_pull))
+        .repo_route("/pulls/{n}", get(get_pull).patch(patch_pull))
+        .repo_route("/pulls/{n}/files", get(list_pull_files))
+        .repo_route("/issues/{n}", get(get_issue).patch(patch_issue))
+        .repo_route(
+            "/issues/{n}/comments",
             get(list_comments).post(create_comment),
         )
-        .route(
-            &format!("{repo}/issues/comments/{{id}}"),
+        .repo_route(
+            "/issues/comments/{id}",
             get(get_comment).patch(patch_comment),
         )
-        .route(
-            &format!("{repo}/issues/comments/{{id}}/reactions"),
-            post(create_reaction),
-        )
-        .route(
-            &format!("{repo}/issues/{{n}}/labels"),
+        .repo_route("/issues/comments/{id}/reactions", post(create_reaction))
+        .repo_route(
+            "/issues/{n}/labels",
             get(list_labels).post(add_labels).delete(clear_labels),
         )
-        .route(
-            &format!("{repo}/issues/{{n}}/labels/{{name}}"),
+        .repo_route(
+            "/issues/{n}/labels/{name}",
             axum::routing::delete(remove_label),
         )
         .merge(api_commits::routes())
@@ -353,20 +399,14 @@ fn render<R>(
     Ok(f(&forge.inner.urls, &st, r)?)
 }
 
-async fn get_repo(State(f): State<Forge>, Path((o, r)): Path<(String, String)>) -> ApiResult {
-    let repo = repo_name(&o, &r)?;
+async fn get_repo(State(f): State<Forge>, RepoPath(repo): RepoPath) -> ApiResult {
     ok(
         StatusCode::OK,
         render(&f, &repo, |u, _, r| Ok(json::repository(u, r)))?,
     )
 }
 
-async fn list_pulls(
-    State(f): State<Forge>,
-    Path((o, r)): Path<(String, String)>,
-    q: Params,
-) -> ApiResult {
-    let repo = repo_name(&o, &r)?;
+async fn list_pulls(State(f): State<Forge>, RepoPath(repo): RepoPath, q: Params) -> ApiResult {
     let q = params(q)?;
     let want = q.get("state").map_or("open", String::as_str);
     let head = q
@@ -396,24 +436,16 @@ fn issue_json(f: &Forge, repo: &RepoName, n: u64) -> Result<Value, ApiError> {
     render(f, repo, |u, st, r| Ok(json::issue(u, st, r, r.pull(n)?)))
 }
 
-async fn get_pull(
-    State(f): State<Forge>,
-    Path((o, r, n)): Path<(String, String, String)>,
-) -> ApiResult {
-    ok(
-        StatusCode::OK,
-        pull_json(&f, &repo_name(&o, &r)?, number(&n)?)?,
-    )
+async fn get_pull(State(f): State<Forge>, RepoAnd(repo, n): RepoAnd<u64>) -> ApiResult {
+    ok(StatusCode::OK, pull_json(&f, &repo, n)?)
 }
 
 /// `GET /repos/{o}/{r}/pulls/{n}/files`: the changed files, paginated like GitHub.
 async fn list_pull_files(
     State(f): State<Forge>,
-    Path((o, r, n)): Path<(String, String, String)>,
+    RepoAnd(repo, n): RepoAnd<u64>,
     q: Params,
 ) -> ApiResult {
-    let repo = repo_name(&o, &r)?;
-    let n = number(&n)?;
     let q = params(q)?;
     let (base, head) = {
         let st = f.state();
@@ -441,27 +473,16 @@ async fn list_pull_files(
     with_link(Value::Array(page), link)
 }
 
-async fn get_issue(
-    State(f): State<Forge>,
-    Path((o, r, n)): Path<(String, String, String)>,
-) -> ApiResult {
-    ok(
-        StatusCode::OK,
-        issue_json(&f, &repo_name(&o, &r)?, number(&n)?)?,
-    )
+async fn get_issue(State(f): State<Forge>, RepoAnd(repo, n): RepoAnd<u64>) -> ApiResult {
+    ok(StatusCode::OK, issue_json(&f, &repo, n)?)
 }
 
-async fn create_pull(
-    State(f): State<Forge>,
-    Path((o, r)): Path<(String, String)>,
-    body: Bytes,
-) -> ApiResult {
-    let repo = repo_name(&o, &r)?;
+async fn create_pull(State(f): State<Forge>, RepoPath(repo): RepoPath, body: Bytes) -> ApiResult {
     let v = parse_body(&body)?;
     let field = |name| opt_str(&v, "PullRequest", name);
-    let head = field("head")?.ok_or(ApiError::missing("PullRequest", "head"))?;
-    let base = field("base")?.ok_or(ApiError::missing("PullRequest", "base"))?;
-    let title = field("title")?.ok_or(ApiError::missing("PullRequest", "title"))?;
+    let head = required_str(&v, "PullRequest", "head")?;
+    let base = required_str(&v, "PullRequest", "base")?;
+    let title = required_str(&v, "PullRequest", "title")?;
     let text = field("body")?.unwrap_or_default();
     let draft = v.get("draft").and_then(Value::as_bool).unwrap_or(false);
     let n = f
@@ -494,10 +515,9 @@ fn parse_patch(v: &Value) -> Result<PullPatch, ApiError> {
 
 async fn patch_pull(
     State(f): State<Forge>,
-    Path((o, r, n)): Path<(String, String, String)>,
+    RepoAnd(repo, n): RepoAnd<u64>,
     body: Bytes,
 ) -> ApiResult {
-    let (repo, n) = (repo_name(&o, &r)?, number(&n)?);
     let patch = parse_patch(&parse_body(&body)?)?;
     f.update_pull(&repo, PrNumber(n), patch, f.bot_login())?;
     ok(StatusCode::OK, pull_json(&f, &repo, n)?)
@@ -505,10 +525,9 @@ async fn patch_pull(
 
 async fn patch_issue(
     State(f): State<Forge>,
-    Path((o, r, n)): Path<(String, String, String)>,
+    RepoAnd(repo, n): RepoAnd<u64>,
     body: Bytes,
 ) -> ApiResult {
-    let (repo, n) = (repo_name(&o, &r)?, number(&n)?);
     let mut patch = parse_patch(&parse_body(&body)?)?;
     patch.base = None; // not an issue field
     f.update_pull(&repo, PrNumber(n), patch, f.bot_login())?;
@@ -517,10 +536,9 @@ async fn patch_issue(
 
 async fn list_comments(
     State(f): State<Forge>,
-    Path((o, r, n)): Path<(String, String, String)>,
+    RepoAnd(repo, n): RepoAnd<u64>,
     q: Params,
 ) -> ApiResult {
-    let (repo, n) = (repo_name(&o, &r)?, number(&n)?);
     let q = params(q)?;
     let all = render(&f, &repo, |u, st, r| {
         r.pull(n)?;
@@ -547,49 +565,37 @@ fn comment_json(f: &Forge, repo: &RepoName, id: u64) -> Result<Value, ApiError> 
 
 async fn create_comment(
     State(f): State<Forge>,
-    Path((o, r, n)): Path<(String, String, String)>,
+    RepoAnd(repo, n): RepoAnd<u64>,
     body: Bytes,
 ) -> ApiResult {
-    let (repo, n) = (repo_name(&o, &r)?, number(&n)?);
     let v = parse_body(&body)?;
-    let text =
-        opt_str(&v, "IssueComment", "body")?.ok_or(ApiError::missing("IssueComment", "body"))?;
+    let text = required_str(&v, "IssueComment", "body")?;
     let id = f.add_comment(&repo, PrNumber(n), &text, f.bot_login())?;
     ok(StatusCode::CREATED, comment_json(&f, &repo, id)?)
 }
 
-async fn get_comment(
-    State(f): State<Forge>,
-    Path((o, r, id)): Path<(String, String, String)>,
-) -> ApiResult {
-    ok(
-        StatusCode::OK,
-        comment_json(&f, &repo_name(&o, &r)?, number(&id)?)?,
-    )
+async fn get_comment(State(f): State<Forge>, RepoAnd(repo, id): RepoAnd<u64>) -> ApiResult {
+    ok(StatusCode::OK, comment_json(&f, &repo, id)?)
 }
 
 async fn patch_comment(
     State(f): State<Forge>,
-    Path((o, r, id)): Path<(String, String, String)>,
+    RepoAnd(repo, id): RepoAnd<u64>,
     body: Bytes,
 ) -> ApiResult {
-    let (repo, id) = (repo_name(&o, &r)?, number(&id)?);
     let v = parse_body(&body)?;
-    let text =
-        opt_str(&v, "IssueComment", "body")?.ok_or(ApiError::missing("IssueComment", "body"))?;
+    let text = required_str(&v, "IssueComment", "body")?;
     f.edit_comment(&repo, id, &text, f.bot_login())?;
     ok(StatusCode::OK, comment_json(&f, &repo, id)?)
 }
 
 async fn create_reaction(
     State(f): State<Forge>,
-    Path((o, r, id)): Path<(String, String, String)>,
+    RepoAnd(repo, id): RepoAnd<u64>,
     body: Bytes,
 ) -> ApiResult {
-    let (repo, id) = (repo_name(&o, &r)?, number(&id)?);
     let v = parse_body(&body)?;
-    let content =
-        opt_str(&v, "Reaction", "content")?.ok_or(ApiError::missing("Reaction", "content"))?;
+    let content = required_str(&v, "Reaction", "content")?;
     let (reaction, created) = f.react(&repo, id, &content, f.bot_login())?;
     let status = if created {
         StatusCode::CREATED
@@ -607,21 +613,16 @@ fn labels_json(f: &Forge, repo: &RepoName, names: &[String]) -> Result<Value, Ap
     })
 }
 
-async fn list_labels(
-    State(f): State<Forge>,
-    Path((o, r, n)): Path<(String, String, String)>,
-) -> ApiResult {
-    let (repo, n) = (repo_name(&o, &r)?, number(&n)?);
+async fn list_labels(State(f): State<Forge>, RepoAnd(repo, n): RepoAnd<u64>) -> ApiResult {
     let names = render(&f, &repo, |_, _, r| Ok(r.pull(n)?.labels.clone()))?;
     ok(StatusCode::OK, labels_json(&f, &repo, &names)?)
 }
 
 async fn add_labels(
     State(f): State<Forge>,
-    Path((o, r, n)): Path<(String, String, String)>,
+    RepoAnd(repo, n): RepoAnd<u64>,
     body: Bytes,
 ) -> ApiResult {
-    let (repo, n) = (repo_name(&o, &r)?, number(&n)?);
     let v = parse_body(&body)?;
     // GitHub takes `{"labels": [...]}` or a bare array.
     let list = v.get("labels").unwrap_or(&v);
@@ -648,11 +649,7 @@ async fn remove_label(
     ok(StatusCode::OK, labels_json(&f, &repo, &left)?)
 }
 
-async fn clear_labels(
-    State(f): State<Forge>,
-    Path((o, r, n)): Path<(String, String, String)>,
-) -> ApiResult {
-    let (repo, n) = (repo_name(&o, &r)?, number(&n)?);
+async fn clear_labels(State(f): State<Forge>, RepoAnd(repo, n): RepoAnd<u64>) -> ApiResult {
     f.remove_label(&repo, PrNumber(n), None)?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }

@@ -2,8 +2,8 @@
 //! check runs, collaborator permissions and org membership.
 
 use super::api::{
-    ApiError, ApiResult, Params, number, ok, opt_str, paginate, params, parse_body, repo_name,
-    with_link,
+    ApiError, ApiResult, Params, RepoAnd, RepoRoutes, ok, opt_str, paginate, params, parse_body,
+    repo_name, required_str, with_link,
 };
 use super::git::PathContent;
 use super::state::{CheckRun, ForgeError, combined_state};
@@ -19,22 +19,18 @@ use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 
 pub(crate) fn routes() -> Router<Forge> {
-    let repo = "/repos/{owner}/{repo}";
     Router::new()
-        .route(&format!("{repo}/contents/"), get(get_root_contents))
-        .route(&format!("{repo}/contents/{{*path}}"), get(get_contents))
-        .route(&format!("{repo}/statuses/{{sha}}"), post(create_status))
+        .repo_route("/contents/", get(get_root_contents))
+        .repo_route("/contents/{*path}", get(get_contents))
+        .repo_route("/statuses/{sha}", post(create_status))
         // One wildcard: octocrab names branches `heads/<branch>`, so a ref may contain `/`.
-        .route(&format!("{repo}/commits/{{*rest}}"), get(commit_route))
-        .route(&format!("{repo}/check-runs"), post(create_check_run))
-        .route(
-            &format!("{repo}/check-runs/{{id}}"),
+        .repo_route("/commits/{*rest}", get(commit_route))
+        .repo_route("/check-runs", post(create_check_run))
+        .repo_route(
+            "/check-runs/{id}",
             get(get_check_run).patch(patch_check_run),
         )
-        .route(
-            &format!("{repo}/collaborators/{{user}}/permission"),
-            get(permission),
-        )
+        .repo_route("/collaborators/{user}/permission", get(permission))
         .route("/orgs/{org}/members/{user}", get(org_member))
         .route("/user", get(current_user))
 }
@@ -122,7 +118,7 @@ async fn create_status(
 ) -> ApiResult {
     let repo = repo_name(&o, &r)?;
     let v = parse_body(&body)?;
-    let state = opt_str(&v, "Status", "state")?.ok_or(ApiError::missing("Status", "state"))?;
+    let state = required_str(&v, "Status", "state")?;
     let context = opt_str(&v, "Status", "context")?.unwrap_or_else(|| "default".into());
     let description = opt_str(&v, "Status", "description")?;
     let target_url = opt_str(&v, "Status", "target_url")?;
@@ -336,8 +332,7 @@ async fn create_check_run(
     if opt_str(&v, "CheckRun", "name")?.is_none() {
         return Err(ApiError::missing("CheckRun", "name"));
     }
-    let head =
-        opt_str(&v, "CheckRun", "head_sha")?.ok_or(ApiError::missing("CheckRun", "head_sha"))?;
+    let head = required_str(&v, "CheckRun", "head_sha")?;
     let (_, sha) = resolve_ref(&f, &o, &r, &head).await?;
     let run = f.upsert_check_run(&repo, None, check_run_update(&v)?, Some(sha))?;
     let st = f.state();
@@ -349,10 +344,9 @@ async fn create_check_run(
 
 async fn patch_check_run(
     State(f): State<Forge>,
-    Path((o, r, id)): Path<(String, String, String)>,
+    RepoAnd(repo, id): RepoAnd<u64>,
     body: Bytes,
 ) -> ApiResult {
-    let (repo, id) = (repo_name(&o, &r)?, number(&id)?);
     let v = parse_body(&body)?;
     let run = f.upsert_check_run(&repo, Some(id), check_run_update(&v)?, None)?;
     let st = f.state();
@@ -362,11 +356,7 @@ async fn patch_check_run(
     )
 }
 
-async fn get_check_run(
-    State(f): State<Forge>,
-    Path((o, r, id)): Path<(String, String, String)>,
-) -> ApiResult {
-    let (repo, id) = (repo_name(&o, &r)?, number(&id)?);
+async fn get_check_run(State(f): State<Forge>, RepoAnd(repo, id): RepoAnd<u64>) -> ApiResult {
     let st = f.state();
     let rp = st.repo(&repo)?;
     ok(
@@ -375,11 +365,7 @@ async fn get_check_run(
     )
 }
 
-async fn permission(
-    State(f): State<Forge>,
-    Path((o, r, user)): Path<(String, String, String)>,
-) -> ApiResult {
-    let repo = repo_name(&o, &r)?;
+async fn permission(State(f): State<Forge>, RepoAnd(repo, user): RepoAnd<String>) -> ApiResult {
     let st = f.state();
     let rp = st.repo(&repo)?;
     let (permission, role) = st.permission(rp, &user);

@@ -211,12 +211,7 @@ pub fn pull(urls: &Urls, st: &State, repo: &Repo, pr: &PullRequest) -> Value {
         })
     };
     let link = |href: String| json!({ "href": href });
-    let labels: Vec<Value> = pr.labels.iter().map(|l| label(urls, repo, l)).collect();
-    let comments = repo
-        .comments
-        .iter()
-        .filter(|c| c.issue == pr.number)
-        .count();
+    let (labels, comments) = (pr_labels(urls, repo, pr), comment_count(repo, pr));
     let mut v = json!({
         "url": format!("{api}/pulls/{n}"),
         "id": pr.id,
@@ -283,17 +278,24 @@ pub fn pull(urls: &Urls, st: &State, repo: &Repo, pr: &PullRequest) -> Value {
     v
 }
 
+/// A pull request's labels as GitHub shows them on the PR and on its issue.
+fn pr_labels(urls: &Urls, repo: &Repo, pr: &PullRequest) -> Vec<Value> {
+    pr.labels.iter().map(|l| label(urls, repo, l)).collect()
+}
+
+/// How many comments a pull request has.
+fn comment_count(repo: &Repo, pr: &PullRequest) -> usize {
+    (repo.comments.iter())
+        .filter(|c| c.issue == pr.number)
+        .count()
+}
+
 /// The issue view of a pull request (`PATCH /issues/{n}`, `issue` in `issue_comment` events).
 pub fn issue(urls: &Urls, st: &State, repo: &Repo, pr: &PullRequest) -> Value {
     let api = urls.api_repo(&repo.name);
     let html = urls.html_repo(&repo.name);
     let n = pr.number.0;
-    let labels: Vec<Value> = pr.labels.iter().map(|l| label(urls, repo, l)).collect();
-    let comments = repo
-        .comments
-        .iter()
-        .filter(|c| c.issue == pr.number)
-        .count();
+    let (labels, comments) = (pr_labels(urls, repo, pr), comment_count(repo, pr));
     json!({
         "url": format!("{api}/issues/{n}"),
         "repository_url": api,

@@ -6,7 +6,7 @@
 use super::Forge;
 use super::git::Lease;
 use super::state::{ForgeError, IssueComment, PullRequest, PullState, Repo, check_body};
-use super::webhooks::{self, PushInfo, Scene};
+use super::webhooks::{self, PushInfo, Scene, Subject};
 use chrono::Utc;
 use serde_json::{Value, json};
 use tickbot_syntax::ids::{CommitSha, PrNumber, RepoName};
@@ -165,14 +165,14 @@ impl Forge {
         }
         for (n, before, after) in synced {
             let extra = json!({ "before": before.0, "after": after.0 });
-            self.send_pull_event(repo, n, "synchronize", pusher, extra)?;
+            self.send_event(repo, Subject::Pull(n), "synchronize", pusher, extra)?;
         }
         Ok(())
     }
 
     /// A person clicking Re-run on a check run (`check_run` `rerequested`).
     pub async fn rerun_check_run(&self, repo: &RepoName, id: u64, by: &str) -> anyhow::Result<()> {
-        Ok(self.send_check_run_event(repo, id, "rerequested", by, json!({}))?)
+        Ok(self.send_event(repo, Subject::CheckRun(id), "rerequested", by, json!({}))?)
     }
 
     /// A person clicking one of a check run's buttons (`check_run` `requested_action`); the
@@ -188,51 +188,28 @@ impl Forge {
             .any(|a| a["identifier"] == identifier);
         anyhow::ensure!(offered, "check run {id} offers no action {identifier:?}");
         let extra = json!({ "requested_action": { "identifier": identifier } });
-        Ok(self.send_check_run_event(repo, id, "requested_action", by, extra)?)
+        Ok(self.send_event(repo, Subject::CheckRun(id), "requested_action", by, extra)?)
     }
 
-    fn send_check_run_event(
+    /// Sends the webhook event with `action` about `subject` in `repo` as it is now.
+    fn send_event(
         &self,
         repo: &RepoName,
-        id: u64,
+        subject: Subject,
         action: &str,
         sender: &str,
         extra: Value,
     ) -> Result<(), ForgeError> {
-        let payload = {
+        let (event, payload) = {
             let st = self.state();
-            let r = st.repo(repo)?;
             let scene = Scene {
                 urls: &self.inner.urls,
                 st: &st,
-                repo: r,
+                repo: st.repo(repo)?,
             };
-            webhooks::check_run_event(&scene, r.check_run(id)?, action, sender, extra)
+            webhooks::repo_event(&scene, subject, action, sender, extra)?
         };
-        self.inner.hooks.send("check_run", &payload);
-        Ok(())
-    }
-
-    fn send_pull_event(
-        &self,
-        repo: &RepoName,
-        n: PrNumber,
-        action: &str,
-        sender: &str,
-        extra: Value,
-    ) -> Result<(), ForgeError> {
-        let payload = {
-            let st = self.state();
-            let r = st.repo(repo)?;
-            let pr = r.pull(n.0)?;
-            let scene = Scene {
-                urls: &self.inner.urls,
-                st: &st,
-                repo: r,
-            };
-            webhooks::pull_request_event(&scene, pr, action, sender, extra)
-        };
-        self.inner.hooks.send("pull_request", &payload);
+        self.inner.hooks.send(event, &payload);
         Ok(())
     }
 
@@ -277,7 +254,7 @@ impl Forge {
             pr.draft = false;
             pr.updated_at = Utc::now();
         }
-        Ok(self.send_pull_event(repo, n, "ready_for_review", by, json!({}))?)
+        Ok(self.send_event(repo, Subject::Pull(n), "ready_for_review", by, json!({}))?)
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -354,7 +331,7 @@ impl Forge {
             )
             .await
             .map_err(|e| ForgeError::Git(format!("{e:#}")))?;
-        self.send_pull_event(repo, number, "opened", author, json!({}))?;
+        self.send_event(repo, Subject::Pull(number), "opened", author, json!({}))?;
         Ok(number)
     }
 
@@ -440,11 +417,15 @@ impl Forge {
         };
         if !changes.is_empty() {
             let extra = json!({ "changes": changes });
-            self.send_pull_event(repo, n, "edited", actor, extra)?;
+            self.send_event(repo, Subject::Pull(n), "edited", actor, extra)?;
         }
         match state_change {
-            Some(PullState::Closed) => self.send_pull_event(repo, n, "closed", actor, json!({}))?,
-            Some(PullState::Open) => self.send_pull_event(repo, n, "reopened", actor, json!({}))?,
+            Some(PullState::Closed) => {
+                self.send_event(repo, Subject::Pull(n), "closed", actor, json!({}))?
+            }
+            Some(PullState::Open) => {
+                self.send_event(repo, Subject::Pull(n), "reopened", actor, json!({}))?
+            }
             None => {}
         }
         Ok(())
@@ -486,7 +467,7 @@ impl Forge {
             });
             id
         };
-        self.send_comment_event(repo, id, "created", author, json!({}))?;
+        self.send_event(repo, Subject::Comment(id), "created", author, json!({}))?;
         Ok(id)
     }
 
@@ -506,36 +487,8 @@ impl Forge {
         };
         if from != body {
             let extra = json!({ "changes": { "body": { "from": from } } });
-            self.send_comment_event(repo, id, "edited", actor, extra)?;
+            self.send_event(repo, Subject::Comment(id), "edited", actor, extra)?;
         }
-        Ok(())
-    }
-
-    fn send_comment_event(
-        &self,
-        repo: &RepoName,
-        id: u64,
-        action: &str,
-        sender: &str,
-        extra: Value,
-    ) -> Result<(), ForgeError> {
-        let payload = {
-            let st = self.state();
-            let r = st.repo(repo)?;
-            let c = r
-                .comments
-                .iter()
-                .find(|c| c.id == id)
-                .ok_or(ForgeError::NotFound)?;
-            let pr = r.pull(c.issue.0)?;
-            let scene = Scene {
-                urls: &self.inner.urls,
-                st: &st,
-                repo: r,
-            };
-            webhooks::issue_comment_event(&scene, pr, c, action, sender, extra)
-        };
-        self.inner.hooks.send("issue_comment", &payload);
         Ok(())
     }
 }

@@ -6,7 +6,7 @@
 
 use super::git::CommitInfo;
 use super::json::{self, Urls};
-use super::state::{CheckRun, IssueComment, PullRequest, Repo, State};
+use super::state::{ForgeError, Repo, State};
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use http_body_util::{BodyExt, Full};
@@ -17,6 +17,7 @@ use serde_json::{Value, json};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use tickbot_syntax::ids::PrNumber;
 use tokio::sync::{mpsc, oneshot, watch};
 
 /// GitHub gives a receiver 10 seconds before it records a timeout.
@@ -236,62 +237,62 @@ pub struct Scene<'a> {
     pub repo: &'a Repo,
 }
 
-/// `pull_request` with `action`; `extra` adds `changes`, `before`/`after` and the like.
-pub fn pull_request_event(
-    s: &Scene<'_>,
-    pr: &PullRequest,
-    action: &str,
-    sender: &str,
-    extra: Value,
-) -> Value {
-    let mut v = json!({
-        "action": action,
-        "number": pr.number.0,
-        "pull_request": json::pull(s.urls, s.st, s.repo, pr),
-        "repository": json::repository(s.urls, s.repo),
-        "sender": json::user(s.urls, sender),
-    });
-    merge(&mut v, extra);
-    v
+/// What a repository event is about.
+#[derive(Clone, Copy)]
+pub enum Subject {
+    /// `pull_request`.
+    Pull(PrNumber),
+    /// `issue_comment`, for a comment (by id) on a pull request.
+    Comment(u64),
+    /// `check_run` (by id), as sent to the app.
+    CheckRun(u64),
 }
 
-/// `issue_comment` with `action` for a comment on a pull request.
-pub fn issue_comment_event(
+/// The webhook event (its name and payload) with `action` about `subject` in the scene's
+/// repository, by `sender`; `extra` fields override the rest.
+pub fn repo_event(
     s: &Scene<'_>,
-    pr: &PullRequest,
-    comment: &IssueComment,
+    subject: Subject,
     action: &str,
     sender: &str,
     extra: Value,
-) -> Value {
+) -> Result<(&'static str, Value), ForgeError> {
+    let (event, fields) = match subject {
+        Subject::Pull(n) => {
+            let pr = s.repo.pull(n.0)?;
+            let fields = json!({
+                "number": pr.number.0,
+                "pull_request": json::pull(s.urls, s.st, s.repo, pr),
+            });
+            ("pull_request", fields)
+        }
+        Subject::Comment(id) => {
+            let c = (s.repo.comments.iter())
+                .find(|c| c.id == id)
+                .ok_or(ForgeError::NotFound)?;
+            let pr = s.repo.pull(c.issue.0)?;
+            let fields = json!({
+                "issue": json::issue(s.urls, s.st, s.repo, pr),
+                "comment": json::comment(s.urls, s.st, s.repo, c),
+            });
+            ("issue_comment", fields)
+        }
+        Subject::CheckRun(id) => {
+            let fields = json!({
+                "check_run": json::check_run(s.urls, s.repo, s.repo.check_run(id)?),
+                "installation": { "id": super::app::INSTALLATION },
+            });
+            ("check_run", fields)
+        }
+    };
     let mut v = json!({
         "action": action,
-        "issue": json::issue(s.urls, s.st, s.repo, pr),
-        "comment": json::comment(s.urls, s.st, s.repo, comment),
         "repository": json::repository(s.urls, s.repo),
         "sender": json::user(s.urls, sender),
     });
+    merge(&mut v, fields);
     merge(&mut v, extra);
-    v
-}
-
-/// `check_run` with `action` (`rerequested`, `requested_action`), as sent to the app.
-pub fn check_run_event(
-    s: &Scene<'_>,
-    run: &CheckRun,
-    action: &str,
-    sender: &str,
-    extra: Value,
-) -> Value {
-    let mut v = json!({
-        "action": action,
-        "check_run": json::check_run(s.urls, s.repo, run),
-        "repository": json::repository(s.urls, s.repo),
-        "sender": json::user(s.urls, sender),
-        "installation": { "id": super::app::INSTALLATION },
-    });
-    merge(&mut v, extra);
-    v
+    Ok((event, v))
 }
 
 /// What moved in a push.

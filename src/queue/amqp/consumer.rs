@@ -144,7 +144,15 @@ impl AmqpConsumer {
             // message holds a prefetch slot, as it should.
             let queue = self.queue.clone();
             tokio::spawn(async move {
-                if let Err(err) = settle.retry(&message_id, &d.data, priority, attempt).await {
+                if let Err(err) = settle
+                    .retry(Message {
+                        message_id: &message_id,
+                        body: &d.data,
+                        priority,
+                        attempt,
+                    })
+                    .await
+                {
                     warn!(%queue, %message_id, error = %err, "could not count a redelivery; the broker will deliver it again");
                 }
             });
@@ -161,6 +169,16 @@ impl AmqpConsumer {
 }
 
 /// Settles one AMQP delivery; dropping it unsettled requeues the message.
+/// A delivered message as it is published again: to its queue for a retry, or to the dead
+/// letter queues.
+#[derive(Clone, Copy)]
+pub(in crate::queue) struct Message<'a> {
+    pub message_id: &'a str,
+    pub body: &'a [u8],
+    pub priority: u8,
+    pub attempt: u32,
+}
+
 pub struct AmqpSettle {
     broker: AmqpBroker,
     /// `None` once settled.
@@ -221,39 +239,29 @@ impl AmqpSettle {
         }
     }
 
-    pub(in crate::queue) async fn retry(
-        self,
-        message_id: &str,
-        body: &[u8],
-        priority: u8,
-        attempt: u32,
-    ) -> Result<(), QueueError> {
+    pub(in crate::queue) async fn retry(self, m: Message<'_>) -> Result<(), QueueError> {
         // Messages already in a dead-letter queue are never dead-lettered again (no loop).
         let dead_letter_queues = crate::queue::dead_letter_queues(&self.broker.inner.prefix);
-        if attempt >= self.broker.inner.max_deliveries && !dead_letter_queues.contains(&self.queue)
+        if m.attempt >= self.broker.inner.max_deliveries
+            && !dead_letter_queues.contains(&self.queue)
         {
-            return self.dead_letter(message_id, body, priority, attempt).await;
+            return self.dead_letter(m).await;
         }
         self.broker
             .publish_raw(
                 &self.queue,
-                message_id,
-                body,
-                priority,
-                attempt.saturating_add(1),
+                m.message_id,
+                m.body,
+                m.priority,
+                m.attempt.saturating_add(1),
                 None,
             )
             .await?;
-        self.ack(message_id).await
+        self.ack(m.message_id).await
     }
 
-    pub(in crate::queue) async fn dead_letter(
-        self,
-        message_id: &str,
-        body: &[u8],
-        priority: u8,
-        attempt: u32,
-    ) -> Result<(), QueueError> {
+    pub(in crate::queue) async fn dead_letter(self, m: Message<'_>) -> Result<(), QueueError> {
+        let (message_id, attempt) = (m.message_id, m.attempt);
         warn!(queue = %self.queue, %message_id, attempt, "dead-lettering message");
         // Straight to each dead letter queue through the default exchange: a confirmed publish
         // (broker-side dead-lettering of classic queues is not confirmed), and a missing queue
@@ -266,8 +274,8 @@ impl AmqpSettle {
                 .publish_raw(
                     &dead,
                     message_id,
-                    body,
-                    priority,
+                    m.body,
+                    m.priority,
                     attempt,
                     Some(&self.queue),
                 )

@@ -31,6 +31,7 @@ use tracing::{debug, info, warn};
 use super::{ATTEMPT_HEADER, DEAD_FROM_HEADER, QueueError, QueueKind, QueueSpec};
 
 mod consumer;
+pub(in crate::queue) use consumer::Message;
 pub use consumer::{AmqpConsumer, AmqpSettle};
 
 /// Publish channels per connection. One channel lets RabbitMQ batch the confirms of all
