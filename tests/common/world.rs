@@ -135,19 +135,10 @@ impl World {
             .expect("push");
         let forge = self.forge();
         let (repo, title) = (&self.repo, "A change");
-        let pr = match draft {
-            true => {
-                forge
-                    .open_draft_pr(repo, &branch, "main", title, body, author)
-                    .await
-            }
-            false => {
-                forge
-                    .open_pr(repo, &branch, "main", title, body, author)
-                    .await
-            }
-        }
-        .expect("open PR");
+        let pr = forge
+            .create_pull(repo, &branch, "main", title, body, draft, author)
+            .await
+            .expect("open PR");
         (pr, sha)
     }
 

@@ -228,21 +228,6 @@ impl Forge {
             .await?)
     }
 
-    /// A person opening a draft pull request (no automatic test runs until ready).
-    pub async fn open_draft_pr(
-        &self,
-        repo: &RepoName,
-        head: &str,
-        base: &str,
-        title: &str,
-        body: &str,
-        author: &str,
-    ) -> anyhow::Result<PrNumber> {
-        Ok(self
-            .create_pull(repo, head, base, title, body, true, author)
-            .await?)
-    }
-
     /// A person marking a draft ready for review (`ready_for_review`).
     pub async fn mark_ready(&self, repo: &RepoName, n: PrNumber, by: &str) -> anyhow::Result<()> {
         {
@@ -257,8 +242,10 @@ impl Forge {
         Ok(self.send_event(repo, Subject::Pull(n), "ready_for_review", by, json!({}))?)
     }
 
+    /// A person opening a pull request, a draft when `draft` (no automatic test runs until it
+    /// is ready for review); also what the REST API's `POST …/pulls` does.
     #[allow(clippy::too_many_arguments)]
-    pub(crate) async fn create_pull(
+    pub async fn create_pull(
         &self,
         repo: &RepoName,
         head: &str,

@@ -31,6 +31,7 @@ use serde::Serialize;
 
 mod blanks;
 mod blocks;
+pub(crate) use blocks::{is_inline, is_inline_end};
 mod checkboxes;
 mod html;
 

@@ -13,7 +13,7 @@ use std::fmt;
 use pulldown_cmark::{Event, Parser, Tag, TagEnd};
 use serde::Serialize;
 
-use crate::checklist::{LineIndex, Refusal, github_options};
+use crate::checklist::{LineIndex, Refusal, github_options, is_inline, is_inline_end};
 
 /// The command names tickbot understands, in the order `/help` lists them.
 pub const KNOWN: &[&str] = &[
@@ -120,7 +120,7 @@ fn text_lines(comment: &str, lines: &LineIndex) -> Vec<TextLine> {
     };
     for (event, range) in Parser::new_ext(comment, github_options()).into_offset_iter() {
         match event {
-            Event::Start(tag) if is_block(&tag) => {
+            Event::Start(tag) if !is_inline(&tag) => {
                 flush(&mut current, &mut out);
                 if matches!(tag, Tag::BlockQuote(_)) {
                     quote_depth += 1;
@@ -131,7 +131,7 @@ fn text_lines(comment: &str, lines: &LineIndex) -> Vec<TextLine> {
                     Block::Other
                 });
             }
-            Event::End(end) if is_block_end(&end) => {
+            Event::End(end) if !is_inline_end(&end) => {
                 flush(&mut current, &mut out);
                 if matches!(end, TagEnd::BlockQuote(_)) {
                     quote_depth = quote_depth.saturating_sub(1);
@@ -162,32 +162,6 @@ fn text_lines(comment: &str, lines: &LineIndex) -> Vec<TextLine> {
     }
     flush(&mut current, &mut out);
     out
-}
-
-fn is_block(tag: &Tag<'_>) -> bool {
-    !matches!(
-        tag,
-        Tag::Emphasis
-            | Tag::Strong
-            | Tag::Strikethrough
-            | Tag::Superscript
-            | Tag::Subscript
-            | Tag::Link { .. }
-            | Tag::Image { .. }
-    )
-}
-
-fn is_block_end(end: &TagEnd) -> bool {
-    !matches!(
-        end,
-        TagEnd::Emphasis
-            | TagEnd::Strong
-            | TagEnd::Strikethrough
-            | TagEnd::Superscript
-            | TagEnd::Subscript
-            | TagEnd::Link
-            | TagEnd::Image
-    )
 }
 
 /// Checks a command's name and arguments; `Err` is the reason shown to the person.

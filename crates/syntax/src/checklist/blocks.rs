@@ -367,7 +367,8 @@ impl<'a> Walker<'a> {
     }
 }
 
-fn is_inline(tag: &Tag<'_>) -> bool {
+/// Inline markup (emphasis, links, images…): what is not a block of its own.
+pub(crate) fn is_inline(tag: &Tag<'_>) -> bool {
     matches!(
         tag,
         Tag::Emphasis
@@ -380,7 +381,8 @@ fn is_inline(tag: &Tag<'_>) -> bool {
     )
 }
 
-fn is_inline_end(tag: &TagEnd) -> bool {
+/// The end of inline markup (see [`is_inline`]).
+pub(crate) fn is_inline_end(tag: &TagEnd) -> bool {
     matches!(
         tag,
         TagEnd::Emphasis

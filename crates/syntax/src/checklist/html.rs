@@ -148,13 +148,7 @@ pub(super) fn starts_block(rest: &[u8]) -> bool {
 /// It cannot interrupt a paragraph, but it can follow one on a lazy line.
 pub(super) fn starts_type7(rest: &[u8]) -> bool {
     let line = line_of(rest);
-    let spaces = |i: usize| {
-        line.get(i..)
-            .unwrap_or_default()
-            .iter()
-            .take_while(|b| is_space(**b))
-            .count()
-    };
+    let spaces = |i: usize| spaces_at(line, i);
     if line.first() != Some(&b'<') {
         return false;
     }
@@ -184,15 +178,18 @@ pub(super) fn starts_type7(rest: &[u8]) -> bool {
         .all(|b| matches!(b, b' ' | b'\t' | 0x0c))
 }
 
+/// How many blanks start `line` at `i`.
+fn spaces_at(line: &[u8], i: usize) -> usize {
+    line.get(i..)
+        .unwrap_or_default()
+        .iter()
+        .take_while(|b| is_space(**b))
+        .count()
+}
+
 /// Skips the attributes of an open tag from `i`; `None` if one is malformed.
 fn attributes(line: &[u8], mut i: usize) -> Option<usize> {
-    let spaces = |i: usize| {
-        line.get(i..)
-            .unwrap_or_default()
-            .iter()
-            .take_while(|b| is_space(**b))
-            .count()
-    };
+    let spaces = |i: usize| spaces_at(line, i);
     loop {
         let ws = spaces(i);
         let name_start = line.get(i + ws).copied();
