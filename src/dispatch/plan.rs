@@ -15,7 +15,31 @@ use crate::repo_config::RepoConfig;
 pub struct RefusedItem {
     pub line: usize,
     pub text: String,
-    pub reason: String,
+    pub reason: ItemRefusal,
+}
+
+/// Why a checkbox item cannot run (rendered with the other replies, in `replies`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ItemRefusal {
+    /// The line is not a task GitHub shows as one (from the checklist parser, already worded).
+    Unreadable(String),
+    UnknownTask {
+        verb: String,
+        suggestion: Option<String>,
+        known: Vec<String>,
+    },
+    /// The status context joins the arguments with '/': `a/b` and `a b` must not share one.
+    SlashInArgument { arg: String },
+    ArgumentMismatch {
+        arg: String,
+        verb: String,
+        pattern: String,
+    },
+    NoWorkers {
+        verb: String,
+        pool: String,
+        pools: Vec<String>,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -44,7 +68,7 @@ pub fn candidates(
         .map(|r| RefusedItem {
             line: r.line,
             text: r.text.clone(),
-            reason: r.reason.clone(),
+            reason: ItemRefusal::Unreadable(r.reason.clone()),
         })
         .collect();
     let mut next = None;
@@ -88,51 +112,33 @@ pub fn busy_with<'a>(checklist: &Checklist, statuses: &'a [CommitStatus]) -> Opt
         .map(|s| s.context.as_str())
 }
 
-fn check_item(item: &TaskItem, config: &RepoConfig, pools: &[String]) -> Result<(), String> {
+fn check_item(item: &TaskItem, config: &RepoConfig, pools: &[String]) -> Result<(), ItemRefusal> {
     let Some(task) = config.tasks.get(&item.verb) else {
         let known = config.verbs();
-        let suggestion = closest(&item.verb, &known)
-            .map(|v| format!("did you mean `{v}`? "))
-            .unwrap_or_default();
-        return Err(if known.is_empty() {
-            format!(
-                "unknown task `{}`: `.tickbot.toml` defines no tasks",
-                item.verb
-            )
-        } else {
-            format!(
-                "unknown task `{}`: {suggestion}known tasks are {}",
-                item.verb,
-                known
-                    .iter()
-                    .map(|v| format!("`{v}`"))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            )
+        return Err(ItemRefusal::UnknownTask {
+            verb: item.verb.clone(),
+            suggestion: closest(&item.verb, &known).map(str::to_string),
+            known: known.iter().map(|v| v.to_string()).collect(),
         });
     };
-    // The status context joins the arguments with '/': `a/b` and `a b` must not share one.
     if let Some(bad) = item.args.iter().find(|a| a.contains('/')) {
-        return Err(format!(
-            "argument `{bad}` contains `/`, which separates arguments in the status context"
-        ));
+        return Err(ItemRefusal::SlashInArgument { arg: bad.clone() });
     }
     if let Some(pattern) = &task.args
         && let Some(bad) = item.args.iter().find(|a| !pattern.is_match(a))
     {
-        return Err(format!(
-            "argument `{bad}` of `{}` does not match `{}` (the `args` pattern in `.tickbot.toml`)",
-            item.verb,
-            pattern.as_str()
-        ));
+        return Err(ItemRefusal::ArgumentMismatch {
+            arg: bad.clone(),
+            verb: item.verb.clone(),
+            pattern: pattern.as_str().to_string(),
+        });
     }
     if !pools.contains(&task.pool) {
-        return Err(format!(
-            "task `{}` runs in pool `{}`, which has no workers here (pools: {})",
-            item.verb,
-            task.pool,
-            pools.join(", ")
-        ));
+        return Err(ItemRefusal::NoWorkers {
+            verb: item.verb.clone(),
+            pool: task.pool.clone(),
+            pools: pools.to_vec(),
+        });
     }
     Ok(())
 }
@@ -201,7 +207,7 @@ pool = "large"
         let body = "- [ ] image-refrsh fedora-41\n- [ ] image-refresh Bad_Name\n- [ ] image-refresh a/b\n- [ ] big\n- [ ] lint\n";
         let (next, _, refused) = plan(body, &[]);
         assert_eq!(next.as_deref(), Some("lint"));
-        let reasons: Vec<&str> = refused.iter().map(|r| r.reason.as_str()).collect();
+        let reasons: Vec<String> = refused.iter().map(|r| r.reason.to_string()).collect();
         assert_eq!(
             reasons,
             vec![

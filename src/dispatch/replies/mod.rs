@@ -4,7 +4,7 @@
 //! PR is planned again. Each text says why and what to do.
 
 use super::contexts::Skipped;
-use super::plan::RefusedItem;
+use super::plan::{ItemRefusal, RefusedItem};
 use crate::ids::{CommitSha, RepoName};
 use crate::repo_config::RepoConfigError;
 use sha2::{Digest, Sha256};
@@ -400,6 +400,42 @@ impl fmt::Display for ProjectRefusal {
                 f,
                 "`{context}`: {repo} has no `[deps]` entry with `repo = \"{this}\"` on `{branch}`, \
                  so it does not say where this pull request's code goes"
+            ),
+        }
+    }
+}
+
+impl fmt::Display for ItemRefusal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ItemRefusal::Unreadable(reason) => f.write_str(reason),
+            ItemRefusal::UnknownTask { verb, known, .. } if known.is_empty() => {
+                write!(f, "unknown task `{verb}`: `.tickbot.toml` defines no tasks")
+            }
+            ItemRefusal::UnknownTask {
+                verb,
+                suggestion,
+                known,
+            } => {
+                let hint = suggestion
+                    .as_ref()
+                    .map(|v| format!("did you mean `{v}`? "))
+                    .unwrap_or_default();
+                let known = quoted(known);
+                write!(f, "unknown task `{verb}`: {hint}known tasks are {known}")
+            }
+            ItemRefusal::SlashInArgument { arg } => write!(
+                f,
+                "argument `{arg}` contains `/`, which separates arguments in the status context"
+            ),
+            ItemRefusal::ArgumentMismatch { arg, verb, pattern } => write!(
+                f,
+                "argument `{arg}` of `{verb}` does not match `{pattern}` (the `args` pattern in `.tickbot.toml`)"
+            ),
+            ItemRefusal::NoWorkers { verb, pool, pools } => write!(
+                f,
+                "task `{verb}` runs in pool `{pool}`, which has no workers here (pools: {})",
+                pools.join(", ")
             ),
         }
     }

@@ -207,7 +207,11 @@ fn stand_alone_comments_as_written() {
     let item = RefusedItem {
         line: 4,
         text: "image-refrsh fedora-41".into(),
-        reason: "unknown task `image-refrsh`: did you mean `image-refresh`? known tasks are `image-refresh`".into(),
+        reason: ItemRefusal::UnknownTask {
+            verb: "image-refrsh".into(),
+            suggestion: Some("image-refresh".into()),
+            known: vec!["image-refresh".into()],
+        },
     };
     let error =
         crate::repo_config::RepoConfig::parse("[tasks.lint]\ncommand = 5\n").expect_err("invalid");
@@ -233,4 +237,37 @@ fn stand_alone_comments_as_written() {
         .map(|c| format!("[{}]\n{}", c.key(), c.text()))
         .collect();
     insta::assert_snapshot!(shown.join("\n\n"));
+}
+
+/// Why a checkbox item cannot run, each as the comment's reason reads.
+#[test]
+fn every_item_refusal_as_written() {
+    let refusals = [
+        ItemRefusal::Unreadable(
+            "empty task item: write the task after the checkbox, e.g. `- [ ] <verb> <args>`".into(),
+        ),
+        ItemRefusal::UnknownTask {
+            verb: "lnt".into(),
+            suggestion: Some("lint".into()),
+            known: vec!["image-refresh".into(), "lint".into()],
+        },
+        ItemRefusal::UnknownTask {
+            verb: "lint".into(),
+            suggestion: None,
+            known: vec![],
+        },
+        ItemRefusal::SlashInArgument { arg: "a/b".into() },
+        ItemRefusal::ArgumentMismatch {
+            arg: "Bad_Name".into(),
+            verb: "image-refresh".into(),
+            pattern: "^[a-z0-9][a-z0-9.-]*$".into(),
+        },
+        ItemRefusal::NoWorkers {
+            verb: "big".into(),
+            pool: "large".into(),
+            pools: vec!["default".into()],
+        },
+    ];
+    let shown: Vec<String> = refusals.iter().map(|r| format!("* {r}")).collect();
+    insta::assert_snapshot!(shown.join("\n"));
 }
