@@ -10,7 +10,10 @@ use std::sync::OnceLock;
 use std::time::Duration;
 use tokio::sync::RwLock;
 
-pub const WAIT: Duration = Duration::from_secs(10);
+/// How long a story waits for an effect it expects. A bound, not a pause: a passing wait ends
+/// as soon as the effect shows. Generous because the binary's RabbitMQ-restart story leaves
+/// the broker slow for a few seconds for whichever story runs next.
+pub const WAIT: Duration = Duration::from_secs(30);
 
 pub fn amqp_url() -> String {
     std::env::var("TICKBOT_TEST_AMQP_URL")
