@@ -49,9 +49,6 @@ pub struct TaskDef {
     pub command: Vec<String>,
     pub args: Option<ArgPattern>,
     pub image: String,
-    /// Always `None`: `build` is refused until images can be built (see [`RepoConfig::parse`]).
-    /// Kept because the dispatcher still copies it into the job.
-    pub build: Option<String>,
     pub timeout: Duration,
     pub commit: bool,
     pub message: Option<String>,
@@ -65,8 +62,6 @@ pub struct TaskDef {
 pub struct TestDef {
     pub command: Vec<String>,
     pub image: String,
-    /// Always `None`, as [`TaskDef::build`].
-    pub build: Option<String>,
     pub timeout: Duration,
     pub default: bool,
     pub branches: Vec<String>,
@@ -281,7 +276,6 @@ fn task_def(
         command,
         args: checked_args(raw.args, &key, at)?,
         image: raw.image.unwrap_or_else(|| DEFAULT_IMAGE.into()),
-        build: None,
         timeout: checked_timeout(raw.timeout, &key, at)?,
         commit: raw.commit,
         message: raw.message,
@@ -327,7 +321,6 @@ fn test_def(
     Ok(TestDef {
         command: checked_command(&raw.command, &key, at)?,
         image: raw.image.unwrap_or_else(|| DEFAULT_IMAGE.into()),
-        build: None,
         timeout: checked_timeout(raw.timeout, &key, at)?,
         default: raw.default,
         branches: raw.branches,

@@ -201,7 +201,7 @@ pub async fn work(
                 github: github.clone(),
                 memory: config.worker.memory.clone(),
                 pids_limit: config.worker.pids_limit,
-                stop_grace: config.worker.stop_grace(),
+                stop_grace: config.worker.stop_grace,
                 secret_values: secret_values.clone(),
             },
         );

@@ -157,17 +157,17 @@ pub struct WorkerConfig {
     pub memory: String,
     pub pids_limit: u32,
     /// On SIGTERM, how long running jobs may finish before they are cancelled and requeued.
-    pub stop_grace: String,
+    #[serde(deserialize_with = "duration")]
+    pub stop_grace: Duration,
     /// Where job checkouts go; default `<state dir>/work`. A tmpfs here spares the disk the
     /// creation and deletion of every file of every job (see docs/benchmarks.md).
     pub work_dir: Option<PathBuf>,
 }
 
-impl WorkerConfig {
-    /// `stop_grace` as a duration (checked at start-up, see `validate`).
-    pub fn stop_grace(&self) -> Duration {
-        crate::repo_config::parse_duration(&self.stop_grace).unwrap_or(Duration::from_secs(60))
-    }
+/// A duration as people write it ("90s", "1h 30m"), checked where it is read.
+fn duration<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+    let text = String::deserialize(d)?;
+    crate::repo_config::parse_duration(&text).map_err(serde::de::Error::custom)
 }
 
 impl Default for WorkerConfig {
@@ -180,7 +180,7 @@ impl Default for WorkerConfig {
             containers_conf: None,
             memory: "2g".into(),
             pids_limit: 4096,
-            stop_grace: "60s".into(),
+            stop_grace: Duration::from_secs(60),
             work_dir: None,
         }
     }
@@ -356,9 +356,6 @@ impl ServerConfig {
                     self.worker.runtime
                 ),
             ));
-        }
-        if let Err(reason) = crate::repo_config::parse_duration(&self.worker.stop_grace) {
-            return Err(invalid("worker.stop_grace", reason));
         }
         if self.amqp.max_deliveries == 0 {
             return Err(invalid("amqp.max_deliveries", "must be at least 1".into()));

@@ -93,9 +93,9 @@ impl Memory {
         lock(&self.in_flight).remove(key);
     }
 
-    /// The markers posted on a PR, if this process has learned them.
-    pub fn posted(&self, key: &PrKey) -> Option<HashSet<String>> {
-        lock(&self.posted).get(key).cloned()
+    /// Whether `marker` was posted on a PR; `None` until this process learned its markers.
+    pub fn has_posted(&self, key: &PrKey, marker: &str) -> Option<bool> {
+        lock(&self.posted).get(key).map(|m| m.contains(marker))
     }
 
     pub fn learn_posted(&self, key: PrKey, markers: HashSet<String>) {

@@ -341,7 +341,6 @@ impl Dispatcher {
             item: Some(item.clone()),
             argv: job::expand_argv(&task.command, &next.item.args),
             image: task.image.clone(),
-            build: task.build.clone(),
             timeout_secs: task.timeout.as_secs(),
             commit: task.commit,
             message: message.map(|m| m.replace("{args}", &next.item.args.join(" "))),

@@ -23,6 +23,11 @@ impl Dispatcher {
                 delivery: "(report)".into(),
                 reason: format!("not a job report: {e}"),
             })?;
+        self.act_on_report(report).await
+    }
+
+    /// A worker's report (or the dispatcher's own for a dead-lettered job), read.
+    async fn act_on_report(&self, report: JobReport) -> Result<(), DispatchError> {
         if report.schema > REPORT_SCHEMA {
             return Err(DispatchError::BadEvent {
                 delivery: report.job_id,
@@ -92,11 +97,7 @@ impl Dispatcher {
             duration_secs: 0,
         };
         let report = JobReport::new(&job, "tickbot", self.writes.log_url(&job.job_id), state);
-        let body = serde_json::to_vec(&report).map_err(|e| DispatchError::BadEvent {
-            delivery: job.job_id.clone(),
-            reason: format!("cannot encode a report: {e}"),
-        })?;
-        self.on_report(&body).await
+        self.act_on_report(report).await
     }
 
     async fn on_started(&self, report: &JobReport) -> Result<(), DispatchError> {

@@ -433,7 +433,6 @@ impl Dispatcher {
         let job = Job {
             argv: job::expand_argv(&p.test.command, &[]),
             image: p.test.image.clone(),
-            build: p.test.build.clone(),
             timeout_secs: p.test.timeout.as_secs(),
             pool: p.test.pool.clone(),
             priority: p.test.priority,

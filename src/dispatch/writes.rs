@@ -333,9 +333,8 @@ impl Writes {
     ) -> Result<(), GitHubError> {
         let marker = replies::marker(&comment.key());
         let key: PrKey = (pr.repo.clone(), pr.number);
-        let known = self.memory.posted(&key);
-        let posted = match known {
-            Some(markers) => markers,
+        let posted = match self.memory.has_posted(&key, &marker) {
+            Some(posted) => posted,
             None => {
                 // First comment on this PR in this process: learn what earlier runs posted.
                 // Only the bot's own comments count: anyone can paste a marker.
@@ -345,11 +344,12 @@ impl Writes {
                     .iter()
                     .flat_map(|(_, body)| replies::markers_in(body))
                     .collect();
-                self.memory.learn_posted(key.clone(), markers.clone());
-                markers
+                let posted = markers.contains(&marker);
+                self.memory.learn_posted(key.clone(), markers);
+                posted
             }
         };
-        if posted.contains(&marker) {
+        if posted {
             return Ok(());
         }
         let text = format!("{marker}\n{}", comment.text());

@@ -76,7 +76,6 @@ impl JobTap {
     /// priority, published now, is delivered after all of them.
     pub async fn barrier(&self, broker: &Broker) {
         let id = format!("jmarker{}", uuid::Uuid::new_v4().simple());
-        let marker = serde_json::json!({ "context": MARKER, "job_id": id });
         let mut job = template();
         job.context = MARKER.into();
         job.job_id = id.clone();
@@ -95,7 +94,7 @@ impl JobTap {
         while !self.jobs.lock().await.iter().any(|j| j.job_id == id) {
             assert!(
                 tokio::time::Instant::now() < deadline,
-                "timed out waiting for {marker} to come through the job queue"
+                "timed out waiting for the marker job {id} to come through the job queue"
             );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
@@ -125,7 +124,6 @@ fn template() -> Job {
         item: None,
         argv: vec![],
         image: String::new(),
-        build: None,
         timeout_secs: 0,
         commit: false,
         message: None,
