@@ -49,6 +49,7 @@ impl World {
     }
 
     async fn with(files: &[(&str, &str)], app: Option<StackApp>) -> World {
+        super::capture_logs();
         let dir = tempfile::tempdir().expect("tempdir");
         let repo: RepoName = "acme/images".parse().expect("valid");
         let mut stack = Stack::start(StackOptions {
