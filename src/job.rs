@@ -14,6 +14,25 @@ pub const JOB_SCHEMA: u32 = 1;
 pub enum JobKind {
     Task,
     Test,
+    /// Builds an `[images.*]` image from the PR's checkout and pushes it (`image/<name>`).
+    Build,
+}
+
+/// What a build job builds: `context` of the checkout, pushed as `repository:tree`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ImageBuild {
+    pub name: String,
+    pub context: String,
+    pub repository: String,
+    /// The git tree id of `context` at the job's commit: the image's identity.
+    pub tree: String,
+}
+
+impl ImageBuild {
+    /// `repository:tree`, the tag the build pushes and every job using the image looks up.
+    pub fn reference(&self) -> String {
+        format!("{}:{}", self.repository, self.tree)
+    }
 }
 
 /// The checkbox item a task job came from, so the result can tick the right box.
@@ -76,6 +95,9 @@ pub struct Job {
     /// Shown after the status description, e.g. `bots#123 at 1a2b3c4`: what else was tested.
     #[serde(default)]
     pub note: Option<String>,
+    /// For a [`JobKind::Build`]: the image to build.
+    #[serde(default)]
+    pub image_build: Option<ImageBuild>,
 }
 
 impl Job {
@@ -115,6 +137,7 @@ impl Job {
             checkouts: Vec::new(),
             main: None,
             note: None,
+            image_build: None,
         }
     }
 }
@@ -258,6 +281,9 @@ pub struct JobReport {
     /// The end of the log of a job that did not succeed, for check runs' summaries.
     #[serde(default)]
     pub log_tail: Option<String>,
+    /// A build job's pushed image, `sha256:…`.
+    #[serde(default)]
+    pub image_digest: Option<String>,
 }
 
 impl JobReport {
@@ -276,6 +302,7 @@ impl JobReport {
             state,
             note: job.note.clone(),
             log_tail: None,
+            image_digest: None,
         }
     }
 }

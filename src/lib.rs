@@ -19,6 +19,7 @@ pub mod github;
 pub mod intake;
 pub mod job;
 pub mod queue;
+pub mod registry;
 pub mod repo_config;
 pub mod roles;
 pub mod stack;

@@ -127,6 +127,7 @@ pub async fn dispatch(
             repositories: config.dispatch.repositories.clone(),
             bot_login: config.dispatch.bot_login.clone(),
             pools: config.worker.pools.clone(),
+            registry: crate::registry::Registry::new(config.registry.auth_file.clone()),
         },
     );
     dispatcher.run(shutdown).await?;
@@ -203,6 +204,7 @@ pub async fn work(
                 pids_limit: config.worker.pids_limit,
                 stop_grace: config.worker.stop_grace,
                 secret_values: secret_values.clone(),
+                registry: crate::registry::Registry::new(config.registry.auth_file.clone()),
             },
         );
         workers.spawn(worker.run(shutdown.clone()));

@@ -178,6 +178,7 @@ impl Stack {
                 repositories: self.opts.repositories.clone(),
                 bot_login: Some(self.forge.bot_login().to_string()),
                 pools: vec!["default".into()],
+                registry: Default::default(),
             },
         );
         let (stop, stopped) = watch::channel(false);
@@ -224,6 +225,7 @@ impl Stack {
             pids_limit: 1024,
             stop_grace: Duration::from_secs(10),
             secret_values: Default::default(),
+            registry: Default::default(),
         }
     }
 

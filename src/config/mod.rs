@@ -66,6 +66,7 @@ pub struct ServerConfig {
     pub logs: LogsConfig,
     pub git: GitConfig,
     pub dispatch: DispatchConfig,
+    pub registry: RegistryConfig,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -223,6 +224,16 @@ pub struct DispatchConfig {
     pub repositories: Vec<RepoName>,
     /// The bot's own login; its comments and edits never trigger work.
     pub bot_login: Option<String>,
+}
+
+/// Where `[images.*]` are pushed and pulled (reference §8). The credentials are the worker's and
+/// the dispatcher's, never a job's: builds push with them, jobs never see them.
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct RegistryConfig {
+    /// A containers-auth.json (as `podman login` writes it) for the registries named in
+    /// `[images.*]`. Plain HTTP is only ever used for a registry on a loopback address.
+    pub auth_file: Option<PathBuf>,
 }
 
 /// What went wrong in a configuration file or variable, with where.

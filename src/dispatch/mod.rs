@@ -26,6 +26,7 @@
 mod check_runs;
 mod comments;
 pub mod contexts;
+mod images;
 mod memory;
 pub mod plan;
 mod pull_requests;
@@ -42,6 +43,7 @@ use crate::event::{self, Envelope, Event};
 use crate::github::{GitHub, GitHubError, PullRequest};
 use crate::ids::RepoName;
 use crate::queue::{Broker, QueueError, QueueKind};
+use images::Images;
 use memory::Memory;
 use std::sync::Arc;
 use std::time::Duration;
@@ -61,6 +63,8 @@ pub struct DispatcherSettings {
     pub repositories: Vec<RepoName>,
     pub bot_login: Option<String>,
     pub pools: Vec<String>,
+    /// Where `[images.*]` are looked up.
+    pub registry: crate::registry::Registry,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -69,6 +73,8 @@ pub enum DispatchError {
     GitHub(#[from] GitHubError),
     #[error(transparent)]
     Queue(#[from] QueueError),
+    #[error(transparent)]
+    Registry(#[from] crate::registry::RegistryError),
     #[error("event {delivery}: {reason}")]
     BadEvent { delivery: String, reason: String },
     #[error("the dispatcher stopped: {0}")]
@@ -87,6 +93,10 @@ impl DispatchError {
                 | QueueError::InvalidName { .. },
             ) => false,
             DispatchError::Queue(_) => true,
+            // An unreachable or failing registry may come back; a bad reference will not.
+            DispatchError::Registry(e) => {
+                !matches!(e, crate::registry::RegistryError::BadReference { .. })
+            }
             DispatchError::BadEvent { .. } | DispatchError::Stopped(_) => false,
         }
     }
@@ -116,6 +126,7 @@ pub struct Dispatcher {
     broker: Broker,
     settings: DispatcherSettings,
     trust: Trust,
+    images: Images,
 }
 
 impl Dispatcher {
@@ -129,8 +140,10 @@ impl Dispatcher {
             settings.logs_url.clone(),
             settings.bot_login.clone(),
         );
+        let images = Images::new(github.clone(), settings.registry.clone(), writes.clone());
         Arc::new(Self {
             github,
+            images,
             writes,
             memory,
             broker,

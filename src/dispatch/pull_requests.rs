@@ -3,6 +3,7 @@
 //! the first to-do item that can run is queued, unless a task of this PR is still queued or
 //! running; items that cannot run are explained once and skipped.
 
+use super::images::ImageSource;
 use super::memory::{ConfigAt, PrKey};
 use super::replies::Comment;
 use super::state::{self, APPROVAL_CONTEXT, Cancellation, Phase, State};
@@ -348,12 +349,18 @@ impl Dispatcher {
             network: task.network && trusted_author,
             pool: task.pool.clone(),
             priority: task.priority,
-            ..Job::at_head(pr, clone_url, JobKind::Task, &next.context, job_id)
+            ..Job::at_head(pr, clone_url, JobKind::Task, &next.context, job_id.clone())
         };
-        self.writes.queue_job(&job).await?;
+        let source = config.image_of(&task.image).map(|def| ImageSource {
+            def,
+            repo: &pr.repo,
+            sha: &pr.head_sha,
+            network: def.network && trusted_author,
+        });
+        self.images.queue(job, source).await?;
         self.memory
             .start_flight((pr.repo.clone(), pr.number), &next.context, &item);
-        tracing::info!(repo = %pr.repo, pr = %pr.number, context = %next.context, job = %job.job_id, "task queued");
+        tracing::info!(repo = %pr.repo, pr = %pr.number, context = %next.context, job = %job_id, "task queued");
         Ok(())
     }
 }

@@ -176,6 +176,8 @@ impl Dispatcher {
         self.writes
             .update_summary(&report.repo, report.pr, row)
             .await?;
+        // An image build: the jobs that waited for it go on (or end) now.
+        self.images.built(report, outcome).await?;
         let Some(pr) = pr else {
             return Ok(()); // a test: nothing waits for it
         };

@@ -28,6 +28,7 @@ const QUEUED: &str = "Not yet tested";
 const AWAITING_APPROVAL: &str = "Manual testing required";
 const RUNNING: &str = "In progress";
 const CANCELLED: &str = "Cancelled";
+const WAITING_FOR_IMAGE: &str = "Waiting for ";
 
 /// Why a queued or running job was stopped.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -62,6 +63,10 @@ pub enum State<'a> {
         note: Option<&'a str>,
     },
     AwaitingApproval,
+    /// The job's image is being built; `image` is the build's context, `image/<name>`.
+    WaitingForImage {
+        image: &'a str,
+    },
     Running {
         worker: &'a str,
         note: Option<&'a str>,
@@ -86,9 +91,10 @@ pub enum State<'a> {
 impl State<'_> {
     fn github_state(&self) -> StatusState {
         match self {
-            State::Queued { .. } | State::AwaitingApproval | State::Running { .. } => {
-                StatusState::Pending
-            }
+            State::Queued { .. }
+            | State::AwaitingApproval
+            | State::WaitingForImage { .. }
+            | State::Running { .. } => StatusState::Pending,
             State::Finished { outcome, .. } => match outcome {
                 Outcome::Success => StatusState::Success,
                 Outcome::Failure { .. } => StatusState::Failure,
@@ -104,6 +110,7 @@ impl State<'_> {
         let (text, note) = match self {
             State::Queued { note } => (QUEUED.to_string(), *note),
             State::AwaitingApproval => (AWAITING_APPROVAL.to_string(), None),
+            State::WaitingForImage { image } => (format!("{WAITING_FOR_IMAGE}{image}"), None),
             State::Running { worker, note } => (format!("{RUNNING} [{worker}]"), *note),
             State::Finished {
                 outcome,
@@ -147,6 +154,8 @@ impl State<'_> {
 pub enum Phase {
     Queued,
     AwaitingApproval,
+    /// Not queued yet: planned again when the dispatcher that held it restarted.
+    WaitingForImage,
     Running,
     Succeeded,
     Failed,
@@ -161,6 +170,9 @@ impl Phase {
         match status.state {
             StatusState::Pending if description == AWAITING_APPROVAL => Phase::AwaitingApproval,
             StatusState::Pending if description.starts_with(RUNNING) => Phase::Running,
+            StatusState::Pending if description.starts_with(WAITING_FOR_IMAGE) => {
+                Phase::WaitingForImage
+            }
             StatusState::Pending => Phase::Queued,
             StatusState::Success => Phase::Succeeded,
             StatusState::Failure => Phase::Failed,
@@ -183,7 +195,7 @@ impl Phase {
     pub fn is_finished(self) -> bool {
         !matches!(
             self,
-            Phase::Queued | Phase::Running | Phase::AwaitingApproval
+            Phase::Queued | Phase::Running | Phase::AwaitingApproval | Phase::WaitingForImage
         )
     }
 }
@@ -247,7 +259,7 @@ pub fn to_check_run(status: &CommitStatus, log_tail: Option<&str>) -> CheckRunWr
     let retry = || vec![action("Retry", RETRY, "Run it again")];
     let (run_status, conclusion, mut actions) = match Phase::of(status) {
         Phase::AwaitingApproval => ("queued", None, vec![]),
-        Phase::Queued => ("queued", None, cancel()),
+        Phase::Queued | Phase::WaitingForImage => ("queued", None, cancel()),
         Phase::Running => ("in_progress", None, cancel()),
         Phase::Succeeded => ("completed", Some("success"), vec![]),
         Phase::Failed | Phase::Errored => ("completed", Some("failure"), retry()),

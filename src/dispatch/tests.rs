@@ -9,6 +9,7 @@
 //! the dispatcher remembering anything.
 
 use super::contexts;
+use super::images::ImageSource;
 use super::memory::ConfigAt;
 use super::replies::{Comment, DependencyRefusal, ProjectRefusal, Refusal, TestRefusal};
 use super::state::{self, APPROVAL_CONTEXT, Phase};
@@ -17,7 +18,7 @@ use crate::commands::ContextSpec;
 use crate::github::{CommitStatus, GitHubError, PullRequest};
 use crate::ids::{CommitSha, RepoName};
 use crate::job::{self, Checkout, Job, JobKind};
-use crate::repo_config::{RepoConfig, TestDef};
+use crate::repo_config::{ImageDef, RepoConfig, TestDef};
 use std::sync::Arc;
 
 /// What asked for test runs.
@@ -41,17 +42,20 @@ struct Planned {
     main: Option<Checkout>,
     checkouts: Vec<Checkout>,
     note: Option<String>,
+    /// The `[images.*]` entry `test.image` names, from the configuration the test came from.
+    image: Option<ImageDef>,
 }
 
 impl Planned {
     /// `test` run on the PR's own tree, nothing else checked out.
-    fn plain(context: String, test: &TestDef) -> Planned {
+    fn plain(context: String, test: &TestDef, config: &RepoConfig) -> Planned {
         Planned {
             context,
             test: test.clone(),
             main: None,
             checkouts: Vec::new(),
             note: None,
+            image: config.image_of(&test.image).cloned(),
         }
     }
 }
@@ -129,7 +133,11 @@ impl Dispatcher {
                 })));
                 continue;
             }
-            if automatic && phase.is_some_and(|p| p != Phase::AwaitingApproval) {
+            let rerun = matches!(
+                phase,
+                Some(Phase::AwaitingApproval | Phase::WaitingForImage)
+            );
+            if automatic && phase.is_some() && !rerun {
                 continue; // ran at this head already
             }
             if !self.settings.pools.contains(&p.test.pool) {
@@ -169,7 +177,7 @@ impl Dispatcher {
                 }
                 for name in run {
                     if let Some(test) = config.tests.get(&name) {
-                        planned.push(Planned::plain(name, test));
+                        planned.push(Planned::plain(name, test, config));
                     }
                 }
                 return Ok((planned, refusals));
@@ -246,7 +254,7 @@ impl Dispatcher {
                 known: contexts::names(config),
             })));
         };
-        let mut planned = Planned::plain(context.clone(), test);
+        let mut planned = Planned::plain(context.clone(), test, config);
         let Some((dep, number)) = &spec.dep_pr else {
             return Ok(Ok(planned));
         };
@@ -347,6 +355,7 @@ impl Dispatcher {
             return Ok(Err(Refusal::from(TestRefusal::HeadRepoGone)));
         };
         Ok(Ok(Planned {
+            image: config.image_of(&test.image).cloned(),
             context,
             test: test.clone(),
             main: Some(Checkout {
@@ -441,7 +450,19 @@ impl Dispatcher {
             note: p.note.clone(),
             ..Job::at_head(pr, clone_url, JobKind::Test, &p.context, job_id.clone())
         };
-        self.writes.queue_job(&job).await?;
+        // The image is defined where the test is: another project's tree for a test run
+        // against this PR, else this PR's head.
+        let (repo, sha) = match &job.main {
+            Some(m) => (m.repo.clone(), m.sha.clone()),
+            None => (pr.repo.clone(), pr.head_sha.clone()),
+        };
+        let source = p.image.as_ref().map(|def| ImageSource {
+            def,
+            repo: &repo,
+            sha: &sha,
+            network: false,
+        });
+        self.images.queue(job, source).await?;
         tracing::info!(repo = %pr.repo, pr = %pr.number, context = %p.context, job = %job_id, "test queued");
         Ok(())
     }

@@ -24,7 +24,7 @@ use crate::checklist::{self, TaskItem, TaskState};
 use crate::event;
 use crate::github::{CheckRun, CommitStatus, GitHub, GitHubError, PullRequest, StatusState};
 use crate::ids::{CommitSha, PrNumber, RepoName};
-use crate::job::{self, Cancel, ItemRef, Job};
+use crate::job::{self, Cancel, ItemRef, Job, JobReport};
 use crate::queue::{Broker, Outgoing, QueueKind};
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
@@ -82,6 +82,7 @@ impl Edited {
     }
 }
 
+#[derive(Clone)]
 pub struct Writes {
     github: GitHub,
     broker: Broker,
@@ -197,6 +198,18 @@ impl Writes {
     /// together never plan the same PR at the same time.
     pub async fn request_reconcile(&self) -> Result<(), DispatchError> {
         self.publish_event(RECONCILE_EVENT, b"{}").await
+    }
+
+    /// Publishes the dispatcher's own report about a job that could not run (its image is
+    /// missing or failed to build), handled in order with the workers' reports.
+    pub async fn report(&self, report: &JobReport) -> Result<(), DispatchError> {
+        let message = Outgoing {
+            message_id: format!("{}-{}", report.job_id, uuid::Uuid::new_v4()),
+            body: encode(&report.job_id, report)?,
+            priority: 0,
+        };
+        self.broker.publish(&QueueKind::Results, message).await?;
+        Ok(())
     }
 
     async fn publish_event(&self, event: &str, payload: &[u8]) -> Result<(), DispatchError> {

@@ -20,6 +20,7 @@
 mod error;
 mod request;
 mod retry;
+mod trees;
 mod types;
 
 pub use error::GitHubError;

@@ -10,6 +10,7 @@
 //! nothing is committed twice. On shutdown the worker stops taking jobs, lets the running ones
 //! finish within a grace period, then cancels the rest, which go back to the queue.
 
+use super::images::{BuildRun, Built};
 use super::mirror::{GitAuth, GitError, Mirrors, Worktree};
 use super::publish::{self, PushOutcome, ResultCommit};
 use super::runtime::{RunOutcome, RunSpec, Runtime, RuntimeError};
@@ -52,6 +53,8 @@ pub struct WorkerSettings {
     pub stop_grace: Duration,
     /// Where granted secrets get their values: the worker's environment, read once at start.
     pub secret_values: Arc<HashMap<String, String>>,
+    /// Where built images are pushed and pulled from, with the server's credentials.
+    pub registry: crate::registry::Registry,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -82,6 +85,10 @@ pub enum JobError {
         path: String,
         repo: crate::ids::RepoName,
     },
+    #[error(transparent)]
+    Registry(#[from] crate::registry::RegistryError),
+    #[error("{0}")]
+    Image(String),
     #[error("cannot create {}: {source}", dir.display())]
     LogDirectory {
         dir: PathBuf,
@@ -114,6 +121,8 @@ enum Executed {
         outcome: Outcome,
         commit: Option<CommitSha>,
     },
+    /// A build job's image is in the registry with this digest.
+    Built(String),
     /// Shutdown interrupted it: back to the queue, for another worker.
     Cancelled,
 }
@@ -282,7 +291,7 @@ impl Worker {
         log_path: &Path,
         started: Instant,
     ) {
-        match executed {
+        let (outcome, commit, image_digest) = match executed {
             Executed::Cancelled => {
                 append_log(
                     log_path,
@@ -291,29 +300,30 @@ impl Worker {
                 if let Err(e) = delivery.retry().await {
                     tracing::error!(job = %job.job_id, error = %e, "cannot requeue a cancelled job; the queue will redeliver it");
                 }
+                return;
             }
-            Executed::Finished { outcome, commit } => {
-                append_log(log_path, &format!("tickbot: finished: {outcome:?}"));
-                let tail = (outcome != Outcome::Success)
-                    .then(|| read_log_tail(log_path))
-                    .flatten();
-                let state = ReportState::Finished {
-                    outcome,
-                    commit,
-                    duration_secs: started.elapsed().as_secs(),
-                };
-                // Acknowledged only once the dispatcher's report is safely queued: otherwise the
-                // job comes back, and the trailer check finds a result that already landed.
-                match self.report_with_log(job, state, tail).await {
-                    Ok(()) => {
-                        if let Err(e) = delivery.ack().await {
-                            tracing::error!(job = %job.job_id, error = %e, "cannot acknowledge a finished job; it may be delivered again");
-                        }
-                    }
-                    Err(e) => {
-                        tracing::error!(job = %job.job_id, error = %e, "cannot report a finished job; leaving it to be delivered again");
-                    }
+            Executed::Built(digest) => (Outcome::Success, None, Some(digest)),
+            Executed::Finished { outcome, commit } => (outcome, commit, None),
+        };
+        append_log(log_path, &format!("tickbot: finished: {outcome:?}"));
+        let tail = (outcome != Outcome::Success)
+            .then(|| read_log_tail(log_path))
+            .flatten();
+        let state = ReportState::Finished {
+            outcome,
+            commit,
+            duration_secs: started.elapsed().as_secs(),
+        };
+        // Acknowledged only once the dispatcher's report is safely queued: otherwise the
+        // job comes back, and the trailer check finds a result that already landed.
+        match self.report_with_log(job, state, tail, image_digest).await {
+            Ok(()) => {
+                if let Err(e) = delivery.ack().await {
+                    tracing::error!(job = %job.job_id, error = %e, "cannot acknowledge a finished job; it may be delivered again");
                 }
+            }
+            Err(e) => {
+                tracing::error!(job = %job.job_id, error = %e, "cannot report a finished job; leaving it to be delivered again");
             }
         }
     }
@@ -339,7 +349,7 @@ impl Worker {
     }
 
     async fn report(&self, job: &Job, state: ReportState) -> Result<(), QueueError> {
-        self.report_with_log(job, state, None).await
+        self.report_with_log(job, state, None, None).await
     }
 
     /// Reports `state`, with the end of the log of a job that did not succeed.
@@ -348,9 +358,11 @@ impl Worker {
         job: &Job,
         state: ReportState,
         log_tail: Option<String>,
+        image_digest: Option<String>,
     ) -> Result<(), QueueError> {
         let mut report = JobReport::new(job, &self.settings.name, self.log_url(job), state);
         report.log_tail = log_tail;
+        report.image_digest = image_digest;
         let body = serde_json::to_vec(&report).map_err(|e| QueueError::Amqp {
             endpoint: "results".into(),
             op: "encoding a job report".into(),
@@ -494,6 +506,27 @@ impl Worker {
         name: &str,
         cancel: watch::Receiver<bool>,
     ) -> Result<Executed, JobError> {
+        let images = BuildRun {
+            runtime: &self.settings.runtime,
+            registry: &self.settings.registry,
+            checkout: worktree.path(),
+            network: job.network,
+            timeout: Duration::from_secs(job.timeout_secs),
+            log: log_path,
+        };
+        if let Some(build) = &job.image_build {
+            return Ok(match images.build(build, cancel).await? {
+                Built::Pushed(digest) => Executed::Built(digest),
+                Built::Failed(reason) => Executed::Finished {
+                    outcome: Outcome::Failure { reason },
+                    commit: None,
+                },
+                Built::Cancelled => Executed::Cancelled,
+            });
+        }
+        if job.image.contains("@sha256:") {
+            images.pull(&job.image).await?;
+        }
         let env = self.secret_env(job)?;
         let spec = RunSpec {
             name: name.to_string(),
@@ -624,7 +657,7 @@ async fn remove_checkouts(job: &Job, inner: Vec<Worktree>, worktree: Worktree) {
 
 /// Adds a line of tickbot's own to the job's log (the command's output is appended by the
 /// runtime as it is written).
-fn append_log(path: &Path, line: &str) {
+pub(super) fn append_log(path: &Path, line: &str) {
     let written = std::fs::OpenOptions::new()
         .create(true)
         .append(true)

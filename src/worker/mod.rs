@@ -6,6 +6,7 @@
 //! the PR branch.
 
 pub mod executor;
+mod images;
 pub mod mirror;
 pub mod publish;
 pub mod runtime;

@@ -146,7 +146,7 @@ pub enum RuntimeError {
     Unavailable { detail: String },
 }
 
-const PODMAN_HINT: &str =
+pub(super) const PODMAN_HINT: &str =
     "is podman installed? (apt-get install podman runc), or use runtime = \"host\" for development";
 const HOST_HINT: &str = "is the command in the repository and executable?";
 
@@ -303,6 +303,10 @@ impl Runtime {
     /// A `podman` command with a controlled environment: the worker's environment may hold
     /// its own tokens, and a containers.conf with `env_host = true` would hand the client's
     /// environment to the container.
+    pub(super) fn podman_command(&self) -> Command {
+        self.podman()
+    }
+
     fn podman(&self) -> Command {
         let mut cmd = Command::new("podman");
         cmd.env_clear();
@@ -575,7 +579,7 @@ fn host_command(spec: &RunSpec) -> Result<Command, RuntimeError> {
     Ok(cmd)
 }
 
-fn open_log(path: &Path) -> Result<std::fs::File, RuntimeError> {
+pub(super) fn open_log(path: &Path) -> Result<std::fs::File, RuntimeError> {
     let err = |source| RuntimeError::Log {
         path: path.to_path_buf(),
         source,
@@ -591,13 +595,13 @@ fn open_log(path: &Path) -> Result<std::fs::File, RuntimeError> {
 }
 
 /// Resolves when `cancel` turns true; never, if its sender is gone without cancelling.
-async fn cancelled(cancel: &mut watch::Receiver<bool>) {
+pub(super) async fn cancelled(cancel: &mut watch::Receiver<bool>) {
     if cancel.wait_for(|c| *c).await.is_err() {
         std::future::pending::<()>().await;
     }
 }
 
-fn signal_group(pgid: Option<i32>, signal: libc::c_int) {
+pub(super) fn signal_group(pgid: Option<i32>, signal: libc::c_int) {
     if let Some(pgid) = pgid.filter(|p| *p > 1) {
         // SAFETY: signalling a process group this process created; ESRCH (already gone)
         // is the expected, harmless failure.

@@ -135,6 +135,7 @@ fn template() -> Job {
         checkouts: Vec::new(),
         main: None,
         note: None,
+        image_build: None,
     }
 }
 

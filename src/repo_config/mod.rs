@@ -5,6 +5,10 @@
 //! `[[schedule]]`) is only ever taken from the default branch ([`RepoConfig::policy`]).
 //! Every error carries the line and column it was found at, because it ends up in a PR comment.
 
+mod images;
+
+pub use images::{Consumer, ImageDef};
+
 use regex::Regex;
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -25,6 +29,7 @@ pub struct RepoConfig {
     pub trust: TrustDef,
     pub secrets: BTreeMap<String, SecretDef>,
     pub schedule: Vec<ScheduleDef>,
+    pub images: BTreeMap<String, ImageDef>,
 }
 
 /// A task's `args` pattern: every argument must match it as a whole.
@@ -146,6 +151,8 @@ struct RawConfig {
     secrets: BTreeMap<String, SecretDef>,
     #[serde(default)]
     schedule: Vec<ScheduleDef>,
+    #[serde(default)]
+    images: BTreeMap<Spanned<String>, images::RawImage>,
 }
 
 #[derive(Deserialize)]
@@ -153,7 +160,7 @@ struct RawConfig {
 struct RawTask {
     command: Spanned<Vec<String>>,
     args: Option<Spanned<String>>,
-    image: Option<String>,
+    image: Option<Spanned<String>>,
     // Read only to be refused with a clear message (any value, so `build = 1` is refused too).
     build: Option<Spanned<toml::Value>>,
     timeout: Option<Spanned<String>>,
@@ -172,7 +179,7 @@ struct RawTask {
 #[serde(deny_unknown_fields)]
 struct RawTest {
     command: Spanned<Vec<String>>,
-    image: Option<String>,
+    image: Option<Spanned<String>>,
     // Read only to be refused with a clear message (any value, so `build = 1` is refused too).
     build: Option<Spanned<toml::Value>>,
     timeout: Option<Spanned<String>>,
@@ -211,14 +218,20 @@ impl RepoConfig {
             }
         };
 
+        let mut images = BTreeMap::new();
+        for (name, image) in raw.images {
+            let def = images::image_def(&name, image, &at)?;
+            images.insert(name.into_inner(), def);
+        }
+        let names: Vec<&str> = images.keys().map(String::as_str).collect();
         let mut tasks = BTreeMap::new();
         for (name, task) in raw.tasks {
-            let def = task_def(&name, task, &at)?;
+            let def = task_def(&name, task, &names, &at)?;
             tasks.insert(name.into_inner(), def);
         }
         let mut tests = BTreeMap::new();
         for (name, test) in raw.tests {
-            let def = test_def(name.get_ref(), test, &at)?;
+            let def = test_def(name.get_ref(), test, &names, &at)?;
             tests.insert(name.into_inner(), def);
         }
 
@@ -229,7 +242,14 @@ impl RepoConfig {
             trust: raw.trust,
             secrets: raw.secrets,
             schedule: raw.schedule,
+            images,
         })
+    }
+
+    /// The `[images.*]` entry a task's or test's `image` names, if it names one (else it is a
+    /// full image reference).
+    pub fn image_of(&self, image: &str) -> Option<&ImageDef> {
+        self.images.get(image)
     }
 
     /// The names of the checkbox verbs, for "known verbs are …" replies.
@@ -238,7 +258,7 @@ impl RepoConfig {
     }
 }
 
-fn is_verb(s: &str) -> bool {
+pub(super) fn is_verb(s: &str) -> bool {
     let mut chars = s.chars();
     chars
         .next()
@@ -246,12 +266,11 @@ fn is_verb(s: &str) -> bool {
         && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_')
 }
 
-/// `build = "<dir>"` asks for the job's image to be built from the repository, which tickbot
-/// cannot do yet; running the job in `image` instead would silently ignore what was asked.
-/// A `[tasks.<verb>]` table, checked.
+/// A `[tasks.<verb>]` table, checked; `images` are the names of the file's `[images.*]`.
 fn task_def(
     name: &Spanned<String>,
     raw: RawTask,
+    images: &[&str],
     at: &impl Fn(usize, String) -> RepoConfigError,
 ) -> Result<TaskDef, RepoConfigError> {
     let verb = name.get_ref();
@@ -275,7 +294,7 @@ fn task_def(
     Ok(TaskDef {
         command,
         args: checked_args(raw.args, &key, at)?,
-        image: raw.image.unwrap_or_else(|| DEFAULT_IMAGE.into()),
+        image: images::checked_image(raw.image, images, &key, at)?,
         timeout: checked_timeout(raw.timeout, &key, at)?,
         commit: raw.commit,
         message: raw.message,
@@ -314,13 +333,14 @@ fn checked_args(
 fn test_def(
     context: &str,
     raw: RawTest,
+    images: &[&str],
     at: &impl Fn(usize, String) -> RepoConfigError,
 ) -> Result<TestDef, RepoConfigError> {
     let key = format!("tests.{context}");
     refuse_build(raw.build.as_ref(), &key, at)?;
     Ok(TestDef {
         command: checked_command(&raw.command, &key, at)?,
-        image: raw.image.unwrap_or_else(|| DEFAULT_IMAGE.into()),
+        image: images::checked_image(raw.image, images, &key, at)?,
         timeout: checked_timeout(raw.timeout, &key, at)?,
         default: raw.default,
         branches: raw.branches,
@@ -330,6 +350,8 @@ fn test_def(
     })
 }
 
+/// `build = "<dir>"` (another bot's way to ask for a built image): running the job in
+/// `image` instead would silently ignore what was asked, so it is refused with the way to say it.
 fn refuse_build(
     build: Option<&Spanned<toml::Value>>,
     key: &str,
@@ -340,8 +362,8 @@ fn refuse_build(
         Some(b) => Err(at(
             b.span().start,
             format!(
-                "{key}.build: building the job's image from the repository is not supported yet; \
-                 use image = \"<reference>\" with an image your workers can pull"
+                "{key}.build is not a key: define the image as [images.NAME] with \
+                 context = \"<directory>\" and use image = \"NAME\""
             ),
         )),
     }
@@ -361,7 +383,7 @@ fn checked_command(
     Ok(command.get_ref().clone())
 }
 
-fn checked_timeout(
+pub(super) fn checked_timeout(
     timeout: Option<Spanned<String>>,
     key: &str,
     at: &impl Fn(usize, String) -> RepoConfigError,
@@ -579,16 +601,15 @@ cron = "0 22 * * 0"
     }
 
     #[test]
-    fn building_the_image_is_refused_not_ignored() {
+    fn build_is_refused_with_the_way_to_define_an_image() {
         let e = RepoConfig::parse(
             "[tasks.image-refresh]\ncommand = [\"./refresh\"]\nbuild = \"containers/tasks\"\n",
         )
         .expect_err("build in a task");
         assert_eq!(
             e.to_string(),
-            "line 3, column 9: tasks.image-refresh.build: building the job's image from the \
-             repository is not supported yet; use image = \"<reference>\" with an image your \
-             workers can pull"
+            "line 3, column 9: tasks.image-refresh.build is not a key: define the image as \
+             [images.NAME] with context = \"<directory>\" and use image = \"NAME\""
         );
 
         let e = RepoConfig::parse(
@@ -597,9 +618,8 @@ cron = "0 22 * * 0"
         .expect_err("build in a test");
         assert_eq!(
             e.to_string(),
-            "line 4, column 9: tests.unit-tests.build: building the job's image from the \
-             repository is not supported yet; use image = \"<reference>\" with an image your \
-             workers can pull"
+            "line 4, column 9: tests.unit-tests.build is not a key: define the image as \
+             [images.NAME] with context = \"<directory>\" and use image = \"NAME\""
         );
     }
 }

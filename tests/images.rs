@@ -1,0 +1,174 @@
+//! End-to-end: `[images.*]` built from the PR that changes them (reference §8). The local
+//! forge, the intake, the dispatcher and real RabbitMQ, a real podman worker, and a real
+//! registry (`docker-registry`) on a loopback port. The image's base is the local test image,
+//! so builds need no network.
+
+mod common;
+
+use common::registry::TestRegistry;
+use common::world::World;
+use common::{broker_lock, wait_for};
+use tickbot::ids::CommitSha;
+
+const CONTAINERFILE: &str = "containers/tasks/Containerfile";
+const V1: &str = "FROM localhost/tickbot-test:latest\nRUN echo v1 > /image-version\n";
+const V2: &str =
+    "FROM localhost/tickbot-test:latest\nRUN echo v2 > /image-version && touch /only-in-v2\n";
+const BROKEN: &str = "FROM localhost/tickbot-test:latest\nRUN echo broken && false\n";
+
+/// A test context that passes only in the v2 image, and a task that runs in the image too.
+fn tickbot_toml(registry: &TestRegistry) -> String {
+    format!(
+        r#"
+[images.tasks]
+context = "containers/tasks"
+repository = "{}/acme/tasks"
+timeout = "5m"
+
+[tests.version]
+command = ["test", "-f", "/only-in-v2"]
+image = "tasks"
+default = true
+timeout = "1m"
+
+[tasks.lint]
+command = ["true"]
+image = "tasks"
+"#,
+        registry.host
+    )
+}
+
+async fn world(registry: &TestRegistry) -> World {
+    let toml = tickbot_toml(registry);
+    let mut w = World::new(&[(".tickbot.toml", toml.as_str()), (CONTAINERFILE, V1)]).await;
+    w.start_worker("w1", &[]);
+    w
+}
+
+/// The log link of the latest `image/tasks` state on `sha`, once it is `state`.
+async fn build_state(w: &World, sha: &CommitSha, state: &str, description: &str) -> String {
+    w.wait_status(sha, "image/tasks", state, description)
+        .await
+        .expect("the build links its log")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pr_that_changes_the_image_runs_in_its_own_build_and_others_use_the_default_branchs() {
+    let _shared = broker_lock().read().await;
+    let registry = TestRegistry::start();
+    let mut w = world(&registry).await;
+
+    // A PR that changes the Containerfile: its image is built from it, once, and its test
+    // sees the file that only the new image has.
+    let (_, sha) = w.open_pr("alice", &[(CONTAINERFILE, V2)], "").await;
+    let waiting = wait_for("the test waiting for the build", || {
+        w.statuses(&sha, "version")
+            .into_iter()
+            .find(|s| s.1 == "Waiting for image/tasks")
+    })
+    .await;
+    assert_eq!(waiting.0, "pending");
+    let build_log = build_state(&w, &sha, "success", "Success [w1]").await;
+    assert_eq!(
+        waiting.2.as_deref(),
+        Some(build_log.as_str()),
+        "waiting links the build"
+    );
+    w.wait_status(&sha, "version", "success", "Success [w1]")
+        .await;
+    let log = w.log(&build_log).await;
+    assert!(log.contains("$ podman build -t"), "{log}");
+    assert!(log.contains("pushed 127.0.0.1:"), "{log}");
+
+    // A PR that leaves the directory alone runs in the default branch's image (v1: no file),
+    // built once for the default branch's tree, never for this PR's head.
+    let (_, plain) = w.open_pr("alice", &[], "").await;
+    let main_build = build_state(&w, &plain, "success", "Success [w1]").await;
+    assert_ne!(
+        main_build, build_log,
+        "the default branch's tree is another image"
+    );
+    w.wait_status(&plain, "version", "failure", "Exit code 1 [w1]")
+        .await;
+
+    // The next such PR finds that image in the registry: nothing is built or waited for.
+    let (_, again) = w.open_pr("alice", &[], "- [ ] lint\n").await;
+    w.wait_status(&again, "version", "failure", "Exit code 1 [w1]")
+        .await;
+    w.wait_status(&again, "lint", "success", "Success [w1]")
+        .await;
+    assert!(w.statuses(&again, "image/tasks").is_empty(), "no build");
+    for (_, description, _) in w.statuses(&again, "version") {
+        assert_ne!(description, "Waiting for image/tasks");
+    }
+    w.stack.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ten_prs_that_need_the_same_new_tree_cause_one_build() {
+    let _shared = broker_lock().read().await;
+    let registry = TestRegistry::start();
+    let mut w = world(&registry).await;
+    let mut heads = Vec::new();
+    for _ in 0..10 {
+        heads.push(w.open_pr("alice", &[(CONTAINERFILE, V2)], "").await.1);
+    }
+    let mut logs = Vec::new();
+    for sha in &heads {
+        w.wait_status(sha, "version", "success", "Success [w1]")
+            .await;
+        let (state, _, log) = w.latest(sha, "image/tasks").expect("the build shows");
+        assert_eq!(state, "success");
+        logs.push(log.expect("a log link"));
+    }
+    logs.dedup();
+    assert_eq!(
+        logs.len(),
+        1,
+        "one build, shown on every PR that waited: {logs:?}"
+    );
+    w.stack.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broken_containerfile_fails_its_build_and_every_waiting_job_says_why() {
+    let _shared = broker_lock().read().await;
+    let registry = TestRegistry::start();
+    let mut w = world(&registry).await;
+    let (pr, sha) = w
+        .open_pr("alice", &[(CONTAINERFILE, BROKEN)], "- [ ] lint\n")
+        .await;
+    let build_log = build_state(&w, &sha, "failure", "Build failed: exit code 1 [w1]").await;
+    let why = "Image image/tasks failed to build [tickbot]";
+    let test_log = w.wait_status(&sha, "version", "failure", why).await;
+    assert_eq!(test_log.as_deref(), Some(build_log.as_str()));
+    let task_log = w.wait_status(&sha, "lint", "failure", why).await;
+    assert_eq!(task_log.as_deref(), Some(build_log.as_str()));
+    w.wait_body(pr, "the task marked failed", "- [ ] FAIL: lint\n")
+        .await;
+    let log = w.log(&build_log).await;
+    assert!(log.contains("broken"), "the build's own output: {log}");
+    w.stack.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_untrusted_authors_image_change_builds_nothing_until_approved() {
+    let _shared = broker_lock().read().await;
+    let registry = TestRegistry::start();
+    let mut w = world(&registry).await;
+    let (pr, sha) = w.open_pr("bob", &[(CONTAINERFILE, V2)], "").await;
+    w.wait_status(&sha, "version", "pending", "Manual testing required")
+        .await;
+    w.barrier().await;
+    assert!(w.statuses(&sha, "image/tasks").is_empty(), "nothing built");
+
+    w.forge()
+        .comment(&w.repo, pr, "/ok-to-test", "alice")
+        .await
+        .expect("comment");
+    build_state(&w, &sha, "success", "Success [w1]").await;
+    w.wait_status(&sha, "version", "success", "Success [w1]")
+        .await;
+    w.stack.shutdown().await;
+}
