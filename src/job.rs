@@ -26,6 +26,9 @@ pub struct ImageBuild {
     pub repository: String,
     /// The git tree id of `context` at the job's commit: the image's identity.
     pub tree: String,
+    /// Tags to move to the image once it is in the registry (a build for a landed tree).
+    #[serde(default)]
+    pub publish: Vec<String>,
 }
 
 impl ImageBuild {

@@ -23,6 +23,7 @@ fn tickbot_toml(registry: &TestRegistry) -> String {
 [images.tasks]
 context = "containers/tasks"
 repository = "{}/acme/tasks"
+publish = ["latest"]
 timeout = "5m"
 
 [tests.version]
@@ -102,6 +103,59 @@ async fn a_pr_that_changes_the_image_runs_in_its_own_build_and_others_use_the_de
     for (_, description, _) in w.statuses(&again, "version") {
         assert_ne!(description, "Waiting for image/tasks");
     }
+    w.stack.shutdown().await;
+}
+
+/// The digest `reference` names in the registry, read with skopeo.
+fn digest_of(reference: &str) -> String {
+    let docker = format!("docker://{reference}");
+    let args = [
+        "inspect",
+        "--tls-verify=false",
+        "--format",
+        "{{.Digest}}",
+        &docker,
+    ];
+    common::run("skopeo", &args).trim().to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn landing_moves_the_published_tag_to_the_tested_image_without_a_build() {
+    let _shared = broker_lock().read().await;
+    let registry = TestRegistry::start();
+    let mut w = world(&registry).await;
+    let (pr, sha) = w.open_pr("alice", &[(CONTAINERFILE, V2)], "").await;
+    let build_log = build_state(&w, &sha, "success", "Success [w1]").await;
+    w.wait_status(&sha, "version", "success", "Success [w1]")
+        .await;
+    let log = w.log(&build_log).await;
+    let pushed = log
+        .lines()
+        .find_map(|l| l.strip_prefix("tickbot: pushed "))
+        .expect("the build log names what it pushed");
+    let (reference, digest) = pushed.split_once(" as ").expect("reference as digest");
+
+    let merge = w
+        .forge()
+        .merge_pr(&w.repo, pr, Some(&sha), "alice")
+        .await
+        .expect("merge");
+    let tree = reference.rsplit(':').next().expect("tree tag");
+    let description = format!(
+        "Published latest: {} (tree {})",
+        &digest.trim_start_matches("sha256:")[..12],
+        &tree[..12]
+    );
+    w.wait_status(&merge, "image/tasks", "success", &description)
+        .await;
+    let latest = format!("{}/acme/tasks:latest", registry.host);
+    assert_eq!(
+        digest_of(&latest),
+        digest,
+        "latest is the image the PR tested"
+    );
+    let states = w.statuses(&merge, "image/tasks");
+    assert_eq!(states.len(), 1, "published, nothing built: {states:?}");
     w.stack.shutdown().await;
 }
 

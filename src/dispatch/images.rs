@@ -16,11 +16,11 @@
 use super::DispatchError;
 use super::state::State;
 use super::writes::Writes;
-use crate::github::GitHub;
+use crate::github::{GitHub, PullRequest};
 use crate::ids::{CommitSha, RepoName};
 use crate::job::{self, ImageBuild, Job, JobKind, JobReport, Outcome, ReportState};
 use crate::registry::Registry;
-use crate::repo_config::ImageDef;
+use crate::repo_config::{ImageDef, RepoConfig};
 use std::collections::HashMap;
 use std::sync::Mutex;
 
@@ -92,6 +92,7 @@ impl Images {
             context: def.context.clone(),
             repository: def.repository.clone(),
             tree,
+            publish: Vec::new(),
         };
         let reference = build.reference();
         if let Some(digest) = self.registry.digest(&reference).await? {
@@ -217,6 +218,81 @@ impl Images {
             }
         }
         Ok(())
+    }
+
+    /// `pull` landed on the default branch as `merge`: each image with `publish` tags gets them
+    /// moved to the image of its tree at `merge`, the one the PR's jobs ran in, so nothing is
+    /// rebuilt and what was tested is what is deployed. A tree nobody built (no job of the PR
+    /// used the image) is built now, and that build moves the tags. The move is recorded as
+    /// the `image/<name>` state of `merge`, which is the image's history on the branch.
+    pub async fn landed(
+        &self,
+        pull: &PullRequest,
+        merge: &CommitSha,
+        config: &RepoConfig,
+    ) -> Result<(), DispatchError> {
+        for def in config.images.values().filter(|d| !d.publish.is_empty()) {
+            let Some(tree) = self
+                .github
+                .tree_id(&pull.repo, &def.context, &merge.0)
+                .await?
+            else {
+                continue; // the directory is gone: nothing to publish
+            };
+            let build = ImageBuild {
+                name: def.name.clone(),
+                context: def.context.clone(),
+                repository: def.repository.clone(),
+                tree,
+                publish: def.publish.clone(),
+            };
+            let Some(digest) = self.registry.digest(&build.reference()).await? else {
+                let job = self.landed_build(pull, merge, def, build);
+                tracing::info!(repo = %pull.repo, commit = %merge.short(), job = %job.job_id, "landed image was never built; building it");
+                self.writes.queue_job(&job).await?;
+                continue;
+            };
+            for tag in &def.publish {
+                self.registry.tag(&def.repository, &digest, tag).await?;
+            }
+            let tags = def.publish.join(", ");
+            let published = State::Published {
+                tags: &tags,
+                digest: &digest,
+                tree: &build.tree,
+            };
+            let status = published.on(&def.status_context(), None);
+            self.writes
+                .set_state(&pull.repo, merge, &status, None)
+                .await?;
+            tracing::info!(repo = %pull.repo, commit = %merge.short(), image = %build.reference(), %digest, %tags, "published");
+        }
+        Ok(())
+    }
+
+    /// The build of a landed tree, from the default branch at `merge`; it publishes too.
+    fn landed_build(
+        &self,
+        pull: &PullRequest,
+        merge: &CommitSha,
+        def: &ImageDef,
+        build: ImageBuild,
+    ) -> Job {
+        let context = def.status_context();
+        let id_context = format!("{context}:{}:landed", build.tree);
+        let job_id = job::job_id(&pull.repo, pull.number, merge, &id_context, 0, None);
+        let mut job = Job::at_head(
+            pull,
+            pull.base_clone_url.clone(),
+            JobKind::Build,
+            &context,
+            job_id,
+        );
+        job.head_sha = merge.clone();
+        job.head_ref = pull.base_ref.clone();
+        job.timeout_secs = def.timeout.as_secs();
+        job.image_build = Some(build);
+        job
     }
 
     /// Finishes `job` as failed without running it, through the results queue like a

@@ -70,6 +70,12 @@ impl Dispatcher {
                 self.writes
                     .cancel_pending(&pull.repo, &pull.head_sha, |_| true, &why)
                     .await?;
+                if let Some(merge) = &pull.merge_commit
+                    && pull.base_ref == pull.default_branch
+                    && let ConfigAt::Valid(config) = self.config_at(&pull.repo, merge).await?
+                {
+                    self.images.landed(pull, merge, &config).await?;
+                }
                 Ok(())
             }
             _ => Ok(()),

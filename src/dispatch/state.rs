@@ -86,6 +86,12 @@ pub enum State<'a> {
     Unapproved {
         editor: &'a str,
     },
+    /// `image/<name>` on a landed commit: its `tags` now point at the image of `tree`.
+    Published {
+        tags: &'a str,
+        digest: &'a str,
+        tree: &'a str,
+    },
 }
 
 impl State<'_> {
@@ -101,7 +107,7 @@ impl State<'_> {
                 Outcome::Error { .. } => StatusState::Error,
             },
             State::Cancelled(_) => StatusState::Error,
-            State::Approved { .. } => StatusState::Success,
+            State::Approved { .. } | State::Published { .. } => StatusState::Success,
             State::Unapproved { .. } => StatusState::Failure,
         }
     }
@@ -127,6 +133,14 @@ impl State<'_> {
             }
             State::Cancelled(why) => (why.to_string(), None),
             State::Approved { by, tasks } => (format!("Approved by @{by} {tasks}"), None),
+            State::Published { tags, digest, tree } => (
+                format!(
+                    "Published {tags}: {} (tree {})",
+                    short(digest.trim_start_matches("sha256:")),
+                    short(tree)
+                ),
+                None,
+            ),
             State::Unapproved { editor } => (
                 format!("Tasks changed by @{editor}, who is not trusted; /ok-to-test approves"),
                 None,
@@ -147,6 +161,11 @@ impl State<'_> {
             target_url: log,
         }
     }
+}
+
+/// The first 12 characters, as registries and git show ids.
+fn short(id: &str) -> &str {
+    id.get(..12).unwrap_or(id)
 }
 
 /// Where a context stands, read back from GitHub.

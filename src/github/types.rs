@@ -30,6 +30,9 @@ pub struct PullRequest {
     /// How many comments the PR had when GitHub sent this (`None` if not given): a PR with none
     /// has no summary or reply of the bot to look for.
     pub comments: Option<u64>,
+    /// The merge commit of a merged PR (`None` while open or when closed unmerged).
+    #[serde(default)]
+    pub merge_commit: Option<CommitSha>,
 }
 
 /// A commit status state, spelled as GitHub spells it.
@@ -113,6 +116,10 @@ pub(crate) struct WirePullRequest {
     author_association: Option<String>,
     #[serde(default)]
     comments: Option<u64>,
+    #[serde(default)]
+    merged: Option<bool>,
+    #[serde(default)]
+    merge_commit_sha: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -171,6 +178,12 @@ impl WirePullRequest {
             default_branch,
             author_association: self.author_association.unwrap_or_default(),
             comments: self.comments,
+            // GitHub fills `merge_commit_sha` for open PRs too (a test merge): only a merged
+            // PR's is the commit that landed.
+            merge_commit: match self.merged {
+                Some(true) => self.merge_commit_sha.map(CommitSha),
+                _ => None,
+            },
         })
     }
 }

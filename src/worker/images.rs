@@ -43,12 +43,30 @@ impl BuildRun<'_> {
         cancel: watch::Receiver<bool>,
     ) -> Result<Built, JobError> {
         let reference = build.reference();
-        if let Some(digest) = self.registry.digest(&reference).await? {
-            self.note(&format!(
-                "{reference} is in the registry already ({digest}); not built again"
-            ));
-            return Ok(Built::Pushed(digest));
+        let built = match self.registry.digest(&reference).await? {
+            Some(digest) => {
+                self.note(&format!(
+                    "{reference} is in the registry already ({digest}); not built again"
+                ));
+                Built::Pushed(digest)
+            }
+            None => self.build_and_push(build, cancel).await?,
+        };
+        if let Built::Pushed(digest) = &built {
+            for tag in &build.publish {
+                self.registry.tag(&build.repository, digest, tag).await?;
+                self.note(&format!("published {}:{tag} as {digest}", build.repository));
+            }
         }
+        Ok(built)
+    }
+
+    async fn build_and_push(
+        &self,
+        build: &ImageBuild,
+        cancel: watch::Receiver<bool>,
+    ) -> Result<Built, JobError> {
+        let reference = build.reference();
         let Runtime::Podman { .. } = self.runtime else {
             return Ok(Built::Failed(
                 "Building images needs the podman runtime".into(),

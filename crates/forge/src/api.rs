@@ -16,11 +16,11 @@ use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{MethodRouter, get, post};
+use axum::routing::{MethodRouter, get, post, put};
 use bytes::Bytes;
 use serde_json::{Value, json};
 use std::collections::HashMap;
-use tickbot_syntax::ids::{PrNumber, RepoName};
+use tickbot_syntax::ids::{CommitSha, PrNumber, RepoName};
 
 pub(crate) type ApiResult = Result<Response, ApiError>;
 pub(crate) type Params = Result<Query<HashMap<String, String>>, QueryRejection>;
@@ -87,6 +87,12 @@ impl IntoResponse for ApiError {
             }
             ApiError::Forge(ForgeError::Unprocessable(message)) => {
                 gh_error(StatusCode::UNPROCESSABLE_ENTITY, &message, json!({}))
+            }
+            ApiError::Forge(ForgeError::NotMergeable(message)) => {
+                gh_error(StatusCode::METHOD_NOT_ALLOWED, &message, json!({}))
+            }
+            ApiError::Forge(ForgeError::HeadModified(message)) => {
+                gh_error(StatusCode::CONFLICT, &message, json!({}))
             }
             ApiError::Forge(ForgeError::Git(e)) => {
                 tracing::error!(error = %e, "forge git failure");
@@ -202,6 +208,7 @@ pub(crate) fn router(forge: Forge) -> Router {
         .repo_route("/pulls", get(list_pulls).post(create_pull))
         .repo_route("/pulls/{n}", get(get_pull).patch(patch_pull))
         .repo_route("/pulls/{n}/files", get(list_pull_files))
+        .repo_route("/pulls/{n}/merge", put(merge_pull))
         .repo_route("/issues/{n}", get(get_issue).patch(patch_issue))
         .repo_route(
             "/issues/{n}/comments",
@@ -521,6 +528,29 @@ async fn patch_pull(
     let patch = parse_patch(&parse_body(&body)?)?;
     f.update_pull(&repo, PrNumber(n), patch, f.bot_login())?;
     ok(StatusCode::OK, pull_json(&f, &repo, n)?)
+}
+
+/// `PUT /pulls/{n}/merge`: a merge commit onto the base, guarded by `sha` when given.
+async fn merge_pull(
+    State(f): State<Forge>,
+    RepoAnd(repo, n): RepoAnd<u64>,
+    body: Bytes,
+) -> ApiResult {
+    let v = if body.is_empty() {
+        json!({})
+    } else {
+        parse_body(&body)?
+    };
+    let sha = v
+        .get("sha")
+        .and_then(Value::as_str)
+        .map(|s| CommitSha(s.to_string()));
+    let merged = f
+        .merge_pr(&repo, PrNumber(n), sha.as_ref(), f.bot_login())
+        .await?;
+    let body =
+        json!({ "sha": merged.0, "merged": true, "message": "Pull Request successfully merged" });
+    ok(StatusCode::OK, body)
 }
 
 async fn patch_issue(

@@ -263,6 +263,40 @@ impl GitStore {
             .map(CommitSha)
     }
 
+    /// A merge commit of `head` onto `base` by `author`, or `None` when they conflict.
+    pub async fn merge_commit(
+        &self,
+        repo: &RepoName,
+        base: &CommitSha,
+        head: &CommitSha,
+        message: &str,
+        author: &str,
+    ) -> anyhow::Result<Option<CommitSha>> {
+        let mut cmd = self.cmd(repo);
+        cmd.args(["merge-tree", "--write-tree", &base.0, &head.0]);
+        let Ok(out) = self.run(cmd, None, "merge-tree").await else {
+            return Ok(None); // exit code 1: conflicts
+        };
+        let tree = String::from_utf8_lossy(&out)
+            .lines()
+            .next()
+            .unwrap_or_default()
+            .to_string();
+        let mut cmd = self.cmd(repo);
+        let email = format!("{author}@users.noreply.forge.localhost");
+        cmd.env("GIT_AUTHOR_NAME", author)
+            .env("GIT_AUTHOR_EMAIL", &email)
+            .env("GIT_COMMITTER_NAME", author)
+            .env("GIT_COMMITTER_EMAIL", &email)
+            .args(["commit-tree", &tree, "-p", &base.0, "-p", &head.0]);
+        let sha = self
+            .run(cmd, Some(message.as_bytes()), "commit-tree")
+            .await?;
+        Ok(Some(CommitSha(
+            String::from_utf8_lossy(&sha).trim().to_string(),
+        )))
+    }
+
     /// Whether `old` is an ancestor of `new` (a fast-forward).
     pub async fn is_ancestor(&self, repo: &RepoName, old: &CommitSha, new: &CommitSha) -> bool {
         self.text(repo, &["merge-base", "--is-ancestor", &old.0, &new.0])

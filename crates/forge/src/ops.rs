@@ -304,6 +304,7 @@ impl Forge {
                     created_at: now,
                     updated_at: now,
                     closed_at: None,
+                    merged: None,
                 },
             );
             (number, sha)
@@ -343,6 +344,76 @@ impl Forge {
             ..PullPatch::default()
         };
         Ok(self.update_pull(repo, pr, patch, by)?)
+    }
+
+    /// Merges the PR as GitHub's default method does (a merge commit on its base branch), if
+    /// its head is still `sha` when given; announces the base's `push` and the PR's `closed`
+    /// (with `merged: true`). Returns the merge commit.
+    pub async fn merge_pr(
+        &self,
+        repo: &RepoName,
+        n: PrNumber,
+        sha: Option<&CommitSha>,
+        by: &str,
+    ) -> Result<CommitSha, ForgeError> {
+        let (base_ref, base, head, title) = {
+            let st = self.state();
+            let r = st.repo(repo)?;
+            let pr = r.pull(n.0)?;
+            if pr.state != PullState::Open {
+                return Err(ForgeError::NotMergeable(
+                    "Pull Request is not mergeable".into(),
+                ));
+            }
+            if sha.is_some_and(|s| *s != pr.head_sha) {
+                return Err(ForgeError::HeadModified(
+                    "Head branch was modified. Review and try the merge again.".into(),
+                ));
+            }
+            let base = r
+                .branches
+                .get(&pr.base_ref)
+                .cloned()
+                .ok_or(ForgeError::NotFound)?;
+            (
+                pr.base_ref.clone(),
+                base,
+                pr.head_sha.clone(),
+                pr.title.clone(),
+            )
+        };
+        let git = &self.inner.git;
+        let message = format!(
+            "Merge pull request #{} from {}\n\n{title}\n",
+            n.0,
+            head.short()
+        );
+        let merge = git
+            .merge_commit(repo, &base, &head, &message, by)
+            .await
+            .map_err(|e| ForgeError::Git(e.to_string()))?
+            .ok_or_else(|| ForgeError::NotMergeable("Pull Request is not mergeable".into()))?;
+        git.update_ref(
+            repo,
+            &format!("refs/heads/{base_ref}"),
+            &merge,
+            Lease::At(&base),
+        )
+        .await
+        .map_err(|_| ForgeError::NotMergeable("Base branch was modified.".into()))?;
+        {
+            let mut st = self.state();
+            let pr = st.repo_mut(repo)?.pull_mut(n.0)?;
+            pr.state = PullState::Closed;
+            pr.closed_at = Some(Utc::now());
+            pr.updated_at = Utc::now();
+            pr.merged = Some((merge.clone(), by.to_string()));
+        }
+        self.sync_refs(repo, by)
+            .await
+            .map_err(|e| ForgeError::Git(e.to_string()))?;
+        self.send_event(repo, Subject::Pull(n), "closed", by, json!({}))?;
+        Ok(merge)
     }
 
     pub async fn reopen_pr(&self, repo: &RepoName, pr: PrNumber, by: &str) -> anyhow::Result<()> {

@@ -32,6 +32,12 @@ pub enum ForgeError {
     Unprocessable(String),
     #[error("git: {0}")]
     Git(String),
+    /// GitHub's 405 on a merge: closed, or conflicts with its base.
+    #[error("{0}")]
+    NotMergeable(String),
+    /// GitHub's 409 on a merge whose `sha` is no longer the head.
+    #[error("{0}")]
+    HeadModified(String),
 }
 
 impl ForgeError {
@@ -87,6 +93,8 @@ pub struct PullRequest {
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     pub closed_at: Option<DateTime<Utc>>,
+    /// The merge commit and who merged, once merged.
+    pub merged: Option<(CommitSha, String)>,
 }
 
 /// One reaction on a comment.
