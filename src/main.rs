@@ -247,8 +247,15 @@ fn check_config(path: Option<&Path>, server_config: &Path) -> ExitCode {
         };
         match RepoConfig::parse(&text) {
             Ok(c) => {
+                let images = match c.images.len() {
+                    0 => String::new(),
+                    n => {
+                        let names: Vec<&str> = c.images.keys().map(String::as_str).collect();
+                        format!("; {n} images: {}", names.join(", "))
+                    }
+                };
                 println!(
-                    "{}: ok ({} tasks: {}; {} test contexts)",
+                    "{}: ok ({} tasks: {}; {} test contexts{images})",
                     path.display(),
                     c.tasks.len(),
                     c.verbs().join(", "),

@@ -6,7 +6,9 @@ use std::process::{Command, Output, Stdio};
 
 fn tickbot(args: &[&str], env: &[(&str, &str)], stdin: Option<&str>) -> Output {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_tickbot"));
+    // Not the repository, whose own `.tickbot.toml` a bare `check-config` would pick up.
     cmd.args(args)
+        .current_dir(std::env::temp_dir())
         .env_remove("RUST_LOG")
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -83,6 +85,20 @@ fn check_config_accepts_a_good_file_and_points_at_the_error_in_a_bad_one() {
     let build = "[tasks.lint]\ncommand = [\"make\"]\nbuild = \"containers/tasks\"\n";
     std::fs::write(&path, build).expect("write");
     insta::assert_snapshot!("check_config_build_refused", shown(&check(), dir.path()));
+
+    let image = "[images.tasks]\ncontext = \"containers/tasks\"\nrepository = \"r.io/acme/tasks\"\n\
+                 [tests.unit]\ncommand = [\"make\"]\nimage = \"taks\"\n";
+    std::fs::write(&path, image).expect("write");
+    insta::assert_snapshot!("check_config_unknown_image", shown(&check(), dir.path()));
+}
+
+/// The repository's own `.tickbot.toml` (tickbot testing tickbot) stays valid.
+#[test]
+fn the_repositorys_own_configuration_is_valid() {
+    let own = concat!(env!("CARGO_MANIFEST_DIR"), "/.tickbot.toml");
+    let out = tickbot(&["check-config", own], &[], None);
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    insta::assert_snapshot!("check_config_own", shown(&out, dir));
 }
 
 #[test]
