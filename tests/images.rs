@@ -18,6 +18,10 @@ const BROKEN: &str = "FROM localhost/tickbot-test:latest\nRUN echo broken && fal
 
 /// A test context that passes only in the v2 image, and a task that runs in the image too.
 fn tickbot_toml(registry: &TestRegistry) -> String {
+    tickbot_toml_with(registry, "")
+}
+
+fn tickbot_toml_with(registry: &TestRegistry, more: &str) -> String {
     format!(
         r#"
 [images.tasks]
@@ -25,6 +29,7 @@ context = "containers/tasks"
 repository = "{}/acme/tasks"
 publish = ["latest"]
 timeout = "5m"
+{more}
 
 [tests.version]
 command = ["test", "-f", "/only-in-v2"]
@@ -41,7 +46,11 @@ image = "tasks"
 }
 
 async fn world(registry: &TestRegistry) -> World {
-    let toml = tickbot_toml(registry);
+    world_with(registry, "").await
+}
+
+async fn world_with(registry: &TestRegistry, more: &str) -> World {
+    let toml = tickbot_toml_with(registry, more);
     let mut w = World::new(&[(".tickbot.toml", toml.as_str()), (CONTAINERFILE, V1)]).await;
     w.start_worker("w1", &[]);
     w
@@ -156,6 +165,36 @@ async fn landing_moves_the_published_tag_to_the_tested_image_without_a_build() {
     );
     let states = w.statuses(&merge, "image/tasks");
     assert_eq!(states.len(), 1, "published, nothing built: {states:?}");
+    w.stack.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_consumer_projects_tests_run_in_the_image_of_the_pr_that_changes_it() {
+    let _shared = broker_lock().read().await;
+    let registry = TestRegistry::start();
+    let mut w = world_with(&registry, r#"consumers = ["acme/webapp/main"]"#).await;
+    let webapp: tickbot::ids::RepoName = "acme/webapp".parse().expect("valid");
+    let webapp_toml = format!(
+        "[tests.smoke]\ncommand = [\"test\", \"-f\", \"/only-in-v2\"]\n\
+         image = \"{}/acme/tasks:latest\"\ndefault = true\n",
+        registry.host
+    );
+    w.forge()
+        .create_repo(&webapp, "main", &[(".tickbot.toml", webapp_toml.as_str())])
+        .await
+        .expect("the consumer project");
+    let webapp_main = w.forge().branch_sha(&webapp, "main").expect("main");
+
+    let (_, sha) = w.open_pr("alice", &[(CONTAINERFILE, V2)], "").await;
+    let smoke = "smoke@acme/webapp/main";
+    let passed = format!("Success [w1] (acme/webapp/main at {})", webapp_main.short());
+    w.wait_status(&sha, smoke, "success", &passed).await;
+
+    // A PR that leaves the image alone does not test the consumers.
+    let (_, plain) = w.open_pr("alice", &[], "").await;
+    w.wait_status(&plain, "version", "failure", "Exit code 1 [w1]")
+        .await;
+    assert!(w.statuses(&plain, smoke).is_empty());
     w.stack.shutdown().await;
 }
 

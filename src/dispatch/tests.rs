@@ -44,6 +44,9 @@ struct Planned {
     note: Option<String>,
     /// The `[images.*]` entry `test.image` names, from the configuration the test came from.
     image: Option<ImageDef>,
+    /// Where `image` is built from, when not where the test came from: a consumer project's
+    /// test runs in the image of the PR that changes it.
+    image_at: Option<(RepoName, CommitSha)>,
 }
 
 impl Planned {
@@ -56,6 +59,7 @@ impl Planned {
             checkouts: Vec::new(),
             note: None,
             image: config.image_of(&test.image).cloned(),
+            image_at: None,
         }
     }
 }
@@ -102,7 +106,8 @@ impl Dispatcher {
                 return Ok(refuse(Refusal::from(TestRefusal::InvalidConfig { head })));
             }
         };
-        if automatic && !config.tests.values().any(|t| t.default) {
+        let consumers = config.images.values().any(|d| !d.consumers.is_empty());
+        if automatic && !consumers && !config.tests.values().any(|t| t.default) {
             return Ok(Vec::new()); // nothing could apply: not even a state read
         }
         let statuses = self.writes.states(&pr.repo, &pr.head_sha).await?;
@@ -180,6 +185,7 @@ impl Dispatcher {
                         planned.push(Planned::plain(name, test, config));
                     }
                 }
+                planned.extend(self.consumer_tests(pr, config).await?);
                 return Ok((planned, refusals));
             }
             Trigger::Named(specs) => specs.to_vec(),
@@ -373,7 +379,80 @@ impl Dispatcher {
                 path: dep.path.clone(),
             }],
             note: Some(format!("{repo}/{branch} at {}", sha.short())),
+            image_at: None,
         }))
+    }
+
+    /// Reference §8: on a PR that changes an image with `consumers`, each consumer project's
+    /// default tests that use the image (by its `repository`) run on that project's branch, in
+    /// this PR's image, as `ctx@owner/repo/branch` on this PR. A consumer that cannot be read
+    /// is skipped with a log line: it is not this PR's fault.
+    async fn consumer_tests(
+        &self,
+        pr: &PullRequest,
+        config: &RepoConfig,
+    ) -> Result<Vec<Planned>, DispatchError> {
+        let mut planned = Vec::new();
+        for def in config.images.values().filter(|d| !d.consumers.is_empty()) {
+            let head = self
+                .github
+                .tree_id(&pr.repo, &def.context, &pr.head_sha.0)
+                .await?;
+            let base = self
+                .github
+                .tree_id(&pr.repo, &def.context, &pr.base_ref)
+                .await?;
+            if head.is_none() || head == base {
+                continue; // the PR leaves the image alone
+            }
+            for consumer in &def.consumers {
+                let project = consumer.repo.to_string();
+                let label = format!("@{project}/{}", consumer.branch);
+                let other = match self
+                    .foreign_branch(&label, &project, Some(&consumer.branch))
+                    .await?
+                {
+                    Ok(other) => other,
+                    Err(refusal) => {
+                        tracing::warn!(repo = %pr.repo, pr = %pr.number, consumer = %label, reason = ?refusal, "an image consumer cannot be tested");
+                        continue;
+                    }
+                };
+                let uses = |image: &str| {
+                    image == def.repository
+                        || image.starts_with(&format!("{}:", def.repository))
+                        || image.starts_with(&format!("{}@", def.repository))
+                };
+                for (name, test) in other
+                    .config
+                    .tests
+                    .iter()
+                    .filter(|(_, t)| t.default && uses(&t.image))
+                {
+                    planned.push(Planned {
+                        context: format!("{name}@{}/{}", other.repo, other.branch),
+                        test: test.clone(),
+                        main: Some(Checkout {
+                            repo: other.repo.clone(),
+                            clone_url: other.clone_url.clone(),
+                            git_ref: other.branch.clone(),
+                            sha: other.sha.clone(),
+                            path: String::new(),
+                        }),
+                        checkouts: Vec::new(),
+                        note: Some(format!(
+                            "{}/{} at {}",
+                            other.repo,
+                            other.branch,
+                            other.sha.short()
+                        )),
+                        image: Some(def.clone()),
+                        image_at: Some((pr.repo.clone(), pr.head_sha.clone())),
+                    });
+                }
+            }
+        }
+        Ok(planned)
     }
 
     /// Another project's branch (its default branch unless named) and its `.tickbot.toml`.
@@ -451,10 +530,11 @@ impl Dispatcher {
             ..Job::at_head(pr, clone_url, JobKind::Test, &p.context, job_id.clone())
         };
         // The image is defined where the test is: another project's tree for a test run
-        // against this PR, else this PR's head.
-        let (repo, sha) = match &job.main {
-            Some(m) => (m.repo.clone(), m.sha.clone()),
-            None => (pr.repo.clone(), pr.head_sha.clone()),
+        // against this PR, else this PR's head; a consumer's test runs in this PR's image.
+        let (repo, sha) = match (&p.image_at, &job.main) {
+            (Some(at), _) => at.clone(),
+            (None, Some(m)) => (m.repo.clone(), m.sha.clone()),
+            (None, None) => (pr.repo.clone(), pr.head_sha.clone()),
         };
         let source = p.image.as_ref().map(|def| ImageSource {
             def,
