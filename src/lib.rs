@@ -16,6 +16,7 @@ pub mod demo;
 pub mod dispatch;
 pub mod event;
 pub mod github;
+pub mod image_admin;
 pub mod intake;
 pub mod job;
 pub mod queue;

@@ -61,6 +61,11 @@ enum Command {
         /// Default: ./.tickbot.toml if present, else the --config file.
         path: Option<PathBuf>,
     },
+    /// The images of `[images.*]` on a repository's default branch.
+    Image {
+        #[command(subcommand)]
+        action: ImageAction,
+    },
     /// Run the local forge (a stand-in for GitHub) for development and manual trials.
     Forge {
         #[arg(long, default_value = "127.0.0.1:3300")]
@@ -79,6 +84,41 @@ enum Command {
             default_value = "forge-secret"
         )]
         webhook_secret: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum ImageAction {
+    /// What the default branch used: tree, digest, when it landed, the PR and its results.
+    History {
+        name: String,
+        /// owner/name; default: the one repository in `[dispatch] repositories`.
+        #[arg(long)]
+        repo: Option<String>,
+    },
+    /// Open a PR that restores the image's directory as it was at an earlier tree or date.
+    Rollback {
+        name: String,
+        /// A tree id (7+ hex digits) from `image history`, or a date (YYYY-MM-DD).
+        #[arg(long)]
+        to: String,
+        /// Also move the published tags back now, before the PR lands.
+        #[arg(long)]
+        publish_now: bool,
+        #[arg(long)]
+        repo: Option<String>,
+    },
+    /// Delete the images no branch, open PR or recent landing uses.
+    Gc {
+        name: String,
+        /// Say what would be deleted, delete nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Keep what landed on the default branch in this many days.
+        #[arg(long, default_value_t = 30)]
+        keep_days: u32,
+        #[arg(long)]
+        repo: Option<String>,
     },
 }
 
@@ -137,6 +177,10 @@ fn main() -> ExitCode {
                 }
             })
         }
+        Command::Image { action } => match load(&cli.config) {
+            Ok(config) => image(action, &config),
+            Err(code) => code,
+        },
         Command::Forge {
             listen,
             dir,
@@ -189,6 +233,91 @@ fn run_async(f: impl std::future::Future<Output = anyhow::Result<()>>) -> ExitCo
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("tickbot: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+/// `tickbot image …`: exit code 2 when what was asked cannot be done as asked, 1 on trouble.
+fn image(action: ImageAction, config: &ServerConfig) -> ExitCode {
+    use tickbot::image_admin::{self, AdminError, ImageAdmin};
+    let (ImageAction::History { name, repo }
+    | ImageAction::Rollback { name, repo, .. }
+    | ImageAction::Gc { name, repo, .. }) = &action;
+    let repo = match (repo, config.dispatch.repositories.as_slice()) {
+        (Some(r), _) => r.parse().map_err(|e| format!("{e}")),
+        (None, [only]) => Ok(only.clone()),
+        (None, _) => Err(
+            "name it with --repo owner/name ([dispatch] repositories has not exactly one)"
+                .to_string(),
+        ),
+    };
+    let repo = match repo {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("tickbot: which repository? {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let name = name.clone();
+    let run = async {
+        let github = roles::github(config).map_err(|e| AdminError::Usage(format!("{e:#}")))?;
+        let registry = tickbot::registry::Registry::new(config.registry.auth_file.clone());
+        let work = config.state.dir.join("images");
+        let admin = ImageAdmin::open(github, registry, repo, &name, &work).await?;
+        let def = admin.image().clone();
+        Ok::<_, AdminError>(match action {
+            ImageAction::History { .. } => {
+                let landed = admin.history().await?;
+                image_admin::render_history(&def, admin.default_branch(), &landed)
+            }
+            ImageAction::Rollback {
+                to, publish_now, ..
+            } => {
+                let author = (
+                    config.git.author_name.as_str(),
+                    config.git.author_email.as_str(),
+                );
+                let done = admin.rollback(&to, publish_now, author).await?;
+                let mut text = format!(
+                    "opened #{}: {} back to tree {} (landed in {}), branch {}\n",
+                    done.pr.0,
+                    def.name,
+                    &done.to.tree[..12],
+                    done.to.commit.short(),
+                    done.branch
+                );
+                if !done.published.is_empty() {
+                    text.push_str(&format!("moved {} back now\n", done.published.join(", ")));
+                }
+                text
+            }
+            ImageAction::Gc {
+                dry_run, keep_days, ..
+            } => {
+                let entries = admin.gc(keep_days, dry_run).await?;
+                image_admin::render_gc(&def.repository, &entries, dry_run)
+            }
+        })
+    };
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("tickbot: cannot start the async runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    match runtime.block_on(run) {
+        Ok(text) => {
+            print!("{text}");
+            ExitCode::SUCCESS
+        }
+        Err(AdminError::Usage(e)) => {
+            eprintln!("tickbot: {e}");
+            ExitCode::from(2)
+        }
+        Err(e) => {
+            eprintln!("tickbot: {e}");
             ExitCode::from(1)
         }
     }

@@ -94,6 +94,51 @@ impl Registry {
         })
     }
 
+    /// Every tag of `repository` (none for a repository the registry does not know).
+    pub async fn tags(&self, repository: &str) -> Result<Vec<String>, RegistryError> {
+        #[derive(serde::Deserialize)]
+        struct Listing {
+            #[serde(rename = "Tags", default)]
+            tags: Vec<String>,
+        }
+        let mut cmd = self.skopeo("list-tags", repository)?;
+        cmd.arg(format!("docker://{repository}"));
+        let out = run(cmd, repository).await?;
+        let stderr = String::from_utf8_lossy(&out.stderr).trim().to_string();
+        if !out.status.success() {
+            if stderr.to_ascii_lowercase().contains("name unknown") {
+                return Ok(Vec::new());
+            }
+            return Err(RegistryError::Refused {
+                action: "listing the tags of",
+                reference: repository.to_string(),
+                stderr,
+            });
+        }
+        let listing: Listing =
+            serde_json::from_slice(&out.stdout).map_err(|e| RegistryError::Refused {
+                action: "listing the tags of",
+                reference: repository.to_string(),
+                stderr: format!("unreadable answer: {e}"),
+            })?;
+        Ok(listing.tags)
+    }
+
+    /// Deletes the manifest `reference` names, and with it every tag that points at it.
+    pub async fn delete(&self, reference: &str) -> Result<(), RegistryError> {
+        let mut cmd = self.skopeo("delete", reference)?;
+        cmd.arg(format!("docker://{reference}"));
+        let out = run(cmd, reference).await?;
+        if out.status.success() {
+            return Ok(());
+        }
+        Err(RegistryError::Refused {
+            action: "deleting",
+            reference: reference.to_string(),
+            stderr: String::from_utf8_lossy(&out.stderr).trim().to_string(),
+        })
+    }
+
     /// The options podman's `push` and `pull` need for `reference`: the credentials, and plain
     /// HTTP for a loopback registry.
     pub fn podman_args(&self, reference: &str) -> Vec<String> {

@@ -8,7 +8,7 @@ mod common;
 use common::registry::TestRegistry;
 use common::world::World;
 use common::{broker_lock, wait_for};
-use tickbot::ids::CommitSha;
+use tickbot::ids::{CommitSha, PrNumber};
 
 const CONTAINERFILE: &str = "containers/tasks/Containerfile";
 const V1: &str = "FROM localhost/tickbot-test:latest\nRUN echo v1 > /image-version\n";
@@ -16,12 +16,9 @@ const V2: &str =
     "FROM localhost/tickbot-test:latest\nRUN echo v2 > /image-version && touch /only-in-v2\n";
 const BROKEN: &str = "FROM localhost/tickbot-test:latest\nRUN echo broken && false\n";
 
-/// A test context that passes only in the v2 image, and a task that runs in the image too.
-fn tickbot_toml(registry: &TestRegistry) -> String {
-    tickbot_toml_with(registry, "")
-}
-
-fn tickbot_toml_with(registry: &TestRegistry, more: &str) -> String {
+/// A test context that passes only in the v2 image, and a task that runs in the image too;
+/// `more` goes into `[images.tasks]`.
+fn tickbot_toml(registry: &TestRegistry, more: &str) -> String {
     format!(
         r#"
 [images.tasks]
@@ -50,7 +47,7 @@ async fn world(registry: &TestRegistry) -> World {
 }
 
 async fn world_with(registry: &TestRegistry, more: &str) -> World {
-    let toml = tickbot_toml_with(registry, more);
+    let toml = tickbot_toml(registry, more);
     let mut w = World::new(&[(".tickbot.toml", toml.as_str()), (CONTAINERFILE, V1)]).await;
     w.start_worker("w1", &[]);
     w
@@ -263,5 +260,152 @@ async fn an_untrusted_authors_image_change_builds_nothing_until_approved() {
     build_state(&w, &sha, "success", "Success [w1]").await;
     w.wait_status(&sha, "version", "success", "Success [w1]")
         .await;
+    w.stack.shutdown().await;
+}
+
+/// `tickbot image <args>` against this world's forge and registry, as a person sees it.
+fn image_cli(w: &World, args: &[&str]) -> String {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_tickbot"))
+        .args(["--config", "/nonexistent/tickbot.toml", "image"])
+        .args(args)
+        .args(["--repo", "acme/images"])
+        .env("TICKBOT__GITHUB__API_URL", w.forge().api_url())
+        .env("TICKBOT__GITHUB__TOKEN", w.forge().bot_token())
+        .env("TICKBOT__STATE__DIR", w.dir.path())
+        .env_remove("RUST_LOG")
+        .output()
+        .expect("run tickbot image");
+    let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+    format!(
+        "exit: {:?}\n--- stdout\n{}--- stderr\n{}",
+        out.status.code(),
+        text(&out.stdout),
+        text(&out.stderr)
+    )
+}
+
+/// Ids, times and the registry's port replaced by what they stand for, for snapshots.
+fn shown(text: &str, registry: &TestRegistry, names: &[(&str, &str)]) -> String {
+    let mut text = text.replace(&registry.host, "<registry>");
+    for (id, name) in names {
+        text = text.replace(id, name);
+    }
+    let time = regex::Regex::new(r"\d{4}-\d\d-\d\d \d\d:\d\d").expect("valid");
+    let other = regex::Regex::new(r"\b[0-9a-f]{12}\b").expect("valid");
+    let text = time.replace_all(&text, "<time>");
+    common::redact(&other.replace_all(&text, "<another-id>"))
+}
+
+/// The tree and digest a build pushed, from its log.
+async fn pushed(w: &World, log_url: &str) -> (String, String) {
+    let log = w.log(log_url).await;
+    let line = log
+        .lines()
+        .find_map(|l| l.strip_prefix("tickbot: pushed "))
+        .expect("the build log names what it pushed");
+    let (reference, digest) = line.split_once(" as ").expect("reference as digest");
+    let tree = reference.rsplit(':').next().expect("tree tag").to_string();
+    (tree, digest.to_string())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn history_rollback_and_gc_of_an_image() {
+    let _shared = broker_lock().read().await;
+    let registry = TestRegistry::start();
+    let mut w = world(&registry).await;
+    let v3 = &V2.replace("v2 >", "v3 >");
+    let mut names = Vec::new();
+    let mut landed = Vec::new();
+    for (n, content) in [(2, V2), (3, v3.as_str())] {
+        let (pr, sha) = w.open_pr("alice", &[(CONTAINERFILE, content)], "").await;
+        let log = build_state(&w, &sha, "success", "Success [w1]").await;
+        let (tree, digest) = pushed(&w, &log).await;
+        w.wait_status(&sha, "version", "success", "Success [w1]")
+            .await;
+        let merge = w
+            .forge()
+            .merge_pr(&w.repo, pr, Some(&sha), "alice")
+            .await
+            .expect("merge");
+        let published = format!(
+            "Published latest: {} (tree {})",
+            &digest.trim_start_matches("sha256:")[..12],
+            &tree[..12]
+        );
+        w.wait_status(&merge, "image/tasks", "success", &published)
+            .await;
+        names.push((tree[..12].to_string(), format!("<tree-v{n}>")));
+        names.push((
+            digest.trim_start_matches("sha256:")[..12].to_string(),
+            format!("<digest-v{n}>"),
+        ));
+        names.push((merge.short().to_string(), format!("<merge-v{n}>")));
+        landed.push((tree, digest));
+    }
+    let names: Vec<(&str, &str)> = names
+        .iter()
+        .map(|(a, b)| (a.as_str(), b.as_str()))
+        .collect();
+
+    let history = image_cli(&w, &["history", "tasks"]);
+    insta::assert_snapshot!("image_history", shown(&history, &registry, &names));
+
+    // Back to v2, published at once; the revert PR runs in the v2 image without a build.
+    let (v2_tree, v2_digest) = &landed[0];
+    let rollback = image_cli(
+        &w,
+        &["rollback", "tasks", "--to", &v2_tree[..12], "--publish-now"],
+    );
+    insta::assert_snapshot!("image_rollback", shown(&rollback, &registry, &names));
+    let latest = format!("{}/acme/tasks:latest", registry.host);
+    assert_eq!(&digest_of(&latest), v2_digest, "latest moved back at once");
+    let revert = PrNumber(3);
+    let head = w.head(revert);
+    assert_eq!(w.file(revert, CONTAINERFILE), V2);
+    w.wait_status(&head, "version", "success", "Success [w1]")
+        .await;
+    assert!(w.statuses(&head, "image/tasks").is_empty(), "no build");
+
+    // An image that nothing refers to any more (a PR moved on from it) is deleted; the rest
+    // stays, each for its reason.
+    let (pr, sha) = w
+        .open_pr(
+            "alice",
+            &[(CONTAINERFILE, BROKEN.replace("false", "true").as_str())],
+            "",
+        )
+        .await;
+    let log = build_state(&w, &sha, "success", "Success [w1]").await;
+    let (orphan, _) = pushed(&w, &log).await;
+    let moved = w
+        .push(
+            pr,
+            &[(CONTAINERFILE, V2.replace("v2", "v5").as_str())],
+            "alice",
+        )
+        .await;
+    build_state(&w, &moved, "success", "Success [w1]").await;
+    let mut names = names.clone();
+    names.push((&orphan[..12], "<tree-orphan>"));
+    let dry = image_cli(&w, &["gc", "tasks", "--keep-days", "0", "--dry-run"]);
+    insta::assert_snapshot!("image_gc_dry_run", shown(&dry, &registry, &names));
+    let orphan_ref = format!("{}/acme/tasks:{orphan}", registry.host);
+    assert!(
+        !digest_of(&orphan_ref).is_empty(),
+        "a dry run deletes nothing"
+    );
+    let gc = image_cli(&w, &["gc", "tasks", "--keep-days", "0"]);
+    insta::assert_snapshot!("image_gc", shown(&gc, &registry, &names));
+    let args = [
+        "inspect",
+        "--tls-verify=false",
+        &format!("docker://{orphan_ref}"),
+    ];
+    let gone = std::process::Command::new("skopeo")
+        .args(args)
+        .output()
+        .expect("skopeo");
+    assert!(!gone.status.success(), "the orphan is deleted");
+    assert_eq!(&digest_of(&latest), v2_digest, "what is in use stays");
     w.stack.shutdown().await;
 }

@@ -45,6 +45,18 @@ pub enum StatusState {
     Error,
 }
 
+impl StatusState {
+    /// As GitHub spells it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StatusState::Pending => "pending",
+            StatusState::Success => "success",
+            StatusState::Failure => "failure",
+            StatusState::Error => "error",
+        }
+    }
+}
+
 /// One commit status: the latest one for its `context`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CommitStatus {

@@ -50,6 +50,7 @@ pub(crate) struct Git {
     dir: Option<PathBuf>,
     auth: Option<GitAuth>,
     author: Option<(String, String)>,
+    index: Option<PathBuf>,
 }
 
 impl Git {
@@ -60,7 +61,14 @@ impl Git {
             dir: None,
             auth: None,
             author: None,
+            index: None,
         }
+    }
+
+    /// A private index file (for building a tree in a bare repository).
+    pub(crate) fn index(mut self, file: &Path) -> Git {
+        self.index = Some(file.to_path_buf());
+        self
     }
 
     /// A command on a bare repository (the mirror).
@@ -182,6 +190,9 @@ impl Git {
             "GIT_COMMITTER_DATE",
         ] {
             cmd.env_remove(var);
+        }
+        if let Some(index) = &self.index {
+            cmd.env("GIT_INDEX_FILE", index);
         }
         cmd.env("GIT_TERMINAL_PROMPT", "0")
             // Error text is matched in a few places ("couldn't find remote ref").
