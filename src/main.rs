@@ -187,24 +187,33 @@ fn main() -> ExitCode {
             token,
             webhook_url,
             webhook_secret,
-        } => run_async(async move {
-            let forge = tickbot::forge::Forge::start(tickbot::forge::ForgeOptions {
-                dir,
-                listen,
-                bot_token: token,
-                bot_login: "tickbot[bot]".into(),
-                app: None,
-            })
-            .await?;
-            if let Some(url) = webhook_url {
-                forge.set_webhook(&url, &webhook_secret).await;
-            }
-            println!("forge API at {}", forge.api_url());
-            let mut shutdown = roles::shutdown_signal();
-            let _ = shutdown.wait_for(|stop| *stop).await;
-            Ok(())
-        }),
+        } => run_async(forge(listen, dir, token, webhook_url, webhook_secret)),
     }
+}
+
+/// `tickbot forge`: the local forge on its own, until Ctrl-C or SIGTERM.
+async fn forge(
+    listen: std::net::SocketAddr,
+    dir: PathBuf,
+    token: String,
+    webhook_url: Option<String>,
+    webhook_secret: String,
+) -> anyhow::Result<()> {
+    let forge = tickbot::forge::Forge::start(tickbot::forge::ForgeOptions {
+        dir,
+        listen,
+        bot_token: token,
+        bot_login: "tickbot[bot]".into(),
+        app: None,
+    })
+    .await?;
+    if let Some(url) = webhook_url {
+        forge.set_webhook(&url, &webhook_secret).await;
+    }
+    println!("forge API at {}", forge.api_url());
+    let mut shutdown = roles::shutdown_signal();
+    let _ = shutdown.wait_for(|stop| *stop).await;
+    Ok(())
 }
 
 /// What a role cannot start without, checked before anything starts (exit code 2).
@@ -244,20 +253,8 @@ fn image(action: ImageAction, config: &ServerConfig) -> ExitCode {
     let (ImageAction::History { name, repo }
     | ImageAction::Rollback { name, repo, .. }
     | ImageAction::Gc { name, repo, .. }) = &action;
-    let repo = match (repo, config.dispatch.repositories.as_slice()) {
-        (Some(r), _) => r.parse().map_err(|e| format!("{e}")),
-        (None, [only]) => Ok(only.clone()),
-        (None, _) => Err(
-            "name it with --repo owner/name ([dispatch] repositories has not exactly one)"
-                .to_string(),
-        ),
-    };
-    let repo = match repo {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("tickbot: which repository? {e}");
-            return ExitCode::from(2);
-        }
+    let Some(repo) = image_repo(repo.as_deref(), config) else {
+        return ExitCode::from(2);
     };
     let name = name.clone();
     let run = async {
@@ -321,6 +318,21 @@ fn image(action: ImageAction, config: &ServerConfig) -> ExitCode {
             ExitCode::from(1)
         }
     }
+}
+
+/// The repository `tickbot image` works on: `--repo`, or the one of `[dispatch] repositories`.
+fn image_repo(repo: Option<&str>, config: &ServerConfig) -> Option<tickbot::ids::RepoName> {
+    let chosen = match (repo, config.dispatch.repositories.as_slice()) {
+        (Some(r), _) => r.parse().map_err(|e| format!("{e}")),
+        (None, [only]) => Ok(only.clone()),
+        (None, _) => Err(
+            "name it with --repo owner/name ([dispatch] repositories has not exactly one)"
+                .to_string(),
+        ),
+    };
+    chosen
+        .map_err(|e| eprintln!("tickbot: which repository? {e}"))
+        .ok()
 }
 
 fn load(path: &Path) -> Result<ServerConfig, ExitCode> {

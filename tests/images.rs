@@ -285,7 +285,7 @@ fn image_cli(w: &World, args: &[&str]) -> String {
 }
 
 /// Ids, times and the registry's port replaced by what they stand for, for snapshots.
-fn shown(text: &str, registry: &TestRegistry, names: &[(&str, &str)]) -> String {
+fn shown(text: &str, registry: &TestRegistry, names: &[(String, String)]) -> String {
     let mut text = text.replace(&registry.host, "<registry>");
     for (id, name) in names {
         text = text.replace(id, name);
@@ -308,6 +308,29 @@ async fn pushed(w: &World, log_url: &str) -> (String, String) {
     (tree, digest.to_string())
 }
 
+/// A PR with `content` as the Containerfile, built, tested and merged; its image published.
+/// Returns the tree, the digest and the merge commit.
+async fn land(w: &mut World, content: &str) -> (String, String, CommitSha) {
+    let (pr, sha) = w.open_pr("alice", &[(CONTAINERFILE, content)], "").await;
+    let log = build_state(w, &sha, "success", "Success [w1]").await;
+    let (tree, digest) = pushed(w, &log).await;
+    w.wait_status(&sha, "version", "success", "Success [w1]")
+        .await;
+    let merge = w
+        .forge()
+        .merge_pr(&w.repo, pr, Some(&sha), "alice")
+        .await
+        .expect("merge");
+    let published = format!(
+        "Published latest: {} (tree {})",
+        &digest.trim_start_matches("sha256:")[..12],
+        &tree[..12]
+    );
+    w.wait_status(&merge, "image/tasks", "success", &published)
+        .await;
+    (tree, digest, merge)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn history_rollback_and_gc_of_an_image() {
     let _shared = broker_lock().read().await;
@@ -317,23 +340,7 @@ async fn history_rollback_and_gc_of_an_image() {
     let mut names = Vec::new();
     let mut landed = Vec::new();
     for (n, content) in [(2, V2), (3, v3.as_str())] {
-        let (pr, sha) = w.open_pr("alice", &[(CONTAINERFILE, content)], "").await;
-        let log = build_state(&w, &sha, "success", "Success [w1]").await;
-        let (tree, digest) = pushed(&w, &log).await;
-        w.wait_status(&sha, "version", "success", "Success [w1]")
-            .await;
-        let merge = w
-            .forge()
-            .merge_pr(&w.repo, pr, Some(&sha), "alice")
-            .await
-            .expect("merge");
-        let published = format!(
-            "Published latest: {} (tree {})",
-            &digest.trim_start_matches("sha256:")[..12],
-            &tree[..12]
-        );
-        w.wait_status(&merge, "image/tasks", "success", &published)
-            .await;
+        let (tree, digest, merge) = land(&mut w, content).await;
         names.push((tree[..12].to_string(), format!("<tree-v{n}>")));
         names.push((
             digest.trim_start_matches("sha256:")[..12].to_string(),
@@ -342,10 +349,6 @@ async fn history_rollback_and_gc_of_an_image() {
         names.push((merge.short().to_string(), format!("<merge-v{n}>")));
         landed.push((tree, digest));
     }
-    let names: Vec<(&str, &str)> = names
-        .iter()
-        .map(|(a, b)| (a.as_str(), b.as_str()))
-        .collect();
 
     let history = image_cli(&w, &["history", "tasks"]);
     insta::assert_snapshot!("image_history", shown(&history, &registry, &names));
@@ -385,8 +388,7 @@ async fn history_rollback_and_gc_of_an_image() {
         )
         .await;
     build_state(&w, &moved, "success", "Success [w1]").await;
-    let mut names = names.clone();
-    names.push((&orphan[..12], "<tree-orphan>"));
+    names.push((orphan[..12].to_string(), "<tree-orphan>".into()));
     let dry = image_cli(&w, &["gc", "tasks", "--keep-days", "0", "--dry-run"]);
     insta::assert_snapshot!("image_gc_dry_run", shown(&dry, &registry, &names));
     let orphan_ref = format!("{}/acme/tasks:{orphan}", registry.host);

@@ -205,6 +205,12 @@ impl Phase {
         matches!(self, Phase::Queued | Phase::Running)
     }
 
+    /// Not run yet at this head: waiting for an approval or for its image (a PR event plans it
+    /// again).
+    pub fn is_waiting(self) -> bool {
+        matches!(self, Phase::AwaitingApproval | Phase::WaitingForImage)
+    }
+
     /// A finished run that `/retest` runs again.
     pub fn is_failed(self) -> bool {
         matches!(self, Phase::Failed | Phase::Errored | Phase::Cancelled)

@@ -106,8 +106,7 @@ impl Dispatcher {
                 return Ok(refuse(Refusal::from(TestRefusal::InvalidConfig { head })));
             }
         };
-        let consumers = config.images.values().any(|d| !d.consumers.is_empty());
-        if automatic && !consumers && !config.tests.values().any(|t| t.default) {
+        if automatic && !runs_automatically(&config) {
             return Ok(Vec::new()); // nothing could apply: not even a state read
         }
         let statuses = self.writes.states(&pr.repo, &pr.head_sha).await?;
@@ -138,11 +137,7 @@ impl Dispatcher {
                 })));
                 continue;
             }
-            let rerun = matches!(
-                phase,
-                Some(Phase::AwaitingApproval | Phase::WaitingForImage)
-            );
-            if automatic && phase.is_some() && !rerun {
+            if automatic && phase.is_some_and(|p| !p.is_waiting()) {
                 continue; // ran at this head already
             }
             if !self.settings.pools.contains(&p.test.pool) {
@@ -546,4 +541,10 @@ impl Dispatcher {
         tracing::info!(repo = %pr.repo, pr = %pr.number, context = %p.context, job = %job_id, "test queued");
         Ok(())
     }
+}
+
+/// Whether a PR event can queue anything: a default test, or an image with consumers.
+fn runs_automatically(config: &RepoConfig) -> bool {
+    config.tests.values().any(|t| t.default)
+        || config.images.values().any(|d| !d.consumers.is_empty())
 }
