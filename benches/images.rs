@@ -223,7 +223,7 @@ async fn pull() {
     }
     let p50 = |v: &mut Vec<Duration>| {
         v.sort();
-        percentile(v, 50.0)
+        percentile(v, 0.5)
     };
     println!(
         "pull: image on the worker (podman image exists) p50 {}; pulled by digest from a loopback \
@@ -265,7 +265,7 @@ async fn publish() {
     println!(
         "publish: merge → `Published latest` on the merge commit p50 {}, max {} (5 landings); \
          builds meanwhile: {extra_builds}",
-        format_ms(percentile(&times, 50.0), 0),
+        format_ms(percentile(&times, 0.5), 0),
         format_ms(times.last().copied().unwrap_or_default(), 0)
     );
     stack.shutdown().await;

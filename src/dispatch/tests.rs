@@ -531,11 +531,16 @@ impl Dispatcher {
             (None, Some(m)) => (m.repo.clone(), m.sha.clone()),
             (None, None) => (pr.repo.clone(), pr.head_sha.clone()),
         };
+        // The test gets no network; its image's build does if it asks and the author is trusted.
+        let network = match &p.image {
+            Some(def) if def.network => self.author_trust(pr).await?.trusted,
+            _ => false,
+        };
         let source = p.image.as_ref().map(|def| ImageSource {
             def,
             repo: &repo,
             sha: &sha,
-            network: false,
+            network,
         });
         self.images.queue(job, source).await?;
         tracing::info!(repo = %pr.repo, pr = %pr.number, context = %p.context, job = %job_id, "test queued");
