@@ -196,6 +196,29 @@ async fn a_consumer_projects_tests_run_in_the_image_of_the_pr_that_changes_it() 
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dispatcher_restarted_while_an_image_builds_leaves_nothing_pending() {
+    let _shared = broker_lock().read().await;
+    let registry = TestRegistry::start();
+    let mut w = world(&registry).await;
+    let slow = V2.replace("RUN echo", "RUN sleep 2 && echo");
+    let (_, sha) = w
+        .open_pr("alice", &[(CONTAINERFILE, slow.as_str())], "")
+        .await;
+    wait_for("the test waiting for the build", || {
+        w.latest(&sha, "version")
+            .filter(|s| s.1 == "Waiting for image/tasks")
+    })
+    .await;
+    // What waited was in the old dispatcher's memory; the new one plans it again at start.
+    w.stack.stop_dispatcher().await;
+    w.stack.start_dispatcher();
+    build_state(&w, &sha, "success", "Success [w1]").await;
+    w.wait_status(&sha, "version", "success", "Success [w1]")
+        .await;
+    w.stack.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ten_prs_that_need_the_same_new_tree_cause_one_build() {
     let _shared = broker_lock().read().await;
     let registry = TestRegistry::start();
