@@ -128,6 +128,11 @@ pub async fn dispatch(
             bot_login: config.dispatch.bot_login.clone(),
             pools: config.worker.pools.clone(),
             registry: crate::registry::Registry::new(config.registry.auth_file.clone()),
+            images_dir: config.state.dir.join("images"),
+            git_author: (
+                config.git.author_name.clone(),
+                config.git.author_email.clone(),
+            ),
         },
     );
     dispatcher.run(shutdown).await?;

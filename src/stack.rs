@@ -179,6 +179,8 @@ impl Stack {
                 bot_login: Some(self.forge.bot_login().to_string()),
                 pools: vec!["default".into()],
                 registry: Default::default(),
+                images_dir: self.opts.dir.join("images"),
+                git_author: ("tickbot".into(), "tickbot@localhost".into()),
             },
         );
         let (stop, stopped) = watch::channel(false);

@@ -434,3 +434,61 @@ async fn history_rollback_and_gc_of_an_image() {
     assert_eq!(&digest_of(&latest), v2_digest, "what is in use stays");
     w.stack.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rollback_comment_on_a_landed_pr_opens_the_revert_in_the_old_image() {
+    let _shared = broker_lock().read().await;
+    let registry = TestRegistry::start();
+    let mut w = world(&registry).await;
+    let (v2_tree, _, _) = land(&mut w, V2).await;
+    let v3 = V2.replace("v2 >", "v3 >");
+    land(&mut w, &v3).await;
+    let landed = PrNumber(2);
+
+    // Only trusted people, and only on a PR that landed.
+    w.forge()
+        .comment(&w.repo, landed, "/rollback", "bob")
+        .await
+        .expect("comment");
+    let (open, _) = w.open_pr("alice", &[], "").await;
+    w.forge()
+        .comment(&w.repo, open, "/rollback", "alice")
+        .await
+        .expect("comment");
+    w.forge()
+        .comment(&w.repo, landed, "/rollback", "alice")
+        .await
+        .expect("comment");
+    let reply = wait_for("the rollback's reply", || {
+        w.bot_comments(landed)
+            .into_iter()
+            .find(|c| c.contains("opened #"))
+    })
+    .await;
+    let refused = wait_for("the refusals", || {
+        let bob = w
+            .bot_comments(landed)
+            .into_iter()
+            .find(|c| c.contains("@bob"))?;
+        let open = w
+            .bot_comments(open)
+            .into_iter()
+            .find(|c| c.contains("/rollback"))?;
+        Some(format!("{bob}\n---\n{open}"))
+    })
+    .await;
+    let names = vec![(v2_tree[..12].to_string(), "<tree-v2>".to_string())];
+    insta::assert_snapshot!(
+        "rollback_comment",
+        shown(&format!("{reply}\n---\n{refused}"), &registry, &names)
+    );
+
+    // The revert restores v2's directory and runs in v2's image, which is in the registry.
+    let revert = PrNumber(4);
+    assert_eq!(w.file(revert, CONTAINERFILE), V2);
+    let head = w.head(revert);
+    w.wait_status(&head, "version", "success", "Success [w1]")
+        .await;
+    assert!(w.statuses(&head, "image/tasks").is_empty(), "no build");
+    w.stack.shutdown().await;
+}

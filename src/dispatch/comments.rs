@@ -59,6 +59,9 @@ impl Dispatcher {
             } else if let Some(v) = verdict.as_ref().filter(|v| !v.trusted) {
                 let reason = v.reason.clone();
                 notes.push(Refusal::from(CommandRefusal::NotTrusted { command, reason }).into());
+            } else if command == "rollback" {
+                // On a merged (so closed) PR, unlike the others.
+                notes.extend(self.roll_back(&pr, cmd.args.first()).await?);
             } else if !pr.state_open {
                 notes.push(Refusal::from(CommandRefusal::CommandOnClosedPr { command }).into());
             } else {
@@ -75,6 +78,36 @@ impl Dispatcher {
             self.writes.post_once(&pr, &reply).await?;
         }
         Ok(())
+    }
+
+    /// `/rollback [image]` by a trusted person on a PR that landed on the default branch.
+    async fn roll_back(
+        &self,
+        pr: &PullRequest,
+        image: Option<&String>,
+    ) -> Result<Vec<Note>, DispatchError> {
+        let landed = pr
+            .merge_commit
+            .as_ref()
+            .filter(|_| pr.base_ref == pr.default_branch);
+        let Some(merge) = landed else {
+            return Ok(vec![
+                Refusal::from(CommandRefusal::RollbackNotLanded).into(),
+            ]);
+        };
+        let config = match self.config_at(&pr.repo, merge).await? {
+            ConfigAt::Valid(config) => config,
+            ConfigAt::Missing | ConfigAt::Invalid(_) => {
+                let images = Vec::new();
+                let refusal = CommandRefusal::RollbackNoImage {
+                    asked: image.cloned(),
+                    images,
+                };
+                return Ok(vec![Refusal::from(refusal).into()]);
+            }
+        };
+        let asked = image.map(String::as_str);
+        self.images.roll_back(pr, merge, &config, asked).await
     }
 
     /// One command of a trusted person on an open PR; returns its refusals.

@@ -13,15 +13,18 @@
 //! is then found in the registry, or a build is queued again, which a worker skips when the
 //! first one pushed the tree meanwhile.
 
-use super::DispatchError;
+use super::replies::{CommandRefusal, Note, Refusal};
 use super::state::State;
 use super::writes::Writes;
+use super::{DispatchError, DispatcherSettings};
 use crate::github::{GitHub, PullRequest};
 use crate::ids::{CommitSha, RepoName};
+use crate::image_admin::{AdminError, ImageAdmin, RolledBack};
 use crate::job::{self, ImageBuild, Job, JobKind, JobReport, Outcome, ReportState};
 use crate::registry::Registry;
 use crate::repo_config::{ImageDef, RepoConfig};
 use std::collections::HashMap;
+use std::path::PathBuf;
 use std::sync::Mutex;
 
 /// Builds waited for at once; beyond it, the oldest is forgotten (its jobs are planned
@@ -32,6 +35,9 @@ pub struct Images {
     github: GitHub,
     registry: Registry,
     writes: Writes,
+    /// For `/rollback`: clones, and who makes the commit.
+    dir: PathBuf,
+    author: (String, String),
     /// By image reference (`repository:tree`).
     pending: Mutex<HashMap<String, PendingBuild>>,
 }
@@ -56,11 +62,13 @@ pub struct ImageSource<'a> {
 }
 
 impl Images {
-    pub fn new(github: GitHub, registry: Registry, writes: Writes) -> Images {
+    pub fn new(github: GitHub, writes: Writes, settings: &DispatcherSettings) -> Images {
         Images {
             github,
-            registry,
+            registry: settings.registry.clone(),
             writes,
+            dir: settings.images_dir.clone(),
+            author: settings.git_author.clone(),
             pending: Mutex::new(HashMap::new()),
         }
     }
@@ -293,6 +301,66 @@ impl Images {
         job.timeout_secs = def.timeout.as_secs();
         job.image_build = Some(build);
         job
+    }
+
+    /// `/rollback [name]` on `pull`, which landed as `merge`: for each image it changed (or
+    /// the one named), a revert PR restoring the directory as it was before (reference §8).
+    pub async fn roll_back(
+        &self,
+        pull: &PullRequest,
+        merge: &CommitSha,
+        config: &RepoConfig,
+        asked: Option<&str>,
+    ) -> Result<Vec<Note>, DispatchError> {
+        let mut notes = Vec::new();
+        let defs = config
+            .images
+            .values()
+            .filter(|d| asked.is_none_or(|a| a == d.name));
+        for def in defs {
+            let (github, registry) = (self.github.clone(), self.registry.clone());
+            let repo = pull.repo.clone();
+            let opened = match ImageAdmin::open(github, registry, repo, &def.name, &self.dir).await
+            {
+                Ok(admin) => self.revert(&admin, merge).await,
+                Err(e) => Err(e),
+            };
+            let reason = match opened {
+                Ok(None) => continue, // this PR left the image alone
+                Ok(Some(done)) => {
+                    notes.push(Note::RolledBack {
+                        image: def.name.clone(),
+                        pr: done.pr,
+                        tree: done.to.tree,
+                    });
+                    continue;
+                }
+                Err(AdminError::Usage(reason)) => reason,
+                Err(AdminError::GitHub(e)) => return Err(e.into()),
+                Err(AdminError::Registry(e)) => return Err(e.into()),
+                Err(AdminError::Git(e)) => e.to_string(),
+            };
+            let image = def.name.clone();
+            notes.push(Refusal::from(CommandRefusal::RollbackFailed { image, reason }).into());
+        }
+        if notes.is_empty() {
+            let images = config.images.keys().cloned().collect();
+            let asked = asked.map(str::to_string);
+            notes.push(Refusal::from(CommandRefusal::RollbackNoImage { asked, images }).into());
+        }
+        Ok(notes)
+    }
+
+    async fn revert(
+        &self,
+        admin: &ImageAdmin,
+        merge: &CommitSha,
+    ) -> Result<Option<RolledBack>, AdminError> {
+        let Some(before) = admin.changed_by(merge).await? else {
+            return Ok(None);
+        };
+        let author = (self.author.0.as_str(), self.author.1.as_str());
+        admin.rollback(&before, false, author).await.map(Some)
     }
 
     /// Finishes `job` as failed without running it, through the results queue like a

@@ -65,6 +65,10 @@ pub struct DispatcherSettings {
     pub pools: Vec<String>,
     /// Where `[images.*]` are looked up.
     pub registry: crate::registry::Registry,
+    /// Where `/rollback` keeps its clones of repositories.
+    pub images_dir: std::path::PathBuf,
+    /// Author and committer of the commits `/rollback` makes.
+    pub git_author: (String, String),
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -140,7 +144,7 @@ impl Dispatcher {
             settings.logs_url.clone(),
             settings.bot_login.clone(),
         );
-        let images = Images::new(github.clone(), settings.registry.clone(), writes.clone());
+        let images = Images::new(github.clone(), writes.clone(), &settings);
         Arc::new(Self {
             github,
             images,

@@ -154,6 +154,14 @@ impl ImageAdmin {
         Ok((run.success() && !tree.is_empty()).then(|| tree.to_string()))
     }
 
+    /// When `commit` (a merge on the default branch) changed the image's directory: the tree
+    /// it had before (in the commit's first parent).
+    pub async fn changed_by(&self, commit: &CommitSha) -> Result<Option<String>, AdminError> {
+        let after = self.tree_at(&commit.0).await?;
+        let before = self.tree_at(&format!("{}^1", commit.0)).await?;
+        Ok(before.filter(|b| Some(b) != after.as_ref()))
+    }
+
     /// The images the default branch landed, newest first.
     pub async fn history(&self) -> Result<Vec<Landed>, AdminError> {
         let log = Git::bare(&self.mirror)

@@ -22,6 +22,7 @@ pub const KNOWN: &[&str] = &[
     "ok-to-test",
     "cancel",
     "task",
+    "rollback",
     "explain",
     "help",
 ];
@@ -178,6 +179,10 @@ fn check(name: &str, args: &[String]) -> Result<(), String> {
                 .into(),
         ),
         "task" => Ok(()),
+        "rollback" if args.len() > 1 => Err(
+            "`/rollback` takes at most one image name: `/rollback` or `/rollback <image>`".into(),
+        ),
+        "rollback" => Ok(()),
         "retest" if !args.is_empty() => Err(
             "`/retest` takes no arguments (it reruns failed contexts); to run particular \
              contexts use `/test <context…>`"
@@ -386,7 +391,7 @@ mod tests {
         assert_eq!(
             unknown_command("frobnicate"),
             "unknown command `/frobnicate`; known commands: /test, /retest, /ok-to-test, \
-             /cancel, /task, /explain, /help"
+             /cancel, /task, /rollback, /explain, /help"
         );
         assert_eq!(
             unknown_command("Retest"),

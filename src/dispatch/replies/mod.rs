@@ -70,6 +70,17 @@ pub enum CommandRefusal {
         context: String,
         error: String,
     },
+    /// `/rollback` on a PR that did not land on the default branch.
+    RollbackNotLanded,
+    /// `/rollback` on a PR that changed no image's directory (or not the one named).
+    RollbackNoImage {
+        asked: Option<String>,
+        images: Vec<String>,
+    },
+    RollbackFailed {
+        image: String,
+        reason: String,
+    },
 }
 
 /// A test context of this repository that cannot run (`/test`, `/retest`, Re-run).
@@ -247,6 +258,26 @@ impl fmt::Display for CommandRefusal {
                 "`{context}` is not a failed task or a test context, so there is nothing to run again"
             ),
             CannotRerun { context, error } => write!(f, "`{context}` cannot run again: {error}"),
+            RollbackNotLanded => f.write_str(
+                "`/rollback` rolls back the images a pull request landed on the default branch; \
+                 this one has not landed there",
+            ),
+            RollbackNoImage { asked, images } => {
+                let what = match asked {
+                    Some(name) => format!("did not change image `{name}`"),
+                    None => "changed no image's directory".to_string(),
+                };
+                match images.is_empty() {
+                    true => write!(
+                        f,
+                        "this pull request {what}; `.tickbot.toml` on the default branch defines no `[images.*]`"
+                    ),
+                    false => write!(f, "this pull request {what} (images: {})", quoted(images)),
+                }
+            }
+            RollbackFailed { image, reason } => {
+                write!(f, "cannot roll back `{image}`: {reason}")
+            }
         }
     }
 }
@@ -447,6 +478,12 @@ pub enum Note {
     Refused(Refusal),
     Help,
     Explanation(Explanation),
+    /// `/rollback` opened a revert PR.
+    RolledBack {
+        image: String,
+        pr: crate::ids::PrNumber,
+        tree: String,
+    },
 }
 
 /// The answer to `/explain`: what runs for a PR at its head, what does not, and why.
@@ -568,6 +605,14 @@ impl fmt::Display for Note {
             Note::Refused(r) => r.fmt(f),
             Note::Help => f.write_str(HELP),
             Note::Explanation(e) => e.fmt(f),
+            Note::RolledBack { image, pr, tree } => write!(
+                f,
+                "opened #{} to roll back `{image}` to tree `{}`, the image before this pull \
+                 request: its jobs run in that image at once, and landing it moves the published \
+                 tags back",
+                pr.0,
+                tree.get(..12).unwrap_or(tree)
+            ),
         }
     }
 }
@@ -665,6 +710,7 @@ const HELP: &str = "commands (one per line, at the start of the line):\n\
 | `/ok-to-test` | approves the current head commit of an untrusted author's PR for testing |\n\
 | `/cancel [ctx…]` | cancels the queued and running jobs (of these contexts) |\n\
 | `/task <verb> <args…>` | adds the task to the description, where it runs like any checkbox |\n\
+| `/rollback [image]` | on a merged pull request: opens a pull request that restores the images it changed as they were before |\n\
 | `/explain` | says what runs for this PR, what does not, and why |\n\
 | `/help` | this text |\n\
 \nEveryone may use `/help` and `/explain`; the others need a trusted person (see `[trust]` in `.tickbot.toml`).";

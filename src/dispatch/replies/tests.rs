@@ -53,6 +53,19 @@ fn command_refusals() -> Vec<Refusal> {
             context: "a b".into(),
             error: "bad context `a b`".into(),
         },
+        RollbackNotLanded,
+        RollbackNoImage {
+            asked: None,
+            images: vec!["tasks".into()],
+        },
+        RollbackNoImage {
+            asked: Some("ci".into()),
+            images: vec![],
+        },
+        RollbackFailed {
+            image: "tasks".into(),
+            reason: "tasks is at tree 0123456789ab already".into(),
+        },
     ]
     .into_iter()
     .map(Refusal::from)
@@ -198,6 +211,20 @@ fn help_as_written() {
         to: "alice",
         key: "reply:1".into(),
         notes: &[Note::Help],
+    };
+    insta::assert_snapshot!(reply.text());
+}
+
+#[test]
+fn a_rollback_as_written() {
+    let reply = Comment::Reply {
+        to: "alice",
+        key: "reply:1".into(),
+        notes: &[Note::RolledBack {
+            image: "tasks".into(),
+            pr: crate::ids::PrNumber(14),
+            tree: "0123456789abcdef0123456789abcdef01234567".into(),
+        }],
     };
     insta::assert_snapshot!(reply.text());
 }
