@@ -61,6 +61,16 @@ enum Command {
         /// Default: ./.tickbot.toml if present, else the --config file.
         path: Option<PathBuf>,
     },
+    /// What `[[schedule]]` items are due, and why (`--dry-run`; opening refresh PRs is not
+    /// built yet).
+    Schedule {
+        /// Say what is due and why, and when the rest will be; change nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// owner/name; default: every repository in `[dispatch] repositories`.
+        #[arg(long)]
+        repo: Option<String>,
+    },
     /// The images of `[images.*]` on a repository's default branch.
     Image {
         #[command(subcommand)]
@@ -177,6 +187,10 @@ fn main() -> ExitCode {
                 }
             })
         }
+        Command::Schedule { dry_run, repo } => match load(&cli.config) {
+            Ok(config) => schedule(dry_run, repo.as_deref(), &config),
+            Err(code) => code,
+        },
         Command::Image { action } => match load(&cli.config) {
             Ok(config) => image(action, &config),
             Err(code) => code,
@@ -297,6 +311,15 @@ fn image(action: ImageAction, config: &ServerConfig) -> ExitCode {
             }
         })
     };
+    print_or_fail(run, |e| matches!(e, AdminError::Usage(_)))
+}
+
+/// Runs a command that produces text: prints it (exit 0), or the error (exit 2 when `usage`
+/// says the request itself was wrong, else 1).
+fn print_or_fail<E: std::fmt::Display>(
+    run: impl std::future::Future<Output = Result<String, E>>,
+    usage: impl Fn(&E) -> bool,
+) -> ExitCode {
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(r) => r,
         Err(e) => {
@@ -309,15 +332,51 @@ fn image(action: ImageAction, config: &ServerConfig) -> ExitCode {
             print!("{text}");
             ExitCode::SUCCESS
         }
-        Err(AdminError::Usage(e)) => {
-            eprintln!("tickbot: {e}");
-            ExitCode::from(2)
-        }
         Err(e) => {
             eprintln!("tickbot: {e}");
-            ExitCode::from(1)
+            ExitCode::from(if usage(&e) { 2 } else { 1 })
         }
     }
+}
+
+/// `tickbot schedule --dry-run`: what is due in each repository, and why.
+fn schedule(dry_run: bool, repo: Option<&str>, config: &ServerConfig) -> ExitCode {
+    use tickbot::scheduler::{self, ScheduleError};
+    if !dry_run {
+        eprintln!(
+            "tickbot: opening refresh PRs is not built yet; `tickbot schedule --dry-run` says \
+             what is due and why"
+        );
+        return ExitCode::from(2);
+    }
+    let repos = match repo {
+        Some(r) => match r.parse() {
+            Ok(r) => vec![r],
+            Err(e) => {
+                eprintln!("tickbot: --repo: {e}");
+                return ExitCode::from(2);
+            }
+        },
+        None => config.dispatch.repositories.clone(),
+    };
+    if repos.is_empty() {
+        eprintln!("tickbot: no repository: name one with --repo or in [dispatch] repositories");
+        return ExitCode::from(2);
+    }
+    let run = async {
+        let github = roles::github(config).map_err(|e| ScheduleError::Usage(format!("{e:#}")))?;
+        let work = config.state.dir.join("schedule");
+        let now = chrono::Utc::now();
+        // As a pass that runs every minute would: a window that opened in the last minute is open.
+        let previous = now - chrono::Duration::minutes(1);
+        let mut text = String::new();
+        for repo in &repos {
+            let plan = scheduler::plan(&github, repo, &work, now, previous).await?;
+            text.push_str(&scheduler::render(&plan));
+        }
+        Ok::<_, ScheduleError>(text)
+    };
+    print_or_fail(run, |e| matches!(e, ScheduleError::Usage(_)))
 }
 
 /// The repository `tickbot image` works on: `--repo`, or the one of `[dispatch] repositories`.

@@ -4,7 +4,6 @@
 //! deleting a manifest deletes every tag on it.
 
 use super::{AdminError, ImageAdmin, short};
-use crate::worker::mirror::Git;
 use chrono::{Duration, Utc};
 use std::collections::{BTreeMap, HashSet};
 
@@ -78,7 +77,9 @@ impl ImageAdmin {
     /// head, and every image landed on the default branch in the last `keep_days` days.
     async fn trees_in_use(&self, keep_days: u32) -> Result<BTreeMap<String, String>, AdminError> {
         let mut in_use = BTreeMap::new();
-        let heads = Git::bare(&self.mirror)
+        let heads = self
+            .clone
+            .git()
             .args(["for-each-ref", "--format=%(refname:strip=2)", "refs/heads"])
             .ok()
             .await?;

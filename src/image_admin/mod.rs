@@ -17,10 +17,11 @@ pub use rollback::RolledBack;
 use crate::github::{GitHub, GitHubError, StatusState};
 use crate::ids::{CommitSha, RepoName};
 use crate::registry::{Registry, RegistryError};
+use crate::repo_clone::{CloneError, RepoClone};
 use crate::repo_config::{self, ImageDef, RepoConfig};
-use crate::worker::mirror::{Git, GitAuth, GitError};
+use crate::worker::mirror::GitError;
 use chrono::{DateTime, TimeZone, Utc};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 /// History entries read at most (newest first).
 const MAX_HISTORY: usize = 100;
@@ -36,6 +37,15 @@ pub enum AdminError {
     /// What was asked cannot be done as asked (exit code 2).
     #[error("{0}")]
     Usage(String),
+}
+
+impl From<CloneError> for AdminError {
+    fn from(e: CloneError) -> Self {
+        match e {
+            CloneError::GitHub(e) => AdminError::GitHub(e),
+            CloneError::Git(e) => AdminError::Git(e),
+        }
+    }
 }
 
 /// An image the default branch landed.
@@ -61,10 +71,8 @@ pub struct ImageAdmin {
     registry: Registry,
     repo: RepoName,
     default_branch: String,
-    clone_url: String,
     def: ImageDef,
-    mirror: PathBuf,
-    auth: GitAuth,
+    clone: RepoClone,
 }
 
 impl ImageAdmin {
@@ -100,20 +108,15 @@ impl ImageAdmin {
                 }
             )));
         };
-        let auth = GitAuth::token(&github.git_token(&repo).await?);
-        let mirror = work.join(format!("{repo}.git"));
-        let admin = ImageAdmin {
+        let clone = RepoClone::open(&github, &repo, &info.clone_url, work).await?;
+        Ok(ImageAdmin {
             github,
             registry,
             repo,
             default_branch: branch,
-            clone_url: info.clone_url,
             def,
-            mirror,
-            auth,
-        };
-        admin.fetch().await?;
-        Ok(admin)
+            clone,
+        })
     }
 
     pub fn image(&self) -> &ImageDef {
@@ -124,34 +127,10 @@ impl ImageAdmin {
         &self.default_branch
     }
 
-    /// Every branch of the repository, as it is now.
-    async fn fetch(&self) -> Result<(), AdminError> {
-        if !self.mirror.join("HEAD").exists() {
-            Git::new()
-                .args(["init", "--bare", "--quiet"])
-                .arg(&self.mirror)
-                .ok()
-                .await?;
-        }
-        Git::bare(&self.mirror)
-            .args(["fetch", "--quiet", "--prune"])
-            .arg(&self.clone_url)
-            .arg("+refs/heads/*:refs/heads/*")
-            .auth(Some(&self.auth))
-            .ok()
-            .await?;
-        Ok(())
-    }
-
     /// The tree of the image's directory at `rev`, if it exists there.
     async fn tree_at(&self, rev: &str) -> Result<Option<String>, AdminError> {
-        let run = Git::bare(&self.mirror)
-            .args(["rev-parse", "--verify", "--quiet"])
-            .arg(format!("{rev}:{}", self.def.context))
-            .run()
-            .await?;
-        let tree = run.stdout.trim();
-        Ok((run.success() && !tree.is_empty()).then(|| tree.to_string()))
+        let rev = format!("{rev}:{}", self.def.context);
+        Ok(self.clone.resolve(&rev).await?)
     }
 
     /// When `commit` (a merge on the default branch) changed the image's directory: the tree
@@ -164,7 +143,9 @@ impl ImageAdmin {
 
     /// The images the default branch landed, newest first.
     pub async fn history(&self) -> Result<Vec<Landed>, AdminError> {
-        let log = Git::bare(&self.mirror)
+        let log = self
+            .clone
+            .git()
             .args(["log", "--first-parent", "--format=%H%x00%ct%x00%P%x00%s"])
             .arg(format!("-{MAX_HISTORY}"))
             .arg(format!("refs/heads/{}", self.default_branch))

@@ -5,7 +5,6 @@
 
 use super::{AdminError, ImageAdmin, Landed, short};
 use crate::ids::PrNumber;
-use crate::worker::mirror::Git;
 
 /// What a rollback did.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -45,12 +44,8 @@ impl ImageAdmin {
         }
         let commit = self.restoring_commit(&tip, &target, author).await?;
         let branch = format!("tickbot/rollback/{}-{}", self.def.name, short(&target.tree));
-        Git::bare(&self.mirror)
-            .arg("push")
-            .arg(&self.clone_url)
-            .arg(format!("{commit}:refs/heads/{branch}"))
-            .auth(Some(&self.auth))
-            .ok()
+        self.clone
+            .push(&format!("{commit}:refs/heads/{branch}"))
             .await?;
         let title = format!(
             "images: Roll back {} to tree {}",
@@ -94,14 +89,14 @@ impl ImageAdmin {
     ) -> Result<String, AdminError> {
         // A private index, and an empty work tree: `rm --cached` and `read-tree --prefix`
         // insist on one, and nothing is checked out into it.
-        let index = self
-            .mirror
-            .join(format!("rollback-{}.index", std::process::id()));
-        let empty = self.mirror.join("rollback-empty");
+        let dir = self.clone.dir();
+        let index = dir.join(format!("rollback-{}.index", std::process::id()));
+        let empty = dir.join("rollback-empty");
         std::fs::create_dir_all(&empty)
             .map_err(|e| AdminError::Usage(format!("cannot create {}: {e}", empty.display())))?;
         let git = || {
-            Git::bare(&self.mirror)
+            self.clone
+                .git()
                 .arg(format!("--work-tree={}", empty.display()))
                 .index(&index)
         };

@@ -6,8 +6,10 @@
 //! Every error carries the line and column it was found at, because it ends up in a PR comment.
 
 mod images;
+mod schedule;
 
 pub use images::{Consumer, ImageDef};
+pub use schedule::{ScheduleDef, Target, Window};
 
 use regex::Regex;
 use serde::Deserialize;
@@ -107,17 +109,6 @@ pub struct SecretDef {
     pub env: BTreeMap<String, String>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ScheduleDef {
-    pub task: String,
-    #[serde(default)]
-    pub args: String,
-    pub cron: Option<String>,
-    pub every: Option<String>,
-    pub stale_after: Option<String>,
-}
-
 /// A problem in `.tickbot.toml`, with its position (1-based) when known.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{}{message}", position(*.line, *.column))]
@@ -150,7 +141,7 @@ struct RawConfig {
     #[serde(default)]
     secrets: BTreeMap<String, SecretDef>,
     #[serde(default)]
-    schedule: Vec<ScheduleDef>,
+    schedule: Vec<Spanned<schedule::RawSchedule>>,
     #[serde(default)]
     images: BTreeMap<Spanned<String>, images::RawImage>,
 }
@@ -235,13 +226,14 @@ impl RepoConfig {
             tests.insert(name.into_inner(), def);
         }
 
+        let schedule = schedules(raw.schedule, &tasks, &tests, &images, &at)?;
         Ok(RepoConfig {
             tasks,
             tests,
             deps: raw.deps,
             trust: raw.trust,
             secrets: raw.secrets,
-            schedule: raw.schedule,
+            schedule,
             images,
         })
     }
@@ -264,6 +256,31 @@ pub(super) fn is_verb(s: &str) -> bool {
         .next()
         .is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
         && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_')
+}
+
+/// The `[[schedule]]` entries, checked against the file's tasks, tests and images.
+fn schedules(
+    raw: Vec<Spanned<schedule::RawSchedule>>,
+    tasks: &BTreeMap<String, TaskDef>,
+    tests: &BTreeMap<String, TestDef>,
+    images: &BTreeMap<String, ImageDef>,
+    at: &impl Fn(usize, String) -> RepoConfigError,
+) -> Result<Vec<ScheduleDef>, RepoConfigError> {
+    let names = schedule::Names {
+        tasks: tasks
+            .iter()
+            .map(|(verb, t)| (verb.as_str(), t.message.as_deref()))
+            .collect(),
+        images: images.keys().map(String::as_str).collect(),
+        tests: tests.keys().map(String::as_str).collect(),
+    };
+    raw.into_iter()
+        .enumerate()
+        .map(|(n, entry)| {
+            let start = entry.span().start;
+            schedule::schedule_def(n, entry.into_inner(), &names, at, start)
+        })
+        .collect()
 }
 
 /// A `[tasks.<verb>]` table, checked; `images` are the names of the file's `[images.*]`.
@@ -484,8 +501,9 @@ env = { S3_KEY = "IMAGE_UPLOAD_KEY" }
 
 [[schedule]]
 task = "image-refresh"
-args = "fedora-41"
-cron = "0 22 * * 0"
+items = ["fedora-41"]
+every = "7d"
+window = "0 22 * * 0"
 "#;
 
     #[test]

@@ -1,0 +1,282 @@
+//! The scheduler (reference §12): which `[[schedule]]` items of a repository are due, and why.
+//!
+//! The facts come from the default branch's history in a bare clone ([`RepoClone`]), so they
+//! survive every restart and need no store of their own: a task item's last refresh is the
+//! newest commit whose subject is the task's `message` for that item; an image's is the newest
+//! change of its stamp file (`<context>/.tickbot-refresh`); an input changed when a commit since
+//! then touched one of its paths. [`due::decide`] turns them into a decision.
+//!
+//! Built so far: deciding and explaining (`tickbot schedule --dry-run`). Opening refresh PRs,
+//! the single-active lease, failure issues, limits and automerge are not built yet.
+
+pub mod due;
+
+use crate::github::{GitHub, GitHubError};
+use crate::ids::{CommitSha, RepoName};
+use crate::repo_clone::{CloneError, RepoClone};
+use crate::repo_config::{self, RepoConfig, ScheduleDef, Target, format_duration};
+use crate::worker::mirror::GitError;
+use chrono::{DateTime, TimeZone, Utc};
+use due::{Decision, Facts, Why};
+use std::path::Path;
+
+/// The file an image refresh changes inside the image's directory (so its tree, and so its
+/// image, is new); its last change is the image's last refresh.
+pub const IMAGE_STAMP: &str = ".tickbot-refresh";
+
+#[derive(Debug, thiserror::Error)]
+pub enum ScheduleError {
+    #[error(transparent)]
+    GitHub(#[from] GitHubError),
+    #[error(transparent)]
+    Git(#[from] GitError),
+    /// The repository cannot be scheduled as it is (exit code 2).
+    #[error("{0}")]
+    Usage(String),
+}
+
+impl From<CloneError> for ScheduleError {
+    fn from(e: CloneError) -> Self {
+        match e {
+            CloneError::GitHub(e) => ScheduleError::GitHub(e),
+            CloneError::Git(e) => ScheduleError::Git(e),
+        }
+    }
+}
+
+/// One item and what was decided for it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ItemPlan {
+    /// `image-refresh/fedora-41`, `image/tasks`.
+    pub label: String,
+    pub every: std::time::Duration,
+    pub decision: Decision,
+}
+
+/// What is due in one repository.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RepoPlan {
+    pub repo: RepoName,
+    pub branch: String,
+    pub items: Vec<ItemPlan>,
+}
+
+/// Decides every item of `repo`'s `[[schedule]]` (read from its default branch) at `now`;
+/// `previous_pass` is when the scheduler last looked.
+pub async fn plan(
+    github: &GitHub,
+    repo: &RepoName,
+    work: &Path,
+    now: DateTime<Utc>,
+    previous_pass: DateTime<Utc>,
+) -> Result<RepoPlan, ScheduleError> {
+    let Some(info) = github.repository(repo).await? else {
+        return Err(ScheduleError::Usage(format!(
+            "{repo} is not visible with tickbot's credentials"
+        )));
+    };
+    let branch = info.default_branch;
+    let text = github
+        .file_at(repo, repo_config::FILE_NAME, &branch)
+        .await?;
+    let config = match text.map(|t| RepoConfig::parse(&t)) {
+        None => None,
+        Some(Ok(config)) => Some(config),
+        Some(Err(e)) => {
+            return Err(ScheduleError::Usage(format!(
+                "{repo}: .tickbot.toml on {branch}: {e}"
+            )));
+        }
+    };
+    let mut items = Vec::new();
+    if let Some(config) = config.as_ref().filter(|c| !c.schedule.is_empty()) {
+        let clone = RepoClone::open(github, repo, &info.clone_url, work).await?;
+        for def in &config.schedule {
+            for item in def.items() {
+                let facts = facts(&clone, &branch, config, def, item).await?;
+                let decision =
+                    due::decide(def.every, def.window.as_ref(), &facts, now, previous_pass);
+                items.push(ItemPlan {
+                    label: def.label(item),
+                    every: def.every,
+                    decision,
+                });
+            }
+        }
+    }
+    Ok(RepoPlan {
+        repo: repo.clone(),
+        branch,
+        items,
+    })
+}
+
+/// The default branch's facts about `item` of `def`.
+async fn facts(
+    clone: &RepoClone,
+    branch: &str,
+    config: &RepoConfig,
+    def: &ScheduleDef,
+    item: &str,
+) -> Result<Facts, ScheduleError> {
+    let tip = format!("refs/heads/{branch}");
+    let last = match (&def.target, def.landed_subject(item)) {
+        (_, Some(subject)) => last_with_subject(clone, &tip, &subject).await?,
+        (Target::Image { name }, None) => {
+            let context = config.images.get(name).map(|i| i.context.as_str());
+            let stamp = format!("{}/{IMAGE_STAMP}", context.unwrap_or(name));
+            newest(clone, &tip, &[stamp]).await?
+        }
+        (Target::Task { .. }, None) => None,
+    };
+    let inputs = def.inputs_of(item);
+    let input_change = match &last {
+        Some((commit, _)) if !inputs.is_empty() => {
+            let since = format!("{}..{tip}", commit.0);
+            match newest(clone, &since, &inputs).await? {
+                Some((changed, _)) => Some((first_path(clone, &changed, &inputs).await?, changed)),
+                None => None,
+            }
+        }
+        _ => None,
+    };
+    Ok(Facts { last, input_change })
+}
+
+/// The newest commit of `range` whose subject is `subject`, and when it was made.
+async fn last_with_subject(
+    clone: &RepoClone,
+    range: &str,
+    subject: &str,
+) -> Result<Option<(CommitSha, DateTime<Utc>)>, ScheduleError> {
+    let log = clone
+        .git()
+        .args(["log", "--fixed-strings", "--format=%H%x00%ct%x00%s"])
+        .arg(format!("--grep={subject}"))
+        .arg(range)
+        .arg("--")
+        .ok()
+        .await?;
+    Ok(log.stdout.lines().find_map(|line| {
+        let mut f = line.split('\0');
+        let (sha, time, s) = (f.next()?, f.next()?, f.next()?);
+        (s == subject).then(|| (CommitSha(sha.to_string()), timestamp(time)))
+    }))
+}
+
+/// The newest commit of `range` that changed one of `paths` (globs).
+async fn newest(
+    clone: &RepoClone,
+    range: &str,
+    paths: &[String],
+) -> Result<Option<(CommitSha, DateTime<Utc>)>, ScheduleError> {
+    let log = clone
+        .git()
+        .args(["log", "-1", "--format=%H%x00%ct"])
+        .arg(range)
+        .arg("--")
+        .args(paths.iter().map(|p| format!(":(glob){p}")))
+        .ok()
+        .await?;
+    let line = log.stdout.lines().next().unwrap_or_default();
+    Ok(line
+        .split_once('\0')
+        .map(|(sha, time)| (CommitSha(sha.to_string()), timestamp(time))))
+}
+
+/// The first of `paths` (globs) that `commit` changed, as a path.
+async fn first_path(
+    clone: &RepoClone,
+    commit: &CommitSha,
+    paths: &[String],
+) -> Result<String, ScheduleError> {
+    let changed = clone
+        .git()
+        .args([
+            "diff-tree",
+            "--no-commit-id",
+            "--name-only",
+            "-r",
+            "--root",
+            &commit.0,
+            "--",
+        ])
+        .args(paths.iter().map(|p| format!(":(glob){p}")))
+        .ok()
+        .await?;
+    Ok(changed
+        .stdout
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .to_string())
+}
+
+fn timestamp(seconds: &str) -> DateTime<Utc> {
+    seconds
+        .parse::<i64>()
+        .ok()
+        .and_then(|t| Utc.timestamp_opt(t, 0).single())
+        .unwrap_or_default()
+}
+
+/// `tickbot schedule --dry-run` for one repository, as a person reads it.
+pub fn render(plan: &RepoPlan) -> String {
+    let mut out = format!("{} ({}):\n", plan.repo, plan.branch);
+    if plan.items.is_empty() {
+        out.push_str("  nothing scheduled (no [[schedule]] in .tickbot.toml)\n");
+    }
+    for item in &plan.items {
+        let every = format_duration(item.every);
+        let line = match &item.decision {
+            Decision::Due(why) => format!("due now: {}", why_text(why, &every)),
+            Decision::DueAtWindow { why, opens } => format!(
+                "due, waits for its window at {}: {}",
+                when(opens),
+                why_text(why, &every)
+            ),
+            Decision::NotDue { last, age, at } => format!(
+                "not due: last refreshed in {}, {}; due at {} (every {every})",
+                last.short(),
+                ago(*age),
+                when(at)
+            ),
+        };
+        out.push_str(&format!("  {}: {line}\n", item.label));
+    }
+    out
+}
+
+fn why_text(why: &Why, every: &str) -> String {
+    match why {
+        Why::Never => "never refreshed".into(),
+        Why::Age { last, age } => format!(
+            "last refreshed in {}, {} (every {every})",
+            last.short(),
+            ago(*age)
+        ),
+        Why::Inputs { path, commit, last } => format!(
+            "inputs changed: {path} in {} since the last refresh in {}",
+            commit.short(),
+            last.short()
+        ),
+    }
+}
+
+fn when(t: &DateTime<Utc>) -> String {
+    t.format("%Y-%m-%d %H:%M UTC").to_string()
+}
+
+/// "9 days ago", "5 hours ago", "12 minutes ago", "just now".
+fn ago(age: std::time::Duration) -> String {
+    let s = age.as_secs();
+    if s < 60 {
+        return "just now".into();
+    }
+    let (n, unit) = match s {
+        s if s >= 86_400 => (s / 86_400, "day"),
+        s if s >= 3600 => (s / 3600, "hour"),
+        s => (s / 60, "minute"),
+    };
+    format!("{n} {unit}{} ago", if n == 1 { "" } else { "s" })
+}
