@@ -61,12 +61,14 @@ enum Command {
         /// Default: ./.tickbot.toml if present, else the --config file.
         path: Option<PathBuf>,
     },
-    /// What `[[schedule]]` items are due, and why (`--dry-run`; opening refresh PRs is not
-    /// built yet).
+    /// Opens a refresh PR for each due `[[schedule]]` item, in a pass every minute.
     Schedule {
         /// Say what is due and why, and when the rest will be; change nothing.
         #[arg(long)]
         dry_run: bool,
+        /// One pass, then exit.
+        #[arg(long)]
+        once: bool,
         /// owner/name; default: every repository in `[dispatch] repositories`.
         #[arg(long)]
         repo: Option<String>,
@@ -187,8 +189,12 @@ fn main() -> ExitCode {
                 }
             })
         }
-        Command::Schedule { dry_run, repo } => match load(&cli.config) {
-            Ok(config) => schedule(dry_run, repo.as_deref(), &config),
+        Command::Schedule {
+            dry_run,
+            once,
+            repo,
+        } => match load(&cli.config) {
+            Ok(config) => schedule(dry_run, once, repo.as_deref(), &config),
             Err(code) => code,
         },
         Command::Image { action } => match load(&cli.config) {
@@ -339,16 +345,10 @@ fn print_or_fail<E: std::fmt::Display>(
     }
 }
 
-/// `tickbot schedule --dry-run`: what is due in each repository, and why.
-fn schedule(dry_run: bool, repo: Option<&str>, config: &ServerConfig) -> ExitCode {
+/// `tickbot schedule`: a pass every minute (or `--once`) that opens the refresh PRs of due
+/// items; `--dry-run` says what is due in each repository, and why.
+fn schedule(dry_run: bool, once: bool, repo: Option<&str>, config: &ServerConfig) -> ExitCode {
     use tickbot::scheduler::{self, ScheduleError};
-    if !dry_run {
-        eprintln!(
-            "tickbot: opening refresh PRs is not built yet; `tickbot schedule --dry-run` says \
-             what is due and why"
-        );
-        return ExitCode::from(2);
-    }
     let repos = match repo {
         Some(r) => match r.parse() {
             Ok(r) => vec![r],
@@ -369,12 +369,42 @@ fn schedule(dry_run: bool, repo: Option<&str>, config: &ServerConfig) -> ExitCod
         let now = chrono::Utc::now();
         // As a pass that runs every minute would: a window that opened in the last minute is open.
         let previous = now - chrono::Duration::minutes(1);
-        let mut text = String::new();
-        for repo in &repos {
-            let plan = scheduler::plan(&github, repo, &work, now, previous).await?;
-            text.push_str(&scheduler::render(&plan));
+        let author = (
+            config.git.author_name.as_str(),
+            config.git.author_email.as_str(),
+        );
+        let (mut text, mut previous) = (String::new(), previous);
+        let mut shutdown = roles::shutdown_signal();
+        loop {
+            let now = chrono::Utc::now();
+            for repo in &repos {
+                if dry_run {
+                    let plan = scheduler::plan(&github, repo, &work, now, previous).await?;
+                    text.push_str(&scheduler::render(&plan));
+                    continue;
+                }
+                let passed = scheduler::pass(&github, repo, &work, (now, previous), author).await;
+                match (passed, once) {
+                    (Ok((plan, acted)), true) => {
+                        text.push_str(&scheduler::render_pass(&plan, &acted));
+                    }
+                    (Ok((plan, acted)), false) => {
+                        print!("{}", scheduler::render_pass(&plan, &acted))
+                    }
+                    (Err(e), true) => return Err(e),
+                    // One repository's trouble does not stop the others; the next pass retries.
+                    (Err(e), false) => tracing::error!(%repo, error = %e, "schedule pass failed"),
+                }
+            }
+            if dry_run || once {
+                return Ok::<_, ScheduleError>(text);
+            }
+            previous = now;
+            tokio::select! {
+                _ = tokio::time::sleep(std::time::Duration::from_secs(60)) => {}
+                _ = shutdown.wait_for(|stop| *stop) => return Ok(text),
+            }
         }
-        Ok::<_, ScheduleError>(text)
     };
     print_or_fail(run, |e| matches!(e, ScheduleError::Usage(_)))
 }

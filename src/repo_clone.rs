@@ -69,6 +69,22 @@ impl RepoClone {
         Ok(())
     }
 
+    /// A private index (removed when dropped) and an empty work tree, for building a tree in
+    /// the bare clone: `rm --cached`, `read-tree --prefix` and `update-index` insist on a work
+    /// tree, and nothing is ever checked out into this one.
+    pub(crate) fn scratch(&self, name: &str) -> std::io::Result<Scratch<'_>> {
+        let empty = self.dir.join(format!("{name}-empty"));
+        std::fs::create_dir_all(&empty)?;
+        let index = self
+            .dir
+            .join(format!("{name}-{}.index", std::process::id()));
+        Ok(Scratch {
+            clone: self,
+            index,
+            empty,
+        })
+    }
+
     pub fn dir(&self) -> &Path {
         &self.dir
     }
@@ -83,5 +99,28 @@ impl RepoClone {
             .await?;
         let id = run.stdout.trim();
         Ok((run.success() && !id.is_empty()).then(|| id.to_string()))
+    }
+}
+
+/// See [`RepoClone::scratch`].
+pub(crate) struct Scratch<'a> {
+    clone: &'a RepoClone,
+    index: PathBuf,
+    empty: PathBuf,
+}
+
+impl Scratch<'_> {
+    /// A git command on the clone, with the private index and the empty work tree.
+    pub(crate) fn git(&self) -> Git {
+        self.clone
+            .git()
+            .arg(format!("--work-tree={}", self.empty.display()))
+            .index(&self.index)
+    }
+}
+
+impl Drop for Scratch<'_> {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.index);
     }
 }

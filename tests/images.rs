@@ -286,25 +286,14 @@ async fn an_untrusted_authors_image_change_builds_nothing_until_approved() {
     w.stack.shutdown().await;
 }
 
-/// `tickbot image <args>` against this world's forge and registry, as a person sees it.
+/// `tickbot image <args> --repo acme/images` against this world's forge and registry.
 fn image_cli(w: &World, args: &[&str]) -> String {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_tickbot"))
-        .args(["--config", "/nonexistent/tickbot.toml", "image"])
-        .args(args)
-        .args(["--repo", "acme/images"])
-        .env("TICKBOT__GITHUB__API_URL", w.forge().api_url())
-        .env("TICKBOT__GITHUB__TOKEN", w.forge().bot_token())
-        .env("TICKBOT__STATE__DIR", w.dir.path())
-        .env_remove("RUST_LOG")
-        .output()
-        .expect("run tickbot image");
-    let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
-    format!(
-        "exit: {:?}\n--- stdout\n{}--- stderr\n{}",
-        out.status.code(),
-        text(&out.stdout),
-        text(&out.stderr)
-    )
+    let args: Vec<&str> = ["image"]
+        .into_iter()
+        .chain(args.iter().copied())
+        .chain(["--repo", "acme/images"])
+        .collect();
+    common::cli::tickbot_against(w.forge(), w.dir.path(), &args)
 }
 
 /// Ids, times and the registry's port replaced by what they stand for, for snapshots.

@@ -3,9 +3,11 @@
 
 mod common;
 
-use std::process::Command;
+use common::cli::tickbot_against;
+use common::world::World;
+use common::{broker_lock, wait_for};
 use tickbot::forge::{Forge, ForgeOptions};
-use tickbot::ids::RepoName;
+use tickbot::ids::{PrNumber, RepoName};
 
 const TICKBOT_TOML: &str = r#"
 [tasks.image-refresh]
@@ -28,27 +30,8 @@ every = "30d"
 "#;
 
 fn dry_run(forge: &Forge, state: &std::path::Path) -> String {
-    let out = Command::new(env!("CARGO_BIN_EXE_tickbot"))
-        .args([
-            "--config",
-            "/nonexistent/tickbot.toml",
-            "schedule",
-            "--dry-run",
-        ])
-        .args(["--repo", "acme/images"])
-        .env("TICKBOT__GITHUB__API_URL", forge.api_url())
-        .env("TICKBOT__GITHUB__TOKEN", forge.bot_token())
-        .env("TICKBOT__STATE__DIR", state)
-        .env_remove("RUST_LOG")
-        .output()
-        .expect("run tickbot schedule");
-    let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
-    let shown = format!(
-        "exit: {:?}\n--- stdout\n{}--- stderr\n{}",
-        out.status.code(),
-        text(&out.stdout),
-        text(&out.stderr)
-    );
+    let args = ["schedule", "--dry-run", "--repo", "acme/images"];
+    let shown = tickbot_against(forge, state, &args);
     let time = regex::Regex::new(r"\d{4}-\d\d-\d\d \d\d:\d\d UTC").expect("valid");
     common::redact(&time.replace_all(&shown, "<time>"))
 }
@@ -104,4 +87,101 @@ async fn dry_run_says_what_is_due_and_why_from_the_default_branch() {
 
     let state = dir.path().join("state");
     insta::assert_snapshot!("dry_run", dry_run(&forge, &state));
+}
+
+const REFRESH_TOML: &str = r#"
+[tasks.image-refresh]
+command = ["sh", "-c", "echo refreshed > images/$0.txt", "{args}"]
+image = "localhost/tickbot-test:latest"
+commit = true
+message = "images: Update {args} image"
+
+[[schedule]]
+task = "image-refresh"
+items = ["fedora-41"]
+every = "7d"
+"#;
+
+/// `tickbot schedule --once` against the world's forge: one pass, what it did.
+fn schedule_once(w: &World) -> String {
+    let args = ["schedule", "--once", "--repo", "acme/images"];
+    tickbot_against(w.forge(), w.dir.path(), &args)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_overdue_item_gets_one_refresh_pr_whose_task_runs_and_ticks() {
+    let _shared = broker_lock().read().await;
+    let files = [
+        (".tickbot.toml", REFRESH_TOML),
+        ("images/README", "images\n"),
+    ];
+    let mut w = World::new(&files).await;
+    w.start_worker("w1", &[]);
+
+    let first = schedule_once(&w);
+    let pr = PrNumber(1);
+    let opened = w.forge().pr(&w.repo, pr).expect("the refresh PR");
+    assert_eq!(opened.head_ref, "tickbot/refresh/image-refresh/fedora-41");
+    insta::assert_snapshot!(
+        "refresh_pr_opened",
+        format!(
+            "{first}\n--- title\n{}\n--- body\n{}",
+            opened.title, opened.body
+        )
+    );
+
+    // The normal task path runs the checkbox with the PR's code and commits the result.
+    wait_for("the refresh task ticked", || {
+        w.body(pr)
+            .contains("- [x] image-refresh fedora-41")
+            .then_some(())
+    })
+    .await;
+    assert_eq!(w.file(pr, "images/fedora-41.txt"), "refreshed\n");
+
+    // A second pass finds the open PR by its branch: no second PR.
+    let second = schedule_once(&w);
+    insta::assert_snapshot!("refresh_pr_not_duplicated", second);
+    assert!(w.forge().pr(&w.repo, PrNumber(2)).is_none());
+    w.stack.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_image_refresh_pr_changes_only_the_images_stamp() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let forge = Forge::start(ForgeOptions::local(dir.path().join("forge")))
+        .await
+        .expect("forge starts");
+    let repo: RepoName = "acme/images".parse().expect("valid");
+    let toml = "[images.tasks]\ncontext = \"containers/tasks\"\nrepository = \"127.0.0.1:5000/acme/tasks\"\n\
+                [[schedule]]\nimage = \"tasks\"\nevery = \"30d\"\n";
+    let files = [
+        (".tickbot.toml", toml),
+        ("containers/tasks/Containerfile", "FROM scratch\n"),
+    ];
+    let base = forge
+        .create_repo(&repo, "main", &files)
+        .await
+        .expect("repo");
+    let state = dir.path().join("state");
+    let args = ["schedule", "--once", "--repo", "acme/images"];
+    assert_eq!(
+        tickbot_against(&forge, &state, &args),
+        "exit: Some(0)\n--- stdout\nacme/images: image/tasks: opened #1\n--- stderr\n"
+    );
+    let pr = forge.pr(&repo, PrNumber(1)).expect("the refresh PR");
+    assert_eq!(pr.head_ref, "tickbot/refresh/image/tasks");
+    let git_dir = forge.repo_path(&repo);
+    let changed = common::run(
+        "git",
+        &[
+            "--git-dir",
+            git_dir.to_str().expect("utf-8"),
+            "diff",
+            "--name-only",
+            &base.0,
+            &pr.head_sha.0,
+        ],
+    );
+    assert_eq!(changed, "containers/tasks/.tickbot-refresh\n");
 }

@@ -87,19 +87,11 @@ impl ImageAdmin {
         target: &Landed,
         (name, email): (&str, &str),
     ) -> Result<String, AdminError> {
-        // A private index, and an empty work tree: `rm --cached` and `read-tree --prefix`
-        // insist on one, and nothing is checked out into it.
-        let dir = self.clone.dir();
-        let index = dir.join(format!("rollback-{}.index", std::process::id()));
-        let empty = dir.join("rollback-empty");
-        std::fs::create_dir_all(&empty)
-            .map_err(|e| AdminError::Usage(format!("cannot create {}: {e}", empty.display())))?;
-        let git = || {
-            self.clone
-                .git()
-                .arg(format!("--work-tree={}", empty.display()))
-                .index(&index)
-        };
+        let scratch = self
+            .clone
+            .scratch("rollback")
+            .map_err(|e| AdminError::Usage(format!("cannot prepare a tree in the clone: {e}")))?;
+        let git = || scratch.git();
         let built = async {
             git().args(["read-tree", tip]).ok().await?;
             git()
@@ -129,7 +121,6 @@ impl ImageAdmin {
             Ok::<_, AdminError>(commit.stdout.trim().to_string())
         }
         .await;
-        let _ = std::fs::remove_file(&index);
         built
     }
 }

@@ -6,13 +6,18 @@
 //! change of its stamp file (`<context>/.tickbot-refresh`); an input changed when a commit since
 //! then touched one of its paths. [`due::decide`] turns them into a decision.
 //!
-//! Built so far: deciding and explaining (`tickbot schedule --dry-run`). Opening refresh PRs,
-//! the single-active lease, failure issues, limits and automerge are not built yet.
+//! Built so far: deciding and explaining (`tickbot schedule --dry-run`) and opening one refresh
+//! PR per due item (`open.rs`). The single-active lease, closing a refresh that changed nothing,
+//! failure issues, limits and automerge are not built yet.
 
 pub mod due;
+mod open;
+
+use open::Opener;
+pub use open::{Acted, branch_of};
 
 use crate::github::{GitHub, GitHubError};
-use crate::ids::{CommitSha, RepoName};
+use crate::ids::{CommitSha, PrNumber, RepoName};
 use crate::repo_clone::{CloneError, RepoClone};
 use crate::repo_config::{self, RepoConfig, ScheduleDef, Target, format_duration};
 use crate::worker::mirror::GitError;
@@ -70,38 +75,11 @@ pub async fn plan(
     now: DateTime<Utc>,
     previous_pass: DateTime<Utc>,
 ) -> Result<RepoPlan, ScheduleError> {
-    let Some(info) = github.repository(repo).await? else {
-        return Err(ScheduleError::Usage(format!(
-            "{repo} is not visible with tickbot's credentials"
-        )));
-    };
-    let branch = info.default_branch;
-    let text = github
-        .file_at(repo, repo_config::FILE_NAME, &branch)
-        .await?;
-    let config = match text.map(|t| RepoConfig::parse(&t)) {
-        None => None,
-        Some(Ok(config)) => Some(config),
-        Some(Err(e)) => {
-            return Err(ScheduleError::Usage(format!(
-                "{repo}: .tickbot.toml on {branch}: {e}"
-            )));
-        }
-    };
+    let (branch, loaded) = load(github, repo, work).await?;
     let mut items = Vec::new();
-    if let Some(config) = config.as_ref().filter(|c| !c.schedule.is_empty()) {
-        let clone = RepoClone::open(github, repo, &info.clone_url, work).await?;
-        for def in &config.schedule {
-            for item in def.items() {
-                let facts = facts(&clone, &branch, config, def, item).await?;
-                let decision =
-                    due::decide(def.every, def.window.as_ref(), &facts, now, previous_pass);
-                items.push(ItemPlan {
-                    label: def.label(item),
-                    every: def.every,
-                    decision,
-                });
-            }
+    if let Some((config, clone)) = &loaded {
+        for (_, _, plan) in decide_all(clone, &branch, config, now, previous_pass).await? {
+            items.push(plan);
         }
     }
     Ok(RepoPlan {
@@ -109,6 +87,98 @@ pub async fn plan(
         branch,
         items,
     })
+}
+
+/// One pass over `repo`: every due item that may start now gets its refresh PR, unless one is
+/// open. Returns each item's plan with what was done.
+pub async fn pass(
+    github: &GitHub,
+    repo: &RepoName,
+    work: &Path,
+    times: (DateTime<Utc>, DateTime<Utc>),
+    author: (&str, &str),
+) -> Result<(RepoPlan, Vec<Acted>), ScheduleError> {
+    let (now, previous_pass) = times;
+    let (branch, loaded) = load(github, repo, work).await?;
+    let (mut items, mut acted) = (Vec::new(), Vec::new());
+    if let Some((config, clone)) = &loaded {
+        let open: Vec<(String, PrNumber)> = github
+            .open_pull_requests(repo)
+            .await?
+            .into_iter()
+            .map(|pr| (pr.head_ref, pr.number))
+            .collect();
+        let opener = Opener {
+            github,
+            repo,
+            branch: &branch,
+            clone,
+            config,
+            author,
+            now,
+        };
+        for (def, item, plan) in decide_all(clone, &branch, config, now, previous_pass).await? {
+            acted.push(opener.act(def, &item, &plan, &open).await?);
+            items.push(plan);
+        }
+    }
+    let plan = RepoPlan {
+        repo: repo.clone(),
+        branch,
+        items,
+    };
+    Ok((plan, acted))
+}
+
+/// The default branch, and its configuration and a clone when it schedules anything.
+async fn load(
+    github: &GitHub,
+    repo: &RepoName,
+    work: &Path,
+) -> Result<(String, Option<(RepoConfig, RepoClone)>), ScheduleError> {
+    let Some(info) = github.repository(repo).await? else {
+        return Err(ScheduleError::Usage(format!(
+            "{repo} is not visible with tickbot's credentials"
+        )));
+    };
+    let branch = info.default_branch;
+    let config = match github
+        .file_at(repo, repo_config::FILE_NAME, &branch)
+        .await?
+    {
+        None => return Ok((branch, None)),
+        Some(text) => RepoConfig::parse(&text)
+            .map_err(|e| ScheduleError::Usage(format!("{repo}: .tickbot.toml on {branch}: {e}")))?,
+    };
+    if config.schedule.is_empty() {
+        return Ok((branch, None));
+    }
+    let clone = RepoClone::open(github, repo, &info.clone_url, work).await?;
+    Ok((branch, Some((config, clone))))
+}
+
+/// Every item of the configuration's schedules, decided.
+async fn decide_all<'c>(
+    clone: &RepoClone,
+    branch: &str,
+    config: &'c RepoConfig,
+    now: DateTime<Utc>,
+    previous_pass: DateTime<Utc>,
+) -> Result<Vec<(&'c ScheduleDef, String, ItemPlan)>, ScheduleError> {
+    let mut decided = Vec::new();
+    for def in &config.schedule {
+        for item in def.items() {
+            let facts = facts(clone, branch, config, def, item).await?;
+            let decision = due::decide(def.every, def.window.as_ref(), &facts, now, previous_pass);
+            let plan = ItemPlan {
+                label: def.label(item),
+                every: def.every,
+                decision,
+            };
+            decided.push((def, item.to_string(), plan));
+        }
+    }
+    Ok(decided)
 }
 
 /// The default branch's facts about `item` of `def`.
@@ -247,7 +317,21 @@ pub fn render(plan: &RepoPlan) -> String {
     out
 }
 
-fn why_text(why: &Why, every: &str) -> String {
+/// What one pass did, as a person reads it: the items it opened a PR for or found one open.
+pub fn render_pass(plan: &RepoPlan, acted: &[Acted]) -> String {
+    let mut out = String::new();
+    for (item, act) in plan.items.iter().zip(acted) {
+        let line = match act {
+            Acted::Opened(pr) => format!("opened #{}", pr.0),
+            Acted::AlreadyOpen(pr) => format!("refresh PR #{} is open", pr.0),
+            Acted::Waiting => continue,
+        };
+        out.push_str(&format!("{}: {}: {line}\n", plan.repo, item.label));
+    }
+    out
+}
+
+pub(super) fn why_text(why: &Why, every: &str) -> String {
     match why {
         Why::Never => "never refreshed".into(),
         Why::Age { last, age } => format!(

@@ -1,0 +1,186 @@
+//! Opening refresh PRs (reference §12): one PR per due item, on the branch
+//! `tickbot/refresh/<label>`, found by that branch and never duplicated.
+//!
+//! GitHub refuses a PR without commits, so the refresh is visible from the moment it starts: a
+//! task item's branch gets an empty commit that says what is starting, and its PR holds the
+//! checkbox that the normal task path (§5) runs with the PR's own code; an image's branch gets
+//! the change of its stamp file, which gives the directory a new tree and so a new image, built
+//! and tested on the PR like any change of it (§8). A branch that exists already (a pass that
+//! died between pushing and opening) is reused as it is, never pushed over.
+
+use super::due::Decision;
+use super::{IMAGE_STAMP, ItemPlan, ScheduleError, why_text};
+use crate::github::GitHub;
+use crate::ids::{PrNumber, RepoName};
+use crate::repo_clone::RepoClone;
+use crate::repo_config::{RepoConfig, ScheduleDef, Target, format_duration};
+use chrono::{DateTime, Utc};
+
+/// What a pass did for one item.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Acted {
+    Opened(PrNumber),
+    AlreadyOpen(PrNumber),
+    /// Not due, or waiting for its window.
+    Waiting,
+}
+
+/// The branch an item's refresh PR lives on.
+pub fn branch_of(label: &str) -> String {
+    format!("tickbot/refresh/{label}")
+}
+
+pub(super) struct Opener<'a> {
+    pub github: &'a GitHub,
+    pub repo: &'a RepoName,
+    pub branch: &'a str,
+    pub clone: &'a RepoClone,
+    pub config: &'a RepoConfig,
+    /// Author and committer of the start commit.
+    pub author: (&'a str, &'a str),
+    pub now: DateTime<Utc>,
+}
+
+impl Opener<'_> {
+    /// Opens the refresh PR of `item` of `def` if it may start and has none open; `open` are
+    /// the repository's open PRs by head branch.
+    pub(super) async fn act(
+        &self,
+        def: &ScheduleDef,
+        item: &str,
+        plan: &ItemPlan,
+        open: &[(String, PrNumber)],
+    ) -> Result<Acted, ScheduleError> {
+        let Decision::Due(why) = &plan.decision else {
+            return Ok(Acted::Waiting);
+        };
+        let branch = branch_of(&plan.label);
+        if let Some((_, pr)) = open.iter().find(|(head, _)| *head == branch) {
+            return Ok(Acted::AlreadyOpen(*pr));
+        }
+        let reason = why_text(why, &format_duration(def.every));
+        if self
+            .clone
+            .resolve(&format!("refs/heads/{branch}"))
+            .await?
+            .is_none()
+        {
+            let commit = self.start_commit(def, item, &plan.label).await?;
+            self.clone
+                .push(&format!("{commit}:refs/heads/{branch}"))
+                .await?;
+        }
+        let (title, body) = self.describe(def, item, &plan.label, &reason);
+        let pr = self
+            .github
+            .create_pull_request(self.repo, &title, &branch, self.branch, &body)
+            .await?;
+        tracing::info!(repo = %self.repo, item = %plan.label, pr = %pr.number, "refresh PR opened");
+        Ok(Acted::Opened(pr.number))
+    }
+
+    /// The first commit of the refresh branch, on the default branch's tip.
+    async fn start_commit(
+        &self,
+        def: &ScheduleDef,
+        item: &str,
+        label: &str,
+    ) -> Result<String, ScheduleError> {
+        let tip = format!("refs/heads/{}", self.branch);
+        let (name, email) = self.author;
+        let tree = match &def.target {
+            Target::Task { .. } => format!("{tip}^{{tree}}"),
+            Target::Image { name } => self.stamped_tree(&tip, name).await?,
+        };
+        let message = format!(
+            "Refresh {label}\n\nStarted by tickbot's scheduler for `{}`.\n",
+            item_text(def, item)
+        );
+        let run = self
+            .clone
+            .git()
+            .args(["commit-tree", &tree, "-p", &tip, "-m", &message])
+            .author(name, email)
+            .ok()
+            .await?;
+        Ok(run.stdout.trim().to_string())
+    }
+
+    /// The default branch's tree with the image's stamp file saying when this refresh began.
+    async fn stamped_tree(&self, tip: &str, image: &str) -> Result<String, ScheduleError> {
+        let context = self
+            .config
+            .images
+            .get(image)
+            .map_or(image.to_string(), |i| i.context.clone());
+        let stamp = self
+            .clone
+            .dir()
+            .join(format!("refresh-{}.stamp", std::process::id()));
+        if let Err(e) = std::fs::write(&stamp, format!("{}\n", self.now.to_rfc3339())) {
+            return Err(ScheduleError::Usage(format!(
+                "cannot write {}: {e}",
+                stamp.display()
+            )));
+        }
+        let scratch = self.clone.scratch("refresh").map_err(|e| {
+            ScheduleError::Usage(format!("cannot prepare a tree in the clone: {e}"))
+        })?;
+        let git = || scratch.git();
+        let built = async {
+            git().args(["read-tree", tip]).ok().await?;
+            let blob = git().args(["hash-object", "-w"]).arg(&stamp).ok().await?;
+            let entry = format!("100644,{},{context}/{IMAGE_STAMP}", blob.stdout.trim());
+            git()
+                .args(["update-index", "--add", "--cacheinfo", &entry])
+                .ok()
+                .await?;
+            Ok::<_, ScheduleError>(
+                git()
+                    .arg("write-tree")
+                    .ok()
+                    .await?
+                    .stdout
+                    .trim()
+                    .to_string(),
+            )
+        }
+        .await;
+        let _ = std::fs::remove_file(&stamp);
+        built
+    }
+
+    /// The refresh PR's title and body: what it refreshes, why now, and the checkbox.
+    fn describe(
+        &self,
+        def: &ScheduleDef,
+        item: &str,
+        label: &str,
+        reason: &str,
+    ) -> (String, String) {
+        let title = format!("Refresh {}", item_text(def, item));
+        let body = match &def.target {
+            Target::Task { .. } => format!(
+                "tickbot's scheduler refreshes `{label}`: {reason}.\n\n- [ ] {}\n\nThe task runs \
+                 with this pull request's code and commits its result here; then the tests that \
+                 apply run.\n",
+                item_text(def, item)
+            ),
+            Target::Image { name } => format!(
+                "tickbot's scheduler refreshes the image `{name}`: {reason}.\n\nThis changes only \
+                 the image's stamp file, so the image is built again from its directory with \
+                 current packages, and every job of this pull request runs in the new image.\n"
+            ),
+        };
+        (title, body)
+    }
+}
+
+/// The item as a checkbox line says it: `image-refresh fedora-41`, or the image's name.
+fn item_text(def: &ScheduleDef, item: &str) -> String {
+    match (&def.target, item) {
+        (Target::Task { verb, .. }, "") => verb.clone(),
+        (Target::Task { verb, .. }, item) => format!("{verb} {item}"),
+        (Target::Image { name }, _) => format!("image {name}"),
+    }
+}
