@@ -92,36 +92,32 @@ impl ImageAdmin {
             .scratch("rollback")
             .map_err(|e| AdminError::Usage(format!("cannot prepare a tree in the clone: {e}")))?;
         let git = || scratch.git();
-        let built = async {
-            git().args(["read-tree", tip]).ok().await?;
-            git()
-                .args(["rm", "--cached", "-r", "-q", "--"])
-                .arg(&self.def.context)
-                .ok()
-                .await?;
-            git()
-                .arg("read-tree")
-                .arg(format!("--prefix={}/", self.def.context))
-                .arg(&target.tree)
-                .ok()
-                .await?;
-            let tree = git().arg("write-tree").ok().await?;
-            let message = format!(
-                "images: Roll back {} to tree {}\n\nRestores {} as it was in {}.\n",
-                self.def.name,
-                short(&target.tree),
-                self.def.context,
-                target.commit.short()
-            );
-            let commit = git()
-                .args(["commit-tree", tree.stdout.trim(), "-p", tip, "-m", &message])
-                .author(name, email)
-                .ok()
-                .await?;
-            Ok::<_, AdminError>(commit.stdout.trim().to_string())
-        }
-        .await;
-        built
+        git().args(["read-tree", tip]).ok().await?;
+        git()
+            .args(["rm", "--cached", "-r", "-q", "--"])
+            .arg(&self.def.context)
+            .ok()
+            .await?;
+        git()
+            .arg("read-tree")
+            .arg(format!("--prefix={}/", self.def.context))
+            .arg(&target.tree)
+            .ok()
+            .await?;
+        let tree = git().arg("write-tree").ok().await?;
+        let message = format!(
+            "images: Roll back {} to tree {}\n\nRestores {} as it was in {}.\n",
+            self.def.name,
+            short(&target.tree),
+            self.def.context,
+            target.commit.short()
+        );
+        let commit = git()
+            .args(["commit-tree", tree.stdout.trim(), "-p", tip, "-m", &message])
+            .author(name, email)
+            .ok()
+            .await?;
+        Ok(commit.stdout.trim().to_string())
     }
 }
 
