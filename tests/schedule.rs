@@ -185,3 +185,57 @@ async fn an_image_refresh_pr_changes_only_the_images_stamp() {
     );
     assert_eq!(changed, "containers/tasks/.tickbot-refresh\n");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refresh_that_changes_nothing_is_closed_and_not_tried_again_this_period() {
+    let _shared = broker_lock().read().await;
+    let toml = REFRESH_TOML.replace(
+        r#"["sh", "-c", "echo refreshed > images/$0.txt", "{args}"]"#,
+        r#"["true", "{args}"]"#,
+    );
+    let files = [
+        (".tickbot.toml", toml.as_str()),
+        ("images/README", "images\n"),
+    ];
+    let mut w = World::new(&files).await;
+    w.start_worker("w1", &[]);
+    schedule_once(&w);
+    let pr = PrNumber(1);
+    wait_for("the refresh task ticked", || {
+        w.body(pr)
+            .contains("- [x] image-refresh fedora-41")
+            .then_some(())
+    })
+    .await;
+
+    // The next pass sees a done refresh that changes nothing: it says so and closes it.
+    let closing = schedule_once(&w);
+    let comment = w
+        .forge()
+        .comments(&w.repo, pr)
+        .into_iter()
+        .map(|c| c.body)
+        .find(|b| b.contains("changed nothing"))
+        .expect("the closing comment");
+    let time = regex::Regex::new(r"\d{4}-\d\d-\d\d \d\d:\d\d UTC").expect("valid");
+    let shown = format!("{closing}\n--- comment\n{comment}");
+    insta::assert_snapshot!(
+        "refresh_unchanged_closed",
+        time.replace_all(&shown, "<time>")
+    );
+    assert_eq!(
+        w.forge().pr(&w.repo, pr).expect("the PR").state.as_str(),
+        "closed"
+    );
+
+    // Nothing is opened again within the period, and the dry run says why.
+    let again = schedule_once(&w);
+    assert_eq!(again, "exit: Some(0)\n--- stdout\n--- stderr\n");
+    let args = ["schedule", "--dry-run", "--repo", "acme/images"];
+    let why = tickbot_against(w.forge(), w.dir.path(), &args);
+    insta::assert_snapshot!(
+        "refresh_unchanged_dry_run",
+        time.replace_all(&why, "<time>")
+    );
+    w.stack.shutdown().await;
+}

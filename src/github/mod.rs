@@ -18,12 +18,14 @@
 //! * Tokens never appear in errors, logs or `Debug` output.
 
 mod error;
+mod pulls;
 mod request;
 mod retry;
 mod trees;
 mod types;
 
 pub use error::GitHubError;
+pub use pulls::ClosedPull;
 pub use types::{
     CheckAction, CheckOutput, CheckRun, CheckRunWrite, Comment, CommitStatus, Permission,
     PullRequest, RepoInfo, StatusState,

@@ -3,7 +3,7 @@
 //! and the clock in, the decision out. A window only restricts when a refresh may start; a
 //! window missed while nothing ran is not replayed, the next one is used.
 
-use crate::ids::CommitSha;
+use crate::ids::{CommitSha, PrNumber};
 use crate::repo_config::Window;
 use chrono::{DateTime, Utc};
 use std::time::Duration;
@@ -15,6 +15,9 @@ pub struct Facts {
     pub last: Option<(CommitSha, DateTime<Utc>)>,
     /// The newest commit since `last` that changed an input: the path and the commit.
     pub input_change: Option<(String, CommitSha)>,
+    /// The newest refresh PR of the item closed without landing (its task changed nothing, or
+    /// a person closed it), and when.
+    pub closed: Option<(PrNumber, DateTime<Utc>)>,
 }
 
 /// Why an item is due.
@@ -44,6 +47,12 @@ pub enum Decision {
         age: Duration,
         at: DateTime<Utc>,
     },
+    /// Tried within the period: refresh PR `pr` closed without landing; not again before `at`.
+    Tried {
+        pr: PrNumber,
+        closed: DateTime<Utc>,
+        at: DateTime<Utc>,
+    },
 }
 
 /// Decides for one item at `now`; `previous_pass` is when the scheduler last looked (a window
@@ -55,6 +64,17 @@ pub fn decide(
     now: DateTime<Utc>,
     previous_pass: DateTime<Utc>,
 ) -> Decision {
+    let period = chrono::Duration::from_std(every).unwrap_or_default();
+    let landed = facts.last.as_ref().map(|(_, when)| *when);
+    if let Some((pr, closed)) = facts.closed
+        && landed.is_none_or(|l| closed > l)
+        && now < closed + period
+    {
+        let at = window.map_or(closed + period, |w| {
+            next_occurrence(w, closed + period, true)
+        });
+        return Decision::Tried { pr, closed, at };
+    }
     let why = match (&facts.last, &facts.input_change) {
         (None, _) => Why::Never,
         (Some((last, _)), Some((path, commit))) => Why::Inputs {
@@ -65,7 +85,7 @@ pub fn decide(
         (Some((last, when)), None) => {
             let age = (now - *when).to_std().unwrap_or_default();
             if age < every {
-                let at = *when + chrono::Duration::from_std(every).unwrap_or_default();
+                let at = *when + period;
                 let at = window.map_or(at, |w| next_occurrence(w, at, true));
                 return Decision::NotDue {
                     last: last.clone(),
@@ -126,6 +146,7 @@ mod tests {
         Facts {
             last: Some((sha('a'), when)),
             input_change: None,
+            closed: None,
         }
     }
 
@@ -135,6 +156,7 @@ mod tests {
         let never = Facts {
             last: None,
             input_change: None,
+            closed: None,
         };
         assert_eq!(
             decide(WEEK, None, &never, now, now),
@@ -166,6 +188,7 @@ mod tests {
         let facts = Facts {
             last: Some((sha('a'), at(9, 12, 0))),
             input_change: Some(("images/lib/x".into(), sha('b'))),
+            closed: None,
         };
         let now = at(10, 12, 0);
         assert_eq!(
@@ -179,11 +202,36 @@ mod tests {
     }
 
     #[test]
+    fn a_refresh_closed_without_landing_is_not_tried_again_before_the_period_ends() {
+        let facts = Facts {
+            last: Some((sha('a'), at(1, 12, 0))),
+            input_change: None,
+            closed: Some((PrNumber(7), at(9, 12, 0))),
+        };
+        let now = at(10, 12, 0);
+        assert_eq!(
+            decide(WEEK, None, &facts, now, now),
+            Decision::Tried {
+                pr: PrNumber(7),
+                closed: at(9, 12, 0),
+                at: at(16, 12, 0)
+            }
+        );
+        // A period later it is due again, by age.
+        let later = at(16, 12, 0);
+        assert!(matches!(
+            decide(WEEK, None, &facts, later, later),
+            Decision::Due(Why::Age { .. })
+        ));
+    }
+
+    #[test]
     fn a_window_is_caught_at_the_next_occurrence_and_never_replayed() {
         let nightly = window("0 22 * * *");
         let never = Facts {
             last: None,
             input_change: None,
+            closed: None,
         };
         // A pass at 22:00:30 that last looked at 21:59:30: the window opened in between.
         let (now, before) = (

@@ -17,7 +17,7 @@ use open::Opener;
 pub use open::{Acted, branch_of};
 
 use crate::github::{GitHub, GitHubError};
-use crate::ids::{CommitSha, PrNumber, RepoName};
+use crate::ids::{CommitSha, RepoName};
 use crate::repo_clone::{CloneError, RepoClone};
 use crate::repo_config::{self, RepoConfig, ScheduleDef, Target, format_duration};
 use crate::worker::mirror::GitError;
@@ -78,7 +78,8 @@ pub async fn plan(
     let (branch, loaded) = load(github, repo, work).await?;
     let mut items = Vec::new();
     if let Some((config, clone)) = &loaded {
-        for (_, _, plan) in decide_all(clone, &branch, config, now, previous_pass).await? {
+        let facts = (github, repo, clone, branch.as_str());
+        for (_, _, plan) in decide_all(facts, config, now, previous_pass).await? {
             items.push(plan);
         }
     }
@@ -102,12 +103,7 @@ pub async fn pass(
     let (branch, loaded) = load(github, repo, work).await?;
     let (mut items, mut acted) = (Vec::new(), Vec::new());
     if let Some((config, clone)) = &loaded {
-        let open: Vec<(String, PrNumber)> = github
-            .open_pull_requests(repo)
-            .await?
-            .into_iter()
-            .map(|pr| (pr.head_ref, pr.number))
-            .collect();
+        let open = github.open_pull_requests(repo).await?;
         let opener = Opener {
             github,
             repo,
@@ -117,7 +113,8 @@ pub async fn pass(
             author,
             now,
         };
-        for (def, item, plan) in decide_all(clone, &branch, config, now, previous_pass).await? {
+        let facts = (github, repo, clone, branch.as_str());
+        for (def, item, plan) in decide_all(facts, config, now, previous_pass).await? {
             acted.push(opener.act(def, &item, &plan, &open).await?);
             items.push(plan);
         }
@@ -157,10 +154,13 @@ async fn load(
     Ok((branch, Some((config, clone))))
 }
 
+/// Where facts are read: the API (closed refresh PRs), the repository and its clone, and the
+/// default branch.
+type FactSources<'a> = (&'a GitHub, &'a RepoName, &'a RepoClone, &'a str);
+
 /// Every item of the configuration's schedules, decided.
 async fn decide_all<'c>(
-    clone: &RepoClone,
-    branch: &str,
+    sources: FactSources<'_>,
     config: &'c RepoConfig,
     now: DateTime<Utc>,
     previous_pass: DateTime<Utc>,
@@ -168,7 +168,7 @@ async fn decide_all<'c>(
     let mut decided = Vec::new();
     for def in &config.schedule {
         for item in def.items() {
-            let facts = facts(clone, branch, config, def, item).await?;
+            let facts = facts(sources, config, def, item).await?;
             let decision = due::decide(def.every, def.window.as_ref(), &facts, now, previous_pass);
             let plan = ItemPlan {
                 label: def.label(item),
@@ -181,10 +181,9 @@ async fn decide_all<'c>(
     Ok(decided)
 }
 
-/// The default branch's facts about `item` of `def`.
+/// The default branch's facts about `item` of `def`, and its last closed refresh PR.
 async fn facts(
-    clone: &RepoClone,
-    branch: &str,
+    (github, repo, clone, branch): FactSources<'_>,
     config: &RepoConfig,
     def: &ScheduleDef,
     item: &str,
@@ -210,7 +209,17 @@ async fn facts(
         }
         _ => None,
     };
-    Ok(Facts { last, input_change })
+    let closed = github
+        .closed_pulls_from(repo, &branch_of(&def.label(item)))
+        .await?
+        .into_iter()
+        .find(|p| !p.merged)
+        .and_then(|p| p.closed_at.map(|at| (p.number, at)));
+    Ok(Facts {
+        last,
+        input_change,
+        closed,
+    })
 }
 
 /// The newest commit of `range` whose subject is `subject`, and when it was made.
@@ -305,6 +314,12 @@ pub fn render(plan: &RepoPlan) -> String {
                 when(opens),
                 why_text(why, &every)
             ),
+            Decision::Tried { pr, closed, at } => format!(
+                "not due: refresh #{} was closed at {} without landing; due at {} (every {every})",
+                pr.0,
+                when(closed),
+                when(at)
+            ),
             Decision::NotDue { last, age, at } => format!(
                 "not due: last refreshed in {}, {}; due at {} (every {every})",
                 last.short(),
@@ -324,6 +339,7 @@ pub fn render_pass(plan: &RepoPlan, acted: &[Acted]) -> String {
         let line = match act {
             Acted::Opened(pr) => format!("opened #{}", pr.0),
             Acted::AlreadyOpen(pr) => format!("refresh PR #{} is open", pr.0),
+            Acted::ClosedUnchanged(pr) => format!("closed #{}: its task changed nothing", pr.0),
             Acted::Waiting => continue,
         };
         out.push_str(&format!("{}: {}: {line}\n", plan.repo, item.label));

@@ -10,7 +10,8 @@
 
 use super::due::Decision;
 use super::{IMAGE_STAMP, ItemPlan, ScheduleError, why_text};
-use crate::github::GitHub;
+use crate::checklist::{self, TaskState};
+use crate::github::{GitHub, PullRequest};
 use crate::ids::{PrNumber, RepoName};
 use crate::repo_clone::RepoClone;
 use crate::repo_config::{RepoConfig, ScheduleDef, Target, format_duration};
@@ -21,6 +22,8 @@ use chrono::{DateTime, Utc};
 pub enum Acted {
     Opened(PrNumber),
     AlreadyOpen(PrNumber),
+    /// Its task ran and changed nothing: closed with a comment (not tried again this period).
+    ClosedUnchanged(PrNumber),
     /// Not due, or waiting for its window.
     Waiting,
 }
@@ -42,22 +45,27 @@ pub(super) struct Opener<'a> {
 }
 
 impl Opener<'_> {
-    /// Opens the refresh PR of `item` of `def` if it may start and has none open; `open` are
-    /// the repository's open PRs by head branch.
+    /// Opens the refresh PR of `item` of `def` if it may start and has none open, or closes
+    /// the open one whose task is done and changed nothing; `open` are the repository's open
+    /// PRs.
     pub(super) async fn act(
         &self,
         def: &ScheduleDef,
         item: &str,
         plan: &ItemPlan,
-        open: &[(String, PrNumber)],
+        open: &[PullRequest],
     ) -> Result<Acted, ScheduleError> {
+        let branch = branch_of(&plan.label);
+        if let Some(pr) = open.iter().find(|pr| pr.head_ref == branch) {
+            if self.done_without_change(def, pr, &branch).await? {
+                self.close_unchanged(def, pr, &plan.label).await?;
+                return Ok(Acted::ClosedUnchanged(pr.number));
+            }
+            return Ok(Acted::AlreadyOpen(pr.number));
+        }
         let Decision::Due(why) = &plan.decision else {
             return Ok(Acted::Waiting);
         };
-        let branch = branch_of(&plan.label);
-        if let Some((_, pr)) = open.iter().find(|(head, _)| *head == branch) {
-            return Ok(Acted::AlreadyOpen(*pr));
-        }
         let reason = why_text(why, &format_duration(def.every));
         if self
             .clone
@@ -77,6 +85,62 @@ impl Opener<'_> {
             .await?;
         tracing::info!(repo = %self.repo, item = %plan.label, pr = %pr.number, "refresh PR opened");
         Ok(Acted::Opened(pr.number))
+    }
+
+    /// Whether a task refresh PR's boxes are all ticked while its branch changes nothing
+    /// against where it started (the clone's copy of the branch must be the PR's head: a
+    /// result pushed since the clone was fetched is looked at in the next pass).
+    async fn done_without_change(
+        &self,
+        def: &ScheduleDef,
+        pr: &PullRequest,
+        branch: &str,
+    ) -> Result<bool, ScheduleError> {
+        let tasks = checklist::parse(&pr.body).tasks;
+        let done = !tasks.is_empty() && tasks.iter().all(|t| t.state == TaskState::Done);
+        if !done || !matches!(def.target, Target::Task { .. }) {
+            return Ok(false);
+        }
+        let head = format!("refs/heads/{branch}");
+        if self.clone.resolve(&head).await?.as_deref() != Some(pr.head_sha.0.as_str()) {
+            return Ok(false);
+        }
+        let tip = format!("refs/heads/{}", self.branch);
+        let base = self
+            .clone
+            .git()
+            .args(["merge-base", &head, &tip])
+            .ok()
+            .await?;
+        let base_tree = self
+            .clone
+            .resolve(&format!("{}^{{tree}}", base.stdout.trim()))
+            .await?;
+        let head_tree = self.clone.resolve(&format!("{head}^{{tree}}")).await?;
+        Ok(base_tree.is_some() && base_tree == head_tree)
+    }
+
+    /// Says so on the PR and closes it; the closed PR is what keeps the item from being tried
+    /// again before its period ends.
+    async fn close_unchanged(
+        &self,
+        def: &ScheduleDef,
+        pr: &PullRequest,
+        label: &str,
+    ) -> Result<(), ScheduleError> {
+        let period = chrono::Duration::from_std(def.every).unwrap_or_default();
+        let again = (self.now + period).format("%Y-%m-%d %H:%M UTC");
+        let text = format!(
+            "tickbot's refresh of `{label}` changed nothing, so there is nothing to land: closing \
+             it. It is not tried again before {again} (every {}).",
+            format_duration(def.every)
+        );
+        self.github
+            .post_comment(self.repo, pr.number, &text)
+            .await?;
+        self.github.close_pull_request(self.repo, pr.number).await?;
+        tracing::info!(repo = %self.repo, item = %label, pr = %pr.number, "unchanged refresh closed");
+        Ok(())
     }
 
     /// The first commit of the refresh branch, on the default branch's tip.
