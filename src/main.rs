@@ -383,7 +383,12 @@ fn schedule(dry_run: bool, once: bool, repo: Option<&str>, config: &ServerConfig
                     text.push_str(&scheduler::render(&plan));
                     continue;
                 }
-                let passed = scheduler::pass(&github, repo, &work, (now, previous), author).await;
+                let limits = scheduler::Limits {
+                    max_open: config.schedule.max_open,
+                    max_per_hour: config.schedule.max_per_hour,
+                };
+                let passed =
+                    scheduler::pass(&github, repo, &work, (now, previous), author, limits).await;
                 match (passed, once) {
                     (Ok((plan, acted)), true) => {
                         text.push_str(&scheduler::render_pass(&plan, &acted));

@@ -239,3 +239,29 @@ async fn a_refresh_that_changes_nothing_is_closed_and_not_tried_again_this_perio
     );
     w.stack.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn due_items_wait_their_turn_within_the_hourly_limit() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let forge = Forge::start(ForgeOptions::local(dir.path().join("forge")))
+        .await
+        .expect("forge starts");
+    let repo: RepoName = "acme/images".parse().expect("valid");
+    let toml = "[tasks.image-refresh]\ncommand = [\"./refresh\", \"{args}\"]\n\
+                message = \"images: Update {args} image\"\n\
+                [[schedule]]\ntask = \"image-refresh\"\nitems = [\"a\", \"b\", \"c\"]\nevery = \"7d\"\n";
+    forge
+        .create_repo(&repo, "main", &[(".tickbot.toml", toml)])
+        .await
+        .expect("repo");
+    let state = dir.path().join("state");
+    let args = ["schedule", "--once", "--repo", "acme/images"];
+    // `[schedule] max_per_hour` is 2 by default: the third due item waits for the next hour.
+    insta::assert_snapshot!("hourly_limit", tickbot_against(&forge, &state, &args));
+    // The next pass counts what GitHub says was opened within the hour.
+    insta::assert_snapshot!(
+        "hourly_limit_next_pass",
+        tickbot_against(&forge, &state, &args)
+    );
+    assert!(forge.pr(&repo, PrNumber(3)).is_none());
+}

@@ -67,6 +67,7 @@ pub struct ServerConfig {
     pub git: GitConfig,
     pub dispatch: DispatchConfig,
     pub registry: RegistryConfig,
+    pub schedule: ScheduleConfig,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -234,6 +235,25 @@ pub struct RegistryConfig {
     /// A containers-auth.json (as `podman login` writes it) for the registries named in
     /// `[images.*]`. Plain HTTP is only ever used for a registry on a loopback address.
     pub auth_file: Option<PathBuf>,
+}
+
+/// Bounds on the scheduler's refresh PRs, per repository (reference §12).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ScheduleConfig {
+    /// Refresh PRs open at once.
+    pub max_open: u32,
+    /// Refresh PRs opened in any hour.
+    pub max_per_hour: u32,
+}
+
+impl Default for ScheduleConfig {
+    fn default() -> Self {
+        Self {
+            max_open: 5,
+            max_per_hour: 2,
+        }
+    }
 }
 
 /// What went wrong in a configuration file or variable, with where.

@@ -8,6 +8,14 @@ use chrono::{DateTime, Utc};
 use hyper::Method;
 use serde_json::json;
 
+/// A pull request from the newest hundred, as the scheduler counts them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecentPull {
+    pub number: PrNumber,
+    pub head_ref: String,
+    pub created_at: Option<DateTime<Utc>>,
+}
+
 /// A closed pull request, as the scheduler needs it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ClosedPull {
@@ -36,12 +44,7 @@ impl GitHub {
             "/repos/{repo}/pulls?state=closed&head={}&per_page=100",
             urlencoding::encode(&head)
         );
-        let req = Request::get(path, what.clone());
-        let wire: Vec<Wire> = self
-            .send(Scope::Repo(repo), &req)
-            .await?
-            .ok(&what)?
-            .json(&what)?;
+        let wire: Vec<Wire> = self.first_page(repo, path, &what).await?;
         Ok(wire
             .into_iter()
             .map(|w| ClosedPull {
@@ -50,6 +53,47 @@ impl GitHub {
                 merged: w.merged_at.is_some(),
             })
             .collect())
+    }
+
+    /// The newest hundred pull requests of `repo`, open or closed.
+    pub async fn recent_pulls(&self, repo: &RepoName) -> Result<Vec<RecentPull>, GitHubError> {
+        #[derive(serde::Deserialize)]
+        struct Head {
+            #[serde(rename = "ref")]
+            git_ref: String,
+        }
+        #[derive(serde::Deserialize)]
+        struct Wire {
+            number: u64,
+            head: Head,
+            created_at: Option<DateTime<Utc>>,
+        }
+        let what = format!("GET recent pull requests of {repo}");
+        let path =
+            format!("/repos/{repo}/pulls?state=all&sort=created&direction=desc&per_page=100");
+        let wire: Vec<Wire> = self.first_page(repo, path, &what).await?;
+        Ok(wire
+            .into_iter()
+            .map(|w| RecentPull {
+                number: PrNumber(w.number),
+                head_ref: w.head.git_ref,
+                created_at: w.created_at,
+            })
+            .collect())
+    }
+
+    /// The first page of a list (GitHub's newest first): what the scheduler looks back at.
+    async fn first_page<T: serde::de::DeserializeOwned>(
+        &self,
+        repo: &RepoName,
+        path: String,
+        what: &str,
+    ) -> Result<Vec<T>, GitHubError> {
+        let req = Request::get(path, what.to_string());
+        self.send(Scope::Repo(repo), &req)
+            .await?
+            .ok(what)?
+            .json(what)
     }
 
     /// Closes a pull request (repeating it is harmless).

@@ -13,8 +13,8 @@
 pub mod due;
 mod open;
 
-use open::Opener;
-pub use open::{Acted, branch_of};
+pub use open::{Acted, Limit, branch_of};
+use open::{Budget, Opener};
 
 use crate::github::{GitHub, GitHubError};
 use crate::ids::{CommitSha, RepoName};
@@ -90,20 +90,30 @@ pub async fn plan(
     })
 }
 
+/// Bounds on a repository's refresh PRs (the server's `[schedule]`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    pub max_open: u32,
+    pub max_per_hour: u32,
+}
+
 /// One pass over `repo`: every due item that may start now gets its refresh PR, unless one is
-/// open. Returns each item's plan with what was done.
+/// open, oldest due first, within `limits`. Returns each item's plan with what was done.
 pub async fn pass(
     github: &GitHub,
     repo: &RepoName,
     work: &Path,
     times: (DateTime<Utc>, DateTime<Utc>),
     author: (&str, &str),
+    limits: Limits,
 ) -> Result<(RepoPlan, Vec<Acted>), ScheduleError> {
     let (now, previous_pass) = times;
     let (branch, loaded) = load(github, repo, work).await?;
     let (mut items, mut acted) = (Vec::new(), Vec::new());
     if let Some((config, clone)) = &loaded {
         let open = github.open_pull_requests(repo).await?;
+        let recent = github.recent_pulls(repo).await?;
+        let mut budget = Budget::new(limits, &open, &recent, now);
         let opener = Opener {
             github,
             repo,
@@ -114,8 +124,10 @@ pub async fn pass(
             now,
         };
         let facts = (github, repo, clone, branch.as_str());
-        for (def, item, plan) in decide_all(facts, config, now, previous_pass).await? {
-            acted.push(opener.act(def, &item, &plan, &open).await?);
+        let mut decided = decide_all(facts, config, now, previous_pass).await?;
+        decided.sort_by_key(|(_, _, plan)| urgency(&plan.decision));
+        for (def, item, plan) in decided {
+            acted.push(opener.act(def, &item, &plan, &open, &mut budget).await?);
             items.push(plan);
         }
     }
@@ -152,6 +164,18 @@ async fn load(
     }
     let clone = RepoClone::open(github, repo, &info.clone_url, work).await?;
     Ok((branch, Some((config, clone))))
+}
+
+/// Oldest due first: never refreshed, then the longest since the last refresh, then changed
+/// inputs; the rest keep their order.
+fn urgency(decision: &Decision) -> (u8, std::cmp::Reverse<std::time::Duration>) {
+    use std::cmp::Reverse;
+    match decision {
+        Decision::Due(Why::Never) => (0, Reverse(std::time::Duration::MAX)),
+        Decision::Due(Why::Age { age, .. }) => (1, Reverse(*age)),
+        Decision::Due(Why::Inputs { .. }) => (2, Reverse(std::time::Duration::ZERO)),
+        _ => (3, Reverse(std::time::Duration::ZERO)),
+    }
 }
 
 /// Where facts are read: the API (closed refresh PRs), the repository and its clone, and the
@@ -340,6 +364,12 @@ pub fn render_pass(plan: &RepoPlan, acted: &[Acted]) -> String {
             Acted::Opened(pr) => format!("opened #{}", pr.0),
             Acted::AlreadyOpen(pr) => format!("refresh PR #{} is open", pr.0),
             Acted::ClosedUnchanged(pr) => format!("closed #{}: its task changed nothing", pr.0),
+            Acted::Limited(Limit::MaxOpen(n)) => {
+                format!("due, waits: {n} refresh PRs are open (max_open)")
+            }
+            Acted::Limited(Limit::MaxPerHour(n)) => {
+                format!("due, waits: {n} refresh PRs were opened in the last hour (max_per_hour)")
+            }
             Acted::Waiting => continue,
         };
         out.push_str(&format!("{}: {}: {line}\n", plan.repo, item.label));

@@ -11,7 +11,7 @@
 use super::due::Decision;
 use super::{IMAGE_STAMP, ItemPlan, ScheduleError, why_text};
 use crate::checklist::{self, TaskState};
-use crate::github::{GitHub, PullRequest};
+use crate::github::{GitHub, PullRequest, RecentPull};
 use crate::ids::{PrNumber, RepoName};
 use crate::repo_clone::RepoClone;
 use crate::repo_config::{RepoConfig, ScheduleDef, Target, format_duration};
@@ -26,11 +26,68 @@ pub enum Acted {
     ClosedUnchanged(PrNumber),
     /// Not due, or waiting for its window.
     Waiting,
+    /// Due, but the repository has as many refresh PRs as it may.
+    Limited(Limit),
 }
+
+/// Which bound of `[schedule]` held an item back, and its value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Limit {
+    MaxOpen(u32),
+    MaxPerHour(u32),
+}
+
+/// How many more refresh PRs a pass may open in one repository.
+pub(super) struct Budget {
+    limits: super::Limits,
+    open: u32,
+    opened_last_hour: u32,
+}
+
+impl Budget {
+    pub(super) fn new(
+        limits: super::Limits,
+        open: &[PullRequest],
+        recent: &[RecentPull],
+        now: DateTime<Utc>,
+    ) -> Budget {
+        let refresh = |head: &str| head.starts_with(BRANCH_PREFIX);
+        let hour_ago = now - chrono::Duration::hours(1);
+        let count = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
+        let recently = |p: &&RecentPull| p.created_at.is_some_and(|t| t > hour_ago);
+        Budget {
+            limits,
+            open: count(open.iter().filter(|p| refresh(&p.head_ref)).count()),
+            opened_last_hour: count(
+                recent
+                    .iter()
+                    .filter(|p| refresh(&p.head_ref))
+                    .filter(recently)
+                    .count(),
+            ),
+        }
+    }
+
+    fn exceeded(&self) -> Option<Limit> {
+        if self.open >= self.limits.max_open {
+            return Some(Limit::MaxOpen(self.limits.max_open));
+        }
+        (self.opened_last_hour >= self.limits.max_per_hour)
+            .then_some(Limit::MaxPerHour(self.limits.max_per_hour))
+    }
+
+    fn opened(&mut self) {
+        self.open += 1;
+        self.opened_last_hour += 1;
+    }
+}
+
+/// Every refresh branch starts so.
+const BRANCH_PREFIX: &str = "tickbot/refresh/";
 
 /// The branch an item's refresh PR lives on.
 pub fn branch_of(label: &str) -> String {
-    format!("tickbot/refresh/{label}")
+    format!("{BRANCH_PREFIX}{label}")
 }
 
 pub(super) struct Opener<'a> {
@@ -54,6 +111,7 @@ impl Opener<'_> {
         item: &str,
         plan: &ItemPlan,
         open: &[PullRequest],
+        budget: &mut Budget,
     ) -> Result<Acted, ScheduleError> {
         let branch = branch_of(&plan.label);
         if let Some(pr) = open.iter().find(|pr| pr.head_ref == branch) {
@@ -66,6 +124,9 @@ impl Opener<'_> {
         let Decision::Due(why) = &plan.decision else {
             return Ok(Acted::Waiting);
         };
+        if let Some(limit) = budget.exceeded() {
+            return Ok(Acted::Limited(limit));
+        }
         let reason = why_text(why, &format_duration(def.every));
         if self
             .clone
@@ -83,6 +144,7 @@ impl Opener<'_> {
             .github
             .create_pull_request(self.repo, &title, &branch, self.branch, &body)
             .await?;
+        budget.opened();
         tracing::info!(repo = %self.repo, item = %plan.label, pr = %pr.number, "refresh PR opened");
         Ok(Acted::Opened(pr.number))
     }
