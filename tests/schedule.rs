@@ -108,17 +108,26 @@ fn schedule_once(w: &World) -> String {
     tickbot_against(w.forge(), w.dir.path(), &args)
 }
 
+/// A world whose `.tickbot.toml` is `toml`, with a podman worker, after one scheduler pass
+/// opened the refresh PR #1 and its task ticked its box; and what that pass printed.
+async fn first_refresh(toml: &str) -> (World, String) {
+    let files = [(".tickbot.toml", toml), ("images/README", "images\n")];
+    let mut w = World::new(&files).await;
+    w.start_worker("w1", &[]);
+    let first = schedule_once(&w);
+    wait_for("the refresh task ticked", || {
+        w.body(PrNumber(1))
+            .contains("- [x] image-refresh fedora-41")
+            .then_some(())
+    })
+    .await;
+    (w, first)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_overdue_item_gets_one_refresh_pr_whose_task_runs_and_ticks() {
     let _shared = broker_lock().read().await;
-    let files = [
-        (".tickbot.toml", REFRESH_TOML),
-        ("images/README", "images\n"),
-    ];
-    let mut w = World::new(&files).await;
-    w.start_worker("w1", &[]);
-
-    let first = schedule_once(&w);
+    let (w, first) = first_refresh(REFRESH_TOML).await;
     let pr = PrNumber(1);
     let opened = w.forge().pr(&w.repo, pr).expect("the refresh PR");
     assert_eq!(opened.head_ref, "tickbot/refresh/image-refresh/fedora-41");
@@ -130,13 +139,7 @@ async fn an_overdue_item_gets_one_refresh_pr_whose_task_runs_and_ticks() {
         )
     );
 
-    // The normal task path runs the checkbox with the PR's code and commits the result.
-    wait_for("the refresh task ticked", || {
-        w.body(pr)
-            .contains("- [x] image-refresh fedora-41")
-            .then_some(())
-    })
-    .await;
+    // The normal task path ran the checkbox with the PR's code and committed the result.
     assert_eq!(w.file(pr, "images/fedora-41.txt"), "refreshed\n");
 
     // A second pass finds the open PR by its branch: no second PR.
@@ -193,20 +196,8 @@ async fn a_refresh_that_changes_nothing_is_closed_and_not_tried_again_this_perio
         r#"["sh", "-c", "echo refreshed > images/$0.txt", "{args}"]"#,
         r#"["true", "{args}"]"#,
     );
-    let files = [
-        (".tickbot.toml", toml.as_str()),
-        ("images/README", "images\n"),
-    ];
-    let mut w = World::new(&files).await;
-    w.start_worker("w1", &[]);
-    schedule_once(&w);
+    let (w, _) = first_refresh(&toml).await;
     let pr = PrNumber(1);
-    wait_for("the refresh task ticked", || {
-        w.body(pr)
-            .contains("- [x] image-refresh fedora-41")
-            .then_some(())
-    })
-    .await;
 
     // The next pass sees a done refresh that changes nothing: it says so and closes it.
     let closing = schedule_once(&w);
@@ -264,4 +255,30 @@ async fn due_items_wait_their_turn_within_the_hourly_limit() {
         tickbot_against(&forge, &state, &args)
     );
     assert!(forge.pr(&repo, PrNumber(3)).is_none());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn automerge_lands_a_passed_refresh_and_the_item_is_fresh_again() {
+    let _shared = broker_lock().read().await;
+    let toml = format!("{REFRESH_TOML}automerge = true\n");
+    let (w, _) = first_refresh(&toml).await;
+    let pr = PrNumber(1);
+
+    let merging = schedule_once(&w);
+    assert_eq!(
+        merging,
+        "exit: Some(0)\n--- stdout\nacme/images: image-refresh/fedora-41: merged #1: everything required passed\n--- stderr\n"
+    );
+    let merged = w.forge().pr(&w.repo, pr).expect("the PR");
+    assert!(merged.merged.is_some(), "merged with the head as guard");
+
+    // The refresh landed: its commit is the item's last refresh now.
+    let args = ["schedule", "--dry-run", "--repo", "acme/images"];
+    let time = regex::Regex::new(r"\d{4}-\d\d-\d\d \d\d:\d\d UTC").expect("valid");
+    let fresh = tickbot_against(w.forge(), w.dir.path(), &args);
+    insta::assert_snapshot!(
+        "automerged_item_is_fresh",
+        common::redact(&time.replace_all(&fresh, "<time>"))
+    );
+    w.stack.shutdown().await;
 }

@@ -82,6 +82,39 @@ impl GitHub {
             .collect())
     }
 
+    /// Merges a pull request if its head is still `sha` (GitHub's REST merge, a merge commit).
+    /// `Ok(Err(reason))` when GitHub refuses: not mergeable (405) or the head moved (409).
+    pub async fn merge_pull_request(
+        &self,
+        repo: &RepoName,
+        pr: PrNumber,
+        sha: &crate::ids::CommitSha,
+    ) -> Result<Result<(), String>, GitHubError> {
+        #[derive(serde::Deserialize)]
+        struct Refusal {
+            message: Option<String>,
+        }
+        let what = format!("PUT merge {repo}{pr}");
+        let req = Request::write(
+            Method::PUT,
+            format!("/repos/{repo}/pulls/{}/merge", pr.0),
+            json!({ "sha": sha.0 }),
+            what.clone(),
+            Repeat::Never,
+        );
+        let resp = self.send(Scope::Repo(repo), &req).await?;
+        match resp.status.as_u16() {
+            405 | 409 => {
+                let refusal: Refusal = resp.json(&what)?;
+                Ok(Err(refusal.message.unwrap_or_else(|| "refused".into())))
+            }
+            _ => {
+                resp.ok(&what)?;
+                Ok(Ok(()))
+            }
+        }
+    }
+
     /// The first page of a list (GitHub's newest first): what the scheduler looks back at.
     async fn first_page<T: serde::de::DeserializeOwned>(
         &self,

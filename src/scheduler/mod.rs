@@ -364,6 +364,10 @@ pub fn render_pass(plan: &RepoPlan, acted: &[Acted]) -> String {
             Acted::Opened(pr) => format!("opened #{}", pr.0),
             Acted::AlreadyOpen(pr) => format!("refresh PR #{} is open", pr.0),
             Acted::ClosedUnchanged(pr) => format!("closed #{}: its task changed nothing", pr.0),
+            Acted::Merged(pr) => format!("merged #{}: everything required passed", pr.0),
+            Acted::MergeRefused(pr) => {
+                format!("#{} passed but GitHub refused the merge (see the PR)", pr.0)
+            }
             Acted::Limited(Limit::MaxOpen(n)) => {
                 format!("due, waits: {n} refresh PRs are open (max_open)")
             }

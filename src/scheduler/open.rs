@@ -11,7 +11,7 @@
 use super::due::Decision;
 use super::{IMAGE_STAMP, ItemPlan, ScheduleError, why_text};
 use crate::checklist::{self, TaskState};
-use crate::github::{GitHub, PullRequest, RecentPull};
+use crate::github::{GitHub, PullRequest, RecentPull, StatusState};
 use crate::ids::{PrNumber, RepoName};
 use crate::repo_clone::RepoClone;
 use crate::repo_config::{RepoConfig, ScheduleDef, Target, format_duration};
@@ -28,6 +28,10 @@ pub enum Acted {
     Waiting,
     /// Due, but the repository has as many refresh PRs as it may.
     Limited(Limit),
+    /// `automerge`: everything required passed, and it was merged.
+    Merged(PrNumber),
+    /// `automerge`: GitHub refused the merge; the reason is on the PR.
+    MergeRefused(PrNumber),
 }
 
 /// Which bound of `[schedule]` held an item back, and its value.
@@ -119,6 +123,9 @@ impl Opener<'_> {
                 self.close_unchanged(def, pr, &plan.label).await?;
                 return Ok(Acted::ClosedUnchanged(pr.number));
             }
+            if def.automerge && self.passed(def, pr).await? {
+                return self.merge(pr).await;
+            }
             return Ok(Acted::AlreadyOpen(pr.number));
         }
         let Decision::Due(why) = &plan.decision else {
@@ -180,6 +187,51 @@ impl Opener<'_> {
             .await?;
         let head_tree = self.clone.resolve(&format!("{head}^{{tree}}")).await?;
         Ok(base_tree.is_some() && base_tree == head_tree)
+    }
+
+    /// `automerge`'s condition: every box ticked, and every context of the schedule's `tests`
+    /// succeeded on the PR's current head.
+    async fn passed(&self, def: &ScheduleDef, pr: &PullRequest) -> Result<bool, ScheduleError> {
+        let tasks = checklist::parse(&pr.body).tasks;
+        if tasks.is_empty() || tasks.iter().any(|t| t.state != TaskState::Done) {
+            return Ok(false);
+        }
+        let states = self.github.statuses(self.repo, &pr.head_sha).await?;
+        Ok(def.tests.iter().all(|test| {
+            states
+                .iter()
+                .any(|s| s.context == *test && s.state == StatusState::Success)
+        }))
+    }
+
+    /// Merges with the head as a guard; a refusal is said once per head on the PR, which stays
+    /// open.
+    async fn merge(&self, pr: &PullRequest) -> Result<Acted, ScheduleError> {
+        let marker = format!("<!-- tickbot:automerge:{} -->", pr.head_sha.0);
+        let said = self.github.comments(self.repo, pr.number).await?;
+        if said.iter().any(|c| c.body.contains(&marker)) {
+            return Ok(Acted::MergeRefused(pr.number));
+        }
+        match self
+            .github
+            .merge_pull_request(self.repo, pr.number, &pr.head_sha)
+            .await?
+        {
+            Ok(()) => {
+                tracing::info!(repo = %self.repo, pr = %pr.number, "refresh PR merged");
+                Ok(Acted::Merged(pr.number))
+            }
+            Err(reason) => {
+                let text = format!(
+                    "{marker}\ntickbot did not merge this refresh at {}: GitHub refused: {reason}",
+                    pr.head_sha.short()
+                );
+                self.github
+                    .post_comment(self.repo, pr.number, &text)
+                    .await?;
+                Ok(Acted::MergeRefused(pr.number))
+            }
+        }
     }
 
     /// Says so on the PR and closes it; the closed PR is what keeps the item from being tried
