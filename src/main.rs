@@ -345,8 +345,8 @@ fn print_or_fail<E: std::fmt::Display>(
     }
 }
 
-/// `tickbot schedule`: a pass every minute (or `--once`) that opens the refresh PRs of due
-/// items; `--dry-run` says what is due in each repository, and why.
+/// `tickbot schedule`: the scheduler role until SIGTERM; `--once`: one pass, printed;
+/// `--dry-run`: what is due in each repository, and why.
 fn schedule(dry_run: bool, once: bool, repo: Option<&str>, config: &ServerConfig) -> ExitCode {
     use tickbot::scheduler::{self, ScheduleError};
     let repos = match repo {
@@ -363,53 +363,32 @@ fn schedule(dry_run: bool, once: bool, repo: Option<&str>, config: &ServerConfig
         eprintln!("tickbot: no repository: name one with --repo or in [dispatch] repositories");
         return ExitCode::from(2);
     }
+    let settings = roles::scheduler_settings(config, repos);
     let run = async {
         let github = roles::github(config).map_err(|e| ScheduleError::Usage(format!("{e:#}")))?;
-        let work = config.state.dir.join("schedule");
+        if !dry_run && !once {
+            scheduler::run(&github, &settings, roles::shutdown_signal()).await;
+            return Ok(String::new());
+        }
         let now = chrono::Utc::now();
-        // As a pass that runs every minute would: a window that opened in the last minute is open.
-        let previous = now - chrono::Duration::minutes(1);
-        let author = (
-            config.git.author_name.as_str(),
-            config.git.author_email.as_str(),
-        );
-        let (mut text, mut previous) = (String::new(), previous);
-        let mut shutdown = roles::shutdown_signal();
-        loop {
-            let now = chrono::Utc::now();
-            for repo in &repos {
-                if dry_run {
-                    let plan = scheduler::plan(&github, repo, &work, now, previous).await?;
-                    text.push_str(&scheduler::render(&plan));
-                    continue;
-                }
-                let limits = scheduler::Limits {
-                    max_open: config.schedule.max_open,
-                    max_per_hour: config.schedule.max_per_hour,
-                };
-                let passed =
-                    scheduler::pass(&github, repo, &work, (now, previous), author, limits).await;
-                match (passed, once) {
-                    (Ok((plan, acted)), true) => {
-                        text.push_str(&scheduler::render_pass(&plan, &acted));
-                    }
-                    (Ok((plan, acted)), false) => {
-                        print!("{}", scheduler::render_pass(&plan, &acted))
-                    }
-                    (Err(e), true) => return Err(e),
-                    // One repository's trouble does not stop the others; the next pass retries.
-                    (Err(e), false) => tracing::error!(%repo, error = %e, "schedule pass failed"),
-                }
-            }
-            if dry_run || once {
-                return Ok::<_, ScheduleError>(text);
-            }
-            previous = now;
-            tokio::select! {
-                _ = tokio::time::sleep(std::time::Duration::from_secs(60)) => {}
-                _ = shutdown.wait_for(|stop| *stop) => return Ok(text),
+        // As the role's passes do: a window that opened since the last pass is open.
+        let previous =
+            now - chrono::Duration::from_std(scheduler::PASS_INTERVAL).unwrap_or_default();
+        let author = (settings.author.0.as_str(), settings.author.1.as_str());
+        let mut text = String::new();
+        for repo in &settings.repositories {
+            if dry_run {
+                let plan = scheduler::plan(&github, repo, &settings.work, now, previous).await?;
+                text.push_str(&scheduler::render(&plan));
+            } else {
+                let times = (now, previous);
+                let limits = settings.limits;
+                let (plan, acted) =
+                    scheduler::pass(&github, repo, &settings.work, times, author, limits).await?;
+                text.push_str(&scheduler::render_pass(&plan, &acted));
             }
         }
+        Ok::<_, ScheduleError>(text)
     };
     print_or_fail(run, |e| matches!(e, ScheduleError::Usage(_)))
 }

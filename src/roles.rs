@@ -221,16 +221,43 @@ pub async fn work(
 }
 
 /// Every role in one process, sharing one broker connection.
+/// The scheduler's settings from the server configuration, for `repositories`.
+pub fn scheduler_settings(
+    config: &ServerConfig,
+    repositories: Vec<crate::ids::RepoName>,
+) -> crate::scheduler::SchedulerSettings {
+    crate::scheduler::SchedulerSettings {
+        repositories,
+        work: config.state.dir.join("schedule"),
+        author: (
+            config.git.author_name.clone(),
+            config.git.author_email.clone(),
+        ),
+        limits: crate::scheduler::Limits {
+            max_open: config.schedule.max_open,
+            max_per_hour: config.schedule.max_per_hour,
+        },
+    }
+}
+
+/// Every role in one process; the scheduler serves `[dispatch] repositories`.
 pub async fn all(config: &ServerConfig, shutdown: watch::Receiver<bool>) -> anyhow::Result<()> {
     let broker = open_broker(config).await?;
     let github = github(config)?;
+    let schedule = scheduler_settings(config, config.dispatch.repositories.clone());
+    let scheduler_stop = shutdown.clone();
+    let scheduler = async {
+        crate::scheduler::run(&github, &schedule, scheduler_stop).await;
+        Ok::<(), anyhow::Error>(())
+    };
     tokio::try_join!(
+        scheduler,
         serve(config, broker.clone(), shutdown.clone()),
         dispatch(config, broker.clone(), github.clone(), shutdown.clone()),
         work(
             config,
             broker,
-            github,
+            github.clone(),
             &config.worker.pools,
             config.worker.concurrency,
             shutdown

@@ -166,6 +166,52 @@ async fn load(
     Ok((branch, Some((config, clone))))
 }
 
+/// What the scheduler role needs besides GitHub: where, for which repositories, as whom, how
+/// many PRs.
+pub struct SchedulerSettings {
+    pub repositories: Vec<RepoName>,
+    /// The bare clones live here.
+    pub work: std::path::PathBuf,
+    /// Author and committer of refresh branches' first commits.
+    pub author: (String, String),
+    pub limits: Limits,
+}
+
+/// How often a pass runs: a window (a cron minute) is seen by the pass after it.
+pub const PASS_INTERVAL: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// The scheduler role: a pass over every repository each [`PASS_INTERVAL`] until `shutdown`.
+/// What a pass does is logged; one repository's trouble is logged and retried at the next pass.
+pub async fn run(
+    github: &GitHub,
+    settings: &SchedulerSettings,
+    mut shutdown: tokio::sync::watch::Receiver<bool>,
+) {
+    let author = (settings.author.0.as_str(), settings.author.1.as_str());
+    let mut previous = Utc::now() - chrono::Duration::from_std(PASS_INTERVAL).unwrap_or_default();
+    loop {
+        let now = Utc::now();
+        for repo in &settings.repositories {
+            let times = (now, previous);
+            match pass(github, repo, &settings.work, times, author, settings.limits).await {
+                Ok((plan, acted)) => {
+                    for line in render_pass(&plan, &acted).lines() {
+                        tracing::info!("{line}");
+                    }
+                }
+                Err(e) => {
+                    tracing::error!(%repo, error = %e, "schedule pass failed; next pass retries")
+                }
+            }
+        }
+        previous = now;
+        tokio::select! {
+            _ = tokio::time::sleep(PASS_INTERVAL) => {}
+            _ = shutdown.wait_for(|stop| *stop) => return,
+        }
+    }
+}
+
 /// Oldest due first: never refreshed, then the longest since the last refresh, then changed
 /// inputs; the rest keep their order.
 fn urgency(decision: &Decision) -> (u8, std::cmp::Reverse<std::time::Duration>) {
