@@ -67,6 +67,20 @@ pub async fn wait_for<T>(what: &str, check: impl FnMut() -> Option<T>) -> T {
     wait_within(WAIT, what, check).await
 }
 
+/// The status code of `GET <base><path>` (plain HTTP on loopback), or `None` when there is no
+/// answer.
+pub fn http_status(base: &str, path: &str) -> Option<u16> {
+    use std::io::{Read, Write};
+    let host = base.strip_prefix("http://")?;
+    let mut stream = std::net::TcpStream::connect(host).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    let request = format!("GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).ok()?;
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).ok()?;
+    answer.split_whitespace().nth(1)?.parse().ok()
+}
+
 /// Runs a command that must succeed; returns its stdout.
 pub fn run(cmd: &str, args: &[&str]) -> String {
     let out = std::process::Command::new(cmd)

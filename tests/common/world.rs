@@ -71,6 +71,14 @@ impl World {
         stack.forge.add_collaborator(&repo, "alice", "write");
         stack.forge.add_collaborator(&repo, "bob", "read");
         stack.start_dispatcher();
+        // GitHub does not retry a delivery the intake refused (503 while it cannot reach the
+        // broker, e.g. right after another story restarted RabbitMQ): a story starts once the
+        // intake says it can take events.
+        let intake = stack.intake_url.clone();
+        super::wait_for("the intake ready (/readyz)", || {
+            super::http_status(&intake, "/readyz").filter(|s| *s == 200)
+        })
+        .await;
         World {
             stack,
             repo,
