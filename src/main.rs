@@ -367,7 +367,23 @@ fn schedule(dry_run: bool, once: bool, repo: Option<&str>, config: &ServerConfig
     let run = async {
         let github = roles::github(config).map_err(|e| ScheduleError::Usage(format!("{e:#}")))?;
         if !dry_run && !once {
-            scheduler::run(&github, &settings, roles::shutdown_signal()).await;
+            // Replicas on RabbitMQ take turns through its lease; with the embedded queue there
+            // is one process, `tickbot all`, so this one stands alone.
+            let broker = match &config.amqp.url {
+                Some(_) => Some(
+                    roles::open_broker(config)
+                        .await
+                        .map_err(|e| ScheduleError::Runtime(format!("{e:#}")))?,
+                ),
+                None => None,
+            };
+            scheduler::run(
+                &github,
+                &settings,
+                broker.as_ref(),
+                roles::shutdown_signal(),
+            )
+            .await;
             return Ok(String::new());
         }
         let now = chrono::Utc::now();

@@ -246,8 +246,10 @@ pub async fn all(config: &ServerConfig, shutdown: watch::Receiver<bool>) -> anyh
     let github = github(config)?;
     let schedule = scheduler_settings(config, config.dispatch.repositories.clone());
     let scheduler_stop = shutdown.clone();
+    // One process owns the embedded queue: no other scheduler can run beside it.
+    let lease_broker = config.amqp.url.is_some().then(|| broker.clone());
     let scheduler = async {
-        crate::scheduler::run(&github, &schedule, scheduler_stop).await;
+        crate::scheduler::run(&github, &schedule, lease_broker.as_ref(), scheduler_stop).await;
         Ok::<(), anyhow::Error>(())
     };
     tokio::try_join!(

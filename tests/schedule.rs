@@ -282,3 +282,45 @@ async fn automerge_lands_a_passed_refresh_and_the_item_is_fresh_again() {
     );
     w.stack.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_scheduler_holds_the_lease_and_another_takes_over_when_it_stops() {
+    use tickbot::queue::{Broker, BrokerSettings, QueueKind};
+    use tickbot::scheduler::Lease;
+    let _shared = broker_lock().read().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut settings = BrokerSettings::new(Some(common::amqp_url()), dir.path().join("queue"));
+    settings.prefix = format!("lease-{}", uuid::Uuid::new_v4());
+    // Two replicas: two connections to RabbitMQ.
+    let first = Broker::open(&settings).await.expect("RabbitMQ");
+    let second = Broker::open(&settings).await.expect("RabbitMQ");
+    let (_stop, stopped) = tokio::sync::watch::channel(false);
+
+    let held = Lease::acquire(&first, stopped.clone())
+        .await
+        .expect("the lease queue")
+        .expect("the first replica holds the lease");
+    let waiting = {
+        let stopped = stopped.clone();
+        tokio::spawn(async move { Lease::acquire(&second, stopped).await.map(|l| l.is_some()) })
+    };
+    // The holder keeps a spare token ready, which only the active consumer could take.
+    held.keep_spare().await.expect("a spare");
+    let ready = first.ready_count(&QueueKind::SchedulerLease).await;
+    assert_eq!(ready.expect("count"), 1);
+    assert!(
+        !waiting.is_finished(),
+        "the second replica waits while the first holds"
+    );
+
+    drop(held);
+    let took_over = tokio::time::timeout(common::WAIT, waiting)
+        .await
+        .expect("the second replica takes over within the wait")
+        .expect("the task");
+    assert!(
+        took_over.expect("the lease queue"),
+        "the second replica holds the lease"
+    );
+    first.delete(&[]).await.expect("clean up");
+}

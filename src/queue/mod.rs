@@ -161,6 +161,9 @@ pub enum QueueKind {
     /// A copy of every dead-lettered message, for the dispatcher: a job that ends there gets
     /// an error status instead of staying "In progress" (single active consumer).
     DeadNotices,
+    /// The scheduler's lease: the replica that holds a token from it (unsettled) is the one
+    /// scheduler that acts (single active consumer, no dead-lettering).
+    SchedulerLease,
 }
 
 impl QueueKind {
@@ -172,6 +175,7 @@ impl QueueKind {
             QueueKind::Jobs(pool) => format!("{prefix}.jobs.{pool}"),
             QueueKind::Dead => format!("{prefix}.dead"),
             QueueKind::DeadNotices => format!("{prefix}.dead.notices"),
+            QueueKind::SchedulerLease => format!("{prefix}.scheduler"),
         }
     }
 }
@@ -197,7 +201,11 @@ pub fn topology(prefix: &str, pools: &[String]) -> Result<Vec<QueueSpec>, QueueE
         validate_name_part(pool)?;
         kinds.push(QueueKind::Jobs(pool.clone()));
     }
-    kinds.extend([QueueKind::Dead, QueueKind::DeadNotices]);
+    kinds.extend([
+        QueueKind::SchedulerLease,
+        QueueKind::Dead,
+        QueueKind::DeadNotices,
+    ]);
     Ok(kinds.iter().map(|k| spec(prefix, k)).collect())
 }
 
@@ -226,10 +234,16 @@ pub fn spec(prefix: &str, kind: &QueueKind) -> QueueSpec {
         // (events subscribed first) makes the same one active on both.
         single_active: matches!(
             kind,
-            QueueKind::Events | QueueKind::Results | QueueKind::DeadNotices
+            QueueKind::Events
+                | QueueKind::Results
+                | QueueKind::DeadNotices
+                | QueueKind::SchedulerLease
         ),
-        dead_letter_exchange: (!matches!(kind, QueueKind::Dead | QueueKind::DeadNotices))
-            .then_some(dead),
+        dead_letter_exchange: (!matches!(
+            kind,
+            QueueKind::Dead | QueueKind::DeadNotices | QueueKind::SchedulerLease
+        ))
+        .then_some(dead),
     }
 }
 

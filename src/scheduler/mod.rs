@@ -11,7 +11,10 @@
 //! failure issues, limits and automerge are not built yet.
 
 pub mod due;
+mod lease;
 mod open;
+
+pub use lease::Lease;
 
 pub use open::{Acted, Limit, branch_of};
 use open::{Budget, Opener};
@@ -38,6 +41,9 @@ pub enum ScheduleError {
     /// The repository cannot be scheduled as it is (exit code 2).
     #[error("{0}")]
     Usage(String),
+    /// Trouble around the scheduler, e.g. the queue its lease is on (exit code 1).
+    #[error("{0}")]
+    Runtime(String),
 }
 
 impl From<CloneError> for ScheduleError {
@@ -181,16 +187,35 @@ pub struct SchedulerSettings {
 pub const PASS_INTERVAL: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// The scheduler role: a pass over every repository each [`PASS_INTERVAL`] until `shutdown`.
-/// What a pass does is logged; one repository's trouble is logged and retried at the next pass.
+/// With `broker` (RabbitMQ, several replicas), passes run only while this replica holds the
+/// [`Lease`]. What a pass does is logged; one repository's trouble is logged and retried at
+/// the next pass.
 pub async fn run(
     github: &GitHub,
     settings: &SchedulerSettings,
+    broker: Option<&crate::queue::Broker>,
     mut shutdown: tokio::sync::watch::Receiver<bool>,
 ) {
+    let lease = match broker {
+        None => None,
+        Some(broker) => match Lease::acquire(broker, shutdown.clone()).await {
+            Ok(Some(lease)) => Some(lease),
+            Ok(None) => return,
+            Err(e) => {
+                tracing::error!(error = %e, "the scheduler cannot take its lease; not scheduling");
+                return;
+            }
+        },
+    };
     let author = (settings.author.0.as_str(), settings.author.1.as_str());
     let mut previous = Utc::now() - chrono::Duration::from_std(PASS_INTERVAL).unwrap_or_default();
     loop {
         let now = Utc::now();
+        if let Some(lease) = &lease
+            && let Err(e) = lease.keep_spare().await
+        {
+            tracing::warn!(error = %e, "cannot keep a spare lease token; a takeover may wait");
+        }
         for repo in &settings.repositories {
             let times = (now, previous);
             match pass(github, repo, &settings.work, times, author, settings.limits).await {
