@@ -53,6 +53,16 @@ async fn world_with(registry: &TestRegistry, more: &str) -> World {
     w
 }
 
+/// V2 with a build step that takes two seconds, never cached by an earlier run (so a story can
+/// act while the build runs).
+fn slow_v2() -> String {
+    let step = format!(
+        "RUN sleep 2 && echo {} >/dev/null && echo",
+        uuid::Uuid::new_v4()
+    );
+    V2.replace("RUN echo", &step)
+}
+
 /// The log link of the latest `image/tasks` state on `sha`, once it is `state`.
 async fn build_state(w: &World, sha: &CommitSha, state: &str, description: &str) -> String {
     w.wait_status(sha, "image/tasks", state, description)
@@ -200,7 +210,7 @@ async fn a_dispatcher_restarted_while_an_image_builds_leaves_nothing_pending() {
     let _shared = broker_lock().read().await;
     let registry = TestRegistry::start();
     let mut w = world(&registry).await;
-    let slow = V2.replace("RUN echo", "RUN sleep 2 && echo");
+    let slow = slow_v2();
     let (_, sha) = w
         .open_pr("alice", &[(CONTAINERFILE, slow.as_str())], "")
         .await;
@@ -215,6 +225,40 @@ async fn a_dispatcher_restarted_while_an_image_builds_leaves_nothing_pending() {
     build_state(&w, &sha, "success", "Success [w1]").await;
     w.wait_status(&sha, "version", "success", "Success [w1]")
         .await;
+    w.stack.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_push_to_one_pr_does_not_cancel_the_build_another_waits_for() {
+    let _shared = broker_lock().read().await;
+    let registry = TestRegistry::start();
+    let mut w = world(&registry).await;
+    let slow = slow_v2();
+    let (a, old_a) = w
+        .open_pr("alice", &[(CONTAINERFILE, slow.as_str())], "")
+        .await;
+    // Another commit (the same files would make the same commit), the same image directory.
+    let files = [(CONTAINERFILE, slow.as_str()), ("b.txt", "b\n")];
+    let (_, b) = w.open_pr("alice", &files, "").await;
+    wait_for("the second PR waiting for the build", || {
+        w.latest(&b, "version")
+            .filter(|s| s.1 == "Waiting for image/tasks")
+    })
+    .await;
+    eprintln!("SHAS old_a={} b={}", old_a.short(), b.short());
+    // The first PR moves on: its old head's test is cancelled, the shared build is not.
+    let new_a = w.push(a, &[("other.txt", "x\n")], "alice").await;
+    let superseded = format!("Cancelled: superseded by {}", new_a.short());
+    w.wait_status(&old_a, "version", "error", &superseded).await;
+    w.wait_status(&b, "version", "success", "Success [w1]")
+        .await;
+    w.wait_status(&new_a, "version", "success", "Success [w1]")
+        .await;
+    let (_, description, _) = w.latest(&old_a, "version").expect("a state");
+    assert_eq!(
+        description, superseded,
+        "a cancelled context is not run when the build ends"
+    );
     w.stack.shutdown().await;
 }
 

@@ -14,7 +14,7 @@
 //! first one pushed the tree meanwhile.
 
 use super::replies::{CommandRefusal, Note, Refusal};
-use super::state::State;
+use super::state::{Phase, State};
 use super::writes::Writes;
 use super::{DispatchError, DispatcherSettings};
 use crate::github::{GitHub, PullRequest};
@@ -213,7 +213,22 @@ impl Images {
             self.writes.set_state(repo, sha, &status, None).await?;
         }
         let digest = report.image_digest.as_deref();
+        let mut still_waiting = HashMap::new();
         for mut job in build.waiting {
+            // A context cancelled (or run otherwise) meanwhile is left as it is now.
+            let head = (job.repo.clone(), job.head_sha.clone());
+            if !still_waiting.contains_key(&head) {
+                let states = self.writes.states(&job.repo, &job.head_sha).await?;
+                still_waiting.insert(head.clone(), states);
+            }
+            let waits = still_waiting.get(&head).is_some_and(|states| {
+                states
+                    .iter()
+                    .any(|s| s.context == job.context && Phase::of(s) == Phase::WaitingForImage)
+            });
+            if !waits {
+                continue;
+            }
             match (outcome, digest) {
                 (Outcome::Success, Some(digest)) => {
                     job.image = format!("{}@{digest}", build.repository);

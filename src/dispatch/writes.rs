@@ -240,9 +240,14 @@ impl Writes {
             })
             .collect();
         // The workers first: if a state write fails, the retry finds the context still
-        // pending and sends the (harmless) cancellation again.
+        // pending and sends the (harmless) cancellation again. An image build is never
+        // cancelled from one PR: other PRs may wait for it (a job waiting for it links it).
+        let shared = |s: &&&CommitStatus| {
+            s.context.starts_with("image/") || state::Phase::of(s) == state::Phase::WaitingForImage
+        };
         let jobs: Vec<String> = pending
             .iter()
+            .filter(|s| !shared(s))
             .filter_map(|s| state::job_of(s))
             .map(str::to_string)
             .collect();
