@@ -25,7 +25,7 @@ mod trees;
 mod types;
 
 pub use error::GitHubError;
-pub use pulls::{ClosedPull, RecentPull};
+pub use pulls::RecentPull;
 pub use types::{
     CheckAction, CheckOutput, CheckRun, CheckRunWrite, Comment, CommitStatus, Permission,
     PullRequest, RepoInfo, StatusState,

@@ -8,53 +8,18 @@ use chrono::{DateTime, Utc};
 use hyper::Method;
 use serde_json::json;
 
-/// A pull request from the newest hundred, as the scheduler counts them.
+/// A pull request from the newest hundred, open or closed, as the scheduler looks back at them.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RecentPull {
     pub number: PrNumber,
     pub head_ref: String,
     pub created_at: Option<DateTime<Utc>>,
-}
-
-/// A closed pull request, as the scheduler needs it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ClosedPull {
-    pub number: PrNumber,
+    /// `None` while open.
     pub closed_at: Option<DateTime<Utc>>,
     pub merged: bool,
 }
 
 impl GitHub {
-    /// The closed pull requests from branch `head` of `repo`, newest first (GitHub's first
-    /// page: the newest hundred).
-    pub async fn closed_pulls_from(
-        &self,
-        repo: &RepoName,
-        head: &str,
-    ) -> Result<Vec<ClosedPull>, GitHubError> {
-        #[derive(serde::Deserialize)]
-        struct Wire {
-            number: u64,
-            closed_at: Option<DateTime<Utc>>,
-            merged_at: Option<DateTime<Utc>>,
-        }
-        let what = format!("GET closed pull requests from {head} in {repo}");
-        let head = format!("{}:{head}", repo.owner());
-        let path = format!(
-            "/repos/{repo}/pulls?state=closed&head={}&per_page=100",
-            urlencoding::encode(&head)
-        );
-        let wire: Vec<Wire> = self.first_page(repo, path, &what).await?;
-        Ok(wire
-            .into_iter()
-            .map(|w| ClosedPull {
-                number: PrNumber(w.number),
-                closed_at: w.closed_at,
-                merged: w.merged_at.is_some(),
-            })
-            .collect())
-    }
-
     /// The newest hundred pull requests of `repo`, open or closed.
     pub async fn recent_pulls(&self, repo: &RepoName) -> Result<Vec<RecentPull>, GitHubError> {
         #[derive(serde::Deserialize)]
@@ -67,6 +32,8 @@ impl GitHub {
             number: u64,
             head: Head,
             created_at: Option<DateTime<Utc>>,
+            closed_at: Option<DateTime<Utc>>,
+            merged_at: Option<DateTime<Utc>>,
         }
         let what = format!("GET recent pull requests of {repo}");
         let path =
@@ -78,6 +45,8 @@ impl GitHub {
                 number: PrNumber(w.number),
                 head_ref: w.head.git_ref,
                 created_at: w.created_at,
+                closed_at: w.closed_at,
+                merged: w.merged_at.is_some(),
             })
             .collect())
     }

@@ -19,7 +19,7 @@ pub use lease::Lease;
 pub use open::{Acted, Limit, branch_of};
 use open::{Budget, Opener};
 
-use crate::github::{GitHub, GitHubError};
+use crate::github::{GitHub, GitHubError, RecentPull};
 use crate::ids::{CommitSha, RepoName};
 use crate::repo_clone::{CloneError, RepoClone};
 use crate::repo_config::{self, RepoConfig, ScheduleDef, Target, format_duration};
@@ -84,7 +84,8 @@ pub async fn plan(
     let (branch, loaded) = load(github, repo, work).await?;
     let mut items = Vec::new();
     if let Some((config, clone)) = &loaded {
-        let facts = (github, repo, clone, branch.as_str());
+        let recent = github.recent_pulls(repo).await?;
+        let facts = (recent.as_slice(), clone, branch.as_str());
         for (_, _, plan) in decide_all(facts, config, now, previous_pass).await? {
             items.push(plan);
         }
@@ -129,7 +130,7 @@ pub async fn pass(
             author,
             now,
         };
-        let facts = (github, repo, clone, branch.as_str());
+        let facts = (recent.as_slice(), clone, branch.as_str());
         let mut decided = decide_all(facts, config, now, previous_pass).await?;
         decided.sort_by_key(|(_, _, plan)| urgency(&plan.decision));
         for (def, item, plan) in decided {
@@ -249,9 +250,9 @@ fn urgency(decision: &Decision) -> (u8, std::cmp::Reverse<std::time::Duration>) 
     }
 }
 
-/// Where facts are read: the API (closed refresh PRs), the repository and its clone, and the
-/// default branch.
-type FactSources<'a> = (&'a GitHub, &'a RepoName, &'a RepoClone, &'a str);
+/// Where facts are read: the repository's newest PRs (for closed refresh PRs; one API call a
+/// pass), its clone, and the default branch.
+type FactSources<'a> = (&'a [RecentPull], &'a RepoClone, &'a str);
 
 /// Every item of the configuration's schedules, decided.
 async fn decide_all<'c>(
@@ -278,7 +279,7 @@ async fn decide_all<'c>(
 
 /// The default branch's facts about `item` of `def`, and its last closed refresh PR.
 async fn facts(
-    (github, repo, clone, branch): FactSources<'_>,
+    (recent, clone, branch): FactSources<'_>,
     config: &RepoConfig,
     def: &ScheduleDef,
     item: &str,
@@ -304,11 +305,12 @@ async fn facts(
         }
         _ => None,
     };
-    let closed = github
-        .closed_pulls_from(repo, &branch_of(&def.label(item)))
-        .await?
-        .into_iter()
-        .find(|p| !p.merged)
+    // The newest refresh PR of the item, if it was closed without landing.
+    let branch = branch_of(&def.label(item));
+    let closed = recent
+        .iter()
+        .find(|p| p.head_ref == branch)
+        .filter(|p| !p.merged)
         .and_then(|p| p.closed_at.map(|at| (p.number, at)));
     Ok(Facts {
         last,
