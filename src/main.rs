@@ -61,7 +61,7 @@ enum Command {
         /// Default: ./.tickbot.toml if present, else the --config file.
         path: Option<PathBuf>,
     },
-    /// Opens a refresh PR for each due `[[schedule]]` item, in a pass every minute.
+    /// Opens a refresh PR for each due `[[schedule]]` item, in a pass every `[schedule] interval`.
     Schedule {
         /// Say what is due and why, and when the rest will be; change nothing.
         #[arg(long)]
@@ -388,8 +388,7 @@ fn schedule(dry_run: bool, once: bool, repo: Option<&str>, config: &ServerConfig
         }
         let now = chrono::Utc::now();
         // As the role's passes do: a window that opened since the last pass is open.
-        let previous =
-            now - chrono::Duration::from_std(scheduler::PASS_INTERVAL).unwrap_or_default();
+        let previous = now - chrono::Duration::from_std(settings.interval).unwrap_or_default();
         let author = (settings.author.0.as_str(), settings.author.1.as_str());
         let mut text = String::new();
         for repo in &settings.repositories {

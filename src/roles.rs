@@ -237,6 +237,7 @@ pub fn scheduler_settings(
             max_open: config.schedule.max_open,
             max_per_hour: config.schedule.max_per_hour,
         },
+        interval: config.schedule.interval,
     }
 }
 

@@ -245,6 +245,9 @@ pub struct ScheduleConfig {
     pub max_open: u32,
     /// Refresh PRs opened in any hour.
     pub max_per_hour: u32,
+    /// How often the scheduler makes a pass (a few REST calls per repository each time).
+    #[serde(deserialize_with = "duration")]
+    pub interval: Duration,
 }
 
 impl Default for ScheduleConfig {
@@ -252,6 +255,7 @@ impl Default for ScheduleConfig {
         Self {
             max_open: 5,
             max_per_hour: 2,
+            interval: Duration::from_secs(300),
         }
     }
 }

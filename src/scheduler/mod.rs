@@ -182,12 +182,11 @@ pub struct SchedulerSettings {
     /// Author and committer of refresh branches' first commits.
     pub author: (String, String),
     pub limits: Limits,
+    /// Between passes; a window (a cron minute) is seen by the pass after it.
+    pub interval: std::time::Duration,
 }
 
-/// How often a pass runs: a window (a cron minute) is seen by the pass after it.
-pub const PASS_INTERVAL: std::time::Duration = std::time::Duration::from_secs(60);
-
-/// The scheduler role: a pass over every repository each [`PASS_INTERVAL`] until `shutdown`.
+/// The scheduler role: a pass over every repository each `interval` until `shutdown`.
 /// With `broker` (RabbitMQ, several replicas), passes run only while this replica holds the
 /// [`Lease`]. What a pass does is logged; one repository's trouble is logged and retried at
 /// the next pass.
@@ -209,7 +208,8 @@ pub async fn run(
         },
     };
     let author = (settings.author.0.as_str(), settings.author.1.as_str());
-    let mut previous = Utc::now() - chrono::Duration::from_std(PASS_INTERVAL).unwrap_or_default();
+    let interval = chrono::Duration::from_std(settings.interval).unwrap_or_default();
+    let mut previous = Utc::now() - interval;
     loop {
         let now = Utc::now();
         if let Some(lease) = &lease
@@ -232,7 +232,7 @@ pub async fn run(
         }
         previous = now;
         tokio::select! {
-            _ = tokio::time::sleep(PASS_INTERVAL) => {}
+            _ = tokio::time::sleep(settings.interval) => {}
             _ = shutdown.wait_for(|stop| *stop) => return,
         }
     }
