@@ -61,6 +61,18 @@ async fn fresh_repository(forge: &Forge, repo: &RepoName, toml: &str) {
     }
 }
 
+/// One scheduler pass over `repo`, as the bot: its items' plans and what it did.
+async fn one_pass(
+    stack: &tickbot::stack::Stack,
+    repo: &RepoName,
+    work: &std::path::Path,
+    times: (chrono::DateTime<chrono::Utc>, chrono::DateTime<chrono::Utc>),
+) -> (scheduler::RepoPlan, Vec<Acted>) {
+    scheduler::pass(&stack.github, repo, work, times, ("tickbot", "t@x"), LIMITS)
+        .await
+        .expect("a pass")
+}
+
 async fn quiet() {
     let dir = tempfile::tempdir().expect("tempdir");
     let stack = start_stack(dir.path(), "bench-schedule", None).await;
@@ -79,16 +91,7 @@ async fn quiet() {
         let mut opened = 0;
         for repo in &repos {
             let times = (now, now - chrono::Duration::minutes(1));
-            let (_, acted) = scheduler::pass(
-                &stack.github,
-                repo,
-                &work,
-                times,
-                ("tickbot", "t@x"),
-                LIMITS,
-            )
-            .await
-            .expect("a pass");
+            let (_, acted) = one_pass(&stack, repo, &work, times).await;
             opened += acted
                 .iter()
                 .filter(|a| matches!(a, Acted::Opened(_)))
@@ -129,16 +132,7 @@ async fn due() {
     let now = chrono::Utc::now();
     let start = Instant::now();
     let times = (now, now - chrono::Duration::minutes(1));
-    let (_, acted) = scheduler::pass(
-        &stack.github,
-        &repo,
-        &work,
-        times,
-        ("tickbot", "t@x"),
-        LIMITS,
-    )
-    .await
-    .expect("a pass");
+    let (_, acted) = one_pass(&stack, &repo, &work, times).await;
     let opened_in = start.elapsed();
     let pass_calls = stack.forge.api_calls().len();
     assert_eq!(acted, vec![Acted::Opened(PrNumber(1))]);

@@ -75,9 +75,6 @@ impl Registry {
         let from = format!("{repository}@{digest}");
         let to = format!("{repository}:{tag}");
         let mut cmd = self.skopeo("copy", &to)?;
-        if is_loopback(&from) {
-            cmd.arg("--src-tls-verify=false");
-        }
         cmd.args([
             "--preserve-digests",
             &format!("docker://{from}"),
@@ -164,12 +161,11 @@ impl Registry {
             cmd.arg(format!("--authfile={}", file.display()));
         }
         if is_loopback(reference) {
-            // `copy` names each side; the source is set by the caller.
-            let flag = match verb {
-                "copy" => "--dest-tls-verify=false",
-                _ => "--tls-verify=false",
+            // `copy` names each side; tickbot copies only inside one repository.
+            match verb {
+                "copy" => cmd.args(["--src-tls-verify=false", "--dest-tls-verify=false"]),
+                _ => cmd.arg("--tls-verify=false"),
             };
-            cmd.arg(flag);
         }
         Ok(cmd)
     }

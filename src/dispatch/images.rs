@@ -40,7 +40,14 @@ pub struct Images {
     author: (String, String),
     /// By image reference (`repository:tree`).
     pending: Mutex<HashMap<String, PendingBuild>>,
+    /// The tree of a context directory at a commit, which never changes: every job of a PR
+    /// that uses an image would otherwise ask GitHub for it again. (Digests are asked each
+    /// time: `tickbot image gc` may delete an image.)
+    trees: Mutex<HashMap<(RepoName, CommitSha, String), String>>,
 }
+
+/// Trees remembered at most; beyond it, they are asked again.
+const MAX_TREES: usize = 10_000;
 
 struct PendingBuild {
     job_id: String,
@@ -70,6 +77,7 @@ impl Images {
             dir: settings.images_dir.clone(),
             author: settings.git_author.clone(),
             pending: Mutex::new(HashMap::new()),
+            trees: Mutex::new(HashMap::new()),
         }
     }
 
@@ -83,8 +91,7 @@ impl Images {
             return self.writes.queue_job(&job).await;
         };
         let def = source.def;
-        let sha = &source.sha.0;
-        let Some(tree) = self.github.tree_id(source.repo, &def.context, sha).await? else {
+        let Some(tree) = self.tree_of(source.repo, source.sha, &def.context).await? else {
             let reason = format!(
                 "Image {}: no directory {} at {}",
                 def.name,
@@ -102,8 +109,7 @@ impl Images {
             tree,
             publish: Vec::new(),
         };
-        let reference = build.reference();
-        if let Some(digest) = self.registry.digest(&reference).await? {
+        if let Some(digest) = self.registry.digest(&build.reference()).await? {
             job.image = format!("{}@{digest}", def.repository);
             return self.writes.queue_job(&job).await;
         }
@@ -255,11 +261,7 @@ impl Images {
         config: &RepoConfig,
     ) -> Result<(), DispatchError> {
         for def in config.images.values().filter(|d| !d.publish.is_empty()) {
-            let Some(tree) = self
-                .github
-                .tree_id(&pull.repo, &def.context, &merge.0)
-                .await?
-            else {
+            let Some(tree) = self.tree_of(&pull.repo, merge, &def.context).await? else {
                 continue; // the directory is gone: nothing to publish
             };
             let build = ImageBuild {
@@ -376,6 +378,28 @@ impl Images {
         };
         let author = (self.author.0.as_str(), self.author.1.as_str());
         admin.rollback(&before, false, author).await.map(Some)
+    }
+
+    /// The tree of `context` at `sha` in `repo`, if the directory exists there.
+    async fn tree_of(
+        &self,
+        repo: &RepoName,
+        sha: &CommitSha,
+        context: &str,
+    ) -> Result<Option<String>, DispatchError> {
+        let key = (repo.clone(), sha.clone(), context.to_string());
+        if let Some(tree) = lock(&self.trees).get(&key) {
+            return Ok(Some(tree.clone()));
+        }
+        let tree = self.github.tree_id(repo, context, &sha.0).await?;
+        if let Some(tree) = &tree {
+            let mut trees = lock(&self.trees);
+            if trees.len() >= MAX_TREES {
+                trees.clear();
+            }
+            trees.insert(key, tree.clone());
+        }
+        Ok(tree)
     }
 
     /// Finishes `job` as failed without running it, through the results queue like a

@@ -269,24 +269,9 @@ impl GitHub {
         git_ref: &str,
     ) -> Result<Option<String>, GitHubError> {
         let what = format!("GET file {path} at {git_ref} in {repo}");
-        let encoded_path = path
-            .trim_matches('/')
-            .split('/')
-            .map(|segment| urlencoding::encode(segment).into_owned())
-            .collect::<Vec<_>>()
-            .join("/");
-        let req = Request::get(
-            format!(
-                "/repos/{repo}/contents/{encoded_path}?ref={}",
-                urlencoding::encode(git_ref)
-            ),
-            what.clone(),
-        );
-        let resp = self.send(Scope::Repo(repo), &req).await?;
-        if resp.status == StatusCode::NOT_FOUND {
+        let Some(value) = self.contents(repo, path, git_ref, &what).await? else {
             return Ok(None);
-        }
-        let value: serde_json::Value = resp.ok(&what)?.json(&what)?;
+        };
         if value.is_array() {
             return Err(invalid(&what, "this is a directory, not a file".into()));
         }

@@ -1,4 +1,5 @@
-//! Git trees through the contents API: the identity of an `[images.*]` context directory.
+//! The contents API (`file_at` reads files through it) and git trees: the identity of an
+//! `[images.*]` context directory.
 
 use super::request::Request;
 use super::{GitHub, GitHubError, Scope, invalid};
@@ -25,24 +26,9 @@ impl GitHub {
         let what = format!("GET tree {path} at {git_ref} in {repo}");
         let path = path.trim_matches('/');
         let (parent, name) = path.rsplit_once('/').unwrap_or(("", path));
-        let encoded: Vec<String> = parent
-            .split('/')
-            .filter(|s| !s.is_empty())
-            .map(|s| urlencoding::encode(s).into_owned())
-            .collect();
-        let req = Request::get(
-            format!(
-                "/repos/{repo}/contents/{}?ref={}",
-                encoded.join("/"),
-                urlencoding::encode(git_ref)
-            ),
-            what.clone(),
-        );
-        let resp = self.send(Scope::Repo(repo), &req).await?;
-        if resp.status == StatusCode::NOT_FOUND {
+        let Some(value) = self.contents(repo, parent, git_ref, &what).await? else {
             return Ok(None);
-        }
-        let value: serde_json::Value = resp.ok(&what)?.json(&what)?;
+        };
         if !value.is_array() {
             return Ok(None); // the parent is a file
         }
@@ -52,5 +38,35 @@ impl GitHub {
             .into_iter()
             .find(|e| e.name == name && e.kind == "dir")
             .map(|e| e.sha))
+    }
+
+    /// `GET …/contents/<path>?ref=<git_ref>`: a file's object, a directory's array of entries,
+    /// or `None` when GitHub answers 404 (no such path, ref or visible repository).
+    pub(super) async fn contents(
+        &self,
+        repo: &RepoName,
+        path: &str,
+        git_ref: &str,
+        what: &str,
+    ) -> Result<Option<serde_json::Value>, GitHubError> {
+        let encoded_path = path
+            .trim_matches('/')
+            .split('/')
+            .filter(|segment| !segment.is_empty())
+            .map(|segment| urlencoding::encode(segment).into_owned())
+            .collect::<Vec<_>>()
+            .join("/");
+        let req = Request::get(
+            format!(
+                "/repos/{repo}/contents/{encoded_path}?ref={}",
+                urlencoding::encode(git_ref)
+            ),
+            what.to_string(),
+        );
+        let resp = self.send(Scope::Repo(repo), &req).await?;
+        if resp.status == StatusCode::NOT_FOUND {
+            return Ok(None);
+        }
+        resp.ok(what)?.json(what).map(Some)
     }
 }

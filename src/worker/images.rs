@@ -165,24 +165,11 @@ impl BuildRun<'_> {
     /// Runs `cmd` with its output in the log, until it exits, times out or is cancelled.
     async fn supervise(
         &self,
-        mut cmd: tokio::process::Command,
+        cmd: tokio::process::Command,
         mut cancel: watch::Receiver<bool>,
     ) -> Result<Ended, JobError> {
-        let log = super::runtime::open_log(self.log)?;
-        let err = log.try_clone().map_err(|source| RuntimeError::Log {
-            path: self.log.to_path_buf(),
-            source,
-        })?;
-        cmd.stdin(Stdio::null())
-            .stdout(log)
-            .stderr(err)
-            .process_group(0)
-            .kill_on_drop(true);
-        let mut child = cmd.spawn().map_err(|source| RuntimeError::Spawn {
-            program: "podman".into(),
-            hint: super::runtime::PODMAN_HINT,
-            source,
-        })?;
+        let hint = super::runtime::PODMAN_HINT;
+        let mut child = super::runtime::spawn_logged(cmd, self.log, "podman", hint)?;
         let pgid = child.id().and_then(|p| i32::try_from(p).ok());
         let ended = tokio::select! {
             status = child.wait() => {

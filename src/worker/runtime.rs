@@ -229,31 +229,11 @@ impl Runtime {
         let Some(first) = spec.argv.first() else {
             return Err(RuntimeError::EmptyCommand);
         };
-        let (mut cmd, program) = match self {
-            Runtime::Podman { .. } => (self.podman_run(spec)?, "podman"),
-            Runtime::Host => (host_command(spec)?, first.as_str()),
+        let (cmd, program, hint) = match self {
+            Runtime::Podman { .. } => (self.podman_run(spec)?, "podman", PODMAN_HINT),
+            Runtime::Host => (host_command(spec)?, first.as_str(), HOST_HINT),
         };
-        let out = open_log(log)?;
-        let err = out.try_clone().map_err(|source| RuntimeError::Log {
-            path: log.to_path_buf(),
-            source,
-        })?;
-        cmd.stdin(Stdio::null())
-            .stdout(out)
-            .stderr(err)
-            // Its own group, so the whole tree (the podman client and its helpers, or a
-            // host command and its children) can be signalled at once.
-            .process_group(0)
-            .kill_on_drop(true);
-        let child = cmd.spawn().map_err(|source| RuntimeError::Spawn {
-            program: program.to_string(),
-            hint: match self {
-                Runtime::Podman { .. } => PODMAN_HINT,
-                Runtime::Host => HOST_HINT,
-            },
-            source,
-        })?;
-        Ok((child, program))
+        Ok((spawn_logged(cmd, log, program, hint)?, program))
     }
 
     /// Force-removes a container called `name` if there is one (running or not). A worker
@@ -579,7 +559,33 @@ fn host_command(spec: &RunSpec) -> Result<Command, RuntimeError> {
     Ok(cmd)
 }
 
-pub(super) fn open_log(path: &Path) -> Result<std::fs::File, RuntimeError> {
+/// Starts `cmd` with its output appended to `log`, in its own process group, so the whole
+/// tree (the podman client and its helpers, or a host command and its children) can be
+/// signalled at once.
+pub(super) fn spawn_logged(
+    mut cmd: Command,
+    log: &Path,
+    program: &str,
+    hint: &'static str,
+) -> Result<Child, RuntimeError> {
+    let out = open_log(log)?;
+    let err = out.try_clone().map_err(|source| RuntimeError::Log {
+        path: log.to_path_buf(),
+        source,
+    })?;
+    cmd.stdin(Stdio::null())
+        .stdout(out)
+        .stderr(err)
+        .process_group(0)
+        .kill_on_drop(true);
+    cmd.spawn().map_err(|source| RuntimeError::Spawn {
+        program: program.to_string(),
+        hint,
+        source,
+    })
+}
+
+fn open_log(path: &Path) -> Result<std::fs::File, RuntimeError> {
     let err = |source| RuntimeError::Log {
         path: path.to_path_buf(),
         source,

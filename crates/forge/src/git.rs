@@ -196,14 +196,27 @@ impl GitStore {
             .run(with_index(&["write-tree"]), None, "write-tree")
             .await?;
         let tree = String::from_utf8_lossy(&tree).trim().to_string();
+        self.commit_tree(repo, &tree, parent.into_iter().collect(), message, author)
+            .await
+    }
+
+    /// A commit of `tree` with `parents`, by `author` (as author and committer).
+    async fn commit_tree(
+        &self,
+        repo: &RepoName,
+        tree: &str,
+        parents: Vec<&CommitSha>,
+        message: &str,
+        author: &str,
+    ) -> anyhow::Result<CommitSha> {
         let mut cmd = self.cmd(repo);
         let email = format!("{author}@users.noreply.forge.localhost");
         cmd.env("GIT_AUTHOR_NAME", author)
             .env("GIT_AUTHOR_EMAIL", &email)
             .env("GIT_COMMITTER_NAME", author)
             .env("GIT_COMMITTER_EMAIL", &email)
-            .args(["commit-tree", &tree]);
-        if let Some(p) = parent {
+            .args(["commit-tree", tree]);
+        for p in parents {
             cmd.args(["-p", &p.0]);
         }
         let sha = self
@@ -282,19 +295,10 @@ impl GitStore {
             .next()
             .unwrap_or_default()
             .to_string();
-        let mut cmd = self.cmd(repo);
-        let email = format!("{author}@users.noreply.forge.localhost");
-        cmd.env("GIT_AUTHOR_NAME", author)
-            .env("GIT_AUTHOR_EMAIL", &email)
-            .env("GIT_COMMITTER_NAME", author)
-            .env("GIT_COMMITTER_EMAIL", &email)
-            .args(["commit-tree", &tree, "-p", &base.0, "-p", &head.0]);
-        let sha = self
-            .run(cmd, Some(message.as_bytes()), "commit-tree")
+        let commit = self
+            .commit_tree(repo, &tree, vec![base, head], message, author)
             .await?;
-        Ok(Some(CommitSha(
-            String::from_utf8_lossy(&sha).trim().to_string(),
-        )))
+        Ok(Some(commit))
     }
 
     /// Whether `old` is an ancestor of `new` (a fast-forward).
