@@ -99,18 +99,24 @@ pub async fn serve(
             config.state.dir.display()
         )
     })?;
-    let app = Intake::new(secret, broker, deliveries, config.state.dir.join("logs")).router();
+    let app = Intake::new(
+        secret,
+        broker,
+        deliveries,
+        config.state.dir.join("logs"),
+        config.webhook.body_timeout,
+    )
+    .router();
     let addr = config.listen_addr();
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .with_context(|| format!("webhook.listen: cannot listen on {addr}"))?;
     tracing::info!(%addr, "intake listening");
-    axum::serve(listener, app)
-        .with_graceful_shutdown(async move {
-            let _ = shutdown.wait_for(|stop| *stop).await;
-        })
-        .await
-        .context("the intake server failed")
+    crate::intake::serve(listener, app, config.webhook.timeouts(), async move {
+        let _ = shutdown.wait_for(|stop| *stop).await;
+    })
+    .await;
+    Ok(())
 }
 
 pub async fn dispatch(
@@ -207,6 +213,7 @@ pub async fn work(
                 github: github.clone(),
                 memory: config.worker.memory.clone(),
                 pids_limit: config.worker.pids_limit,
+                max_log: config.worker.max_log.as_u64(),
                 stop_grace: config.worker.stop_grace,
                 secret_values: secret_values.clone(),
                 registry: crate::registry::Registry::new(config.registry.auth_file.clone()),

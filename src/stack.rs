@@ -128,25 +128,23 @@ impl Stack {
         let webhook_secret = format!("secret-{}", uuid::Uuid::new_v4());
         let deliveries =
             DeliveryLog::open(&opts.dir.join("intake")).context("cannot open the delivery log")?;
+        let webhook = crate::config::WebhookConfig::default();
         let app = Intake::new(
             Secret::new(webhook_secret.clone()),
             broker.clone(),
             deliveries,
             opts.dir.join("logs"),
+            webhook.body_timeout,
         )
         .router();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let intake_url = format!("http://{}", listener.local_addr()?);
         let (stop, mut stopped) = watch::channel(false);
         let task = tokio::spawn(async move {
-            let served = axum::serve(listener, app)
-                .with_graceful_shutdown(async move {
-                    let _ = stopped.wait_for(|s| *s).await;
-                })
-                .await;
-            if let Err(e) = served {
-                tracing::error!(error = %e, "intake stopped");
-            }
+            crate::intake::serve(listener, app, webhook.timeouts(), async move {
+                let _ = stopped.wait_for(|s| *s).await;
+            })
+            .await;
         });
         forge
             .set_webhook(&format!("{intake_url}/webhook"), &webhook_secret)
@@ -225,6 +223,7 @@ impl Stack {
             github: self.github.clone(),
             memory: "1g".into(),
             pids_limit: 1024,
+            max_log: crate::worker::job_log::DEFAULT_MAX_LOG,
             stop_grace: Duration::from_secs(10),
             secret_values: Default::default(),
             registry: Default::default(),

@@ -34,6 +34,11 @@ command = ["sh", "-c", "echo key-length=${#S3_KEY}; env | grep -c forge-bot-toke
 image = "localhost/tickbot-test:latest"
 secrets = ["upload"]
 
+[tasks.leak]
+command = ["sh", "-c", "echo key=$S3_KEY; printf %s user:$S3_KEY | base64; echo $S3_KEY | base64; exit 1"]
+image = "localhost/tickbot-test:latest"
+secrets = ["upload"]
+
 [secrets.upload]
 env = { S3_KEY = "TEST_UPLOAD_KEY" }
 "#;
@@ -250,6 +255,35 @@ async fn secrets_reach_only_a_trusted_prs_container_and_the_bot_token_never_does
     assert!(
         log.contains("key-length=0"),
         "no secret for an untrusted author: {log}"
+    );
+    w.stack.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_secret_a_job_prints_is_masked_in_its_log_also_when_encoded() {
+    use base64::Engine;
+    let _shared = broker_lock().read().await;
+    let mut w = World::new(&[(".tickbot.toml", TICKBOT_TOML), ("stamp", STAMP)]).await;
+    let secret = "s3cr3t-value-42";
+    w.start_worker("w1", &[("TEST_UPLOAD_KEY", secret)]);
+    let (pr, head) = w.open_pr("alice", &[("a", "a\n")], "- [ ] leak\n").await;
+    w.wait_body(pr, "the failed run", "- [ ] FAIL: leak\n").await;
+    let url = w.statuses(&head, "leak")[0].2.clone().expect("log link");
+    let log = w.log(&url).await;
+    let b64 = |t: &str| base64::engine::general_purpose::STANDARD.encode(t);
+    for clear in [secret, &b64(secret), &b64(&format!("user:{secret}"))] {
+        assert!(!log.contains(clear), "{clear} is in the log: {log}");
+    }
+    let printed: Vec<&str> = log
+        .lines()
+        .skip_while(|l| !l.starts_with("$ sh -c"))
+        .skip(1)
+        .take(3)
+        .collect();
+    assert_eq!(printed[0], "key=***", "{log}");
+    assert!(
+        printed[1..].iter().all(|l| l.contains("***")),
+        "{log}"
     );
     w.stack.shutdown().await;
 }

@@ -9,6 +9,7 @@
 mod common;
 mod worker_parts_support;
 
+use tickbot::worker::job_log::JobLog;
 use common::podman;
 use std::time::{Duration, Instant};
 use tickbot::ids::CommitSha;
@@ -438,7 +439,7 @@ async fn log_is_live(rt: Runtime, go: &str) {
     let (_cancel, rx) = watch::channel(false);
     let running = {
         let (spec, log) = (job.spec.clone(), job.log());
-        tokio::spawn(async move { rt.run(&spec, &log, rx).await })
+        tokio::spawn(async move { rt.run(&spec, &JobLog::new(&log), rx).await })
     };
     job.wait_for_log("first line").await;
     assert!(!job.log_text().contains("second line"));
@@ -482,7 +483,7 @@ async fn podman_cancel_stops_and_removes_the_container() {
     let (cancel, rx) = watch::channel(false);
     let running = {
         let (spec, log) = (job.spec.clone(), job.log());
-        tokio::spawn(async move { podman().run(&spec, &log, rx).await })
+        tokio::spawn(async move { podman().run(&spec, &JobLog::new(&log), rx).await })
     };
     job.wait_for_log("started").await;
     assert!(container_exists(&job.spec.name).await, "running");
@@ -502,7 +503,7 @@ async fn podman_run_abandoned_midway_still_removes_its_container() {
     let (_cancel, rx) = watch::channel(false);
     let running = {
         let (spec, log) = (job.spec.clone(), job.log());
-        tokio::spawn(async move { podman().run(&spec, &log, rx).await })
+        tokio::spawn(async move { podman().run(&spec, &JobLog::new(&log), rx).await })
     };
     job.wait_for_log("started").await;
     // A worker task aborted mid-job (e.g. its runtime shutting down) drops the future.
@@ -591,7 +592,7 @@ async fn host_timeout_and_cancel_stop_the_whole_process_group() {
     let (cancel, rx) = watch::channel(false);
     let running = {
         let (spec, log) = (job.spec.clone(), job.log());
-        tokio::spawn(async move { Runtime::Host.run(&spec, &log, rx).await })
+        tokio::spawn(async move { Runtime::Host.run(&spec, &JobLog::new(&log), rx).await })
     };
     job.wait_for_log("started").await;
     cancel.send(true).expect("cancel");
@@ -602,7 +603,7 @@ async fn host_timeout_and_cancel_stop_the_whole_process_group() {
     // Already cancelled: nothing starts.
     let (_cancel, rx) = watch::channel(true);
     let never = Job::new(&["/bin/sh", "-c", "touch ran"]);
-    let outcome = bounded(Runtime::Host.run(&never.spec, &never.log(), rx))
+    let outcome = bounded(Runtime::Host.run(&never.spec, &JobLog::new(never.log()), rx))
         .await
         .expect("run");
     assert_eq!(outcome, RunOutcome::Cancelled);

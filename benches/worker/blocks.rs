@@ -1,6 +1,7 @@
 //! Section 1, `blocks`: the worker's building blocks one by one, interleaved in the same loop with
 //! what Cockpit does per job (a fresh clone and a bare `podman run`).
 
+use tickbot::worker::job_log::JobLog;
 use crate::generated::Shape;
 use crate::samples::Table;
 use crate::{IMAGE, bare_podman, bounded, git_cmd, podman_runtime, timed, work_root};
@@ -159,7 +160,7 @@ impl<'a> Blocks<'a> {
         let log = self.tmp.join("logs").join(format!("{job}.log"));
         std::fs::create_dir_all(log.parent().expect("parent")).expect("logs");
         let s = Instant::now();
-        let outcome = bounded("podman run", self.runtime.run(&spec, &log, rx))
+        let outcome = bounded("podman run", self.runtime.run(&spec, &JobLog::new(&log), rx))
             .await
             .expect("run");
         let d = s.elapsed();

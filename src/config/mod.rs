@@ -98,6 +98,17 @@ pub struct WebhookConfig {
     pub listen: String,
     pub secret: Option<Secret>,
     pub secret_file: Option<PathBuf>,
+    /// A request's headers must arrive within this (counted from the connection's start or
+    /// its previous answer, so it also closes kept-alive connections left unused).
+    #[serde(deserialize_with = "duration")]
+    pub header_timeout: Duration,
+    /// A webhook's body must arrive within this once its headers did (GitHub itself gives
+    /// up on a delivery after 10 s).
+    #[serde(deserialize_with = "duration")]
+    pub body_timeout: Duration,
+    /// A connection on which nothing was received or sent for this long is closed.
+    #[serde(deserialize_with = "duration")]
+    pub idle_timeout: Duration,
 }
 
 impl Default for WebhookConfig {
@@ -106,6 +117,19 @@ impl Default for WebhookConfig {
             listen: "127.0.0.1:8080".into(),
             secret: None,
             secret_file: None,
+            header_timeout: Duration::from_secs(10),
+            body_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+impl WebhookConfig {
+    pub fn timeouts(&self) -> crate::intake::Timeouts {
+        crate::intake::Timeouts {
+            header: self.header_timeout,
+            body: self.body_timeout,
+            idle: self.idle_timeout,
         }
     }
 }
@@ -164,6 +188,8 @@ pub struct WorkerConfig {
     /// Where job checkouts go; default `<state dir>/work`. A tmpfs here spares the disk the
     /// creation and deletion of every file of every job (see docs/benchmarks.md).
     pub work_dir: Option<PathBuf>,
+    /// A job's log is cut here (a marker says so, and the end of the output is kept).
+    pub max_log: bytesize::ByteSize,
 }
 
 /// A duration as people write it ("90s", "1h 30m"), checked where it is read.
@@ -184,6 +210,7 @@ impl Default for WorkerConfig {
             pids_limit: 4096,
             stop_grace: Duration::from_secs(60),
             work_dir: None,
+            max_log: bytesize::ByteSize::b(crate::worker::job_log::DEFAULT_MAX_LOG),
         }
     }
 }
@@ -364,6 +391,30 @@ impl ServerConfig {
             return Err(invalid(
                 "amqp.url",
                 "must start with amqp:// or amqps:// (remove it to use the embedded queue)".into(),
+            ));
+        }
+        for (key, timeout) in [
+            ("webhook.header_timeout", self.webhook.header_timeout),
+            ("webhook.body_timeout", self.webhook.body_timeout),
+        ] {
+            if timeout.is_zero() {
+                return Err(invalid(key, "must be longer than 0s".into()));
+            }
+        }
+        if self.webhook.idle_timeout < crate::intake::PUBLISH_TIMEOUT * 2 {
+            return Err(invalid(
+                "webhook.idle_timeout",
+                format!(
+                    "must be at least {}s: a delivery may wait {}s for the queue before it is answered",
+                    (crate::intake::PUBLISH_TIMEOUT * 2).as_secs(),
+                    crate::intake::PUBLISH_TIMEOUT.as_secs()
+                ),
+            ));
+        }
+        if self.worker.max_log.as_u64() < 64 * 1024 {
+            return Err(invalid(
+                "worker.max_log",
+                "must be at least 64 KiB, to keep a failure's explanation".into(),
             ));
         }
         if self.worker.concurrency == 0 {

@@ -2,12 +2,18 @@
 //! deliveries, and answers 2xx only once the event is safely in the queue.
 //!
 //! Answers (reference §11): 401 bad or missing signature, 400 malformed JSON or missing headers,
-//! 413 body over 25 MiB, 503 broker unavailable (GitHub then records a failed delivery that can
-//! be redelivered), 202 accepted or ignored, 200 for `ping` and for a duplicate delivery.
+//! 413 body over 25 MiB (declared or sent), 408 a body that did not arrive within
+//! `[webhook] body_timeout`, 503 broker unavailable or the intake's body budget full (GitHub then
+//! records a failed delivery that can be redelivered), 202 accepted or ignored, 200 for `ping`
+//! and for a duplicate delivery.
 
+mod body;
 mod dedupe;
+mod server;
 
+pub use body::MAX_BODY;
 pub use dedupe::DeliveryLog;
+pub use server::{Timeouts, serve};
 
 use crate::config::Secret;
 use crate::event::HANDLED_EVENTS;
@@ -23,17 +29,10 @@ use sha2::Sha256;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::sync::Semaphore;
-
-/// GitHub caps webhook payloads at 25 MB.
-pub const MAX_BODY: usize = 25 * 1024 * 1024;
-
-/// Webhook bodies read at once; more wait. Bounds memory (25 MiB each) under a flood.
-const MAX_CONCURRENT_BODIES: usize = 64;
 
 /// GitHub gives up on a delivery after 10 s: answer 503 before that, so the failure is
 /// recorded and can be redelivered, rather than a timeout with an unknown outcome.
-const PUBLISH_TIMEOUT: Duration = Duration::from_secs(8);
+pub const PUBLISH_TIMEOUT: Duration = Duration::from_secs(8);
 
 #[derive(Clone)]
 pub struct Intake {
@@ -41,7 +40,8 @@ pub struct Intake {
     broker: Broker,
     deliveries: Arc<DeliveryLog>,
     logs_dir: PathBuf,
-    bodies: Arc<Semaphore>,
+    budget: body::Budget,
+    body_timeout: Duration,
 }
 
 impl Intake {
@@ -50,13 +50,15 @@ impl Intake {
         broker: Broker,
         deliveries: Arc<DeliveryLog>,
         logs_dir: PathBuf,
+        body_timeout: Duration,
     ) -> Self {
         Self {
             secret: Arc::new(secret),
             broker,
             deliveries,
             logs_dir,
-            bodies: Arc::new(Semaphore::new(MAX_CONCURRENT_BODIES)),
+            budget: body::Budget::new(body::BUDGET),
+            body_timeout,
         }
     }
 
@@ -115,18 +117,11 @@ async fn webhook(State(intake): State<Intake>, headers: HeaderMap, body: Body) -
             "missing X-Hub-Signature-256: configure the webhook secret on GitHub",
         );
     };
-    let Ok(_permit) = intake.bodies.acquire().await else {
-        return reply(StatusCode::SERVICE_UNAVAILABLE, "shutting down");
-    };
-    let body: Bytes = match axum::body::to_bytes(body, MAX_BODY).await {
-        Ok(b) => b,
-        Err(_) => {
-            count("unknown", "too_large");
-            return reply(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "the body is over GitHub's 25 MiB limit or was cut off",
-            );
-        }
+    let deadline = tokio::time::Instant::now() + intake.body_timeout;
+    let declared = body::declared_length(&headers);
+    let (body, _held) = match body::read(body, declared, &intake.budget, deadline).await {
+        Ok(read) => read,
+        Err(e) => return body_refused(e, intake.body_timeout),
     };
     if !signature_valid(intake.secret.expose().as_bytes(), &body, signature) {
         count("unknown", "unauthorized");
@@ -157,6 +152,37 @@ async fn webhook(State(intake): State<Intake>, headers: HeaderMap, body: Body) -
     };
 
     enqueue(&intake, claim, event, delivery, &body).await
+}
+
+fn body_refused(error: body::BodyError, timeout: Duration) -> Response {
+    use body::BodyError;
+    let (status, result, message) = match error {
+        BodyError::TooLarge => (
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "too_large",
+            "the body is over GitHub's 25 MiB limit".to_string(),
+        ),
+        BodyError::TooSlow => (
+            StatusCode::REQUEST_TIMEOUT,
+            "too_slow",
+            format!(
+                "the body did not arrive within {}s ([webhook] body_timeout)",
+                timeout.as_secs()
+            ),
+        ),
+        BodyError::Busy => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "busy",
+            "too many large webhooks are being received at once; redeliver this one".to_string(),
+        ),
+        BodyError::Broken => (
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+            "the body was cut off".to_string(),
+        ),
+    };
+    count("unknown", result);
+    reply(status, &message)
 }
 
 /// Checks the signed request names a delivery of an event tickbot acts on; anything else gets
@@ -277,8 +303,13 @@ async fn job_log(State(intake): State<Intake>, Path(job): Path<String>) -> Respo
     if !valid {
         return reply(StatusCode::NOT_FOUND, "no such job");
     }
-    match tokio::fs::read(intake.logs_dir.join(format!("{job}.log"))).await {
-        Ok(text) => ([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], text).into_response(),
+    // Streamed: a log may be large and have many readers; each holds one buffer of it.
+    match tokio::fs::File::open(intake.logs_dir.join(format!("{job}.log"))).await {
+        Ok(file) => (
+            [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+            Body::from_stream(tokio_util::io::ReaderStream::new(file)),
+        )
+            .into_response(),
         Err(_) => reply(StatusCode::NOT_FOUND, "no log for this job (yet)"),
     }
 }

@@ -11,6 +11,7 @@
 //! finish within a grace period, then cancels the rest, which go back to the queue.
 
 use super::images::{BuildRun, Built};
+use super::job_log::JobLog;
 use super::mirror::{GitAuth, GitError, Mirrors, Worktree};
 use super::publish::{self, PushOutcome, ResultCommit};
 use super::runtime::{RunOutcome, RunSpec, Runtime, RuntimeError};
@@ -19,7 +20,6 @@ use crate::job::{Cancel, JOB_SCHEMA, Job, JobReport, Outcome, ReportState};
 use crate::queue::{Broker, Delivery, Outgoing, QueueError, QueueKind};
 use crate::repo_config::format_duration;
 use std::collections::{HashMap, VecDeque};
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -55,6 +55,8 @@ pub struct WorkerSettings {
     pub secret_values: Arc<HashMap<String, String>>,
     /// Where built images are pushed and pulled from, with the server's credentials.
     pub registry: crate::registry::Registry,
+    /// A job's log is cut at this many bytes of output (`[worker] max_log`).
+    pub max_log: u64,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -242,7 +244,7 @@ impl Worker {
             }
         };
         let started = Instant::now();
-        let log_path = logs_dir(&self.settings.state_dir).join(format!("{}.log", job.job_id));
+        let log = self.job_log(&job);
         let (stop, stopped) = watch::channel(false);
         lock(&self.running).insert(job.job_id.clone(), stop);
         let executed = match self.cancel_reason(&job.job_id) {
@@ -252,7 +254,7 @@ impl Worker {
                 commit: None,
             },
             None => match self
-                .execute(&job, &log_path, delivery.attempt, stopped)
+                .execute(&job, &log, delivery.attempt, stopped)
                 .await
             {
                 Ok(executed) => executed,
@@ -277,7 +279,7 @@ impl Worker {
             },
             (executed, _) => executed,
         };
-        self.settle(&job, delivery, executed, &log_path, started)
+        self.settle(&job, delivery, executed, &log, started)
             .await;
     }
 
@@ -288,14 +290,12 @@ impl Worker {
         job: &Job,
         delivery: Delivery,
         executed: Executed,
-        log_path: &Path,
+        log: &JobLog,
         started: Instant,
     ) {
         let (outcome, commit, image_digest) = match executed {
             Executed::Cancelled => {
-                append_log(
-                    log_path,
-                    "tickbot: cancelled by worker shutdown; the job goes back to the queue",
+                log.line("tickbot: cancelled by worker shutdown; the job goes back to the queue",
                 );
                 if let Err(e) = delivery.retry().await {
                     tracing::error!(job = %job.job_id, error = %e, "cannot requeue a cancelled job; the queue will redeliver it");
@@ -305,9 +305,9 @@ impl Worker {
             Executed::Built(digest) => (Outcome::Success, None, Some(digest)),
             Executed::Finished { outcome, commit } => (outcome, commit, None),
         };
-        append_log(log_path, &format!("tickbot: finished: {outcome:?}"));
+        log.line(&format!("tickbot: finished: {outcome:?}"));
         let tail = (outcome != Outcome::Success)
-            .then(|| read_log_tail(log_path))
+            .then(|| read_log_tail(log.path()))
             .flatten();
         let state = ReportState::Finished {
             outcome,
@@ -384,12 +384,12 @@ impl Worker {
     async fn execute(
         &self,
         job: &Job,
-        log_path: &Path,
+        log: &JobLog,
         attempt: u32,
         cancel: watch::Receiver<bool>,
     ) -> Result<Executed, JobError> {
         let name = container_name(&job.job_id);
-        self.start(job, log_path, attempt, &name).await?;
+        self.start(job, log, attempt, &name).await?;
 
         // The tree to run in: the PR's head, or another project's (then the PR is a checkout).
         let (tree_repo, tree_url, tree_ref, tree_sha) = match &job.main {
@@ -410,9 +410,7 @@ impl Worker {
                 .landed(&job.repo, &job.head_sha, tip, &job.job_id)
                 .await?
         {
-            append_log(
-                log_path,
-                &format!(
+            log.line(&format!(
                     "tickbot: the result of this job already landed as {landed}; not running it again"
                 ),
             );
@@ -426,9 +424,9 @@ impl Worker {
         let dir = self.settings.work_dir.join(&job.job_id);
         let worktree = self.mirrors.worktree(tree_repo, tree_sha, &dir).await?;
         let mut inner = Vec::new();
-        let prepared = self.check_out_more(job, &dir, log_path, &mut inner).await;
+        let prepared = self.check_out_more(job, &dir, log, &mut inner).await;
         let result = match prepared {
-            Ok(()) => self.run_in(job, &worktree, log_path, &name, cancel).await,
+            Ok(()) => self.run_in(job, &worktree, log, &name, cancel).await,
             Err(e) => Err(e),
         };
         remove_checkouts(job, inner, worktree).await;
@@ -440,19 +438,17 @@ impl Worker {
     async fn start(
         &self,
         job: &Job,
-        log_path: &Path,
+        log: &JobLog,
         attempt: u32,
         name: &str,
     ) -> Result<(), JobError> {
-        if let Some(dir) = log_path.parent() {
+        if let Some(dir) = log.path().parent() {
             std::fs::create_dir_all(dir).map_err(|source| JobError::LogDirectory {
                 dir: dir.to_path_buf(),
                 source,
             })?;
         }
-        append_log(
-            log_path,
-            &format!(
+        log.line(&format!(
                 "tickbot: job {} ({}) attempt {attempt} on {} at {}",
                 job.job_id, job.context, self.settings.name, job.head_sha
             ),
@@ -469,7 +465,7 @@ impl Worker {
         &self,
         job: &Job,
         dir: &Path,
-        log_path: &Path,
+        log: &JobLog,
         done: &mut Vec<Worktree>,
     ) -> Result<(), JobError> {
         for c in &job.checkouts {
@@ -490,9 +486,7 @@ impl Worker {
                 .await?;
             let at = dir.join(inside);
             done.push(self.mirrors.worktree(&c.repo, &c.sha, &at).await?);
-            append_log(
-                log_path,
-                &format!("tickbot: {} at {} checked out in {}", c.repo, c.sha, c.path),
+            log.line(&format!("tickbot: {} at {} checked out in {}", c.repo, c.sha, c.path),
             );
         }
         Ok(())
@@ -502,7 +496,7 @@ impl Worker {
         &self,
         job: &Job,
         worktree: &Worktree,
-        log_path: &Path,
+        log: &JobLog,
         name: &str,
         cancel: watch::Receiver<bool>,
     ) -> Result<Executed, JobError> {
@@ -512,7 +506,7 @@ impl Worker {
             checkout: worktree.path(),
             network: job.network,
             timeout: Duration::from_secs(job.timeout_secs),
-            log: log_path,
+            log,
         };
         if let Some(build) = &job.image_build {
             return Ok(match images.build(build, cancel).await? {
@@ -539,14 +533,14 @@ impl Worker {
             memory: self.settings.memory.clone(),
             pids_limit: self.settings.pids_limit,
         };
-        append_log(log_path, &format!("$ {}", shell_words(&job.argv)));
+        log.line(&format!("$ {}", shell_words(&job.argv)));
         let failed = |reason: String| {
             Ok(Executed::Finished {
                 outcome: Outcome::Failure { reason },
                 commit: None,
             })
         };
-        match self.settings.runtime.run(&spec, log_path, cancel).await? {
+        match self.settings.runtime.run(&spec, log, cancel).await? {
             RunOutcome::Exited(0) => {}
             RunOutcome::Exited(code) => return failed(format!("Exit code {code}")),
             RunOutcome::TimedOut => {
@@ -560,7 +554,22 @@ impl Worker {
                 commit: None,
             });
         }
-        self.commit_and_push(job, worktree, log_path).await
+        self.commit_and_push(job, worktree, log).await
+    }
+
+    /// The job's log, masking the values of the secrets granted to it.
+    fn job_log(&self, job: &Job) -> JobLog {
+        let secrets: Vec<String> = job
+            .secrets
+            .iter()
+            .flat_map(|grant| grant.env.values())
+            .filter_map(|var| self.settings.secret_values.get(var).cloned())
+            .collect();
+        if secrets.iter().any(|s| s.len() < super::job_log::MIN_MASKED) {
+            tracing::warn!(job = %job.job_id, "a secret granted to the job is too short to be masked in its log");
+        }
+        let path = logs_dir(&self.settings.state_dir).join(format!("{}.log", job.job_id));
+        JobLog::capped(path, self.settings.max_log, &secrets)
     }
 
     /// The container's environment: each granted secret's variables, from the worker's own.
@@ -585,7 +594,7 @@ impl Worker {
         &self,
         job: &Job,
         worktree: &Worktree,
-        log_path: &Path,
+        log: &JobLog,
     ) -> Result<Executed, JobError> {
         let log_url = self.log_url(job);
         let message = job
@@ -604,7 +613,7 @@ impl Worker {
         )
         .await?;
         let Some(commit) = commit else {
-            append_log(log_path, "tickbot: the task changed nothing; no commit");
+            log.line("tickbot: the task changed nothing; no commit");
             return Ok(Executed::Finished {
                 outcome: Outcome::Success,
                 commit: None,
@@ -625,9 +634,7 @@ impl Worker {
         .await?
         {
             PushOutcome::Pushed(pushed) => {
-                append_log(
-                    log_path,
-                    &format!("tickbot: pushed {pushed} to {}", job.head_ref),
+                log.line(&format!("tickbot: pushed {pushed} to {}", job.head_ref),
                 );
                 Ok(Executed::Finished {
                     outcome: Outcome::Success,
@@ -655,18 +662,6 @@ async fn remove_checkouts(job: &Job, inner: Vec<Worktree>, worktree: Worktree) {
     }
 }
 
-/// Adds a line of tickbot's own to the job's log (the command's output is appended by the
-/// runtime as it is written).
-pub(super) fn append_log(path: &Path, line: &str) {
-    let written = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(path)
-        .and_then(|mut f| writeln!(f, "{line}"));
-    if let Err(e) = written {
-        tracing::warn!(path = %path.display(), error = %e, "cannot write the job log");
-    }
-}
 
 /// The command as a person would type it, for the log: arguments with spaces or quotes quoted.
 fn shell_words(argv: &[String]) -> String {

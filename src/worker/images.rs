@@ -7,6 +7,7 @@
 //! asks for it and the author is trusted. The registry credentials stay with podman here.
 
 use super::executor::JobError;
+use super::job_log::JobLog;
 use super::runtime::{Runtime, RuntimeError};
 use crate::job::ImageBuild;
 use crate::registry::Registry;
@@ -31,7 +32,7 @@ pub(super) struct BuildRun<'a> {
     pub checkout: &'a Path,
     pub network: bool,
     pub timeout: Duration,
-    pub log: &'a Path,
+    pub log: &'a JobLog,
 }
 
 impl BuildRun<'_> {
@@ -102,7 +103,7 @@ impl BuildRun<'_> {
             Ended::Cancelled => return Ok(Built::Cancelled),
         }
         // Beside the log: the job's own directory, written by podman, read back here.
-        let digest_file = self.log.with_extension("digest");
+        let digest_file = self.log.path().with_extension("digest");
         let mut cmd = self.runtime.podman_command();
         cmd.arg("push")
             .args(self.registry.podman_args(&reference))
@@ -159,7 +160,7 @@ impl BuildRun<'_> {
     }
 
     fn note(&self, line: &str) {
-        super::executor::append_log(self.log, &format!("tickbot: {line}"));
+        self.log.line(&format!("tickbot: {line}"));
     }
 
     /// Runs `cmd` with its output in the log, until it exits, times out or is cancelled.
@@ -169,7 +170,8 @@ impl BuildRun<'_> {
         mut cancel: watch::Receiver<bool>,
     ) -> Result<Ended, JobError> {
         let hint = super::runtime::PODMAN_HINT;
-        let mut child = super::runtime::spawn_logged(cmd, self.log, "podman", hint)?;
+        let super::runtime::Logged { mut child, copied } =
+            super::runtime::spawn_logged(cmd, self.log, "podman", hint)?;
         let pgid = child.id().and_then(|p| i32::try_from(p).ok());
         let ended = tokio::select! {
             status = child.wait() => {
@@ -178,6 +180,7 @@ impl BuildRun<'_> {
                     pid: pgid.map(|p| p as u32),
                     source,
                 })?;
+                super::runtime::output_written(copied).await;
                 return Ok(Ended::Exited(status.code().unwrap_or(-1)));
             }
             _ = tokio::time::sleep(self.timeout) => Ended::TimedOut,
@@ -191,6 +194,7 @@ impl BuildRun<'_> {
             super::runtime::signal_group(pgid, libc::SIGKILL);
             let _ = child.wait().await;
         }
+        super::runtime::output_written(copied).await;
         Ok(ended)
     }
 }

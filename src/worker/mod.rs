@@ -7,6 +7,7 @@
 
 pub mod executor;
 mod images;
+pub mod job_log;
 pub mod mirror;
 pub mod publish;
 pub mod runtime;

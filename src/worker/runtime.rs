@@ -14,6 +14,7 @@
 //! SIGKILLed cannot do that; its redelivered job calls [`Runtime::remove`] first, and
 //! podman's own `--timeout` (set a little past the job's) is the last backstop.
 
+use super::job_log::JobLog;
 use std::ffi::OsString;
 use std::fmt;
 use std::os::unix::process::ExitStatusExt;
@@ -165,13 +166,13 @@ impl Runtime {
     pub async fn run(
         &self,
         spec: &RunSpec,
-        log: &Path,
+        log: &JobLog,
         mut cancel: watch::Receiver<bool>,
     ) -> Result<RunOutcome, RuntimeError> {
         if *cancel.borrow() {
             return Ok(RunOutcome::Cancelled);
         }
-        let (mut child, program) = self.spawn(spec, log)?;
+        let (Logged { mut child, copied }, program) = self.spawn(spec, log)?;
         let pid = child.id();
         let mut cleanup = Cleanup {
             pgid: pid.and_then(|p| i32::try_from(p).ok()),
@@ -207,6 +208,7 @@ impl Runtime {
                 cleanup.disarm();
                 let code = exit_code(status);
                 tracing::info!(name = %spec.name, code, "job command exited");
+                output_written(copied).await;
                 return Ok(RunOutcome::Exited(code));
             }
             _ = tokio::time::sleep(spec.timeout) => RunOutcome::TimedOut,
@@ -215,6 +217,7 @@ impl Runtime {
         tracing::info!(name = %spec.name, ?outcome, "stopping the job command");
         self.stop(spec, &mut child, program, pid).await?;
         cleanup.disarm();
+        output_written(copied).await;
         tracing::info!(name = %spec.name, ?outcome, "job command stopped");
         Ok(outcome)
     }
@@ -224,8 +227,8 @@ impl Runtime {
     fn spawn<'a>(
         &self,
         spec: &'a RunSpec,
-        log: &Path,
-    ) -> Result<(tokio::process::Child, &'a str), RuntimeError> {
+        log: &JobLog,
+    ) -> Result<(Logged, &'a str), RuntimeError> {
         let Some(first) = spec.argv.first() else {
             return Err(RuntimeError::EmptyCommand);
         };
@@ -559,45 +562,55 @@ fn host_command(spec: &RunSpec) -> Result<Command, RuntimeError> {
     Ok(cmd)
 }
 
-/// Starts `cmd` with its output appended to `log`, in its own process group, so the whole
-/// tree (the podman client and its helpers, or a host command and its children) can be
-/// signalled at once.
+/// A started command and the task copying its output into the job's log.
+pub(super) struct Logged {
+    pub child: Child,
+    pub copied: tokio::task::JoinHandle<()>,
+}
+
+/// Starts `cmd` with its output going to `log` (masked and capped there), in its own process
+/// group, so the whole tree (the podman client and its helpers, or a host command and its
+/// children) can be signalled at once.
 pub(super) fn spawn_logged(
     mut cmd: Command,
-    log: &Path,
+    log: &JobLog,
     program: &str,
     hint: &'static str,
-) -> Result<Child, RuntimeError> {
-    let out = open_log(log)?;
-    let err = out.try_clone().map_err(|source| RuntimeError::Log {
-        path: log.to_path_buf(),
-        source,
-    })?;
+) -> Result<Logged, RuntimeError> {
+    if let Some(parent) = log.path().parent() {
+        std::fs::create_dir_all(parent).map_err(|source| RuntimeError::Log {
+            path: log.path().to_path_buf(),
+            source,
+        })?;
+    }
     cmd.stdin(Stdio::null())
-        .stdout(out)
-        .stderr(err)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
         .process_group(0)
         .kill_on_drop(true);
-    cmd.spawn().map_err(|source| RuntimeError::Spawn {
+    let mut child = cmd.spawn().map_err(|source| RuntimeError::Spawn {
         program: program.to_string(),
         hint,
         source,
-    })
+    })?;
+    let (Some(stdout), Some(stderr)) = (child.stdout.take(), child.stderr.take()) else {
+        unreachable!("both pipes were asked for")
+    };
+    let copied = tokio::spawn(log.clone().capture(stdout, stderr));
+    Ok(Logged { child, copied })
 }
 
-fn open_log(path: &Path) -> Result<std::fs::File, RuntimeError> {
-    let err = |source| RuntimeError::Log {
-        path: path.to_path_buf(),
-        source,
-    };
-    if let Some(parent) = path.parent() {
-        std::fs::create_dir_all(parent).map_err(err)?;
+/// Waits until a finished command's output is in its log. The pipes close when the last
+/// process holding them is gone; a leftover that keeps them open is not waited for long.
+pub(super) async fn output_written(copied: tokio::task::JoinHandle<()>) {
+    let abort = copied.abort_handle();
+    if tokio::time::timeout(Duration::from_secs(5), copied)
+        .await
+        .is_err()
+    {
+        abort.abort();
+        tracing::warn!("a process left by the job still holds its output open; the log ends here");
     }
-    std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(path)
-        .map_err(err)
 }
 
 /// Resolves when `cancel` turns true; never, if its sender is gone without cancelling.

@@ -1,6 +1,7 @@
 //! The worker parts' test world: a local forge with one repository and a PR branch, the
 //! worker's git mirrors, git for the tests' own observations, and jobs for the runtimes.
 
+use tickbot::worker::job_log::JobLog;
 use crate::common::containers_conf;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
@@ -293,7 +294,7 @@ impl Job {
 
     pub async fn run(&self, rt: &Runtime) -> RunOutcome {
         let (_cancel, rx) = watch::channel(false);
-        bounded(rt.run(&self.spec, &self.log(), rx))
+        bounded(rt.run(&self.spec, &JobLog::new(self.log()), rx))
             .await
             .expect("run")
     }
