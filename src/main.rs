@@ -474,7 +474,12 @@ fn check_config(path: Option<&Path>, server_config: &Path) -> ExitCode {
                 return ExitCode::from(2);
             }
         };
-        match RepoConfig::parse(&text) {
+        // Checked against this server's limits, as its dispatcher will check it.
+        let limits = match load(server_config) {
+            Ok(server) => server.dispatch.limits(),
+            Err(code) => return code,
+        };
+        match RepoConfig::parse_within(&text, &limits) {
             Ok(c) => {
                 let images = match c.images.len() {
                     0 => String::new(),

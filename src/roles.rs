@@ -139,6 +139,7 @@ pub async fn dispatch(
                 config.git.author_name.clone(),
                 config.git.author_email.clone(),
             ),
+            limits: config.dispatch.limits(),
         },
     );
     dispatcher.run(shutdown).await?;

@@ -179,6 +179,7 @@ impl Stack {
                 registry: Default::default(),
                 images_dir: self.opts.dir.join("images"),
                 git_author: ("tickbot".into(), "tickbot@localhost".into()),
+                limits: Default::default(),
             },
         );
         let (stop, stopped) = watch::channel(false);

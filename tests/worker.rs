@@ -267,7 +267,8 @@ async fn a_secret_a_job_prints_is_masked_in_its_log_also_when_encoded() {
     let secret = "s3cr3t-value-42";
     w.start_worker("w1", &[("TEST_UPLOAD_KEY", secret)]);
     let (pr, head) = w.open_pr("alice", &[("a", "a\n")], "- [ ] leak\n").await;
-    w.wait_body(pr, "the failed run", "- [ ] FAIL: leak\n").await;
+    w.wait_body(pr, "the failed run", "- [ ] FAIL: leak\n")
+        .await;
     let url = w.statuses(&head, "leak")[0].2.clone().expect("log link");
     let log = w.log(&url).await;
     let b64 = |t: &str| base64::engine::general_purpose::STANDARD.encode(t);
@@ -281,10 +282,7 @@ async fn a_secret_a_job_prints_is_masked_in_its_log_also_when_encoded() {
         .take(3)
         .collect();
     assert_eq!(printed[0], "key=***", "{log}");
-    assert!(
-        printed[1..].iter().all(|l| l.contains("***")),
-        "{log}"
-    );
+    assert!(printed[1..].iter().all(|l| l.contains("***")), "{log}");
     w.stack.shutdown().await;
 }
 

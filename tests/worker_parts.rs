@@ -9,10 +9,10 @@
 mod common;
 mod worker_parts_support;
 
-use tickbot::worker::job_log::JobLog;
 use common::podman;
 use std::time::{Duration, Instant};
 use tickbot::ids::CommitSha;
+use tickbot::worker::job_log::JobLog;
 use tickbot::worker::mirror::{GitError, Mirrors};
 use tickbot::worker::publish::{PushOutcome, commit_changes};
 use tickbot::worker::runtime::{RunOutcome, Runtime};

@@ -1,7 +1,6 @@
 //! Section 1, `blocks`: the worker's building blocks one by one, interleaved in the same loop with
 //! what Cockpit does per job (a fresh clone and a bare `podman run`).
 
-use tickbot::worker::job_log::JobLog;
 use crate::generated::Shape;
 use crate::samples::Table;
 use crate::{IMAGE, bare_podman, bounded, git_cmd, podman_runtime, timed, work_root};
@@ -9,6 +8,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 use tickbot::forge::Forge;
 use tickbot::ids::{CommitSha, RepoName};
+use tickbot::worker::job_log::JobLog;
 use tickbot::worker::mirror::{GitAuth, Mirrors, Worktree};
 use tickbot::worker::publish::{self, PushOutcome, ResultCommit};
 use tickbot::worker::runtime::{RunOutcome, RunSpec, Runtime};
@@ -160,9 +160,12 @@ impl<'a> Blocks<'a> {
         let log = self.tmp.join("logs").join(format!("{job}.log"));
         std::fs::create_dir_all(log.parent().expect("parent")).expect("logs");
         let s = Instant::now();
-        let outcome = bounded("podman run", self.runtime.run(&spec, &JobLog::new(&log), rx))
-            .await
-            .expect("run");
+        let outcome = bounded(
+            "podman run",
+            self.runtime.run(&spec, &JobLog::new(&log), rx),
+        )
+        .await
+        .expect("run");
         let d = s.elapsed();
         assert_eq!(outcome, RunOutcome::Exited(0));
         d

@@ -6,7 +6,7 @@
 //! column) or the environment variable, the key and the reason.
 
 use crate::ids::RepoName;
-use crate::repo_config::line_col;
+use crate::repo_config::{is_pool_name, line_col};
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::fmt;
@@ -245,13 +245,34 @@ impl Default for GitConfig {
     }
 }
 
-#[derive(Debug, Clone, Deserialize, Default)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct DispatchConfig {
     /// Repositories whose open PRs are reconciled at start (webhooks missed while down).
     pub repositories: Vec<RepoName>,
     /// The bot's own login; its comments and edits never trigger work.
     pub bot_login: Option<String>,
+    /// The longest `timeout` a repository may give a task, test or image build.
+    #[serde(deserialize_with = "duration")]
+    pub max_timeout: Duration,
+}
+
+impl Default for DispatchConfig {
+    fn default() -> Self {
+        Self {
+            repositories: Vec::new(),
+            bot_login: None,
+            max_timeout: crate::repo_config::Limits::default().max_timeout,
+        }
+    }
+}
+
+impl DispatchConfig {
+    pub fn limits(&self) -> crate::repo_config::Limits {
+        crate::repo_config::Limits {
+            max_timeout: self.max_timeout,
+        }
+    }
 }
 
 /// Where `[images.*]` are pushed and pulled (reference §8). The credentials are the worker's and
@@ -429,8 +450,8 @@ impl ServerConfig {
             return Err(invalid(
                 "worker.pools",
                 format!(
-                    "'{pool}' is not a pool name: use letters, digits, '-', '_' or '.' \
-                     (in the environment, a list is written default,large)"
+                    "'{pool}' is not a pool name: use letters, digits, '-', '_' or '.', starting \
+                     with a letter or digit (in the environment, a list is written default,large)"
                 ),
             ));
         }
@@ -485,13 +506,6 @@ impl ServerConfig {
             .parse()
             .unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 8080)))
     }
-}
-
-fn is_pool_name(pool: &str) -> bool {
-    !pool.is_empty()
-        && pool
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
 }
 
 fn read_secret(

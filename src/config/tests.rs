@@ -93,7 +93,7 @@ fn file_errors_give_the_file_the_position_and_the_key() {
     );
     assert_eq!(
         error("[worker]\nconcurency = 2\n", &[]),
-        "tickbot.toml: line 2, column 1: key `worker.concurency`: unknown field `concurency`, expected one of `pools`, `concurrency`, `runtime`, `name`, `containers_conf`, `memory`, `pids_limit`, `stop_grace`, `work_dir`"
+        "tickbot.toml: line 2, column 1: key `worker.concurency`: unknown field `concurency`, expected one of `pools`, `concurrency`, `runtime`, `name`, `containers_conf`, `memory`, `pids_limit`, `stop_grace`, `work_dir`, `max_log`"
     );
     assert_eq!(
         error("[wroker]\nconcurrency = 2\n", &[]),
@@ -128,7 +128,7 @@ fn environment_errors_name_the_variable() {
     );
     assert_eq!(
         error("", &[("TICKBOT__WORKER__CONCURENCY", "3")]),
-        "environment variable TICKBOT__WORKER__CONCURENCY: key `worker.concurency`: unknown field `concurency`, expected one of `pools`, `concurrency`, `runtime`, `name`, `containers_conf`, `memory`, `pids_limit`, `stop_grace`, `work_dir`"
+        "environment variable TICKBOT__WORKER__CONCURENCY: key `worker.concurency`: unknown field `concurency`, expected one of `pools`, `concurrency`, `runtime`, `name`, `containers_conf`, `memory`, `pids_limit`, `stop_grace`, `work_dir`, `max_log`"
     );
     assert_eq!(
         error("", &[("TICKBOT__CONCURRENCY", "3")]),
@@ -144,7 +144,7 @@ fn environment_errors_name_the_variable() {
     );
     assert_eq!(
         error("", &[("TICKBOT__WORKER__POOLS", r#"["default","large"]"#)]),
-        r#"environment variable TICKBOT__WORKER__POOLS: key `worker.pools`: '["default"' is not a pool name: use letters, digits, '-', '_' or '.' (in the environment, a list is written default,large)"#
+        r#"environment variable TICKBOT__WORKER__POOLS: key `worker.pools`: '["default"' is not a pool name: use letters, digits, '-', '_' or '.', starting with a letter or digit (in the environment, a list is written default,large)"#
     );
     assert_eq!(
         error("", &[("TICKBOT__WORKER__STOP_GRACE", "0")]),
@@ -226,4 +226,42 @@ fn serve_needs_a_webhook_secret() {
     let c = load("", &[]).expect("valid");
     let e = c.webhook_secret().expect_err("no secret");
     assert!(e.to_string().contains("TICKBOT__WEBHOOK__SECRET"), "{e}");
+}
+
+#[test]
+fn the_intakes_timeouts_and_the_log_cap_are_set_like_any_key() {
+    let c = load(
+        "[webhook]\nheader_timeout = \"5s\"\nbody_timeout = \"20s\"\n\n[worker]\nmax_log = \"8 MiB\"\n",
+        &[("TICKBOT__WEBHOOK__IDLE_TIMEOUT", "2m")],
+    )
+    .expect("valid");
+    let t = c.webhook.timeouts();
+    assert_eq!(
+        (t.header, t.body, t.idle),
+        (
+            Duration::from_secs(5),
+            Duration::from_secs(20),
+            Duration::from_secs(120)
+        )
+    );
+    assert_eq!(c.worker.max_log.as_u64(), 8 * 1024 * 1024);
+    let d = load("", &[]).expect("defaults");
+    assert_eq!(d.worker.max_log.as_u64(), 64 * 1024 * 1024);
+    assert_eq!(d.dispatch.max_timeout, Duration::from_secs(6 * 3600));
+    assert_eq!(
+        error("[webhook]\nidle_timeout = \"5s\"\n", &[]),
+        "tickbot.toml: line 2, column 16: key `webhook.idle_timeout`: must be at least 16s: a \
+         delivery may wait 8s for the queue before it is answered"
+    );
+    assert_eq!(
+        error("[worker]\nmax_log = \"1 KiB\"\n", &[]),
+        "tickbot.toml: line 2, column 11: key `worker.max_log`: must be at least 64 KiB, to keep \
+         a failure's explanation"
+    );
+    assert_eq!(
+        error("", &[("TICKBOT__WORKER__POOLS", "default,../x")]),
+        "environment variable TICKBOT__WORKER__POOLS: key `worker.pools`: '../x' is not a pool \
+         name: use letters, digits, '-', '_' or '.', starting with a letter or digit (in the \
+         environment, a list is written default,large)"
+    );
 }

@@ -30,7 +30,17 @@ const RECENT_IDS: usize = 4096;
 /// Entries of the per-PR and per-commit maps before they start over.
 const PER_PR: usize = 10_000;
 const CONFIGS: usize = 1000;
+/// Bytes of `.tickbot.toml` text behind the remembered configurations (a parsed file takes
+/// about as much as its text, its `args` patterns a few KiB more each).
+const CONFIG_BYTES: usize = 64 * 1024 * 1024;
 const CHECK_RUNS: usize = 50_000;
+
+#[derive(Default)]
+struct Configs {
+    by_commit: HashMap<(RepoName, CommitSha), ConfigAt>,
+    /// The text size of everything in `by_commit`.
+    bytes: usize,
+}
 
 #[derive(Default)]
 pub struct Memory {
@@ -41,8 +51,9 @@ pub struct Memory {
     /// Jobs cancelled (their state says so already): their reports change nothing, and a
     /// `Started` one means a worker missed the cancellation, which is sent again.
     pub cancelled: RecentSet,
-    /// Configurations by commit: a commit never changes, so neither does its file.
-    configs: Mutex<HashMap<(RepoName, CommitSha), ConfigAt>>,
+    /// Configurations by commit: a commit never changes, so neither does its file. Bounded
+    /// in count and in the bytes of the files they were parsed from.
+    configs: Mutex<Configs>,
     /// Per PR, the task job queued or running (context, item). Its result commit moves the
     /// head before its report arrives; without this, an event in between would plan at the
     /// new head, find the item still to do and queue it a second time.
@@ -65,12 +76,23 @@ pub struct Memory {
 impl Memory {
     pub fn config(&self, repo: &RepoName, sha: &CommitSha) -> Option<ConfigAt> {
         lock(&self.configs)
+            .by_commit
             .get(&(repo.clone(), sha.clone()))
             .cloned()
     }
 
-    pub fn remember_config(&self, repo: &RepoName, sha: &CommitSha, config: ConfigAt) {
-        bounded_insert(&self.configs, CONFIGS, (repo.clone(), sha.clone()), config);
+    /// Remembers the configuration parsed from `size` bytes of text.
+    pub fn remember_config(&self, repo: &RepoName, sha: &CommitSha, config: ConfigAt, size: usize) {
+        let mut configs = lock(&self.configs);
+        if configs.by_commit.len() >= CONFIGS || configs.bytes + size > CONFIG_BYTES {
+            *configs = Configs::default();
+        }
+        if size <= CONFIG_BYTES {
+            configs.bytes += size;
+            configs
+                .by_commit
+                .insert((repo.clone(), sha.clone()), config);
+        }
     }
 
     pub fn in_flight(&self, key: &PrKey) -> Option<(String, ItemRef)> {

@@ -69,6 +69,8 @@ pub struct DispatcherSettings {
     pub images_dir: std::path::PathBuf,
     /// Author and committer of the commits `/rollback` makes.
     pub git_author: (String, String),
+    /// What a repository's `.tickbot.toml` may ask for.
+    pub limits: crate::repo_config::Limits,
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -21,18 +21,35 @@ impl Dispatcher {
         if let Some(c) = self.memory.config(repo, sha) {
             return Ok(c);
         }
-        let config = match self
+        let Some(text) = self
             .github
             .file_at(repo, repo_config::FILE_NAME, &sha.0)
             .await?
-        {
-            None => ConfigAt::Missing,
-            Some(text) => match RepoConfig::parse(&text) {
-                Ok(c) => ConfigAt::Valid(Arc::new(c)),
-                Err(e) => ConfigAt::Invalid(e),
-            },
+        else {
+            self.memory.remember_config(repo, sha, ConfigAt::Missing, 0);
+            return Ok(ConfigAt::Missing);
         };
-        self.memory.remember_config(repo, sha, config.clone());
+        // Any PR's head, an untrusted author's too: parsed off the async threads (bounded by
+        // `repo_config`'s limits, but milliseconds), so no other event waits for it.
+        let limits = self.settings.limits;
+        let size = text.len();
+        let parsed =
+            tokio::task::spawn_blocking(move || RepoConfig::parse_within(&text, &limits)).await;
+        let config = match parsed {
+            Ok(Ok(c)) => ConfigAt::Valid(Arc::new(c)),
+            Ok(Err(e)) => ConfigAt::Invalid(e),
+            Err(e) => {
+                tracing::error!(%repo, %sha, error = %e, "parsing .tickbot.toml panicked");
+                ConfigAt::Invalid(repo_config::RepoConfigError {
+                    line: None,
+                    column: None,
+                    message: "tickbot failed while reading this file: a bug in tickbot, \
+                              please report it"
+                        .into(),
+                })
+            }
+        };
+        self.memory.remember_config(repo, sha, config.clone(), size);
         Ok(config)
     }
 

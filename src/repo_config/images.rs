@@ -1,7 +1,7 @@
 //! `[images.<name>]`: container images defined by a directory of the repository (reference §8),
 //! and the `image` key of tasks and tests that names one of them or a full reference.
 
-use super::{RepoConfigError, checked_timeout};
+use super::{Limits, RepoConfigError, checked_timeout};
 use crate::ids::RepoName;
 use regex::Regex;
 use serde::Deserialize;
@@ -58,6 +58,7 @@ pub(super) struct RawImage {
 pub(super) fn image_def(
     name: &Spanned<String>,
     raw: RawImage,
+    limits: &Limits,
     at: &impl Fn(usize, String) -> RepoConfigError,
 ) -> Result<ImageDef, RepoConfigError> {
     let key = format!("images.{}", name.get_ref());
@@ -119,7 +120,7 @@ pub(super) fn image_def(
         publish,
         consumers,
         network: raw.network,
-        timeout: checked_timeout(raw.timeout, &key, at)?,
+        timeout: checked_timeout(raw.timeout, &key, limits, at)?,
     })
 }
 

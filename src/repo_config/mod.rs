@@ -23,6 +23,29 @@ pub const FILE_NAME: &str = ".tickbot.toml";
 /// The image a task runs in when it names none: built from `tasks/` in this project.
 pub const DEFAULT_IMAGE: &str = "localhost/tickbot-tasks:latest";
 
+/// Bounds on what one file may hold. The file comes from any PR's head, untrusted authors'
+/// included, and is read before anything else is decided: with these (and GitHub's 1 MB cap on
+/// a file read through the API) parsing it costs milliseconds and a few MiB (docs/benchmarks.md
+/// "Hostile configurations").
+pub const MAX_TASKS: usize = 128;
+pub const MAX_TESTS: usize = 512;
+/// The compiled size of one `args` pattern, and of its matching cache.
+const ARGS_SIZE_LIMIT: usize = 32 * 1024;
+
+/// What the server allows a repository to ask for (`[dispatch] max_timeout`).
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    pub max_timeout: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_timeout: Duration::from_secs(6 * 3600),
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct RepoConfig {
     pub tasks: BTreeMap<String, TaskDef>,
@@ -135,7 +158,7 @@ struct RawConfig {
     #[serde(default)]
     tests: BTreeMap<Spanned<String>, RawTest>,
     #[serde(default)]
-    deps: BTreeMap<String, DepDef>,
+    deps: BTreeMap<String, RawDep>,
     #[serde(default)]
     trust: TrustDef,
     #[serde(default)]
@@ -158,7 +181,7 @@ struct RawTask {
     #[serde(default)]
     commit: bool,
     message: Option<String>,
-    pool: Option<String>,
+    pool: Option<Spanned<String>>,
     priority: Option<Spanned<i64>>,
     #[serde(default)]
     secrets: Vec<String>,
@@ -180,15 +203,28 @@ struct RawTest {
     branches: Vec<String>,
     #[serde(default)]
     paths: Vec<String>,
-    pool: Option<String>,
+    pool: Option<Spanned<String>>,
     priority: Option<Spanned<i64>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawDep {
+    repo: String,
+    path: Spanned<String>,
 }
 
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(3600);
 const DEFAULT_PRIORITY: u8 = 5;
 
 impl RepoConfig {
+    /// Parses the file within the default [`Limits`].
     pub fn parse(text: &str) -> Result<Self, RepoConfigError> {
+        Self::parse_within(text, &Limits::default())
+    }
+
+    /// Parses and checks the file, refusing what the server does not allow.
+    pub fn parse_within(text: &str, limits: &Limits) -> Result<Self, RepoConfigError> {
         let raw: RawConfig = toml::from_str(text).map_err(|e| {
             let (line, column) = e
                 .span()
@@ -209,28 +245,41 @@ impl RepoConfig {
             }
         };
 
+        too_many("tasks", raw.tasks.keys(), MAX_TASKS, &at)?;
+        too_many("tests", raw.tests.keys(), MAX_TESTS, &at)?;
         let mut images = BTreeMap::new();
         for (name, image) in raw.images {
-            let def = images::image_def(&name, image, &at)?;
+            let def = images::image_def(&name, image, limits, &at)?;
             images.insert(name.into_inner(), def);
         }
         let names: Vec<&str> = images.keys().map(String::as_str).collect();
         let mut tasks = BTreeMap::new();
         for (name, task) in raw.tasks {
-            let def = task_def(&name, task, &names, &at)?;
+            let def = task_def(&name, task, &names, limits, &at)?;
             tasks.insert(name.into_inner(), def);
         }
         let mut tests = BTreeMap::new();
         for (name, test) in raw.tests {
-            let def = test_def(name.get_ref(), test, &names, &at)?;
+            let def = test_def(name.get_ref(), test, &names, limits, &at)?;
             tests.insert(name.into_inner(), def);
+        }
+        let mut deps = BTreeMap::new();
+        for (name, dep) in raw.deps {
+            let path = checked_dep_path(&name, dep.path, &at)?;
+            deps.insert(
+                name,
+                DepDef {
+                    repo: dep.repo,
+                    path,
+                },
+            );
         }
 
         let schedule = schedules(raw.schedule, &tasks, &tests, &images, &at)?;
         Ok(RepoConfig {
             tasks,
             tests,
-            deps: raw.deps,
+            deps,
             trust: raw.trust,
             secrets: raw.secrets,
             schedule,
@@ -256,6 +305,80 @@ pub(super) fn is_verb(s: &str) -> bool {
         .next()
         .is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
         && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_')
+}
+
+/// Refuses a file with more than `max` entries in `[<table>.*]`, at the first one too many.
+fn too_many<'a>(
+    table: &str,
+    names: impl Iterator<Item = &'a Spanned<String>>,
+    max: usize,
+    at: &impl Fn(usize, String) -> RepoConfigError,
+) -> Result<(), RepoConfigError> {
+    // Reported where it is written, not in name order.
+    let mut starts: Vec<usize> = names.map(|n| n.span().start).collect();
+    if starts.len() <= max {
+        return Ok(());
+    }
+    starts.sort_unstable();
+    Err(at(
+        starts[max],
+        format!("more than {max} [{table}.*] entries: tickbot reads at most {max}"),
+    ))
+}
+
+/// A pool name, as in the server's `[worker] pools`: it becomes part of a queue's name.
+pub fn is_pool_name(pool: &str) -> bool {
+    pool.chars()
+        .next()
+        .is_some_and(|c| c.is_ascii_alphanumeric())
+        && !pool.contains("..")
+        && pool
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+}
+
+fn checked_pool(
+    pool: Option<Spanned<String>>,
+    key: &str,
+    at: &impl Fn(usize, String) -> RepoConfigError,
+) -> Result<String, RepoConfigError> {
+    let Some(pool) = pool else {
+        return Ok("default".into());
+    };
+    if !is_pool_name(pool.get_ref()) {
+        return Err(at(
+            pool.span().start,
+            format!(
+                "{key}.pool '{}' is not a pool name: use letters, digits, '-', '_' or '.', \
+                 starting with a letter or digit",
+                pool.get_ref()
+            ),
+        ));
+    }
+    Ok(pool.into_inner())
+}
+
+/// A `[deps.*] path`: where the other project is checked out inside the job's tree.
+fn checked_dep_path(
+    name: &str,
+    path: Spanned<String>,
+    at: &impl Fn(usize, String) -> RepoConfigError,
+) -> Result<String, RepoConfigError> {
+    let inside = !path.get_ref().is_empty()
+        && std::path::Path::new(path.get_ref())
+            .components()
+            .all(|c| matches!(c, std::path::Component::Normal(_)));
+    if !inside {
+        return Err(at(
+            path.span().start,
+            format!(
+                "deps.{name}.path '{}' must be a relative path inside the job's tree, \
+                 without '..', e.g. \"bots\"",
+                path.get_ref()
+            ),
+        ));
+    }
+    Ok(path.into_inner())
 }
 
 /// The `[[schedule]]` entries, checked against the file's tasks, tests and images.
@@ -288,6 +411,7 @@ fn task_def(
     name: &Spanned<String>,
     raw: RawTask,
     images: &[&str],
+    limits: &Limits,
     at: &impl Fn(usize, String) -> RepoConfigError,
 ) -> Result<TaskDef, RepoConfigError> {
     let verb = name.get_ref();
@@ -312,10 +436,10 @@ fn task_def(
         command,
         args: checked_args(raw.args, &key, at)?,
         image: images::checked_image(raw.image, images, &key, at)?,
-        timeout: checked_timeout(raw.timeout, &key, at)?,
+        timeout: checked_timeout(raw.timeout, &key, limits, at)?,
         commit: raw.commit,
         message: raw.message,
-        pool: raw.pool.unwrap_or_else(|| "default".into()),
+        pool: checked_pool(raw.pool, &key, at)?,
         priority: checked_priority(raw.priority, &key, at)?,
         secrets: raw.secrets,
         network: raw.network,
@@ -333,17 +457,30 @@ fn checked_args(
         return Ok(None);
     };
     let invalid = |e: regex::Error| {
-        at(
-            pattern.span().start,
-            format!("{key}.args is not a valid regular expression: {e}"),
-        )
+        let reason = match e {
+            regex::Error::CompiledTooBig(_) => format!(
+                "{key}.args is too large a pattern (over {} KiB compiled): write a simpler one, \
+                 e.g. [a-z0-9-]+ rather than \\w{{200}}",
+                ARGS_SIZE_LIMIT / 1024
+            ),
+            e => format!("{key}.args is not a valid regular expression: {e}"),
+        };
+        at(pattern.span().start, reason)
     };
-    // Checked as written first, so an error quotes the user's own pattern.
-    Regex::new(pattern.get_ref()).map_err(invalid)?;
-    Ok(Some(ArgPattern {
-        source: pattern.get_ref().clone(),
-        anchored: Regex::new(&format!("^(?:{})$", pattern.get_ref())).map_err(invalid)?,
-    }))
+    let bounded = |p: &str| {
+        regex::RegexBuilder::new(p)
+            .size_limit(ARGS_SIZE_LIMIT)
+            .dfa_size_limit(ARGS_SIZE_LIMIT)
+            .build()
+    };
+    match bounded(&format!("^(?:{})$", pattern.get_ref())) {
+        Ok(anchored) => Ok(Some(ArgPattern {
+            source: pattern.get_ref().clone(),
+            anchored,
+        })),
+        // Compiled again as written only to explain, so the error quotes the user's pattern.
+        Err(e) => Err(invalid(bounded(pattern.get_ref()).err().unwrap_or(e))),
+    }
 }
 
 /// A `[tests.<context>]` table, checked.
@@ -351,6 +488,7 @@ fn test_def(
     context: &str,
     raw: RawTest,
     images: &[&str],
+    limits: &Limits,
     at: &impl Fn(usize, String) -> RepoConfigError,
 ) -> Result<TestDef, RepoConfigError> {
     let key = format!("tests.{context}");
@@ -358,11 +496,11 @@ fn test_def(
     Ok(TestDef {
         command: checked_command(&raw.command, &key, at)?,
         image: images::checked_image(raw.image, images, &key, at)?,
-        timeout: checked_timeout(raw.timeout, &key, at)?,
+        timeout: checked_timeout(raw.timeout, &key, limits, at)?,
         default: raw.default,
         branches: raw.branches,
         paths: raw.paths,
-        pool: raw.pool.unwrap_or_else(|| "default".into()),
+        pool: checked_pool(raw.pool, &key, at)?,
         priority: checked_priority(raw.priority, &key, at)?,
     })
 }
@@ -403,13 +541,25 @@ fn checked_command(
 pub(super) fn checked_timeout(
     timeout: Option<Spanned<String>>,
     key: &str,
+    limits: &Limits,
     at: &impl Fn(usize, String) -> RepoConfigError,
 ) -> Result<Duration, RepoConfigError> {
-    match timeout {
-        None => Ok(DEFAULT_TIMEOUT),
-        Some(t) => parse_duration(t.get_ref())
-            .map_err(|reason| at(t.span().start, format!("{key}.timeout {reason}"))),
+    let Some(t) = timeout else {
+        return Ok(DEFAULT_TIMEOUT.min(limits.max_timeout));
+    };
+    let timeout = parse_duration(t.get_ref())
+        .map_err(|reason| at(t.span().start, format!("{key}.timeout {reason}")))?;
+    if timeout > limits.max_timeout {
+        return Err(at(
+            t.span().start,
+            format!(
+                "{key}.timeout '{}' is over this server's maximum of {} ([dispatch] max_timeout)",
+                t.get_ref(),
+                format_duration(limits.max_timeout)
+            ),
+        ));
     }
+    Ok(timeout)
 }
 
 fn checked_priority(
@@ -470,174 +620,4 @@ pub fn line_col(text: &str, offset: usize) -> (usize, usize) {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    const EXAMPLE: &str = r#"
-[tasks.image-refresh]
-command = ["./image-refresh", "{args}"]
-args = "^[a-z0-9][a-z0-9.-]*$"
-image = "localhost/tasks:latest"
-timeout = "2h"
-commit = true
-message = "images: Update {args} image"
-priority = 9
-secrets = ["image-upload"]
-
-[tests.unit-tests]
-command = ["make", "check"]
-default = true
-branches = ["main"]
-
-[deps.bots]
-repo = "cockpit-project/bots"
-path = "bots"
-
-[trust]
-users = ["alice"]
-
-[secrets.image-upload]
-env = { S3_KEY = "IMAGE_UPLOAD_KEY" }
-
-[[schedule]]
-task = "image-refresh"
-items = ["fedora-41"]
-every = "7d"
-window = "0 22 * * 0"
-"#;
-
-    #[test]
-    fn the_design_example_parses() {
-        let c = RepoConfig::parse(EXAMPLE).expect("valid");
-        let t = &c.tasks["image-refresh"];
-        assert_eq!(t.timeout, Duration::from_secs(7200));
-        assert_eq!(t.priority, 9);
-        assert!(t.args.as_ref().is_some_and(|r| r.is_match("fedora-41")));
-        assert_eq!(c.tests["unit-tests"].image, DEFAULT_IMAGE);
-        assert_eq!(c.trust.users, vec!["alice".to_string()]);
-        assert!(c.trust.collaborators);
-        assert_eq!(c.verbs(), vec!["image-refresh"]);
-    }
-
-    #[test]
-    fn argument_patterns_match_whole_arguments() {
-        let c =
-            RepoConfig::parse("[tasks.x]\ncommand = [\"a\"]\nargs = \"[a-z]+\"\n").expect("valid");
-        let p = c.tasks["x"].args.as_ref().expect("pattern");
-        assert!(p.is_match("fedora"));
-        assert!(
-            !p.is_match("fedora-41; rm"),
-            "a partial match is not enough"
-        );
-        assert_eq!(p.as_str(), "[a-z]+");
-        let e = RepoConfig::parse("[tasks.tickbot]\ncommand = [\"a\"]\n").expect_err("reserved");
-        assert!(e.message.contains("reserved"), "{e}");
-    }
-
-    #[test]
-    fn errors_carry_line_and_column() {
-        let e = RepoConfig::parse("[tasks.x]\ncommand = [\"a\"]\nargs = \"(\"\n").expect_err("bad");
-        assert_eq!((e.line, e.column), (Some(3), Some(8)));
-        assert!(
-            e.to_string()
-                .starts_with("line 3, column 8: tasks.x.args is not a valid regular expression"),
-            "{e}"
-        );
-
-        let e = RepoConfig::parse("[tasks.x]\ncommand = [\"a\"]\ntimeout = \"soon\"\n")
-            .expect_err("bad");
-        assert_eq!(e.line, Some(3));
-
-        let e =
-            RepoConfig::parse("[tasks.x]\ncommand = [\"a\"]\ncomit = true\n").expect_err("typo");
-        assert_eq!(e.line, Some(3));
-        assert!(e.message.contains("comit"), "{e}");
-
-        let e = RepoConfig::parse("[tasks.x]\ncommand = []\n").expect_err("empty");
-        assert_eq!(e.line, Some(2));
-
-        let e = RepoConfig::parse("[tasks.X]\ncommand = [\"a\"]\n").expect_err("caps");
-        assert!(e.message.contains("task name 'X'"), "{e}");
-
-        let e =
-            RepoConfig::parse("[tasks.x]\ncommand = [\"a\"]\npriority = 12\n").expect_err("prio");
-        assert!(e.message.contains("0 to 9"), "{e}");
-    }
-
-    #[test]
-    fn durations_are_written_as_people_write_them() {
-        for (text, secs) in [
-            ("90s", 90),
-            ("30m", 1800),
-            ("2h", 7200),
-            ("7d", 604_800),
-            ("1h 30m", 5400),
-            ("1h30m", 5400),
-            ("2 hours", 7200),
-            (" 45min ", 2700),
-        ] {
-            assert_eq!(
-                parse_duration(text),
-                Ok(Duration::from_secs(secs)),
-                "{text:?}"
-            );
-        }
-        for bad in ["", "5", "h", "1x", "-1s", "soon", "0s", "0h 0m", "500ms"] {
-            assert!(parse_duration(bad).is_err(), "{bad:?}");
-        }
-        assert_eq!(
-            parse_duration("0s"),
-            Err(r#"'0s' is zero: use at least a second, e.g. "90s", "30m", "2h", "1h30m""#.into())
-        );
-        assert_eq!(
-            parse_duration("500ms"),
-            Err(
-                r#"'500ms' is under a second: use at least a second, e.g. "90s", "30m", "2h", "1h30m""#
-                    .into()
-            )
-        );
-        for (secs, text) in [(7200, "2h"), (5400, "90m"), (604_800, "7d"), (90, "90s")] {
-            assert_eq!(format_duration(Duration::from_secs(secs)), text);
-            assert_eq!(parse_duration(text), Ok(Duration::from_secs(secs)));
-        }
-    }
-
-    #[test]
-    fn a_bad_timeout_is_refused_where_it_is_written() {
-        let e = RepoConfig::parse("[tasks.x]\ncommand = [\"a\"]\ntimeout = \"soon\"\n")
-            .expect_err("bad");
-        assert_eq!(
-            e.to_string(),
-            r#"line 3, column 11: tasks.x.timeout 'soon' is not a duration: use e.g. "90s", "30m", "2h", "1h30m""#
-        );
-        let e = RepoConfig::parse("[tests.unit]\ncommand = [\"a\"]\ntimeout = \"0s\"\n")
-            .expect_err("zero");
-        assert_eq!(
-            e.to_string(),
-            r#"line 3, column 11: tests.unit.timeout '0s' is zero: use at least a second, e.g. "90s", "30m", "2h", "1h30m""#
-        );
-    }
-
-    #[test]
-    fn build_is_refused_with_the_way_to_define_an_image() {
-        let e = RepoConfig::parse(
-            "[tasks.image-refresh]\ncommand = [\"./refresh\"]\nbuild = \"containers/tasks\"\n",
-        )
-        .expect_err("build in a task");
-        assert_eq!(
-            e.to_string(),
-            "line 3, column 9: tasks.image-refresh.build is not a key: define the image as \
-             [images.NAME] with context = \"<directory>\" and use image = \"NAME\""
-        );
-
-        let e = RepoConfig::parse(
-            "[tests.unit-tests]\ncommand = [\"make\", \"check\"]\nimage = \"quay.io/x/y\"\nbuild = \".\"\n",
-        )
-        .expect_err("build in a test");
-        assert_eq!(
-            e.to_string(),
-            "line 4, column 9: tests.unit-tests.build is not a key: define the image as \
-             [images.NAME] with context = \"<directory>\" and use image = \"NAME\""
-        );
-    }
-}
+mod tests;

@@ -253,10 +253,7 @@ impl Worker {
                 outcome: Outcome::Error { reason },
                 commit: None,
             },
-            None => match self
-                .execute(&job, &log, delivery.attempt, stopped)
-                .await
-            {
+            None => match self.execute(&job, &log, delivery.attempt, stopped).await {
                 Ok(executed) => executed,
                 Err(error) => {
                     tracing::error!(job = %job.job_id, %error, "the job could not be run");
@@ -279,8 +276,7 @@ impl Worker {
             },
             (executed, _) => executed,
         };
-        self.settle(&job, delivery, executed, &log, started)
-            .await;
+        self.settle(&job, delivery, executed, &log, started).await;
     }
 
     /// Settles a job's delivery by how it ended: back to the queue when this worker cancelled
@@ -295,8 +291,7 @@ impl Worker {
     ) {
         let (outcome, commit, image_digest) = match executed {
             Executed::Cancelled => {
-                log.line("tickbot: cancelled by worker shutdown; the job goes back to the queue",
-                );
+                log.line("tickbot: cancelled by worker shutdown; the job goes back to the queue");
                 if let Err(e) = delivery.retry().await {
                     tracing::error!(job = %job.job_id, error = %e, "cannot requeue a cancelled job; the queue will redeliver it");
                 }
@@ -411,9 +406,8 @@ impl Worker {
                 .await?
         {
             log.line(&format!(
-                    "tickbot: the result of this job already landed as {landed}; not running it again"
-                ),
-            );
+                "tickbot: the result of this job already landed as {landed}; not running it again"
+            ));
             return Ok(Executed::Finished {
                 outcome: Outcome::Success,
                 commit: Some(landed),
@@ -449,10 +443,9 @@ impl Worker {
             })?;
         }
         log.line(&format!(
-                "tickbot: job {} ({}) attempt {attempt} on {} at {}",
-                job.job_id, job.context, self.settings.name, job.head_sha
-            ),
-        );
+            "tickbot: job {} ({}) attempt {attempt} on {} at {}",
+            job.job_id, job.context, self.settings.name, job.head_sha
+        ));
         self.report(job, ReportState::Started).await?;
 
         // A worker killed with SIGKILL leaves its container running: take it down first.
@@ -486,8 +479,10 @@ impl Worker {
                 .await?;
             let at = dir.join(inside);
             done.push(self.mirrors.worktree(&c.repo, &c.sha, &at).await?);
-            log.line(&format!("tickbot: {} at {} checked out in {}", c.repo, c.sha, c.path),
-            );
+            log.line(&format!(
+                "tickbot: {} at {} checked out in {}",
+                c.repo, c.sha, c.path
+            ));
         }
         Ok(())
     }
@@ -634,8 +629,7 @@ impl Worker {
         .await?
         {
             PushOutcome::Pushed(pushed) => {
-                log.line(&format!("tickbot: pushed {pushed} to {}", job.head_ref),
-                );
+                log.line(&format!("tickbot: pushed {pushed} to {}", job.head_ref));
                 Ok(Executed::Finished {
                     outcome: Outcome::Success,
                     commit: Some(pushed),
@@ -661,7 +655,6 @@ async fn remove_checkouts(job: &Job, inner: Vec<Worktree>, worktree: Worktree) {
         tracing::warn!(job = %job.job_id, error = %e, "cannot remove the job's worktree");
     }
 }
-
 
 /// The command as a person would type it, for the log: arguments with spaces or quotes quoted.
 fn shell_words(argv: &[String]) -> String {

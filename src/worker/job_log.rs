@@ -73,11 +73,7 @@ impl JobLog {
 
     /// Copies a command's output into the log until both pipes close, then writes what the
     /// cap held back.
-    pub async fn capture(
-        self,
-        stdout: impl AsyncRead + Unpin,
-        stderr: impl AsyncRead + Unpin,
-    ) {
+    pub async fn capture(self, stdout: impl AsyncRead + Unpin, stderr: impl AsyncRead + Unpin) {
         tokio::join!(self.pump(stdout), self.pump(stderr));
         self.sink().finish(&self.path);
     }
@@ -225,9 +221,10 @@ impl Mask {
             Ok(re) => Self(Some(re)),
             Err(e) => {
                 tracing::error!(error = %e, "cannot mask the job's secrets; its log is withheld");
-                Self(Some(regex::bytes::Regex::new(r"(?s-u).+").unwrap_or_else(|_| {
-                    unreachable!("a constant pattern")
-                })))
+                Self(Some(
+                    regex::bytes::Regex::new(r"(?s-u).+")
+                        .unwrap_or_else(|_| unreachable!("a constant pattern")),
+                ))
             }
         }
     }
@@ -265,6 +262,10 @@ fn encodings(value: &str) -> Vec<Vec<u8>> {
         }
     }
     forms
+}
+
+fn format_size(bytes: u64) -> String {
+    bytesize::ByteSize::b(bytes).display().iec().to_string()
 }
 
 #[cfg(test)]
@@ -322,8 +323,14 @@ mod tests {
         log.line("tickbot: finished");
         let text = std::fs::read_to_string(log.path()).expect("log");
         assert!(!text.contains("s3cret-value"), "{text}");
-        assert!(text.starts_with("tickbot: starting\nline 0 ***\nline 1 ***\n"), "{text}");
-        assert!(text.contains("line 2999 ***\ntickbot: finished\n"), "{text}");
+        assert!(
+            text.starts_with("tickbot: starting\nline 0 ***\nline 1 ***\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("line 2999 ***\ntickbot: finished\n"),
+            "{text}"
+        );
         assert!(
             text.contains(
                 "\ntickbot: the log reached its limit of 100 B ([worker] max_log): the output \
@@ -338,8 +345,4 @@ mod tests {
         assert!(kept.starts_with("line "), "cut at a line start: {kept}");
         assert!(text.len() < 100 + KEPT_END + 1024, "{}", text.len());
     }
-}
-
-fn format_size(bytes: u64) -> String {
-    bytesize::ByteSize::b(bytes).display().iec().to_string()
 }

@@ -1,13 +1,13 @@
 //! The worker parts' test world: a local forge with one repository and a PR branch, the
 //! worker's git mirrors, git for the tests' own observations, and jobs for the runtimes.
 
-use tickbot::worker::job_log::JobLog;
 use crate::common::containers_conf;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 use tickbot::forge::{Forge, ForgeOptions};
 use tickbot::ids::{CommitSha, RepoName};
+use tickbot::worker::job_log::JobLog;
 use tickbot::worker::mirror::{GitAuth, Mirrors, Worktree};
 use tickbot::worker::publish::{PushOutcome, ResultCommit, commit_changes, push_result};
 use tickbot::worker::runtime::{RunOutcome, RunSpec, Runtime};

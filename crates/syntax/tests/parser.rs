@@ -199,8 +199,23 @@ fn a_tag_with_text_after_it_continues_the_item_above() {
     assert_eq!(
         tasks(body),
         vec![
-            task(1, "lint", &["and", "text"], Todo),
+            task(1, "lint", &[], Todo),
             task(3, "image-refresh", &["a"], Todo)
+        ]
+    );
+}
+
+#[test]
+fn a_line_wrapped_under_a_task_is_its_description_not_more_arguments() {
+    let body = "- [ ] image-refresh fedora-41\n  because the mirror moved\nmore text\n\
+                - [x] lint\n- [ ]\n  test-all\n";
+    // GitHub renders each box: the wrapped lines are part of the item, under its first line.
+    assert_eq!(cmark_gfm_checkboxes(body), vec![false, true]);
+    assert_eq!(
+        tasks(body),
+        vec![
+            task(1, "image-refresh", &["fedora-41"], Todo),
+            task(4, "lint", &[], Done)
         ]
     );
 }

@@ -92,7 +92,12 @@ pub(super) fn raw_checkboxes(body: &str, lines: &LineIndex) -> Vec<RawCheckbox> 
                 }
                 push_text(&mut stack, as_written(body, &source, &range, &t));
             }
-            Event::SoftBreak | Event::HardBreak => push_text(&mut stack, " "),
+            // The task is the item's first line; a line wrapped under it is its description
+            // (as Cockpit's bots read it), not more arguments.
+            Event::SoftBreak | Event::HardBreak => match stack.last() {
+                Some(top) if !top.text.trim().is_empty() => close_text(&mut stack),
+                _ => push_text(&mut stack, " "),
+            },
             Event::End(TagEnd::Paragraph) => close_text(&mut stack),
             // Any other block inside an item ends its first paragraph.
             Event::Start(
