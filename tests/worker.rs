@@ -114,19 +114,21 @@ async fn the_prs_own_code_runs_in_a_container_and_its_results_land_on_the_branch
     w.wait_status(&two_base, "stamp/two", "success", "Success [w1]")
         .await;
 
-    // One summary comment, edited in place.
-    let summaries: Vec<_> = w
-        .forge()
-        .comments(&w.repo, pr)
-        .into_iter()
-        .filter(|c| c.body.contains("**tickbot**"))
-        .collect();
+    // One summary comment, edited in place (after the state it summarises is written).
+    let summaries = wait_for("the summary of both items", || {
+        let summaries: Vec<_> = w
+            .forge()
+            .comments(&w.repo, pr)
+            .into_iter()
+            .filter(|c| c.body.contains("**tickbot**"))
+            .collect();
+        summaries
+            .iter()
+            .any(|c| c.body.contains("| stamp two | Success [w1] |"))
+            .then_some(summaries)
+    })
+    .await;
     assert_eq!(summaries.len(), 1);
-    assert!(
-        summaries[0].body.contains("| stamp two | Success [w1] |"),
-        "{}",
-        summaries[0].body
-    );
     let container = container_of(&log_url);
     assert!(
         !containers().contains(&container),
