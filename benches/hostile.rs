@@ -60,7 +60,7 @@ fn hostile_files() -> Vec<(&'static str, String)> {
                 .collect(),
         ),
         (
-            "128 tasks with the largest `\\w{n}` accepted",
+            "128 tasks with the largest `\\w{n}` accepted (n a multiple of 50)",
             (0..128)
                 .map(|i| format!("[tasks.t{i}]\ncommand = [\"a\"]\nargs = \"{largest}\"\n"))
                 .collect(),
@@ -99,11 +99,15 @@ fn main() {
 }
 
 fn configurations() {
-    println!("| file | size | outcome | time (median of 5) | peak heap while parsing |");
-    println!("|---|---|---|---|---|");
-    for (what, text) in hostile_files() {
+    let files = hostile_files();
+    println!(
+        "| file | size | outcome | time (median of 5) | peak heap while parsing | kept after |"
+    );
+    println!("|---|---|---|---|---|---|");
+    for (what, text) in files {
         let mut times = Vec::new();
         let mut peak = 0;
+        let mut kept = 0;
         let mut outcome = String::new();
         for _ in 0..5 {
             let base = IN_USE.load(Ordering::Relaxed);
@@ -112,6 +116,7 @@ fn configurations() {
             let parsed = RepoConfig::parse(&text);
             times.push(started.elapsed());
             peak = peak.max(PEAK.load(Ordering::Relaxed) - base);
+            kept = IN_USE.load(Ordering::Relaxed).saturating_sub(base);
             outcome = match parsed {
                 Ok(c) => format!("accepted ({} tasks, {} tests)", c.tasks.len(), c.tests.len()),
                 Err(e) => format!("refused: {}", e.message.chars().take(48).collect::<String>()),
@@ -119,10 +124,11 @@ fn configurations() {
         }
         times.sort();
         println!(
-            "| {what} | {} KiB | {outcome}… | {} | {:.1} MiB |",
+            "| {what} | {} KiB | {outcome} | {} | {:.1} MiB | {:.1} MiB |",
             text.len() / 1024,
             ms(times[2]),
-            peak as f64 / (1024.0 * 1024.0)
+            peak as f64 / (1024.0 * 1024.0),
+            kept as f64 / (1024.0 * 1024.0)
         );
     }
 }
@@ -134,7 +140,12 @@ fn largest_pattern() -> String {
         RepoConfig::parse(&format!("[tasks.t]\ncommand = [\"a\"]\nargs = \"{}\"\n", pattern(n)))
             .is_ok()
     };
-    let n = (1..200).take_while(|n| accepted(*n)).last().unwrap_or(1);
+    let n = (1..=100)
+        .map(|k| k * 50)
+        .take_while(|n| accepted(*n))
+        .last()
+        .unwrap_or(1);
+    println!("the largest `\\w{{n}}` an args pattern may be: n = {n}\n");
     pattern(n)
 }
 

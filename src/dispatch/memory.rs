@@ -30,8 +30,7 @@ const RECENT_IDS: usize = 4096;
 /// Entries of the per-PR and per-commit maps before they start over.
 const PER_PR: usize = 10_000;
 const CONFIGS: usize = 1000;
-/// Bytes of `.tickbot.toml` text behind the remembered configurations (a parsed file takes
-/// about as much as its text, its `args` patterns a few KiB more each).
+/// Bytes the remembered configurations may hold (as `RepoConfig::retained_bytes` counts them).
 const CONFIG_BYTES: usize = 64 * 1024 * 1024;
 const CHECK_RUNS: usize = 50_000;
 
@@ -81,7 +80,7 @@ impl Memory {
             .cloned()
     }
 
-    /// Remembers the configuration parsed from `size` bytes of text.
+    /// Remembers a configuration that holds about `size` bytes.
     pub fn remember_config(&self, repo: &RepoName, sha: &CommitSha, config: ConfigAt, size: usize) {
         let mut configs = lock(&self.configs);
         if configs.by_commit.len() >= CONFIGS || configs.bytes + size > CONFIG_BYTES {
@@ -263,4 +262,26 @@ fn bounded_insert<K: std::hash::Hash + Eq, V>(
 /// The memory holds no invariant a panicking holder could break.
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn remembered_configurations_are_bounded_in_bytes_not_only_in_number() {
+        let memory = Memory::default();
+        let repo: RepoName = "acme/app".parse().expect("repo");
+        let sha = |n: usize| CommitSha(format!("{n:040x}"));
+        // A pushed commit's worth each: the last ones are remembered, never more than the bound.
+        for n in 0..100 {
+            memory.remember_config(&repo, &sha(n), ConfigAt::Missing, 5 * 1024 * 1024);
+            assert!(lock(&memory.configs).bytes <= CONFIG_BYTES);
+        }
+        assert!(memory.config(&repo, &sha(99)).is_some());
+        assert!(memory.config(&repo, &sha(0)).is_none());
+        // A configuration over the whole bound is not remembered at all.
+        memory.remember_config(&repo, &sha(100), ConfigAt::Missing, CONFIG_BYTES + 1);
+        assert!(memory.config(&repo, &sha(100)).is_none());
+    }
 }

@@ -35,8 +35,12 @@ impl Dispatcher {
         let size = text.len();
         let parsed =
             tokio::task::spawn_blocking(move || RepoConfig::parse_within(&text, &limits)).await;
+        let mut weight = size;
         let config = match parsed {
-            Ok(Ok(c)) => ConfigAt::Valid(Arc::new(c)),
+            Ok(Ok(c)) => {
+                weight = c.retained_bytes(size);
+                ConfigAt::Valid(Arc::new(c))
+            }
             Ok(Err(e)) => ConfigAt::Invalid(e),
             Err(e) => {
                 tracing::error!(%repo, %sha, error = %e, "parsing .tickbot.toml panicked");
@@ -49,7 +53,7 @@ impl Dispatcher {
                 })
             }
         };
-        self.memory.remember_config(repo, sha, config.clone(), size);
+        self.memory.remember_config(repo, sha, config.clone(), weight);
         Ok(config)
     }
 

@@ -12,8 +12,15 @@ use tokio::time::Instant;
 /// GitHub caps webhook payloads at 25 MB.
 pub const MAX_BODY: usize = 25 * 1024 * 1024;
 
-/// Body bytes held at once by all webhooks being received (a few uploads at GitHub's maximum).
-pub const BUDGET: usize = 128 * 1024 * 1024;
+/// A body that declares at most this is an ordinary delivery (GitHub sends `Content-Length`,
+/// and nearly all its payloads are well under this).
+const ORDINARY: u64 = 1024 * 1024;
+
+/// Body bytes held at once by the ordinary deliveries being received, and by all others (large
+/// or without a declared length): a flood of large uploads cannot take the room ordinary
+/// deliveries need.
+const ORDINARY_BUDGET: usize = 32 * 1024 * 1024;
+const LARGE_BUDGET: usize = 96 * 1024 * 1024;
 
 /// Why a body was not read whole.
 #[derive(Debug, PartialEq, Eq)]
@@ -28,13 +35,28 @@ pub enum BodyError {
     Broken,
 }
 
-/// The bytes-in-flight budget shared by every webhook request.
+/// The bytes-in-flight budget shared by every webhook request: 128 MiB in all.
 #[derive(Clone)]
-pub struct Budget(Arc<Semaphore>);
+pub struct Budget {
+    ordinary: Arc<Semaphore>,
+    large: Arc<Semaphore>,
+}
+
+impl Default for Budget {
+    fn default() -> Self {
+        Self {
+            ordinary: Arc::new(Semaphore::new(ORDINARY_BUDGET)),
+            large: Arc::new(Semaphore::new(LARGE_BUDGET)),
+        }
+    }
+}
 
 impl Budget {
-    pub fn new(bytes: usize) -> Self {
-        Self(Arc::new(Semaphore::new(bytes)))
+    fn for_length(&self, declared: Option<u64>) -> &Arc<Semaphore> {
+        match declared {
+            Some(n) if n <= ORDINARY => &self.ordinary,
+            _ => &self.large,
+        }
     }
 }
 
@@ -78,7 +100,8 @@ pub async fn read(
             return Err(BodyError::TooLarge);
         }
         let room = u32::try_from(chunk.len()).map_err(|_| BodyError::TooLarge)?;
-        let permit = tokio::time::timeout_at(deadline, budget.0.clone().acquire_many_owned(room))
+        let pool = budget.for_length(declared).clone();
+        let permit = tokio::time::timeout_at(deadline, pool.acquire_many_owned(room))
             .await
             .map_err(|_| BodyError::Busy)?
             .map_err(|_| BodyError::Busy)?;

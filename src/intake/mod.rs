@@ -57,7 +57,7 @@ impl Intake {
             broker,
             deliveries,
             logs_dir,
-            budget: body::Budget::new(body::BUDGET),
+            budget: body::Budget::default(),
             body_timeout,
         }
     }

@@ -287,6 +287,13 @@ impl RepoConfig {
         })
     }
 
+    /// About how much memory this configuration holds, parsed from `text_len` bytes: the text's
+    /// worth, and each `args` pattern up to its compiled limit (measured: docs/benchmarks.md).
+    pub fn retained_bytes(&self, text_len: usize) -> usize {
+        let patterns = self.tasks.values().filter(|t| t.args.is_some()).count();
+        text_len + patterns * (ARGS_SIZE_LIMIT + ARGS_SIZE_LIMIT / 2)
+    }
+
     /// The `[images.*]` entry a task's or test's `image` names, if it names one (else it is a
     /// full image reference).
     pub fn image_of(&self, image: &str) -> Option<&ImageDef> {
@@ -460,7 +467,7 @@ fn checked_args(
         let reason = match e {
             regex::Error::CompiledTooBig(_) => format!(
                 "{key}.args is too large a pattern (over {} KiB compiled): write a simpler one, \
-                 e.g. [a-z0-9-]+ rather than \\w{{200}}",
+                 with fewer or shorter repetitions",
                 ARGS_SIZE_LIMIT / 1024
             ),
             e => format!("{key}.args is not a valid regular expression: {e}"),
@@ -469,6 +476,9 @@ fn checked_args(
     };
     let bounded = |p: &str| {
         regex::RegexBuilder::new(p)
+            // Arguments are names and versions: `\w`, `\d` and `\s` are their ASCII classes
+            // (the Unicode ones compile to thousands of ranges each).
+            .unicode(false)
             .size_limit(ARGS_SIZE_LIMIT)
             .dfa_size_limit(ARGS_SIZE_LIMIT)
             .build()
