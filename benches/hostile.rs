@@ -88,7 +88,10 @@ fn hostile_files() -> Vec<(&'static str, String)> {
         ),
         (
             "one 1 MB string",
-            format!("[tasks.x]\ncommand = [\"{}\"]\n", "a".repeat(GITHUB_FILE_LIMIT - 32)),
+            format!(
+                "[tasks.x]\ncommand = [\"{}\"]\n",
+                "a".repeat(GITHUB_FILE_LIMIT - 32)
+            ),
         ),
     ]
 }
@@ -118,8 +121,15 @@ fn configurations() {
             peak = peak.max(PEAK.load(Ordering::Relaxed) - base);
             kept = IN_USE.load(Ordering::Relaxed).saturating_sub(base);
             outcome = match parsed {
-                Ok(c) => format!("accepted ({} tasks, {} tests)", c.tasks.len(), c.tests.len()),
-                Err(e) => format!("refused: {}", e.message.chars().take(48).collect::<String>()),
+                Ok(c) => format!(
+                    "accepted ({} tasks, {} tests)",
+                    c.tasks.len(),
+                    c.tests.len()
+                ),
+                Err(e) => format!(
+                    "refused: {}",
+                    e.message.chars().take(48).collect::<String>()
+                ),
             };
         }
         times.sort();
@@ -137,8 +147,11 @@ fn configurations() {
 fn largest_pattern() -> String {
     let pattern = |n: usize| format!("\\\\w{{{n}}}");
     let accepted = |n: usize| {
-        RepoConfig::parse(&format!("[tasks.t]\ncommand = [\"a\"]\nargs = \"{}\"\n", pattern(n)))
-            .is_ok()
+        RepoConfig::parse(&format!(
+            "[tasks.t]\ncommand = [\"a\"]\nargs = \"{}\"\n",
+            pattern(n)
+        ))
+        .is_ok()
     };
     let n = (1..=100)
         .map(|k| k * 50)
@@ -271,7 +284,9 @@ fn intake_under_slow_clients() {
                 let mut n = 0;
                 while !stop.load(Ordering::Relaxed) {
                     n += 1;
-                    let Ok(mut s) = TcpStream::connect(addr) else { continue };
+                    let Ok(mut s) = TcpStream::connect(addr) else {
+                        continue;
+                    };
                     let head = Served::head(&format!("flood-{i}-{n}"), b"{}", None);
                     let _ = (|| -> std::io::Result<()> {
                         s.write_all(head.as_bytes())?;

@@ -27,6 +27,11 @@ impl Served {
     /// answers `/readyz`.
     async fn start(settings: &[(&str, &str)]) -> Self {
         let state = tempfile::tempdir().expect("state dir");
+        Self::start_in(state, settings).await
+    }
+
+    /// Like [`start`](Self::start), with its state in `state`.
+    async fn start_in(state: TempDir, settings: &[(&str, &str)]) -> Self {
         let addr = std::net::TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
             .expect("a free port");
@@ -108,10 +113,17 @@ fn status_line(stream: &mut TcpStream) -> String {
 /// A signed `ping` delivery as GitHub sends it; the status line and how long it took.
 fn deliver_ping(served: &Served, delivery: &str) -> (String, Duration) {
     let body = br#"{"zen":"Keep it logically awesome.","hook_id":1}"#;
+    deliver(served, "ping", delivery, body)
+}
+
+/// A signed delivery of `event`; the status line and how long it took.
+fn deliver(served: &Served, event: &str, delivery: &str, body: &[u8]) -> (String, Duration) {
     let started = Instant::now();
     let mut stream = served.connect();
+    let head = webhook_head(delivery, body, Some(body.len()))
+        .replace("X-GitHub-Event: ping", &format!("X-GitHub-Event: {event}"));
     stream
-        .write_all(webhook_head(delivery, body, Some(body.len())).as_bytes())
+        .write_all(head.as_bytes())
         .and_then(|()| stream.write_all(body))
         .expect("send the delivery");
     (status_line(&mut stream), started.elapsed())
@@ -227,4 +239,74 @@ async fn a_flood_of_oversized_uploads_stays_within_a_few_hundred_megabytes() {
         "the intake peaked at {peak} MiB (it started at {before} MiB)"
     );
     assert_eq!(deliver_ping(&served, "after-flood").0, "HTTP/1.1 200 OK");
+}
+
+/// A small tmpfs, unmounted when dropped: a disk that can really fill up.
+struct SmallDisk(TempDir);
+
+impl SmallDisk {
+    fn new(size: &str) -> Self {
+        let dir = tempfile::tempdir().expect("mount point");
+        let mounted = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(dir.path())
+            .status()
+            .expect("run mount");
+        assert!(
+            mounted.success(),
+            "this test mounts a small tmpfs to fill it up: run the suite as root"
+        );
+        Self(dir)
+    }
+
+    /// Writes a file until the disk is full; returns its path.
+    fn fill(&self) -> std::path::PathBuf {
+        let path = self.0.path().join("filler");
+        let mut file = std::fs::File::create(&path).expect("filler");
+        let block = vec![0u8; 64 * 1024];
+        while file.write_all(&block).is_ok() {}
+        let _ = file.sync_all();
+        path
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(self.0.path()).status();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_disk_gets_503_never_a_2xx_it_cannot_keep_and_recovers() {
+    let disk = SmallDisk::new("8m");
+    let state = tempfile::tempdir_in(disk.0.path()).expect("state dir on the small disk");
+    let served = Served::start_in(state, &[]).await;
+    let event = std::fs::read("tests/fixtures/github-webhooks/pull_request/opened.payload.json")
+        .expect("fixture");
+    assert_eq!(
+        deliver(&served, "pull_request", "before", &event).0,
+        "HTTP/1.1 202 Accepted"
+    );
+
+    let filler = disk.fill();
+    for n in 0..3 {
+        let (status, _) = deliver(&served, "pull_request", &format!("full-{n}"), &event);
+        assert_eq!(
+            status, "HTTP/1.1 503 Service Unavailable",
+            "delivery {n} on a full disk"
+        );
+    }
+
+    std::fs::remove_file(filler).expect("free the disk");
+    // GitHub redelivers the failed deliveries: now they are kept, once.
+    for n in 0..3 {
+        let (status, _) = deliver(&served, "pull_request", &format!("full-{n}"), &event);
+        assert_eq!(status, "HTTP/1.1 202 Accepted", "delivery {n} redelivered");
+    }
+    assert_eq!(
+        deliver(&served, "pull_request", "full-0", &event).0,
+        "HTTP/1.1 200 OK",
+        "a delivery kept once is a duplicate after"
+    );
+    drop(served);
 }

@@ -53,7 +53,8 @@ impl Dispatcher {
                 })
             }
         };
-        self.memory.remember_config(repo, sha, config.clone(), weight);
+        self.memory
+            .remember_config(repo, sha, config.clone(), weight);
         Ok(config)
     }
 

@@ -225,7 +225,9 @@ fn a_hostile_file_costs_a_refusal_not_the_dispatcher() {
     // The probe's file: `\w` is ASCII here, so 50 of these cost little and are accepted.
     let mut patterns = String::new();
     for i in 0..50 {
-        patterns.push_str(&format!("[tasks.t{i}]\ncommand = [\"a\"]\nargs = \"\\\\w{{200}}\"\n"));
+        patterns.push_str(&format!(
+            "[tasks.t{i}]\ncommand = [\"a\"]\nargs = \"\\\\w{{200}}\"\n"
+        ));
     }
     let c = RepoConfig::parse(&patterns).expect("small patterns");
     let p = c.tasks["t0"].args.as_ref().expect("pattern");

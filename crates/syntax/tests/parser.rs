@@ -597,7 +597,7 @@ fn exercise_everything(text: &str, stranger: &TaskItem) {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(400))]
+    #![proptest_config(ProptestConfig::with_cases(parser_support::cases()))]
 
     #[test]
     fn nothing_panics_on_arbitrary_text(text in any::<String>(), item in arbitrary_item()) {

@@ -2,3 +2,11 @@
 
 pub mod oracle;
 pub mod strategies;
+
+/// Cases per property: `PROPTEST_CASES` (scripts/reliability runs millions), or 400.
+pub fn cases() -> u32 {
+    std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(400)
+}
