@@ -101,13 +101,17 @@ fn webhook_head(delivery: &str, body: &[u8], length: Option<usize>) -> String {
 
 /// The status line of the answer on `stream` (empty when the intake closed it unanswered).
 fn status_line(stream: &mut TcpStream) -> String {
+    answer(stream).0
+}
+
+/// The status line and the body of the answer on `stream`.
+fn answer(stream: &mut TcpStream) -> (String, String) {
     let mut answer = Vec::new();
     let _ = stream.read_to_end(&mut answer);
-    String::from_utf8_lossy(&answer)
-        .lines()
-        .next()
-        .unwrap_or_default()
-        .to_string()
+    let answer = String::from_utf8_lossy(&answer);
+    let status = answer.lines().next().unwrap_or_default().to_string();
+    let body = answer.split_once("\r\n\r\n").map(|(_, b)| b.to_string());
+    (status, body.unwrap_or_default())
 }
 
 /// A signed `ping` delivery as GitHub sends it; the status line and how long it took.
@@ -161,7 +165,13 @@ async fn a_declared_body_over_the_limit_is_refused_before_it_is_sent() {
     let head = webhook_head("too-big", b"{}", Some(tickbot::intake::MAX_BODY + 1));
     stream.write_all(head.as_bytes()).expect("send a head");
     // Not a byte of the body follows: the answer comes from the head alone.
-    assert_eq!(status_line(&mut stream), "HTTP/1.1 413 Payload Too Large");
+    assert_eq!(
+        answer(&mut stream),
+        (
+            "HTTP/1.1 413 Payload Too Large".into(),
+            "the body is over GitHub's 25 MiB limit\n".into()
+        )
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -188,7 +198,13 @@ async fn slow_heads_and_bodies_are_cut_off_at_their_timeouts() {
         .write_all(webhook_head("half-body", body, Some(body.len())).as_bytes())
         .and_then(|()| half_body.write_all(&body[..5]))
         .expect("send half a delivery");
-    assert_eq!(status_line(&mut half_body), "HTTP/1.1 408 Request Timeout");
+    assert_eq!(
+        answer(&mut half_body),
+        (
+            "HTTP/1.1 408 Request Timeout".into(),
+            "the body did not arrive within 1s ([webhook] body_timeout)\n".into()
+        )
+    );
 
     // Both were closed, and a delivery still gets through.
     assert_eq!(deliver_ping(&served, "after").0, "HTTP/1.1 200 OK");
@@ -309,4 +325,50 @@ async fn a_full_disk_gets_503_never_a_2xx_it_cannot_keep_and_recovers() {
         "a delivery kept once is a duplicate after"
     );
     drop(served);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn many_readers_of_a_large_log_cost_a_buffer_each_not_the_log() {
+    let state = tempfile::tempdir().expect("state dir");
+    let logs = state.path().join("logs");
+    std::fs::create_dir_all(&logs).expect("logs dir");
+    let line = "tickbot: a line of a very long log, repeated to make it large\n";
+    let size = 100 * 1024 * 1024;
+    std::fs::write(logs.join("jbig.log"), line.repeat(size / line.len())).expect("a large log");
+    let served = Served::start_in(state, &[]).await;
+    let before = served.peak_mib();
+    let addr = served.addr;
+    let readers: Vec<_> = (0..8)
+        .map(|_| {
+            std::thread::spawn(move || {
+                let mut stream = TcpStream::connect(addr).expect("connect");
+                stream
+                    .write_all(
+                        b"GET /logs/jbig HTTP/1.1\r\nHost: intake\r\nConnection: close\r\n\r\n",
+                    )
+                    .expect("ask for the log");
+                let mut read = 0;
+                let mut buf = vec![0u8; 64 * 1024];
+                while let Ok(n) = stream.read(&mut buf) {
+                    if n == 0 {
+                        break;
+                    }
+                    read += n;
+                }
+                read
+            })
+        })
+        .collect();
+    for reader in readers {
+        let read = reader.join().expect("a reader");
+        assert!(
+            read > size - line.len(),
+            "a reader got {read} bytes of {size}"
+        );
+    }
+    let peak = served.peak_mib();
+    assert!(
+        peak < before + 100,
+        "8 readers of a 100 MiB log took the intake from {before} to {peak} MiB"
+    );
 }
