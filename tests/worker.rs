@@ -7,7 +7,7 @@ mod common;
 
 use common::world::{LONG, World, container_of};
 use common::{broker_lock, containers, wait_for, wait_within};
-use tickbot::ids::CommitSha;
+use tickbot::ids::{CommitSha, PrNumber};
 
 const TICKBOT_TOML: &str = r#"
 [tasks.stamp]
@@ -51,6 +51,23 @@ mkdir -p stamps
 { echo "$1 from main"; ls /sys/class/net; } > "stamps/$1"
 echo "stamped $1"
 "#;
+
+/// How many summary comments the PR has, once one of them contains `row`.
+async fn summaries_once(w: &World, pr: PrNumber, row: &str) -> usize {
+    wait_for("the summary row", || {
+        let summaries: Vec<_> = w
+            .forge()
+            .comments(&w.repo, pr)
+            .into_iter()
+            .filter(|c| c.body.contains("**tickbot**"))
+            .collect();
+        summaries
+            .iter()
+            .any(|c| c.body.contains(row))
+            .then_some(summaries.len())
+    })
+    .await
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_prs_own_code_runs_in_a_container_and_its_results_land_on_the_branch() {
@@ -115,20 +132,10 @@ async fn the_prs_own_code_runs_in_a_container_and_its_results_land_on_the_branch
         .await;
 
     // One summary comment, edited in place (after the state it summarises is written).
-    let summaries = wait_for("the summary of both items", || {
-        let summaries: Vec<_> = w
-            .forge()
-            .comments(&w.repo, pr)
-            .into_iter()
-            .filter(|c| c.body.contains("**tickbot**"))
-            .collect();
-        summaries
-            .iter()
-            .any(|c| c.body.contains("| stamp two | Success [w1] |"))
-            .then_some(summaries)
-    })
-    .await;
-    assert_eq!(summaries.len(), 1);
+    assert_eq!(
+        summaries_once(&w, pr, "| stamp two | Success [w1] |").await,
+        1
+    );
     let container = container_of(&log_url);
     assert!(
         !containers().contains(&container),

@@ -414,30 +414,7 @@ impl ServerConfig {
                 "must start with amqp:// or amqps:// (remove it to use the embedded queue)".into(),
             ));
         }
-        for (key, timeout) in [
-            ("webhook.header_timeout", self.webhook.header_timeout),
-            ("webhook.body_timeout", self.webhook.body_timeout),
-        ] {
-            if timeout.is_zero() {
-                return Err(invalid(key, "must be longer than 0s".into()));
-            }
-        }
-        if self.webhook.idle_timeout < crate::intake::PUBLISH_TIMEOUT * 2 {
-            return Err(invalid(
-                "webhook.idle_timeout",
-                format!(
-                    "must be at least {}s: a delivery may wait {}s for the queue before it is answered",
-                    (crate::intake::PUBLISH_TIMEOUT * 2).as_secs(),
-                    crate::intake::PUBLISH_TIMEOUT.as_secs()
-                ),
-            ));
-        }
-        if self.worker.max_log.as_u64() < 64 * 1024 {
-            return Err(invalid(
-                "worker.max_log",
-                "must be at least 64 KiB, to keep a failure's explanation".into(),
-            ));
-        }
+        self.validate_limits(origin)?;
         if self.worker.concurrency == 0 {
             return Err(invalid("worker.concurrency", "must be at least 1".into()));
         }
@@ -471,6 +448,36 @@ impl ServerConfig {
             return Err(invalid(
                 "github.app_id",
                 "a GitHub App needs both app_id and private_key_file".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The intake's timeouts and the log cap: values that would make them useless.
+    fn validate_limits(&self, origin: &Origin) -> Result<(), ConfigError> {
+        let invalid = |key: &str, reason: String| origin.invalid(key, reason);
+        for (key, timeout) in [
+            ("webhook.header_timeout", self.webhook.header_timeout),
+            ("webhook.body_timeout", self.webhook.body_timeout),
+        ] {
+            if timeout.is_zero() {
+                return Err(invalid(key, "must be longer than 0s".into()));
+            }
+        }
+        if self.webhook.idle_timeout < crate::intake::PUBLISH_TIMEOUT * 2 {
+            return Err(invalid(
+                "webhook.idle_timeout",
+                format!(
+                    "must be at least {}s: a delivery may wait {}s for the queue before it is answered",
+                    (crate::intake::PUBLISH_TIMEOUT * 2).as_secs(),
+                    crate::intake::PUBLISH_TIMEOUT.as_secs()
+                ),
+            ));
+        }
+        if self.worker.max_log.as_u64() < 64 * 1024 {
+            return Err(invalid(
+                "worker.max_log",
+                "must be at least 64 KiB, to keep a failure's explanation".into(),
             ));
         }
         Ok(())
