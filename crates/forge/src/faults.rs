@@ -80,6 +80,16 @@ struct Rule {
 struct FaultState {
     latency: Duration,
     rules: Vec<Rule>,
+    share: Option<Share>,
+}
+
+/// A share of all matching calls failing at random, for as long as it is set.
+#[derive(Debug)]
+struct Share {
+    percent: u32,
+    matcher: CallMatch,
+    answers: Vec<Injected>,
+    rng: rand::rngs::StdRng,
 }
 
 /// Something a test runs just before the forge handles a call, e.g. a person's edit that must
@@ -127,6 +137,18 @@ impl Faults {
         });
     }
 
+    /// From now on, `percent` % of the matching calls (drawn at random from `seed`, so a run
+    /// can be repeated) are answered with one of `answers`, until [`clear`](Self::clear).
+    pub fn fail_share(&self, percent: u32, answers: Vec<Injected>, matching: CallMatch, seed: u64) {
+        use rand::SeedableRng;
+        self.lock().share = (!answers.is_empty()).then(|| Share {
+            percent: percent.min(100),
+            matcher: matching,
+            answers,
+            rng: rand::rngs::StdRng::seed_from_u64(seed),
+        });
+    }
+
     /// Runs `hook` (once) right before the forge handles the next call that matches, and only
     /// then handles the call. This makes races deterministic: a person's edit of a PR body
     /// "between the bot's GET and its PATCH" is a hook on the PATCH.
@@ -169,17 +191,29 @@ impl Faults {
         self.lock().latency
     }
 
-    /// Consumes one use of the first matching rule, if any.
+    /// Consumes one use of the first matching rule, if any; else, draws from the failing share.
     pub(crate) fn take(&self, method: &str, path: &str) -> Option<Injected> {
+        use rand::Rng;
         let mut st = self.lock();
-        let rule = st
+        if let Some(rule) = st
             .rules
             .iter_mut()
-            .find(|r| r.remaining > 0 && r.matcher.matches(method, path))?;
-        rule.remaining -= 1;
-        let answer = rule.answer;
-        st.rules.retain(|r| r.remaining > 0);
-        Some(answer)
+            .find(|r| r.remaining > 0 && r.matcher.matches(method, path))
+        {
+            rule.remaining -= 1;
+            let answer = rule.answer;
+            st.rules.retain(|r| r.remaining > 0);
+            return Some(answer);
+        }
+        let share = st
+            .share
+            .as_mut()
+            .filter(|s| s.matcher.matches(method, path))?;
+        if share.rng.gen_range(0..100) >= share.percent {
+            return None;
+        }
+        let pick = share.rng.gen_range(0..share.answers.len());
+        Some(share.answers[pick])
     }
 }
 
@@ -233,5 +267,28 @@ mod tests {
         );
         assert_eq!(f.take("PATCH", "/x"), Some(Injected::Error(500)));
         assert_eq!(f.take("PATCH", "/x"), None);
+    }
+
+    #[test]
+    fn a_failing_share_fails_about_that_share_the_same_way_for_a_seed() {
+        let draws = |seed| {
+            let faults = Faults::default();
+            faults.fail_share(20, vec![Injected::Error(502)], CallMatch::any(), seed);
+            (0..1000)
+                .map(|_| faults.take("GET", "/repos/a/b").is_some())
+                .collect::<Vec<_>>()
+        };
+        let failed = draws(7).iter().filter(|f| **f).count();
+        assert!((150..250).contains(&failed), "{failed} of 1000 failed");
+        assert_eq!(draws(7), draws(7));
+        let faults = Faults::default();
+        faults.fail_share(100, vec![Injected::Error(502)], CallMatch::path("/x"), 1);
+        assert_eq!(
+            faults.take("GET", "/repos/a/b"),
+            None,
+            "only matching calls"
+        );
+        faults.clear();
+        assert_eq!(faults.take("GET", "/x"), None, "cleared");
     }
 }
