@@ -1,7 +1,12 @@
-//! Failure figures that need a whole stack (docs/reliability.md): GitHub answering 5xx or
-//! rate-limited on a share of its REST calls while PRs are opened, and whether every job still
-//! reaches a final state. `cargo bench --bench reliability [-- PRS PERCENT]` (RabbitMQ at
-//! 127.0.0.1:5672; workers use the host runtime: the figure does not depend on the container).
+//! Failure figures that need a whole stack (docs/reliability.md), on RabbitMQ at 127.0.0.1:5672
+//! with workers on the host runtime (no figure depends on the container):
+//!
+//! * `faults [PRS] [PERCENT]`: GitHub answering 5xx or rate-limited on a share of its REST calls
+//!   while PRs are opened; does every job still reach a final state?
+//! * `races [PRS]`: each PR's tick races a person's edit of the same description (the edit lands
+//!   between the bot's read and its write); is any edit lost?
+//!
+//! `cargo bench --bench reliability -- faults 200 20` / `-- races 100`.
 
 #[path = "support/mod.rs"]
 mod support;
@@ -29,14 +34,17 @@ const SETTLE: Duration = Duration::from_secs(900);
 #[tokio::main]
 async fn main() {
     let args = support::requested_sections();
-    let prs: usize = args.first().and_then(|a| a.parse().ok()).unwrap_or(200);
-    let percent: u32 = args.get(1).and_then(|a| a.parse().ok()).unwrap_or(20);
-    github_failing(prs, percent).await;
+    let number =
+        |at: usize, default: usize| args.get(at).and_then(|a| a.parse().ok()).unwrap_or(default);
+    match args.first().map(String::as_str) {
+        Some("races") => ticks_racing_edits(number(1, 100)).await,
+        _ => github_failing(number(1, 200), number(2, 20) as u32).await,
+    }
 }
 
-async fn github_failing(count: usize, percent: u32) {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let mut s = start_stack(dir.path(), "faults", None).await;
+/// A stack with a repository whose `.tickbot.toml` is [`TICKBOT_TOML`], and a worker.
+async fn stack_with_repo(dir: &std::path::Path) -> (tickbot::stack::Stack, RepoName) {
+    let mut s = start_stack(dir, "reliability", None).await;
     let repo: RepoName = "acme/widgets".parse().expect("valid");
     s.forge
         .create_repo(&repo, "main", &[(".tickbot.toml", TICKBOT_TOML)])
@@ -45,6 +53,85 @@ async fn github_failing(count: usize, percent: u32) {
     s.forge.add_collaborator(&repo, "alice", "write");
     let settings = s.worker_settings("w1", Runtime::Host, 4);
     s.start_worker(settings);
+    (s, repo)
+}
+
+/// Opens PR number `i` with `body`, on a branch of its own; its number and head.
+async fn open(forge: &Forge, repo: &RepoName, i: usize, body: &str) -> (PrNumber, CommitSha) {
+    let branch = format!("b{i}");
+    let files = [("f", format!("{i}"))];
+    let files: Vec<(&str, &str)> = files.iter().map(|(p, c)| (*p, c.as_str())).collect();
+    let head = forge
+        .commit_files(repo, &branch, Some("main"), &files, "c", "alice")
+        .await
+        .expect("push");
+    let pr = forge
+        .open_pr(repo, &branch, "main", "t", body, "alice")
+        .await
+        .expect("open");
+    (pr, head)
+}
+
+async fn ticks_racing_edits(count: usize) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (s, repo) = stack_with_repo(dir.path()).await;
+    // Hooks match paths by prefix: PRs #100 to #999 make `/pulls/<N>` name one PR each.
+    assert!(count <= 900, "at most 900 PRs");
+    for i in 0..99 {
+        open(&s.forge, &repo, 1000 + i, "no tasks here\n").await;
+    }
+    let mut prs = Vec::new();
+    for i in 0..count {
+        // The person's edit lands right before the bot's write of this PR's body.
+        let pr = PrNumber(s.forge.pulls(&repo).len() as u64 + 1);
+        let theirs = format!("- [ ] lint\n\nNotes from alice on #{}.\n", pr.0);
+        let (forge, r, text) = (s.forge.clone(), repo.clone(), theirs.clone());
+        s.forge.faults().before_next_call(
+            CallMatch::method("PATCH", &format!("/repos/{repo}/pulls/{}", pr.0)),
+            move || async move {
+                let _ = forge.edit_pr_body(&r, pr, &text, "alice").await;
+            },
+        );
+        let (opened, _) = open(&s.forge, &repo, i, "- [ ] lint\n").await;
+        assert_eq!(opened, pr, "PR numbers are given in order");
+        prs.push((pr, theirs.replacen("[ ]", "[x]", 1)));
+    }
+    let started = Instant::now();
+    let mut kept = 0;
+    while started.elapsed() < SETTLE {
+        kept = prs
+            .iter()
+            .filter(|(pr, expected)| s.forge.pr(&repo, *pr).is_some_and(|p| &p.body == expected))
+            .count();
+        if kept == prs.len() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let lost: Vec<String> = prs
+        .iter()
+        .filter_map(|(pr, expected)| {
+            let body = s.forge.pr(&repo, *pr)?.body;
+            (&body != expected).then(|| format!("#{}: {body:?}", pr.0))
+        })
+        .collect();
+    println!(
+        "{count} ticks, each racing a person's edit of the same description (between the bot's \
+         read and its write): {kept} of {count} descriptions hold the edit and the tick after \
+         {:.0} s; edits lost or ticks missing: {}",
+        started.elapsed().as_secs_f64(),
+        if lost.is_empty() {
+            "none".to_string()
+        } else {
+            lost.join(", ")
+        }
+    );
+    s.shutdown().await;
+}
+
+async fn github_failing(count: usize, percent: u32) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (s, repo) = stack_with_repo(dir.path()).await;
 
     s.forge.faults().fail_share(
         percent,
@@ -61,25 +148,7 @@ async fn github_failing(count: usize, percent: u32) {
     let started = Instant::now();
     let mut heads = Vec::new();
     for i in 0..count {
-        let branch = format!("b{i}");
-        let head = s
-            .forge
-            .commit_files(
-                &repo,
-                &branch,
-                Some("main"),
-                &[("f", &format!("{i}"))],
-                "c",
-                "alice",
-            )
-            .await
-            .expect("push");
-        let pr = s
-            .forge
-            .open_pr(&repo, &branch, "main", "t", "- [ ] lint\n", "alice")
-            .await
-            .expect("open");
-        heads.push((pr, head));
+        heads.push(open(&s.forge, &repo, i, "- [ ] lint\n").await);
     }
     let (settled, last) = settle(&s.forge, &repo, &heads).await;
     let took = started.elapsed();
