@@ -5,8 +5,11 @@
 //!   while PRs are opened; does every job still reach a final state?
 //! * `races [PRS]`: each PR's tick races a person's edit of the same description (the edit lands
 //!   between the bot's read and its write); is any edit lost?
+//! * `webhooks [N]`: N `/help` comments (each a signed webhook the bot answers with one reply)
+//!   while RabbitMQ is restarted twice; does every delivery that got a 2xx get exactly one reply,
+//!   and every one refused get it once redelivered?
 //!
-//! `cargo bench --bench reliability -- faults 200 20` / `-- races 100`.
+//! `cargo bench --bench reliability -- faults 200 20` / `-- races 100` / `-- webhooks 10000`.
 
 #[path = "support/mod.rs"]
 mod support;
@@ -33,11 +36,18 @@ const SETTLE: Duration = Duration::from_secs(900);
 
 #[tokio::main]
 async fn main() {
+    if std::env::var_os("RUST_LOG").is_some() {
+        tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .with_writer(std::io::stderr)
+            .init();
+    }
     let args = support::requested_sections();
     let number =
         |at: usize, default: usize| args.get(at).and_then(|a| a.parse().ok()).unwrap_or(default);
     match args.first().map(String::as_str) {
         Some("races") => ticks_racing_edits(number(1, 100)).await,
+        Some("webhooks") => webhooks_across_broker_restarts(number(1, 10_000)).await,
         _ => github_failing(number(1, 200), number(2, 20) as u32).await,
     }
 }
@@ -209,4 +219,151 @@ async fn settle(
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
+}
+
+/// `rabbitmqctl <args>`, which must succeed.
+fn rabbitmqctl(args: &[&str]) {
+    let ok = std::process::Command::new("rabbitmqctl")
+        .args(args)
+        .stdout(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(ok, "rabbitmqctl {args:?} failed");
+}
+
+async fn webhooks_across_broker_restarts(count: usize) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (s, repo) = stack_with_repo(dir.path()).await;
+    let mut prs = Vec::new();
+    for i in 0..20 {
+        prs.push(open(&s.forge, &repo, i, "no tasks here\n").await.0);
+    }
+    s.forge
+        .flush_webhooks(Duration::from_secs(60))
+        .await
+        .expect("flush");
+    let started = Instant::now();
+    let mut comments = Vec::new();
+    for i in 0..count {
+        // RabbitMQ goes down at a third and at two thirds of the comments, for two seconds.
+        if i == count / 3 || i == 2 * count / 3 {
+            tokio::task::spawn_blocking(|| {
+                rabbitmqctl(&["stop_app"]);
+                std::thread::sleep(Duration::from_secs(2));
+                rabbitmqctl(&["start_app"]);
+                rabbitmqctl(&["await_startup"]);
+            });
+        }
+        let pr = prs[i % prs.len()];
+        let id = s
+            .forge
+            .comment(&repo, pr, "/help", "alice")
+            .await
+            .expect("comment");
+        comments.push((pr, id));
+        if i % 50 == 49 {
+            // About GitHub's pace for a busy repository, and the forge's webhook queue's.
+            s.forge
+                .flush_webhooks(Duration::from_secs(60))
+                .await
+                .expect("flush");
+        }
+    }
+    s.forge
+        .flush_webhooks(Duration::from_secs(120))
+        .await
+        .expect("flush");
+    let sent = started.elapsed();
+
+    // What GitHub recorded: each comment's delivery, accepted (2xx) or not (the bot's own
+    // replies are delivered too, and ignored by it: they are left out).
+    let people: std::collections::BTreeSet<u64> = comments.iter().map(|(_, id)| *id).collect();
+    let records: Vec<_> = s
+        .forge
+        .deliveries()
+        .into_iter()
+        .filter(|d| d.event == "issue_comment")
+        .filter(|d| comment_id(d).is_some_and(|id| people.contains(&id)))
+        .collect();
+    let accepted = records
+        .iter()
+        .filter(|d| d.status.is_some_and(|c| (200..300).contains(&c)))
+        .count();
+    let refused: Vec<String> = records
+        .iter()
+        .filter(|d| !d.status.is_some_and(|c| (200..300).contains(&c)))
+        .map(|d| d.id.clone())
+        .collect();
+    let replies_of = |s: &tickbot::stack::Stack| -> BTreeMap<u64, usize> {
+        let mut replies = BTreeMap::new();
+        for pr in &prs {
+            for c in s.forge.comments(&repo, *pr) {
+                if let Some(id) = c
+                    .body
+                    .split("tickbot:reply:")
+                    .nth(1)
+                    .and_then(|t| t.split(|ch: char| !ch.is_ascii_digit()).next())
+                    .and_then(|n| n.parse().ok())
+                {
+                    *replies.entry(id).or_insert(0) += 1;
+                }
+            }
+        }
+        replies
+    };
+    let answered_all =
+        |replies: &BTreeMap<u64, usize>, ids: &[u64]| ids.iter().all(|id| replies.contains_key(id));
+    // The accepted ones are answered without any help.
+    let accepted_ids: Vec<u64> = comment_ids(&records, true);
+    let deadline = Instant::now() + Duration::from_secs(180);
+    while !answered_all(&replies_of(&s), &accepted_ids) && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let before_redelivery = replies_of(&s);
+    let unanswered = accepted_ids
+        .iter()
+        .filter(|id| !before_redelivery.contains_key(id))
+        .count();
+    // The refused ones, redelivered as a person does from GitHub's settings.
+    for id in &refused {
+        while !matches!(s.forge.redeliver(id).await, Ok(code) if (200..300).contains(&code)) {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+    let all_ids: Vec<u64> = comments.iter().map(|(_, id)| *id).collect();
+    while !answered_all(&replies_of(&s), &all_ids) && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let replies = replies_of(&s);
+    let twice = replies.values().filter(|n| **n > 1).count();
+    let never = all_ids
+        .iter()
+        .filter(|id| !replies.contains_key(id))
+        .count();
+    println!(
+        "{count} /help comments over {:.0} s with RabbitMQ stopped twice for 2 s: {accepted} \
+         deliveries accepted (2xx), {} refused; accepted but never answered: {unanswered}; after \
+         redelivering the refused ones: {} of {count} answered, {never} never, {twice} answered \
+         more than once; {:.0} s in all",
+        sent.as_secs_f64(),
+        refused.len(),
+        replies.len(),
+        started.elapsed().as_secs_f64()
+    );
+    s.shutdown().await;
+}
+
+/// The comment ids of the `issue_comment` deliveries that were (or were not) accepted.
+fn comment_ids(records: &[tickbot::forge::DeliveryRecord], accepted: bool) -> Vec<u64> {
+    records
+        .iter()
+        .filter(|d| d.status.is_some_and(|c| (200..300).contains(&c)) == accepted)
+        .filter_map(comment_id)
+        .collect()
+}
+
+/// The id of the comment an `issue_comment` delivery is about.
+fn comment_id(delivery: &tickbot::forge::DeliveryRecord) -> Option<u64> {
+    let payload: serde_json::Value = serde_json::from_str(&delivery.body).ok()?;
+    payload["comment"]["id"].as_u64()
 }
