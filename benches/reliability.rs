@@ -243,9 +243,61 @@ async fn webhooks_across_broker_restarts(count: usize) {
         .await
         .expect("flush");
     let started = Instant::now();
+    let comments = comment_across_restarts(&s.forge, &repo, &prs, count).await;
+    let sent = started.elapsed();
+
+    // What GitHub recorded: each comment's delivery, accepted (2xx) or not (the bot's own
+    // replies are delivered too, and ignored by it: they are left out).
+    let people: std::collections::BTreeSet<u64> = comments.iter().copied().collect();
+    let records: Vec<_> = s
+        .forge
+        .deliveries()
+        .into_iter()
+        .filter(|d| d.event == "issue_comment")
+        .filter(|d| comment_id(d).is_some_and(|id| people.contains(&id)))
+        .collect();
+    let accepted = comment_ids(&records, true);
+    let refused: Vec<String> = records
+        .iter()
+        .filter(|d| !d.status.is_some_and(|c| (200..300).contains(&c)))
+        .map(|d| d.id.clone())
+        .collect();
+    // The accepted ones are answered without any help.
+    let deadline = Instant::now() + Duration::from_secs(180);
+    let unanswered = wait_answered(&s.forge, &repo, &prs, &accepted, deadline).await;
+    // The refused ones, redelivered as a person does from GitHub's settings.
+    for id in &refused {
+        while !matches!(s.forge.redeliver(id).await, Ok(code) if (200..300).contains(&code)) {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+    let never = wait_answered(&s.forge, &repo, &prs, &comments, deadline).await;
+    let replies = replies(&s.forge, &repo, &prs);
+    let twice = replies.values().filter(|n| **n > 1).count();
+    println!(
+        "{count} /help comments over {:.0} s with RabbitMQ stopped twice for 2 s: {} \
+         deliveries accepted (2xx), {} refused; accepted but never answered: {unanswered}; after \
+         redelivering the refused ones: {} of {count} answered, {never} never, {twice} answered \
+         more than once; {:.0} s in all",
+        sent.as_secs_f64(),
+        accepted.len(),
+        refused.len(),
+        replies.len(),
+        started.elapsed().as_secs_f64()
+    );
+    s.shutdown().await;
+}
+
+/// A person's `/help` comments, `count` of them round robin over `prs`, with RabbitMQ stopped
+/// for two seconds at a third and at two thirds of them; their ids.
+async fn comment_across_restarts(
+    forge: &Forge,
+    repo: &RepoName,
+    prs: &[PrNumber],
+    count: usize,
+) -> Vec<u64> {
     let mut comments = Vec::new();
     for i in 0..count {
-        // RabbitMQ goes down at a third and at two thirds of the comments, for two seconds.
         if i == count / 3 || i == 2 * count / 3 {
             tokio::task::spawn_blocking(|| {
                 rabbitmqctl(&["stop_app"]);
@@ -255,102 +307,62 @@ async fn webhooks_across_broker_restarts(count: usize) {
             });
         }
         let pr = prs[i % prs.len()];
-        let id = s
-            .forge
-            .comment(&repo, pr, "/help", "alice")
-            .await
-            .expect("comment");
-        comments.push((pr, id));
+        comments.push(
+            forge
+                .comment(repo, pr, "/help", "alice")
+                .await
+                .expect("comment"),
+        );
         if i % 50 == 49 {
-            // About GitHub's pace for a busy repository, and the forge's webhook queue's.
-            s.forge
+            // Keeps the forge's webhook queue short, as GitHub's pace would.
+            forge
                 .flush_webhooks(Duration::from_secs(60))
                 .await
                 .expect("flush");
         }
     }
-    s.forge
+    forge
         .flush_webhooks(Duration::from_secs(120))
         .await
         .expect("flush");
-    let sent = started.elapsed();
+    comments
+}
 
-    // What GitHub recorded: each comment's delivery, accepted (2xx) or not (the bot's own
-    // replies are delivered too, and ignored by it: they are left out).
-    let people: std::collections::BTreeSet<u64> = comments.iter().map(|(_, id)| *id).collect();
-    let records: Vec<_> = s
-        .forge
-        .deliveries()
-        .into_iter()
-        .filter(|d| d.event == "issue_comment")
-        .filter(|d| comment_id(d).is_some_and(|id| people.contains(&id)))
-        .collect();
-    let accepted = records
-        .iter()
-        .filter(|d| d.status.is_some_and(|c| (200..300).contains(&c)))
-        .count();
-    let refused: Vec<String> = records
-        .iter()
-        .filter(|d| !d.status.is_some_and(|c| (200..300).contains(&c)))
-        .map(|d| d.id.clone())
-        .collect();
-    let replies_of = |s: &tickbot::stack::Stack| -> BTreeMap<u64, usize> {
-        let mut replies = BTreeMap::new();
-        for pr in &prs {
-            for c in s.forge.comments(&repo, *pr) {
-                if let Some(id) = c
-                    .body
-                    .split("tickbot:reply:")
-                    .nth(1)
-                    .and_then(|t| t.split(|ch: char| !ch.is_ascii_digit()).next())
-                    .and_then(|n| n.parse().ok())
-                {
-                    *replies.entry(id).or_insert(0) += 1;
-                }
+/// The bot's replies on `prs`, counted by the id of the comment each answers.
+fn replies(forge: &Forge, repo: &RepoName, prs: &[PrNumber]) -> BTreeMap<u64, usize> {
+    let mut replies = BTreeMap::new();
+    for pr in prs {
+        for c in forge.comments(repo, *pr) {
+            let answered = c
+                .body
+                .split("tickbot:reply:")
+                .nth(1)
+                .and_then(|t| t.split(|ch: char| !ch.is_ascii_digit()).next())
+                .and_then(|n| n.parse().ok());
+            if let Some(id) = answered {
+                *replies.entry(id).or_insert(0) += 1;
             }
         }
-        replies
-    };
-    let answered_all =
-        |replies: &BTreeMap<u64, usize>, ids: &[u64]| ids.iter().all(|id| replies.contains_key(id));
-    // The accepted ones are answered without any help.
-    let accepted_ids: Vec<u64> = comment_ids(&records, true);
-    let deadline = Instant::now() + Duration::from_secs(180);
-    while !answered_all(&replies_of(&s), &accepted_ids) && Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(500)).await;
     }
-    let before_redelivery = replies_of(&s);
-    let unanswered = accepted_ids
-        .iter()
-        .filter(|id| !before_redelivery.contains_key(id))
-        .count();
-    // The refused ones, redelivered as a person does from GitHub's settings.
-    for id in &refused {
-        while !matches!(s.forge.redeliver(id).await, Ok(code) if (200..300).contains(&code)) {
-            tokio::time::sleep(Duration::from_millis(200)).await;
+    replies
+}
+
+/// Waits until each of `ids` has a reply, or `deadline`; how many have none.
+async fn wait_answered(
+    forge: &Forge,
+    repo: &RepoName,
+    prs: &[PrNumber],
+    ids: &[u64],
+    deadline: Instant,
+) -> usize {
+    loop {
+        let replies = replies(forge, repo, prs);
+        let missing = ids.iter().filter(|id| !replies.contains_key(id)).count();
+        if missing == 0 || Instant::now() > deadline {
+            return missing;
         }
-    }
-    let all_ids: Vec<u64> = comments.iter().map(|(_, id)| *id).collect();
-    while !answered_all(&replies_of(&s), &all_ids) && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
-    let replies = replies_of(&s);
-    let twice = replies.values().filter(|n| **n > 1).count();
-    let never = all_ids
-        .iter()
-        .filter(|id| !replies.contains_key(id))
-        .count();
-    println!(
-        "{count} /help comments over {:.0} s with RabbitMQ stopped twice for 2 s: {accepted} \
-         deliveries accepted (2xx), {} refused; accepted but never answered: {unanswered}; after \
-         redelivering the refused ones: {} of {count} answered, {never} never, {twice} answered \
-         more than once; {:.0} s in all",
-        sent.as_secs_f64(),
-        refused.len(),
-        replies.len(),
-        started.elapsed().as_secs_f64()
-    );
-    s.shutdown().await;
 }
 
 /// The comment ids of the `issue_comment` deliveries that were (or were not) accepted.
