@@ -71,6 +71,19 @@ impl World {
         stack.forge.add_collaborator(&repo, "alice", "write");
         stack.forge.add_collaborator(&repo, "bob", "read");
         stack.start_dispatcher();
+        // The dispatcher reconciles the open PRs when it starts. A story's PR changed before
+        // that listing would be planned from its body alone, not from the event that says who
+        // changed it (an untrusted editor's task would be queued): stories start after it.
+        let listing = format!("/repos/{repo}/pulls?state=open");
+        super::wait_for("the dispatcher's reconcile at start", || {
+            stack
+                .forge
+                .api_calls()
+                .iter()
+                .any(|c| c.method == "GET" && c.status == 200 && c.path.starts_with(&listing))
+                .then_some(())
+        })
+        .await;
         // GitHub does not retry a delivery the intake refused (503 while it cannot reach the
         // broker, e.g. right after another story restarted RabbitMQ): a story starts once the
         // intake says it can take events.
