@@ -166,111 +166,21 @@ fn ms(d: Duration) -> String {
     format!("{:.1} ms", d.as_secs_f64() * 1000.0)
 }
 
-mod intake {
-    use std::io::{Read, Write};
-    use std::net::{SocketAddr, TcpStream};
-    use std::process::{Child, Command, Stdio};
-    use std::time::{Duration, Instant};
-
-    pub const SECRET: &str = "bench-secret";
-
-    /// `tickbot serve` (this build) on the embedded queue in a temporary state directory.
-    pub struct Served {
-        pub child: Child,
-        pub addr: SocketAddr,
-        _state: tempfile::TempDir,
-    }
-
-    impl Served {
-        pub fn start() -> Self {
-            let state = tempfile::tempdir().expect("state dir");
-            let addr = std::net::TcpListener::bind("127.0.0.1:0")
-                .and_then(|l| l.local_addr())
-                .expect("a free port");
-            let child = Command::new(env!("CARGO_BIN_EXE_tickbot"))
-                .args(["--config", "/nonexistent/tickbot.toml", "serve"])
-                .env("TICKBOT__STATE__DIR", state.path())
-                .env("TICKBOT__WEBHOOK__SECRET", SECRET)
-                .env("TICKBOT__WEBHOOK__LISTEN", addr.to_string())
-                .env("RUST_LOG", "error")
-                .stdin(Stdio::null())
-                .spawn()
-                .expect("start tickbot serve");
-            let served = Self {
-                child,
-                addr,
-                _state: state,
-            };
-            let deadline = Instant::now() + Duration::from_secs(30);
-            while served.ping("ready").0 != "HTTP/1.1 200 OK" {
-                assert!(Instant::now() < deadline, "the intake did not start");
-                std::thread::sleep(Duration::from_millis(50));
-            }
-            served
-        }
-
-        pub fn head(delivery: &str, body: &[u8], length: Option<usize>) -> String {
-            let framing = match length {
-                Some(n) => format!("Content-Length: {n}\r\n"),
-                None => "Transfer-Encoding: chunked\r\n".to_string(),
-            };
-            format!(
-                "POST /webhook HTTP/1.1\r\nHost: intake\r\nX-GitHub-Event: ping\r\n\
-                 X-GitHub-Delivery: {delivery}\r\nX-Hub-Signature-256: {}\r\n{framing}\
-                 Connection: close\r\n\r\n",
-                tickbot::intake::sign(SECRET.as_bytes(), body)
-            )
-        }
-
-        /// A signed ping: the status line and how long the answer took.
-        pub fn ping(&self, delivery: &str) -> (String, Duration) {
-            let body = br#"{"zen":"Design for failure.","hook_id":1}"#;
-            let started = Instant::now();
-            let Ok(mut stream) = TcpStream::connect(self.addr) else {
-                return (String::new(), started.elapsed());
-            };
-            let _ = stream.write_all(Self::head(delivery, body, Some(body.len())).as_bytes());
-            let _ = stream.write_all(body);
-            let mut answer = Vec::new();
-            let _ = stream.read_to_end(&mut answer);
-            let status = String::from_utf8_lossy(&answer)
-                .lines()
-                .next()
-                .unwrap_or_default()
-                .to_string();
-            (status, started.elapsed())
-        }
-
-        pub fn peak_mib(&self) -> u64 {
-            let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
-                .unwrap_or_default();
-            status
-                .lines()
-                .find_map(|l| l.strip_prefix("VmHWM:"))
-                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
-                .unwrap_or(0)
-                / 1024
-        }
-    }
-
-    impl Drop for Served {
-        fn drop(&mut self) {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
-}
+#[path = "../tests/common/served.rs"]
+mod served;
 
 /// Signed pings answered while slow, silent and oversized clients hold the intake.
 fn intake_under_slow_clients() {
-    use intake::Served;
+    use served::{Served, deliver_ping, send_chunked, webhook_head};
     use std::io::Write;
     use std::net::TcpStream;
-    let served = Served::start();
+    let served = Served::start(&[]);
     let mut held = Vec::new();
     for i in 0..200 {
         let mut s = TcpStream::connect(served.addr).expect("connect");
-        let _ = s.write_all(Served::head(&format!("slow-{i}"), b"{}", Some(1_000_000)).as_bytes());
+        let _ = s.write_all(
+            webhook_head("ping", &format!("slow-{i}"), b"{}", Some(1_000_000)).as_bytes(),
+        );
         held.push(s);
     }
     held.extend((0..200).map(|_| TcpStream::connect(served.addr).expect("connect")));
@@ -280,23 +190,14 @@ fn intake_under_slow_clients() {
         .map(|i| {
             let (addr, stop) = (served.addr, stop.clone());
             std::thread::spawn(move || {
-                let chunk = vec![b' '; 1024 * 1024];
                 let mut n = 0;
                 while !stop.load(Ordering::Relaxed) {
                     n += 1;
                     let Ok(mut s) = TcpStream::connect(addr) else {
                         continue;
                     };
-                    let head = Served::head(&format!("flood-{i}-{n}"), b"{}", None);
-                    let _ = (|| -> std::io::Result<()> {
-                        s.write_all(head.as_bytes())?;
-                        for _ in 0..26 {
-                            write!(s, "{:x}\r\n", chunk.len())?;
-                            s.write_all(&chunk)?;
-                            s.write_all(b"\r\n")?;
-                        }
-                        s.write_all(b"0\r\n\r\n")
-                    })();
+                    let head = webhook_head("ping", &format!("flood-{i}-{n}"), b"{}", None);
+                    let _ = send_chunked(&mut s, &head, 26);
                 }
             })
         })
@@ -304,7 +205,7 @@ fn intake_under_slow_clients() {
     let mut times = Vec::new();
     let mut answered = 0;
     for n in 0..50 {
-        let (status, took) = served.ping(&format!("real-{n}"));
+        let (status, took) = deliver_ping(&served, &format!("real-{n}"));
         answered += usize::from(status == "HTTP/1.1 200 OK");
         times.push(took);
     }

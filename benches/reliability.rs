@@ -107,17 +107,14 @@ async fn ticks_racing_edits(count: usize) {
         prs.push((pr, theirs.replacen("[ ]", "[x]", 1)));
     }
     let started = Instant::now();
-    let mut kept = 0;
-    while started.elapsed() < SETTLE {
-        kept = prs
+    let kept = poll(started + SETTLE, || {
+        let kept = prs
             .iter()
             .filter(|(pr, expected)| s.forge.pr(&repo, *pr).is_some_and(|p| &p.body == expected))
             .count();
-        if kept == prs.len() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
+        (kept == prs.len(), kept)
+    })
+    .await;
     let lost: Vec<String> = prs
         .iter()
         .filter_map(|(pr, expected)| {
@@ -196,8 +193,7 @@ async fn settle(
     repo: &RepoName,
     heads: &[(PrNumber, CommitSha)],
 ) -> (usize, BTreeMap<PrNumber, Vec<String>>) {
-    let deadline = Instant::now() + SETTLE;
-    loop {
+    poll(Instant::now() + SETTLE, || {
         let mut last = BTreeMap::new();
         for (pr, head) in heads {
             let mut latest: BTreeMap<String, String> = BTreeMap::new();
@@ -214,8 +210,18 @@ async fn settle(
             .values()
             .filter(|states| states.iter().all(|s| s != "pending" && s != "none"))
             .count();
-        if settled == heads.len() || Instant::now() > deadline {
-            return (settled, last);
+        (settled == heads.len(), (settled, last))
+    })
+    .await
+}
+
+/// Calls `check` every half second until it says it is done or `deadline` passed; its last
+/// answer.
+async fn poll<T>(deadline: Instant, mut check: impl FnMut() -> (bool, T)) -> T {
+    loop {
+        let (done, answer) = check();
+        if done || Instant::now() > deadline {
+            return answer;
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
@@ -355,14 +361,12 @@ async fn wait_answered(
     ids: &[u64],
     deadline: Instant,
 ) -> usize {
-    loop {
+    poll(deadline, || {
         let replies = replies(forge, repo, prs);
         let missing = ids.iter().filter(|id| !replies.contains_key(id)).count();
-        if missing == 0 || Instant::now() > deadline {
-            return missing;
-        }
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
+        (missing == 0, missing)
+    })
+    .await
 }
 
 /// The comment ids of the `issue_comment` deliveries that were (or were not) accepted.

@@ -3,19 +3,11 @@
 //! shapes change). Each target must never panic; the grammar crate has the same for checkbox
 //! and comment text (`crates/syntax/tests/parser.rs`, `commands.rs`).
 //!
-//! A short run is part of the test suite; `scripts/reliability` runs millions of inputs with
-//! `PROPTEST_CASES` (docs/reliability.md).
+//! A short run (proptest's default, 256 cases) is part of the test suite; `scripts/reliability`
+//! runs millions of inputs with proptest's `PROPTEST_CASES` (docs/reliability.md).
 
 use proptest::prelude::*;
 use tickbot::repo_config::RepoConfig;
-
-/// Cases per target: `PROPTEST_CASES`, or a few hundred for the test suite.
-fn cases() -> u32 {
-    std::env::var("PROPTEST_CASES")
-        .ok()
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(300)
-}
 
 /// Pieces `.tickbot.toml` files are made of, so generated files get past the TOML syntax and
 /// into tickbot's own checks.
@@ -133,8 +125,6 @@ fn payload() -> impl Strategy<Value = (String, Vec<u8>)> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(cases()))]
-
     #[test]
     fn repository_configurations_never_panic(text in prop_oneof![config_text(), any::<String>()]) {
         if let Ok(config) = RepoConfig::parse(&text) {

@@ -4,144 +4,27 @@
 
 mod common;
 
+use common::served::{
+    Served, answer, deliver, deliver_ping, send_chunked, status_line, webhook_head,
+};
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
-use std::process::{Child, Command, Stdio};
+use std::net::TcpStream;
+use std::process::Command;
 use std::time::{Duration, Instant};
 use tempfile::TempDir;
-
-const SECRET: &str = "intake-test-secret";
 
 /// GitHub gives up on a delivery after 10 s: an answer later than that is a lost delivery.
 const GITHUB_GIVES_UP: Duration = Duration::from_secs(10);
 
-/// `tickbot serve` on a port of its own, stopped when dropped.
-struct Served {
-    child: Child,
-    addr: SocketAddr,
-    _state: TempDir,
-}
-
-impl Served {
-    /// Starts the intake with `settings` (`TICKBOT__WEBHOOK__…` variables) and waits until it
-    /// answers `/readyz`.
-    async fn start(settings: &[(&str, &str)]) -> Self {
-        let state = tempfile::tempdir().expect("state dir");
-        Self::start_in(state, settings).await
-    }
-
-    /// Like [`start`](Self::start), with its state in `state`.
-    async fn start_in(state: TempDir, settings: &[(&str, &str)]) -> Self {
-        let addr = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("a free port");
-        let child = Command::new(env!("CARGO_BIN_EXE_tickbot"))
-            .args(["--config", "/nonexistent/tickbot.toml", "serve"])
-            .env("TICKBOT__STATE__DIR", state.path())
-            .env("TICKBOT__WEBHOOK__SECRET", SECRET)
-            .env("TICKBOT__WEBHOOK__LISTEN", addr.to_string())
-            .envs(settings.iter().copied())
-            .env("RUST_LOG", "warn")
-            .stdin(Stdio::null())
-            .spawn()
-            .expect("start tickbot serve");
-        let base = format!("http://{addr}");
-        common::wait_for("the intake to answer /readyz", || {
-            (common::http_status(&base, "/readyz") == Some(200)).then_some(())
-        })
-        .await;
-        Self {
-            child,
-            addr,
-            _state: state,
-        }
-    }
-
-    /// The most memory the process has used so far (its peak resident set), in MiB.
-    fn peak_mib(&self) -> u64 {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
-            .expect("the intake's /proc status");
-        let kib: u64 = status
-            .lines()
-            .find_map(|l| l.strip_prefix("VmHWM:"))
-            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-            .expect("VmHWM in /proc status");
-        kib / 1024
-    }
-
-    fn connect(&self) -> TcpStream {
-        let stream = TcpStream::connect(self.addr).expect("connect to the intake");
-        stream
-            .set_read_timeout(Some(Duration::from_secs(30)))
-            .expect("read timeout");
-        stream
-    }
-}
-
-impl Drop for Served {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// The head of a signed delivery of `body`, declaring `length` bytes (none: chunked).
-fn webhook_head(delivery: &str, body: &[u8], length: Option<usize>) -> String {
-    let framing = match length {
-        Some(n) => format!("Content-Length: {n}\r\n"),
-        None => "Transfer-Encoding: chunked\r\n".to_string(),
-    };
-    format!(
-        "POST /webhook HTTP/1.1\r\nHost: intake\r\nContent-Type: application/json\r\n\
-         X-GitHub-Event: ping\r\nX-GitHub-Delivery: {delivery}\r\n\
-         X-Hub-Signature-256: {}\r\n{framing}Connection: close\r\n\r\n",
-        tickbot::intake::sign(SECRET.as_bytes(), body)
-    )
-}
-
-/// The status line of the answer on `stream` (empty when the intake closed it unanswered).
-fn status_line(stream: &mut TcpStream) -> String {
-    answer(stream).0
-}
-
-/// The status line and the body of the answer on `stream`.
-fn answer(stream: &mut TcpStream) -> (String, String) {
-    let mut answer = Vec::new();
-    let _ = stream.read_to_end(&mut answer);
-    let answer = String::from_utf8_lossy(&answer);
-    let status = answer.lines().next().unwrap_or_default().to_string();
-    let body = answer.split_once("\r\n\r\n").map(|(_, b)| b.to_string());
-    (status, body.unwrap_or_default())
-}
-
-/// A signed `ping` delivery as GitHub sends it; the status line and how long it took.
-fn deliver_ping(served: &Served, delivery: &str) -> (String, Duration) {
-    let body = br#"{"zen":"Keep it logically awesome.","hook_id":1}"#;
-    deliver(served, "ping", delivery, body)
-}
-
-/// A signed delivery of `event`; the status line and how long it took.
-fn deliver(served: &Served, event: &str, delivery: &str, body: &[u8]) -> (String, Duration) {
-    let started = Instant::now();
-    let mut stream = served.connect();
-    let head = webhook_head(delivery, body, Some(body.len()))
-        .replace("X-GitHub-Event: ping", &format!("X-GitHub-Event: {event}"));
-    stream
-        .write_all(head.as_bytes())
-        .and_then(|()| stream.write_all(body))
-        .expect("send the delivery");
-    (status_line(&mut stream), started.elapsed())
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn held_connections_do_not_keep_githubs_deliveries_waiting() {
-    let served = Served::start(&[]).await;
+    let served = Served::start(&[]);
     // What the probe did: connections that sent a signed head and hold the body back, and
     // connections that send nothing at all.
     let mut held = Vec::new();
     for i in 0..200 {
         let mut stream = served.connect();
-        let head = webhook_head(&format!("slow-{i}"), b"{}", Some(1_000_000));
+        let head = webhook_head("ping", &format!("slow-{i}"), b"{}", Some(1_000_000));
         stream.write_all(head.as_bytes()).expect("send a head");
         held.push(stream);
     }
@@ -160,9 +43,14 @@ async fn held_connections_do_not_keep_githubs_deliveries_waiting() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_declared_body_over_the_limit_is_refused_before_it_is_sent() {
-    let served = Served::start(&[]).await;
+    let served = Served::start(&[]);
     let mut stream = served.connect();
-    let head = webhook_head("too-big", b"{}", Some(tickbot::intake::MAX_BODY + 1));
+    let head = webhook_head(
+        "ping",
+        "too-big",
+        b"{}",
+        Some(tickbot::intake::MAX_BODY + 1),
+    );
     stream.write_all(head.as_bytes()).expect("send a head");
     // Not a byte of the body follows: the answer comes from the head alone.
     assert_eq!(
@@ -179,8 +67,7 @@ async fn slow_heads_and_bodies_are_cut_off_at_their_timeouts() {
     let served = Served::start(&[
         ("TICKBOT__WEBHOOK__HEADER_TIMEOUT", "1s"),
         ("TICKBOT__WEBHOOK__BODY_TIMEOUT", "1s"),
-    ])
-    .await;
+    ]);
 
     // Half a head, then silence: the connection is closed without an answer.
     let mut half_head = served.connect();
@@ -195,7 +82,7 @@ async fn slow_heads_and_bodies_are_cut_off_at_their_timeouts() {
     let mut half_body = served.connect();
     let body = br#"{"zen":"Half"}"#;
     half_body
-        .write_all(webhook_head("half-body", body, Some(body.len())).as_bytes())
+        .write_all(webhook_head("ping", "half-body", body, Some(body.len())).as_bytes())
         .and_then(|()| half_body.write_all(&body[..5]))
         .expect("send half a delivery");
     assert_eq!(
@@ -212,26 +99,16 @@ async fn slow_heads_and_bodies_are_cut_off_at_their_timeouts() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_flood_of_oversized_uploads_stays_within_a_few_hundred_megabytes() {
-    let served = Served::start(&[]).await;
+    let served = Served::start(&[]);
     let before = served.peak_mib();
     // 64 uploads of 26 MiB without a declared length, sent as fast as loopback allows.
     let uploads: Vec<_> = (0..64)
         .map(|i| {
             let mut stream = served.connect();
             std::thread::spawn(move || {
-                let head = webhook_head(&format!("flood-{i}"), b"{}", None);
-                let chunk = vec![b' '; 1024 * 1024];
-                let mut send = || -> std::io::Result<()> {
-                    stream.write_all(head.as_bytes())?;
-                    for _ in 0..26 {
-                        write!(stream, "{:x}\r\n", chunk.len())?;
-                        stream.write_all(&chunk)?;
-                        stream.write_all(b"\r\n")?;
-                    }
-                    stream.write_all(b"0\r\n\r\n")
-                };
+                let head = webhook_head("ping", &format!("flood-{i}"), b"{}", None);
                 // The intake may answer and close before the whole upload is sent.
-                let _ = send();
+                let _ = send_chunked(&mut stream, &head, 26);
                 status_line(&mut stream)
             })
         })
@@ -296,7 +173,7 @@ impl Drop for SmallDisk {
 async fn a_full_disk_gets_503_never_a_2xx_it_cannot_keep_and_recovers() {
     let disk = SmallDisk::new("8m");
     let state = tempfile::tempdir_in(disk.0.path()).expect("state dir on the small disk");
-    let served = Served::start_in(state, &[]).await;
+    let served = Served::start_in(state, &[]);
     let event = std::fs::read("tests/fixtures/github-webhooks/pull_request/opened.payload.json")
         .expect("fixture");
     assert_eq!(
@@ -335,7 +212,7 @@ async fn many_readers_of_a_large_log_cost_a_buffer_each_not_the_log() {
     let line = "tickbot: a line of a very long log, repeated to make it large\n";
     let size = 100 * 1024 * 1024;
     std::fs::write(logs.join("jbig.log"), line.repeat(size / line.len())).expect("a large log");
-    let served = Served::start_in(state, &[]).await;
+    let served = Served::start_in(state, &[]);
     let before = served.peak_mib();
     let addr = served.addr;
     let readers: Vec<_> = (0..8)

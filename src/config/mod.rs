@@ -464,12 +464,14 @@ impl ServerConfig {
                 return Err(invalid(key, "must be longer than 0s".into()));
             }
         }
-        if self.webhook.idle_timeout < crate::intake::PUBLISH_TIMEOUT * 2 {
+        // An idle connection may be one whose delivery waits for the queue.
+        let least_idle = crate::intake::PUBLISH_TIMEOUT * 2;
+        if self.webhook.idle_timeout < least_idle {
             return Err(invalid(
                 "webhook.idle_timeout",
                 format!(
                     "must be at least {}s: a delivery may wait {}s for the queue before it is answered",
-                    (crate::intake::PUBLISH_TIMEOUT * 2).as_secs(),
+                    least_idle.as_secs(),
                     crate::intake::PUBLISH_TIMEOUT.as_secs()
                 ),
             ));

@@ -35,12 +35,8 @@ impl Dispatcher {
         let size = text.len();
         let parsed =
             tokio::task::spawn_blocking(move || RepoConfig::parse_within(&text, &limits)).await;
-        let mut weight = size;
         let config = match parsed {
-            Ok(Ok(c)) => {
-                weight = c.retained_bytes(size);
-                ConfigAt::Valid(Arc::new(c))
-            }
+            Ok(Ok(c)) => ConfigAt::Valid(Arc::new(c)),
             Ok(Err(e)) => ConfigAt::Invalid(e),
             Err(e) => {
                 tracing::error!(%repo, %sha, error = %e, "parsing .tickbot.toml panicked");
@@ -52,6 +48,10 @@ impl Dispatcher {
                         .into(),
                 })
             }
+        };
+        let weight = match &config {
+            ConfigAt::Valid(c) => c.retained_bytes(size),
+            _ => size,
         };
         self.memory
             .remember_config(repo, sha, config.clone(), weight);

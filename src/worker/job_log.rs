@@ -68,7 +68,7 @@ impl JobLog {
     pub fn line(&self, text: &str) {
         let mut line = self.mask.apply(text.as_bytes());
         line.push(b'\n');
-        self.sink().write_own(&self.path, &line);
+        self.sink().append(&self.path, &line);
     }
 
     /// Copies a command's output into the log until both pipes close, then writes what the
@@ -130,10 +130,6 @@ struct Sink {
 }
 
 impl Sink {
-    fn write_own(&mut self, path: &Path, bytes: &[u8]) {
-        self.append(path, bytes);
-    }
-
     fn write_output(&mut self, path: &Path, bytes: &[u8]) {
         if self.dropped == 0 && self.written + bytes.len() as u64 <= self.max {
             self.written += bytes.len() as u64;

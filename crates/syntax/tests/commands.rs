@@ -192,20 +192,12 @@ fn context_errors_say_what_is_wrong() {
     );
 }
 
-/// Cases per property: `PROPTEST_CASES` (scripts/reliability runs millions), or 400.
-fn cases() -> u32 {
-    std::env::var("PROPTEST_CASES")
-        .ok()
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(400)
-}
-
 fn context_name() -> impl Strategy<Value = String> {
     "[a-z0-9][a-z0-9._-]{0,8}(/[a-z0-9][a-z0-9._-]{0,6})?"
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(cases()))]
+    #![proptest_config(ProptestConfig::with_cases(400))]
 
     /// Every context in Cockpit's grammar reads back as what it was built from, and prints
     /// as the text it was read from (the status context is that text).
