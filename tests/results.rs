@@ -296,6 +296,53 @@ async fn a_persons_edit_during_the_tick_is_never_lost() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tasks_an_untrusted_person_added_wait_for_their_edit_event_even_when_read_first() {
+    let mut w = world().await;
+    let (pr, _) = w
+        .open_pr("alice", &[], "- [ ] image-refresh fedora-41\n")
+        .await;
+    let first = w.next_job().await;
+    // carol, no collaborator, adds a task to alice's PR, and GitHub is slow to say so: the
+    // dispatcher reads her body when it ticks the first box, before her event arrives.
+    w.forge().hold_webhooks_from("carol");
+    let hers = "- [ ] image-refresh fedora-41\n- [ ] image-refresh centos-9\n";
+    w.edit(pr, hers, "carol").await;
+    let result = w.push_result(&first, "images/fedora-41").await;
+    w.report(&first, success(Some(&result), 1)).await;
+    let ticked = hers.replacen("[ ]", "[x]", 1);
+    w.wait_body(pr, "the first box ticked", &ticked).await;
+    w.barrier_reports(&result, pr).await;
+    assert_eq!(
+        w.jobs_for(pr).await,
+        vec![first],
+        "her task waits for her event"
+    );
+
+    // Her event arrives: her change needs an approval, on the head as it is now.
+    w.forge().release_webhooks();
+    wait_for("the explanation", || {
+        w.bot_comments(pr)
+            .into_iter()
+            .find(|c| c.contains("@carol"))
+    })
+    .await;
+    w.wait_status(
+        &result,
+        "image-refresh/centos-9",
+        "pending",
+        "Manual testing required",
+    )
+    .await;
+    w.barrier().await;
+    assert_eq!(
+        w.jobs_for(pr).await.len(),
+        1,
+        "nothing ran without an approval"
+    );
+    w.stack.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reports_for_removed_items_and_old_heads_set_statuses_and_tick_only_what_is_to_do() {
     let mut w = world().await;
     let (pr, head) = w.open_pr("alice", &[], TWO_TASKS).await;

@@ -151,7 +151,11 @@ impl Dispatcher {
     /// `/ok-to-test` by a trusted person: approves this head commit and its task list, then
     /// runs what waited for it.
     async fn approve(&self, pr: &PullRequest, by: &str) -> Result<(), DispatchError> {
-        let tasks = state::approved_tasks(&checklist::parse(&pr.body));
+        let checklist = checklist::parse(&pr.body);
+        let tasks = state::approved_tasks(&checklist);
+        let key = (pr.repo.clone(), pr.number);
+        self.memory
+            .attribute_tasks(key, state::task_list(&checklist));
         let approved = State::Approved { by, tasks: &tasks };
         let status = approved.on(APPROVAL_CONTEXT, None);
         self.writes
@@ -168,6 +172,13 @@ impl Dispatcher {
         let text = text.to_string();
         match self.writes.edit_body(&pr.repo, pr.number, &edit).await? {
             Edited::Done(pr) => {
+                let added = checklist::parse(&format!("- [ ] {text}\n"));
+                let written = state::task_list(&checklist::parse(&pr.body));
+                for context in state::task_list(&added) {
+                    let count = written.iter().filter(|c| **c == context).count();
+                    let key = (pr.repo.clone(), pr.number);
+                    self.memory.attribute_added(&key, &context, count);
+                }
                 self.writes.request_plan(&pr).await?;
                 Ok(Vec::new())
             }

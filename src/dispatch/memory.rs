@@ -66,6 +66,12 @@ pub struct Memory {
     /// Per PR whose body the dispatcher wrote, the latest body it knows; an event carrying
     /// another body may predate the write and is re-read before planning.
     bodies: Mutex<HashMap<PrKey, String>>,
+    /// Per PR, the task list (see [`super::state::task_list`]) as of the last `opened` or
+    /// `edited` event handled, whose sender the change was checked against, with the tasks
+    /// trusted people added or approved since. A body read later with another list holds an
+    /// edit whose event is still to come: its editor is not known yet, so nothing in it runs
+    /// on the author's trust until the event is handled.
+    attributed: Mutex<HashMap<PrKey, Vec<String>>>,
     /// Per (repository, commit, context), the latest check run's id and whether it completed.
     check_runs: Mutex<HashMap<RunKey, (u64, bool)>>,
     /// Commits whose check runs were listed: a context missing above has no run yet.
@@ -163,6 +169,24 @@ impl Memory {
 
     pub fn know_body(&self, key: PrKey, body: &str) {
         bounded_insert(&self.bodies, PER_PR, key, body.to_string());
+    }
+
+    pub fn attributed_tasks(&self, key: &PrKey) -> Option<Vec<String>> {
+        lock(&self.attributed).get(key).cloned()
+    }
+
+    pub fn attribute_tasks(&self, key: PrKey, tasks: Vec<String>) {
+        bounded_insert(&self.attributed, PER_PR, key, tasks);
+    }
+
+    /// A trusted person's `/task` wrote `context`: the attributed list holds it as often as
+    /// the body now does.
+    pub fn attribute_added(&self, key: &PrKey, context: &str, count: usize) {
+        if let Some(tasks) = lock(&self.attributed).get_mut(key) {
+            tasks.retain(|t| t != context);
+            tasks.extend(std::iter::repeat_n(context.to_string(), count));
+            tasks.sort();
+        }
     }
 
     pub fn check_run(

@@ -47,6 +47,7 @@ impl Dispatcher {
             }
             "edited" => {
                 self.check_editor(&event).await?;
+                self.attribute(pull);
                 let pull = self.fresh(event.pull, event.body_before.as_deref()).await?;
                 self.plan_tasks(pull).await
             }
@@ -56,6 +57,9 @@ impl Dispatcher {
                     // for replies: a redelivered event carries the count from before the reply
                     // its first delivery may have posted.)
                     self.memory.no_summary_yet((pull.repo.clone(), pull.number));
+                }
+                if event.action == "opened" {
+                    self.attribute(pull);
                 }
                 if let Some(before) = &event.before {
                     self.supersede(pull, before).await?;
@@ -164,8 +168,14 @@ impl Dispatcher {
             editor: &event.sender,
         };
         let status = unapproved.on(APPROVAL_CONTEXT, None);
+        // On the head as it is now: a late event's head may have been replaced since.
+        let head = self
+            .github
+            .pull_request(&pull.repo, pull.number)
+            .await?
+            .head_sha;
         self.writes
-            .set_state(&pull.repo, &pull.head_sha, &status, None)
+            .set_state(&pull.repo, &head, &status, None)
             .await?;
         Ok(())
     }
@@ -241,6 +251,10 @@ impl Dispatcher {
             };
             return self.writes.ask_for_approval(&pr, &reason, manual).await;
         }
+        if verdict == Ok(true) && !self.attributed(&pr, &checklist) {
+            tracing::info!(repo = %pr.repo, pr = %pr.number, "the task list changed in an edit whose event has not been handled; waiting for it");
+            return Ok(());
+        }
         self.refuse_items(&pr, &refused).await?;
         // A finished run of this item at this commit (a person removed `FAIL:`): the re-run is
         // a new job, whose id derives from the last one.
@@ -251,6 +265,31 @@ impl Dispatcher {
         let trusted_author = verdict.unwrap_or(false);
         self.queue_task(&pr, &config, next, previous, trusted_author)
             .await
+    }
+
+    /// Records the task list of an `opened` or `edited` event's body: the sender of the
+    /// change has been checked (`check_editor`), so the list is theirs.
+    fn attribute(&self, pull: &PullRequest) {
+        let tasks = state::task_list(&checklist::parse(&pull.body));
+        self.memory
+            .attribute_tasks((pull.repo.clone(), pull.number), tasks);
+    }
+
+    /// Whether every task of `checklist` came in an event whose sender was checked. A body
+    /// read for another reason (a reconcile, a plan request, a re-read) may hold an edit whose
+    /// event is still on its way: its tasks wait for it, else an untrusted person's edit would
+    /// run on the author's trust. A PR not seen in an event since the dispatcher started is
+    /// taken as it is (GitHub's REST API does not say who edited a body).
+    fn attributed(&self, pr: &PullRequest, checklist: &Checklist) -> bool {
+        let key: PrKey = (pr.repo.clone(), pr.number);
+        let tasks = state::task_list(checklist);
+        match self.memory.attributed_tasks(&key) {
+            Some(seen) => seen == tasks,
+            None => {
+                self.memory.attribute_tasks(key, tasks);
+                true
+            }
+        }
     }
 
     /// Whether the PR's tasks may run: `Ok(true)` for a trusted author, `Ok(false)` for an

@@ -225,14 +225,19 @@ impl Phase {
     }
 }
 
+/// The PR's task list: the context of each item, sorted (ticks and prose do not change it).
+pub fn task_list(checklist: &Checklist) -> Vec<String> {
+    let mut contexts: Vec<String> = checklist.tasks.iter().map(|t| t.context()).collect();
+    contexts.sort();
+    contexts
+}
+
 /// What an `/ok-to-test` approves besides the head commit: the task lines as they were. An
 /// untrusted author who adds or changes a task after the approval needs a new one (reference
 /// §5), while ticking boxes (state only) keeps it.
 pub fn approved_tasks(checklist: &Checklist) -> String {
     use sha2::{Digest, Sha256};
-    let mut lines: Vec<String> = checklist.tasks.iter().map(|t| t.context()).collect();
-    lines.sort();
-    let digest = Sha256::digest(lines.join("\n"));
+    let digest = Sha256::digest(task_list(checklist).join("\n"));
     // The whole digest: a shorter one could be matched by a made-up task list.
     format!("(tasks {})", hex::encode(digest))
 }

@@ -213,6 +213,15 @@ impl Forge {
         self.inner.hooks.send("ping", &webhooks::ping_event(url));
     }
 
+    /// Holds back the webhooks of events `login` causes until [`Forge::release_webhooks`].
+    pub fn hold_webhooks_from(&self, login: &str) {
+        self.inner.hooks.hold_from(login);
+    }
+
+    pub fn release_webhooks(&self) {
+        self.inner.hooks.release();
+    }
+
     /// Every webhook attempt so far, in order.
     pub fn deliveries(&self) -> Vec<DeliveryRecord> {
         self.inner.hooks.records()

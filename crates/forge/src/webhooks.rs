@@ -64,6 +64,8 @@ pub struct Webhooks {
     enqueued: AtomicU64,
     done: watch::Receiver<u64>,
     task: Mutex<Option<tokio::task::JoinHandle<()>>>,
+    /// Deliveries of events sent by this login wait here (GitHub delivering late).
+    held: Mutex<Option<(String, Vec<Outgoing>)>>,
 }
 
 /// `sha256=<hex>` over the exact body, as in `X-Hub-Signature-256`.
@@ -94,6 +96,7 @@ impl Webhooks {
             enqueued: AtomicU64::new(0),
             done,
             task: Mutex::new(Some(task)),
+            held: Mutex::new(None),
         }
     }
 
@@ -112,7 +115,7 @@ impl Webhooks {
         };
         let action = payload["action"].as_str().map(str::to_string);
         let body = Bytes::from(payload.to_string());
-        self.enqueue(Outgoing {
+        let out = Outgoing {
             id: uuid::Uuid::new_v4().to_string(),
             event: event.to_string(),
             action,
@@ -120,7 +123,28 @@ impl Webhooks {
             target,
             redelivery: false,
             reply: None,
-        });
+        };
+        let mut held = lock(&self.held);
+        match held.as_mut() {
+            Some((login, waiting)) if payload["sender"]["login"].as_str() == Some(login) => {
+                waiting.push(out)
+            }
+            _ => self.enqueue(out),
+        }
+    }
+
+    /// Holds back the events `login` causes until [`Webhooks::release`], as when GitHub
+    /// delivers one late: what others do meanwhile is delivered first.
+    pub fn hold_from(&self, login: &str) {
+        *lock(&self.held) = Some((login.to_string(), Vec::new()));
+    }
+
+    /// Sends the held deliveries, in order, and stops holding.
+    pub fn release(&self) {
+        let mut held = lock(&self.held);
+        for out in held.take().map(|(_, w)| w).unwrap_or_default() {
+            self.enqueue(out);
+        }
     }
 
     fn enqueue(&self, out: Outgoing) {
