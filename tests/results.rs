@@ -124,6 +124,7 @@ async fn a_finished_task_ticks_its_box_and_the_next_one_runs_on_the_new_head() {
         ]
     );
     assert_eq!(w.body(pr), FIRST_TICKED);
+    wait_for("the summary", || w.bot_comments(pr).pop()).await;
     let comments = w.bot_comments(pr);
     assert_eq!(comments.len(), 1, "one summary comment");
     insta::assert_snapshot!(redact(&comments[0]));
@@ -148,7 +149,10 @@ async fn a_redelivered_report_changes_nothing() {
     let mut w = world().await;
     let done = first_done(&mut w).await;
     w.next_job().await;
-    let comments = w.bot_comments(done.pr);
+    let comments = wait_for("the summary", || {
+        Some(w.bot_comments(done.pr)).filter(|c| !c.is_empty())
+    })
+    .await;
 
     w.report(&done.first, success(Some(&done.result), 65)).await;
     w.barrier_reports(&done.result, done.pr).await;
@@ -169,6 +173,13 @@ async fn a_failed_item_gets_fail_and_its_reason_and_the_summary_is_edited_in_pla
         .0;
 
     w.report(&second, ReportState::Started).await;
+    w.wait_status(
+        &result,
+        "image-refresh/centos-9",
+        "pending",
+        "In progress [w1]",
+    )
+    .await;
     w.report(&second, failure("Exit code 1", 3)).await;
     let failed = "Refresh two images.\n\n- [x] image-refresh fedora-41\n- [ ] FAIL: image-refresh centos-9\n";
     wait_for("the FAIL: prefix", || (w.body(pr) == failed).then_some(())).await;
@@ -343,6 +354,47 @@ async fn tasks_an_untrusted_person_added_wait_for_their_edit_event_even_when_rea
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_that_ends_as_it_starts_never_shows_in_progress() {
+    let mut w = world().await;
+    let (pr, head) = w.open_pr("alice", &[], "- [ ] lint\n").await;
+    let job = w.next_job().await;
+    // The dispatcher is busy with a comment while the job starts and ends: both reports wait
+    // in its inbox and are handled together.
+    let (entered, is_entered) = tokio::sync::oneshot::channel();
+    let (release, released) = tokio::sync::oneshot::channel::<()>();
+    w.forge().faults().before_next_call(
+        CallMatch::method("POST", "/repos/acme/images/issues/comments/"),
+        move || async move {
+            let _ = entered.send(());
+            let _ = released.await;
+        },
+    );
+    w.forge()
+        .comment(&w.repo, pr, "/help", "alice")
+        .await
+        .expect("comment");
+    is_entered
+        .await
+        .expect("the dispatcher reacts to the comment");
+    w.report(&job, ReportState::Started).await;
+    w.report(&job, success(None, 1)).await;
+    let _ = release.send(());
+
+    w.wait_status(&head, "lint", "success", "Success [w1]")
+        .await;
+    w.barrier_reports(&head, pr).await;
+    let log = w.log_url(&job);
+    assert_eq!(
+        w.statuses(&head, "lint"),
+        vec![
+            seen("pending", "Not yet tested", &log),
+            seen("success", "Success [w1]", &log),
+        ]
+    );
+    w.stack.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reports_for_removed_items_and_old_heads_set_statuses_and_tick_only_what_is_to_do() {
     let mut w = world().await;
     let (pr, head) = w.open_pr("alice", &[], TWO_TASKS).await;
@@ -388,6 +440,8 @@ async fn an_infrastructure_error_is_marked_failed_and_a_late_start_leaves_nothin
     let job = w.next_job().await;
     let log = w.log_url(&job);
     w.report(&job, ReportState::Started).await;
+    w.wait_status(&head, "lint", "pending", "In progress [w1]")
+        .await;
     w.report(
         &job,
         ReportState::Finished {

@@ -4,7 +4,9 @@
 //! Every map is bounded: when one grows past its limit it starts over, which costs a few API
 //! calls, never a wrong decision.
 
+use super::summary::Row;
 use super::writes::BodyWrite;
+use crate::github::CommitStatus;
 use crate::ids::{CommitSha, PrNumber, RepoName};
 use crate::job::ItemRef;
 use crate::repo_config::{RepoConfig, RepoConfigError};
@@ -39,6 +41,16 @@ struct Configs {
     by_commit: HashMap<(RepoName, CommitSha), ConfigAt>,
     /// The text size of everything in `by_commit`.
     bytes: usize,
+}
+
+/// Writes a burst of reports holds back until it ends (see `Burst` in the dispatcher's loop).
+#[derive(Default)]
+pub struct Deferred {
+    /// The "In progress" state of each job that started (job id, repository, commit, state);
+    /// dropped when the job finishes within the burst.
+    pub running: Vec<(String, RepoName, CommitSha, CommitStatus)>,
+    /// Per PR, the summary rows of its results, in the order they came.
+    pub rows: Vec<(PrKey, Vec<Row>)>,
 }
 
 #[derive(Default)]
@@ -76,6 +88,7 @@ pub struct Memory {
     check_runs: Mutex<HashMap<RunKey, (u64, bool)>>,
     /// Commits whose check runs were listed: a context missing above has no run yet.
     listed: Mutex<HashSet<(RepoName, CommitSha)>>,
+    deferred: Mutex<Deferred>,
 }
 
 impl Memory {
@@ -187,6 +200,36 @@ impl Memory {
             tasks.extend(std::iter::repeat_n(context.to_string(), count));
             tasks.sort();
         }
+    }
+
+    pub fn defer_running(&self, job: &str, repo: &RepoName, sha: &CommitSha, state: CommitStatus) {
+        let mut deferred = lock(&self.deferred);
+        deferred.running.retain(|(j, ..)| j != job);
+        deferred
+            .running
+            .push((job.to_string(), repo.clone(), sha.clone(), state));
+    }
+
+    /// The job finished: its held-back "In progress" is not written any more.
+    pub fn drop_running(&self, job: &str) {
+        lock(&self.deferred).running.retain(|(j, ..)| j != job);
+    }
+
+    pub fn defer_row(&self, key: PrKey, row: Row) {
+        let mut deferred = lock(&self.deferred);
+        match deferred.rows.iter_mut().find(|(k, _)| *k == key) {
+            Some((_, rows)) => rows.push(row),
+            None => deferred.rows.push((key, vec![row])),
+        }
+    }
+
+    pub fn take_deferred(&self) -> Deferred {
+        std::mem::take(&mut *lock(&self.deferred))
+    }
+
+    /// Puts back what a flush could not write (nothing else is deferred while it runs).
+    pub fn put_back(&self, deferred: Deferred) {
+        *lock(&self.deferred) = deferred;
     }
 
     pub fn check_run(

@@ -42,11 +42,12 @@ mod writes;
 use crate::event::{self, Envelope, Event};
 use crate::github::{GitHub, GitHubError, PullRequest};
 use crate::ids::RepoName;
-use crate::queue::{Broker, QueueError, QueueKind};
+use crate::queue::{Broker, Delivery, QueueError, QueueKind};
 use images::Images;
 use memory::Memory;
+use std::ops::ControlFlow;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use trust::Trust;
 use writes::Writes;
 
@@ -117,6 +118,47 @@ impl DispatchError {
     }
 }
 
+/// How long a burst of reports waits for more before its held-back writes are made and its
+/// messages acked: a job that finishes within it never shows "In progress", and a PR's summary
+/// comment is edited once for all of its results.
+const LINGER: Duration = Duration::from_millis(300);
+/// The longest a report's held-back writes wait, however many reports keep coming.
+const MAX_LINGER: Duration = Duration::from_secs(1);
+/// Reports the broker may hand over before they are acked: the size of a burst.
+const RESULTS_PREFETCH: u16 = 64;
+
+/// Reports acted on whose messages wait to be acked until the writes they held back (in
+/// [`Memory`], see `reports::flush_reports`) are made. Unacked, a crash redelivers them, and
+/// acting on a report twice is harmless.
+#[derive(Default)]
+struct Burst {
+    deliveries: Vec<Delivery>,
+    first: Option<Instant>,
+    /// When to flush; `None` while there is nothing to flush.
+    due: Option<Instant>,
+    /// Flushes that failed in a row.
+    failures: u32,
+}
+
+impl Burst {
+    fn add(&mut self, delivery: Delivery) {
+        let now = Instant::now();
+        let first = *self.first.get_or_insert(now);
+        self.deliveries.push(delivery);
+        if self.failures == 0 {
+            self.due = Some((now + LINGER).min(first + MAX_LINGER));
+        }
+    }
+}
+
+/// Sleeps until `due`; forever without one (its `select!` branch is disabled then).
+async fn sleep_until(due: Option<Instant>) {
+    match due {
+        Some(at) => tokio::time::sleep_until(at.into()).await,
+        None => std::future::pending().await,
+    }
+}
+
 /// Which queue a delivery came from.
 enum Inbox {
     Events,
@@ -175,14 +217,23 @@ impl Dispatcher {
         self.broker.declare(&self.settings.pools).await?;
         self.writes.request_reconcile().await?;
         let mut events = self.broker.consume(&QueueKind::Events, 1).await?;
-        let mut results = self.broker.consume(&QueueKind::Results, 1).await?;
+        let mut results = self
+            .broker
+            .consume(&QueueKind::Results, RESULTS_PREFETCH)
+            .await?;
         let mut dead = self.broker.consume(&QueueKind::DeadNotices, 1).await?;
+        let mut burst = Burst::default();
         tracing::info!("dispatcher ready");
         loop {
+            let due = burst.due;
             let (inbox, delivery) = tokio::select! {
                 d = events.next() => (Inbox::Events, d),
                 d = results.next() => (Inbox::Results, d),
                 d = dead.next() => (Inbox::DeadNotices, d),
+                _ = sleep_until(due), if due.is_some() => {
+                    self.flush(&mut burst).await;
+                    continue;
+                }
                 _ = shutdown.changed() => break,
             };
             let Some(delivery) = delivery else {
@@ -199,7 +250,10 @@ impl Dispatcher {
                 }
                 (Err(e), Inbox::Results) => {
                     tracing::error!(error = %e, "results queue failed; reconnecting");
-                    results = self.broker.consume(&QueueKind::Results, 1).await?;
+                    results = self
+                        .broker
+                        .consume(&QueueKind::Results, RESULTS_PREFETCH)
+                        .await?;
                     continue;
                 }
                 (Err(e), Inbox::DeadNotices) => {
@@ -208,35 +262,89 @@ impl Dispatcher {
                     continue;
                 }
             };
-            let outcome = match inbox {
-                Inbox::Events => self.on_event(&delivery.body).await,
-                Inbox::Results => self.on_report(&delivery.body).await,
-                Inbox::DeadNotices => self.on_dead_letter(&delivery.body, delivery.attempt).await,
-            };
-            let settled = match outcome {
-                Ok(()) => delivery.ack().await,
-                Err(e) if e.is_transient() => {
-                    // Wait before the retry: GitHub being down or rate-limited is not fixed by
-                    // asking again at once, and every delivery counts towards the dead letter.
-                    let pause = e.retry_after(delivery.attempt);
-                    tracing::warn!(error = %e, attempt = delivery.attempt, pause_secs = pause.as_secs(), "message failed; it will be retried");
-                    tokio::select! {
-                        _ = tokio::time::sleep(pause) => delivery.retry().await,
-                        // Unsettled, the message comes back to whoever consumes next.
-                        _ = shutdown.changed() => break,
-                    }
-                }
-                Err(e) => {
-                    tracing::error!(error = %e, "message cannot be handled; moved to the dead-letter queue");
-                    delivery.dead_letter().await
-                }
-            };
-            if let Err(e) = settled {
-                tracing::error!(error = %e, "cannot settle a message; the broker will redeliver it");
+            if self
+                .handle(inbox, delivery, &mut burst, &mut shutdown)
+                .await
+                .is_break()
+            {
+                break;
             }
+        }
+        if burst.due.is_some() {
+            // Unflushed, the messages come back to whoever consumes next.
+            self.flush(&mut burst).await;
         }
         tracing::info!("dispatcher stopped");
         Ok(())
+    }
+
+    /// Acts on one message and settles it: an event is acked at once, a report joins the
+    /// burst. Breaks when shutdown came while waiting to retry.
+    async fn handle(
+        &self,
+        inbox: Inbox,
+        delivery: Delivery,
+        burst: &mut Burst,
+        shutdown: &mut tokio::sync::watch::Receiver<bool>,
+    ) -> ControlFlow<()> {
+        let outcome = match inbox {
+            Inbox::Events => self.on_event(&delivery.body).await,
+            Inbox::Results => self.on_report(&delivery.body).await,
+            Inbox::DeadNotices => self.on_dead_letter(&delivery.body, delivery.attempt).await,
+        };
+        let settled = match outcome {
+            Ok(()) => match inbox {
+                Inbox::Events => delivery.ack().await,
+                Inbox::Results | Inbox::DeadNotices => {
+                    burst.add(delivery);
+                    Ok(())
+                }
+            },
+            Err(e) if e.is_transient() => {
+                // Wait before the retry: GitHub being down or rate-limited is not fixed by
+                // asking again at once, and every delivery counts towards the dead letter.
+                let pause = e.retry_after(delivery.attempt);
+                tracing::warn!(error = %e, attempt = delivery.attempt, pause_secs = pause.as_secs(), "message failed; it will be retried");
+                tokio::select! {
+                    _ = tokio::time::sleep(pause) => delivery.retry().await,
+                    // Unsettled, the message comes back to whoever consumes next.
+                    _ = shutdown.changed() => return ControlFlow::Break(()),
+                }
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "message cannot be handled; moved to the dead-letter queue");
+                delivery.dead_letter().await
+            }
+        };
+        if let Err(e) = settled {
+            tracing::error!(error = %e, "cannot settle a message; the broker will redeliver it");
+        }
+        ControlFlow::Continue(())
+    }
+
+    /// Makes the burst's held-back writes, then acks its messages. A transient failure keeps
+    /// both for another try after a pause; any other is logged and the messages acked (as a
+    /// report that fails so is dead-lettered: trying again would not help).
+    async fn flush(&self, burst: &mut Burst) {
+        match self.flush_reports().await {
+            Ok(()) => {}
+            Err(e) if e.is_transient() => {
+                burst.failures += 1;
+                let pause = e.retry_after(burst.failures);
+                tracing::warn!(error = %e, pause_secs = pause.as_secs(), "held-back report writes failed; they will be retried");
+                burst.due = Some(Instant::now() + pause);
+                return;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "held-back report writes failed and are dropped");
+                self.memory.take_deferred();
+            }
+        }
+        for delivery in std::mem::take(burst).deliveries {
+            if let Err(e) = delivery.ack().await {
+                tracing::error!(error = %e, "cannot settle a message; the broker will redeliver it");
+            }
+        }
     }
 
     /// Handles one message of the events queue: a webhook, or the dispatcher's own reconcile

@@ -110,9 +110,35 @@ impl Dispatcher {
             note: report.note.as_deref(),
         };
         let status = running.on(&report.context, Some(report.log_url.clone()));
-        self.writes
-            .set_state(&report.repo, &report.head_sha, &status, None)
-            .await?;
+        self.memory
+            .defer_running(&report.job_id, &report.repo, &report.head_sha, status);
+        Ok(())
+    }
+
+    /// Makes the writes a burst of reports held back: each PR's summary rows in one edit, then
+    /// the "In progress" state of each job still running (unless cancelled meanwhile).
+    /// What a failure leaves unwritten is kept for the next try.
+    pub(super) async fn flush_reports(&self) -> Result<(), DispatchError> {
+        let mut deferred = self.memory.take_deferred();
+        while !deferred.rows.is_empty() {
+            let ((repo, number), rows) = deferred.rows.remove(0);
+            if let Err(e) = self.writes.update_summary(&repo, number, &rows).await {
+                deferred.rows.insert(0, ((repo, number), rows));
+                self.memory.put_back(deferred);
+                return Err(e);
+            }
+        }
+        while !deferred.running.is_empty() {
+            let (job, repo, sha, status) = deferred.running.remove(0);
+            if self.memory.cancelled.contains(&job) || self.memory.finished.contains(&job) {
+                continue;
+            }
+            if let Err(e) = self.writes.set_state(&repo, &sha, &status, None).await {
+                deferred.running.insert(0, (job, repo, sha, status));
+                self.memory.put_back(deferred);
+                return Err(e.into());
+            }
+        }
         Ok(())
     }
 
@@ -123,6 +149,7 @@ impl Dispatcher {
         commit: Option<&CommitSha>,
         duration_secs: u64,
     ) -> Result<(), DispatchError> {
+        self.memory.drop_running(&report.job_id);
         let finished = State::Finished {
             outcome,
             worker: &report.worker,
@@ -173,9 +200,7 @@ impl Dispatcher {
             log_url: report.log_url.clone(),
             commit: commit.map(|c| c.0.clone()),
         };
-        self.writes
-            .update_summary(&report.repo, report.pr, row)
-            .await?;
+        self.memory.defer_row((report.repo.clone(), report.pr), row);
         // An image build: the jobs that waited for it go on (or end) now.
         self.images.built(report, outcome).await?;
         let Some(pr) = pr else {

@@ -486,14 +486,15 @@ impl Writes {
         Ok(Some(written))
     }
 
-    /// Edits the PR's one summary comment in place (posts it the first time). Its id and text
-    /// are remembered: the dispatcher is its only writer, so the next row costs one edit, not a
-    /// listing of the PR's comments too. A comment deleted meanwhile is posted again.
+    /// Adds `rows` to the PR's one summary comment, edited in place (posted the first time).
+    /// Its id and text are remembered: the dispatcher is its only writer, so the next rows cost
+    /// one edit, not a listing of the PR's comments too. A comment deleted meanwhile is posted
+    /// again.
     pub async fn update_summary(
         &self,
         repo: &RepoName,
         number: PrNumber,
-        row: Row,
+        new_rows: &[Row],
     ) -> Result<(), DispatchError> {
         let key: PrKey = (repo.clone(), number);
         let existing = match self.memory.summary(&key) {
@@ -508,7 +509,9 @@ impl Writes {
             .as_ref()
             .map(|(_, body)| summary::parse(body))
             .unwrap_or_default();
-        summary::upsert(&mut rows, row.clone());
+        for row in new_rows {
+            summary::upsert(&mut rows, row.clone());
+        }
         let text = summary::render(&rows);
         let id = match existing {
             Some((id, body)) if body == text => id,
@@ -516,7 +519,7 @@ impl Writes {
                 Ok(()) => id,
                 Err(GitHubError::NotFound { .. }) => {
                     self.memory.forget_summary(&key);
-                    return Box::pin(self.update_summary(repo, number, row)).await;
+                    return Box::pin(self.update_summary(repo, number, new_rows)).await;
                 }
                 Err(e) => {
                     self.memory.forget_summary(&key);
