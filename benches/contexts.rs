@@ -4,7 +4,7 @@
 //!   50 comments/s (each comment a `/test unit` on one of 50 PRs);
 //! * GitHub API calls for a PR with 10 default contexts, from `opened` until all 10 are
 //!   reported and in the summary comment: with a token (statuses) and as a GitHub App (check
-//!   runs), by kind of call.
+//!   runs), by kind of call; for contexts that end at once and for contexts of 2 s.
 //!
 //! `cargo bench --bench contexts` (RabbitMQ at 127.0.0.1:5672). Workers use the host runtime
 //! here: the calls and the acknowledgement do not depend on the container.
@@ -22,11 +22,11 @@ use tickbot::ids::{CommitSha, PrNumber, RepoName};
 use tickbot::stack::{Stack, StackApp};
 use tickbot::worker::runtime::Runtime;
 
-/// `.tickbot.toml` with `n` default test contexts that succeed at once.
-fn contexts(n: usize) -> String {
+/// `.tickbot.toml` with `n` default test contexts that succeed after `secs` seconds.
+fn contexts(n: usize, secs: u32) -> String {
     (0..n)
         .map(|i| {
-            format!("[tests.ctx-{i}]\ncommand = [\"true\"]\nimage = \"localhost/tickbot-test:latest\"\ndefault = true\n")
+            format!("[tests.ctx-{i}]\ncommand = [\"sleep\", \"{secs}\"]\nimage = \"localhost/tickbot-test:latest\"\ndefault = true\n")
         })
         .collect()
 }
@@ -79,7 +79,7 @@ async fn comment_acknowledgement() {
 /// A repository with one default context and `n` open PRs whose `opened` events are handled.
 async fn open_prs(forge: &Forge, repo: &RepoName, n: usize) -> Vec<PrNumber> {
     forge
-        .create_repo(repo, "main", &[(".tickbot.toml", &contexts(1))])
+        .create_repo(repo, "main", &[(".tickbot.toml", &contexts(1, 0))])
         .await
         .expect("repo");
     forge.add_collaborator(repo, "alice", "write");
@@ -158,7 +158,7 @@ async fn acknowledged_under_load(forge: &Forge, repo: &RepoName, prs: &[PrNumber
 }
 
 /// Calls from `opened` to 10 contexts reported, by kind, with cold and then warm caches.
-async fn api_calls(app: Option<StackApp>) {
+async fn api_calls(app: Option<StackApp>, secs: u32) {
     let label = if app.is_some() {
         "GitHub App (check runs)"
     } else {
@@ -170,14 +170,14 @@ async fn api_calls(app: Option<StackApp>) {
     s.start_worker(settings);
     let repo: RepoName = "acme/widgets".parse().expect("valid");
     s.forge
-        .create_repo(&repo, "main", &[(".tickbot.toml", &contexts(10))])
+        .create_repo(&repo, "main", &[(".tickbot.toml", &contexts(10, secs))])
         .await
         .expect("repo");
     s.forge.add_collaborator(&repo, "alice", "write");
     for round in 0..2 {
         let (calls, took) = calls_until_reported(&s, &repo, &format!("topic-{round}")).await;
         println!(
-            "\n{label}, {} caches: {} API calls from `opened` to 10 contexts reported and summarized ({}):",
+            "\n{label}, contexts of {secs} s, {} caches: {} API calls from `opened` to 10 contexts reported and summarized ({}):",
             if round == 0 { "cold" } else { "warm" },
             calls.len(),
             format_ms(took, 1)
@@ -276,10 +276,11 @@ async fn main() {
         comment_acknowledgement().await;
     }
     if run("calls") {
-        api_calls(None).await;
-        api_calls(Some(
-            StackApp::generate(4242, Duration::from_secs(3600)).expect("app keys"),
-        ))
-        .await;
+        // Contexts that end at once, and contexts that run a while (each shows In progress).
+        for secs in [0, 2] {
+            api_calls(None, secs).await;
+            let app = StackApp::generate(4242, Duration::from_secs(3600)).expect("app keys");
+            api_calls(Some(app), secs).await;
+        }
     }
 }

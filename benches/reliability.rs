@@ -9,10 +9,17 @@
 //!   while RabbitMQ is restarted twice; does every delivery that got a 2xx get exactly one reply,
 //!   and every one refused get it once redelivered?
 //!
-//! `cargo bench --bench reliability -- faults 200 20` / `-- races 100` / `-- webhooks 10000`.
+//! * `kills [JOBS] [DISPATCHER_KILLS]`: workers and the dispatcher SIGKILLed while PRs run
+//!   committing tasks in podman (see `reliability/kills.rs`).
+//!
+//! `cargo bench --bench reliability -- faults 200 20` / `-- races 100` / `-- webhooks 10000` /
+//! `-- kills 100 50`.
 
 #[path = "support/mod.rs"]
 mod support;
+
+#[path = "reliability/kills.rs"]
+mod kills;
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -48,6 +55,7 @@ async fn main() {
     match args.first().map(String::as_str) {
         Some("races") => ticks_racing_edits(number(1, 100)).await,
         Some("webhooks") => webhooks_across_broker_restarts(number(1, 10_000)).await,
+        Some("kills") => kills::workers_and_dispatcher_killed(number(1, 100), number(2, 50)).await,
         _ => github_failing(number(1, 200), number(2, 20) as u32).await,
     }
 }

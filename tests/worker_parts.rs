@@ -609,3 +609,162 @@ async fn host_timeout_and_cancel_stop_the_whole_process_group() {
     assert_eq!(outcome, RunOutcome::Cancelled);
     assert!(!never.spec.workdir.join("ran").exists());
 }
+
+/// Every path under `dir` but its top-level `.git`: kind, permission bits and contents.
+fn tree_listing(dir: &std::path::Path) -> Vec<(String, String)> {
+    use std::os::unix::fs::PermissionsExt;
+    let mut out = Vec::new();
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(at) = todo.pop() {
+        for entry in std::fs::read_dir(&at).expect("read_dir") {
+            let path = entry.expect("entry").path();
+            let rel = path
+                .strip_prefix(dir)
+                .expect("inside")
+                .display()
+                .to_string();
+            if rel == ".git" {
+                continue;
+            }
+            let meta = std::fs::symlink_metadata(&path).expect("metadata");
+            let what = if meta.is_symlink() {
+                format!(
+                    "link to {}",
+                    std::fs::read_link(&path).expect("link").display()
+                )
+            } else if meta.is_dir() {
+                todo.push(path.clone());
+                "dir".to_string()
+            } else {
+                let mode = meta.permissions().mode() & 0o777;
+                let text = std::fs::read_to_string(&path).expect("text");
+                format!("{mode:o} {text:?}")
+            };
+            out.push((rel, what));
+        }
+    }
+    out.sort();
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reused_checkout_equals_a_fresh_one_whatever_the_job_before_did() {
+    let w = World::fetched().await;
+    let next = w
+        .person_pushes(&[("docs/d.txt", "dee\n")], "Add docs")
+        .await;
+    bounded(w.mirrors.fetch(&w.repo, &w.url, BRANCH, &next, None))
+        .await
+        .expect("fetch");
+    let pool = w.dir.path().join("state/work/pool");
+    let first = bounded(w.mirrors.checkout(&w.repo, &next, &pool))
+        .await
+        .expect("checkout");
+    let slot = first.path().to_path_buf();
+
+    // What a job could do to its tree from inside its container.
+    let a = slot.join("a.txt");
+    let mtime = std::fs::metadata(&a)
+        .and_then(|m| m.modified())
+        .expect("mtime");
+    std::fs::write(&a, "ONE\nTWO\nTHREE\n").expect("same size, other text");
+    let file = std::fs::File::options().write(true).open(&a).expect("open");
+    file.set_modified(mtime).expect("mtime put back");
+    std::fs::remove_file(slot.join("c.txt")).expect("delete a tracked file");
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(slot.join("b.txt"), std::fs::Permissions::from_mode(0o755))
+        .expect("chmod");
+    std::fs::write(slot.join("junk.txt"), "junk").expect("untracked");
+    std::fs::write(slot.join(".gitignore"), "*.log\n").expect("ignore rule");
+    std::fs::write(slot.join("build.log"), "ignored").expect("ignored");
+    git(&["init", "--quiet", &slot.join("nested").to_string_lossy()]).await;
+    let outside = w.dir.path().join("outside");
+    std::fs::create_dir_all(&outside).expect("outside");
+    std::fs::write(outside.join("d.txt"), "outside\n").expect("outside file");
+    std::fs::remove_dir_all(slot.join("docs")).expect("docs");
+    std::os::unix::fs::symlink(&outside, slot.join("docs")).expect("docs -> outside");
+    let pwned = w.dir.path().join("pwned");
+    let evil = w.dir.path().join("evil");
+    git(&["init", "--quiet", &evil.to_string_lossy()]).await;
+    let evil_git = evil.join(".git");
+    let hook = format!("touch {}", pwned.display());
+    git(&[
+        "--git-dir",
+        &evil_git.to_string_lossy(),
+        "config",
+        "core.fsmonitor",
+        &hook,
+    ])
+    .await;
+    std::fs::remove_file(slot.join(".git")).expect(".git file");
+    std::fs::rename(&evil_git, slot.join(".git")).expect(".git is the job's repository now");
+    bounded(first.remove()).await.expect("slot given back");
+    assert!(slot.exists(), "the slot stays for the next job");
+
+    let second = bounded(w.mirrors.checkout(&w.repo, &next, &pool))
+        .await
+        .expect("checkout again");
+    assert_eq!(second.path(), slot);
+    assert!(
+        second.reused(),
+        "cleaned and verified, not checked out afresh"
+    );
+    let fresh = bounded(w.mirrors.worktree(&w.repo, &next, &w.job_dir("fresh")))
+        .await
+        .expect("fresh worktree");
+    assert_eq!(tree_listing(&slot), tree_listing(fresh.path()));
+    assert!(!pwned.exists(), "the job's git config ran on the host");
+    assert_eq!(
+        tree_listing(&outside),
+        vec![("d.txt".into(), "644 \"outside\\n\"".into())]
+    );
+    let head = git(&["-C", &slot.to_string_lossy(), "rev-parse", "HEAD"]).await;
+    assert_eq!(head.trim(), next.0);
+
+    // A second job at once gets a slot of its own; the first one's is busy.
+    let other = bounded(w.mirrors.checkout(&w.repo, &w.head, &pool))
+        .await
+        .expect("a second slot");
+    assert_ne!(other.path(), slot);
+    assert!(!other.reused());
+    assert_eq!(
+        std::fs::read_to_string(other.path().join("c.txt")).expect("c"),
+        "sea\n"
+    );
+    bounded(fresh.remove()).await.expect("removed");
+    w.forge.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slot_whose_git_data_was_pruned_is_checked_out_afresh() {
+    let (w, next) = world_with_a_new_commit().await;
+    let pool = w.dir.path().join("state/work/pool");
+    let first = bounded(w.mirrors.checkout(&w.repo, &w.head, &pool))
+        .await
+        .expect("checkout");
+    let slot = first.path().to_path_buf();
+    // The job deleted the slot's `.git`, and another job's clean-up pruned its admin data.
+    std::fs::remove_file(slot.join(".git")).expect(".git");
+    std::fs::write(slot.join("junk.txt"), "junk").expect("junk");
+    drop(first); // as when the worker is killed: the slot's lock goes with the process
+    let mirror = w.mirrors.path(&w.repo).to_string_lossy().into_owned();
+    git(&["--git-dir", &mirror, "worktree", "prune"]).await;
+
+    let again = bounded(w.mirrors.checkout(&w.repo, &next, &pool))
+        .await
+        .expect("checkout afresh");
+    assert_eq!(again.path(), slot);
+    assert!(!again.reused());
+    assert!(!slot.join("junk.txt").exists());
+    assert_eq!(
+        std::fs::read_to_string(slot.join("b.txt")).expect("b"),
+        "bee 2\n"
+    );
+    let list = git(&["--git-dir", &mirror, "worktree", "list"]).await;
+    assert_eq!(
+        list.lines().count(),
+        2,
+        "the mirror and the one slot: {list}"
+    );
+    w.forge.shutdown().await;
+}

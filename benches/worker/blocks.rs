@@ -104,8 +104,8 @@ impl<'a> Blocks<'a> {
         s.elapsed()
     }
 
-    /// tickbot's worker path for `branch` at `sha`: leftover check, fetch, worktree, `podman
-    /// run … true`, commit, push, worktree removal.
+    /// tickbot's worker path for `branch` at `sha`: leftover check, fetch, checkout (a reused
+    /// slot after the first job), `podman run … true`, commit, push, slot given back.
     async fn tickbot_job(&self, branch: &str, sha: &CommitSha) -> TickbotJob {
         let job = format!("bench-{}", uuid::Uuid::new_v4().simple());
         let name = format!("tickbot-{job}");
@@ -122,11 +122,11 @@ impl<'a> Blocks<'a> {
         .expect("fetch");
         let fetch = s.elapsed();
         assert_eq!(tip.as_ref(), Some(sha));
-        let dir = work_root(self.tmp).join("work").join(&job);
+        let pool = work_root(self.tmp).join("work").join("pool");
         let s = Instant::now();
-        let wt = bounded("worktree", self.mirrors.worktree(self.repo, sha, &dir))
+        let wt = bounded("checkout", self.mirrors.checkout(self.repo, sha, &pool))
             .await
-            .expect("worktree");
+            .expect("checkout");
         let worktree = s.elapsed();
         let run = self.run_true(&wt, &job, name).await;
         let (commit, push) = self.commit_and_push(&wt, &job, branch, sha).await;
@@ -254,15 +254,15 @@ fn record(t: &mut Table, job: &TickbotJob, cockpit: &CockpitJob) {
         job.remove_leftover,
     );
     t.add("mirror fetch (one new commit)", job.fetch);
-    t.add("worktree add", job.worktree);
+    t.add("checkout (reused slot)", job.worktree);
     t.add("podman run (worker flags, mount) `true`", job.run);
     t.add("commit (commit=true)", job.commit);
     t.add("push with lease (commit=true)", job.push);
-    t.add("worktree remove", job.worktree_remove);
+    t.add("slot given back", job.worktree_remove);
     let git_prep = job.fetch + job.worktree;
-    t.add("= tickbot checkout: fetch + worktree", git_prep);
+    t.add("= tickbot checkout: fetch + checkout", git_prep);
     t.add(
-        "= tickbot git per job: fetch + worktree + remove",
+        "= tickbot git per job: fetch + checkout + give back",
         git_prep + job.worktree_remove,
     );
     let job_false = job.remove_leftover + git_prep + job.run + job.worktree_remove;
@@ -291,7 +291,7 @@ fn report(t: &Table, shape: &Shape) {
         shape.label, shape.commits
     ));
     let clone = t.get("fresh full clone (--branch, with checkout)").median();
-    let prep = t.get("= tickbot checkout: fetch + worktree").median();
+    let prep = t.get("= tickbot checkout: fetch + checkout").median();
     let cockpit = t
         .get("= Cockpit job: full clone + bare podman run")
         .median();
@@ -299,7 +299,7 @@ fn report(t: &Table, shape: &Shape) {
         .get("= tickbot job, commit=false (sum of blocks)")
         .median();
     println!(
-        "  checkout: fresh clone ÷ (fetch + worktree) = {:.1}×;  job: Cockpit ÷ tickbot(commit=false) = {:.1}×",
+        "  checkout: fresh clone ÷ (fetch + checkout) = {:.1}×;  job: Cockpit ÷ tickbot(commit=false) = {:.1}×",
         clone.as_secs_f64() / prep.as_secs_f64(),
         cockpit.as_secs_f64() / job.as_secs_f64()
     );

@@ -90,7 +90,7 @@ struct Phases {
     committed: Option<Ev>,
     pushed: Option<Ev>,
     removed: Ev,
-    in_progress: DateTime<Utc>,
+    in_progress: Option<DateTime<Utc>>,
     success: DateTime<Utc>,
 }
 
@@ -193,23 +193,29 @@ impl E2e<'_> {
                 .expect("log file created"),
             fetch: Duration::from_secs_f64(fetch_ms / 1000.0),
             fetched,
-            worktree: ev("worktree added"),
+            // A reused slot, or a fresh worktree for the first job in it.
+            worktree: events
+                .iter()
+                .find(|e| e.msg == "checkout reused" || e.msg == "worktree added")
+                .expect("checkout reused or worktree added")
+                .clone(),
             started,
             exited: ev("job command exited"),
             committed: first(events, "committed the task's changes").cloned(),
             pushed: first(events, "result pushed").cloned(),
             removed: events
                 .iter()
-                .rfind(|e| e.msg == "worktree removed")
-                .expect("worktree removed")
+                .rfind(|e| e.msg == "checkout slot given back")
+                .expect("checkout slot given back")
                 .clone(),
             in_progress: self.in_progress(sha),
             success,
         }
     }
 
-    /// When the In progress status (the worker's Started report) appeared at the forge.
-    fn in_progress(&self, sha: &CommitSha) -> DateTime<Utc> {
+    /// When the In progress status (the worker's Started report) appeared at the forge; none
+    /// when the job ended within the dispatcher's burst of reports.
+    fn in_progress(&self, sha: &CommitSha) -> Option<DateTime<Utc>> {
         self.stack
             .forge
             .statuses(&self.repo, sha)
@@ -219,8 +225,7 @@ impl E2e<'_> {
                     .as_deref()
                     .is_some_and(|d| d.starts_with("In progress"))
             })
-            .expect("in progress status")
-            .created_at
+            .map(|s| s.created_at)
     }
 }
 
@@ -238,11 +243,11 @@ impl Phases {
         );
         t.add("  mirror fetch (one new commit)", self.fetch);
         t.add(
-            "  fetched → worktree added",
+            "  fetched → checkout ready (reused slot)",
             between(fetched, self.worktree.at),
         );
         t.add(
-            "  worktree → podman started",
+            "  checkout → podman started",
             between(self.worktree.at, started),
         );
         let a = between(self.dequeued, started);
@@ -254,10 +259,12 @@ impl Phases {
         t.add("C podman exited → box ticked + Success status", c);
         t.add("A + C (tickbot's own overhead)", a + c);
         t.add("A + B + C = dequeue → box ticked", a + b + c);
-        t.add(
-            "(In progress status visible after dequeue)",
-            between(self.dequeued, self.in_progress),
-        );
+        if let Some(in_progress) = self.in_progress {
+            t.add(
+                "(In progress status visible after dequeue)",
+                between(self.dequeued, in_progress),
+            );
+        }
     }
 
     /// The steps from the command's exit to the Success status (commit and push for `touch`).
@@ -270,15 +277,15 @@ impl Phases {
             let pushed = ev(&self.pushed, "result pushed");
             t.add("  exited → committed", between(self.exited.at, committed));
             t.add("  committed → pushed", between(committed, pushed));
-            t.add("  pushed → worktree removed", between(pushed, removed));
+            t.add("  pushed → slot given back", between(pushed, removed));
         } else {
             t.add(
-                "  exited → worktree removed",
+                "  exited → slot given back",
                 between(self.exited.at, removed),
             );
         }
         t.add(
-            "  worktree removed → Success status (report, tick, verify)",
+            "  slot given back → Success status (report, tick, verify)",
             between(removed, self.success),
         );
     }

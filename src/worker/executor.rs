@@ -414,9 +414,10 @@ impl Worker {
             });
         }
 
-        // A worker killed mid-job leaves its worktree here; `worktree` replaces it.
-        let dir = self.settings.work_dir.join(&job.job_id);
-        let worktree = self.mirrors.worktree(tree_repo, tree_sha, &dir).await?;
+        // A reused checkout, proved clean (a killed worker's slot is free again).
+        let pool = self.settings.work_dir.join("pool");
+        let worktree = self.mirrors.checkout(tree_repo, tree_sha, &pool).await?;
+        let dir = worktree.path().to_path_buf();
         let mut inner = Vec::new();
         let prepared = self.check_out_more(job, &dir, log, &mut inner).await;
         let result = match prepared {

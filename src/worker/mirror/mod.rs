@@ -1,10 +1,11 @@
-//! Git for workers: one local bare mirror per repository, a fresh worktree per job.
+//! Git for workers: one local bare mirror per repository, a reused checkout per job.
 //!
 //! A job needs the PR's code at one exact commit. Cloning per job costs a full transfer and
 //! checkout every time (what Cockpit's checkout-and-run did); instead each repository gets a
 //! bare mirror under `<state>/mirrors/<owner>/<name>.git` that is fetched incrementally (only
 //! new objects cross the network) and every job gets its own `git worktree` sharing the
-//! mirror's object store. [`super::publish`] commits and pushes from the same mirror.
+//! mirror's object store; the job's own tree is a worktree reused from one job to the next
+//! once proved clean ([`pool`]). [`super::publish`] commits and pushes from the same mirror.
 //!
 //! Everything shells out to the `git` CLI (gix cannot push; git2's errors are terse and
 //! its HTTPS needs OpenSSL), exactly what a person debugging it would run. Each command runs with `GIT_TERMINAL_PROMPT=0`, no
@@ -26,6 +27,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 mod git;
+mod pool;
 pub(crate) use git::{Git, check_branch, check_sha, has_commit, is_ancestor, parse_sha, rev_parse};
 use git::{check_url, find_trailer, redact_url, url_key};
 
@@ -274,6 +276,8 @@ impl Mirrors {
             git_dir,
             mirror,
             removed: false,
+            slot: None,
+            reused: false,
         })
     }
 
@@ -432,9 +436,41 @@ pub struct Worktree {
     git_dir: PathBuf,
     mirror: PathBuf,
     removed: bool,
+    /// The lock of the reused slot this checkout is (see [`pool`]): removing it only gives
+    /// the slot back.
+    slot: Option<std::fs::File>,
+    /// A slot's checkout of an earlier job, cleaned and verified (not written afresh).
+    reused: bool,
 }
 
 impl Worktree {
+    fn pooled(
+        path: PathBuf,
+        git_dir: PathBuf,
+        mirror: PathBuf,
+        lock: std::fs::File,
+        reused: bool,
+    ) -> Self {
+        Worktree {
+            path,
+            git_dir,
+            mirror,
+            removed: false,
+            slot: Some(lock),
+            reused,
+        }
+    }
+
+    /// Whether this checkout was an earlier job's, cleaned and proved equal to a fresh one.
+    pub fn reused(&self) -> bool {
+        self.reused
+    }
+
+    /// Leaves the checkout on disk (it became a slot).
+    fn forget(mut self) {
+        self.removed = true;
+    }
+
     /// The checkout's directory (what gets mounted into the container).
     pub fn path(&self) -> &Path {
         &self.path
@@ -453,6 +489,11 @@ impl Worktree {
     /// Deletes the checkout (whatever the job left in it) and its admin data in the mirror.
     pub async fn remove(mut self) -> Result<(), GitError> {
         self.removed = true;
+        if self.slot.take().is_some() {
+            // The next job to borrow the slot cleans and verifies it.
+            tracing::debug!(dir = %self.path.display(), "checkout slot given back");
+            return Ok(());
+        }
         let removed = Git::bare(&self.mirror)
             .args([
                 "worktree",
@@ -491,7 +532,7 @@ impl Worktree {
 
 impl Drop for Worktree {
     fn drop(&mut self) {
-        if self.removed {
+        if self.removed || self.slot.is_some() {
             return;
         }
         // Fallback for error paths and cancelled tasks: blocking, but only a directory
