@@ -10,8 +10,8 @@ use common::{WAIT, redact, wait_for};
 use tickbot::dispatch::summary;
 use tickbot::forge::CallMatch;
 use tickbot::ids::{CommitSha, PrNumber};
-use tickbot::job::{Job, Outcome, ReportState};
-use tickbot::queue::QueueKind;
+use tickbot::job::{Job, JobReport, Outcome, ReportState};
+use tickbot::queue::{Outgoing, QueueKind};
 
 const TASKS_TOML: &str = r#"
 [tasks.image-refresh]
@@ -514,5 +514,31 @@ async fn a_job_no_worker_could_finish_ends_as_an_error_not_in_progress() {
             &log
         ))
     );
+    w.stack.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_report_whose_every_delivery_was_interrupted_still_ends_its_job() {
+    let mut w = world().await;
+    let (pr, head) = w.open_pr("alice", &[], "- [ ] lint\n").await;
+    let job = w.next_job().await;
+    // A dispatcher killed again and again while it held the Finished report: the queue
+    // dead-letters the report, and the dispatcher gets the notice.
+    let report = JobReport::new(&job, "w1", w.log_url(&job), success(None, 1));
+    w.stack
+        .broker
+        .publish(
+            &QueueKind::DeadNotices,
+            Outgoing {
+                message_id: format!("{}-finished", job.job_id),
+                body: serde_json::to_vec(&report).expect("encode"),
+                priority: 0,
+            },
+        )
+        .await
+        .expect("publish the notice");
+    w.wait_body(pr, "the tick", "- [x] lint\n").await;
+    w.wait_status(&head, "lint", "success", "Success [w1]")
+        .await;
     w.stack.shutdown().await;
 }

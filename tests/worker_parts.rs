@@ -647,22 +647,11 @@ fn tree_listing(dir: &std::path::Path) -> Vec<(String, String)> {
     out
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_reused_checkout_equals_a_fresh_one_whatever_the_job_before_did() {
-    let w = World::fetched().await;
-    let next = w
-        .person_pushes(&[("docs/d.txt", "dee\n")], "Add docs")
-        .await;
-    bounded(w.mirrors.fetch(&w.repo, &w.url, BRANCH, &next, None))
-        .await
-        .expect("fetch");
-    let pool = w.dir.path().join("state/work/pool");
-    let first = bounded(w.mirrors.checkout(&w.repo, &next, &pool))
-        .await
-        .expect("checkout");
-    let slot = first.path().to_path_buf();
-
-    // What a job could do to its tree from inside its container.
+/// What a job could do to its checkout `slot` from inside its container: change a file keeping
+/// its size and mtime, delete one, chmod one, leave untracked, ignored and nested-repository
+/// files, make a directory a symlink to outside, and make `.git` a repository of its own whose
+/// config runs a command when git looks. The outside directory and the trap's marker file.
+async fn vandalize(w: &World, slot: &std::path::Path) -> (std::path::PathBuf, std::path::PathBuf) {
     let a = slot.join("a.txt");
     let mtime = std::fs::metadata(&a)
         .and_then(|m| m.modified())
@@ -698,6 +687,25 @@ async fn a_reused_checkout_equals_a_fresh_one_whatever_the_job_before_did() {
     .await;
     std::fs::remove_file(slot.join(".git")).expect(".git file");
     std::fs::rename(&evil_git, slot.join(".git")).expect(".git is the job's repository now");
+    (outside, pwned)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reused_checkout_equals_a_fresh_one_whatever_the_job_before_did() {
+    let w = World::fetched().await;
+    let next = w
+        .person_pushes(&[("docs/d.txt", "dee\n")], "Add docs")
+        .await;
+    bounded(w.mirrors.fetch(&w.repo, &w.url, BRANCH, &next, None))
+        .await
+        .expect("fetch");
+    let pool = w.dir.path().join("state/work/pool");
+    let first = bounded(w.mirrors.checkout(&w.repo, &next, &pool))
+        .await
+        .expect("checkout");
+    let slot = first.path().to_path_buf();
+
+    let (outside, pwned) = vandalize(&w, &slot).await;
     bounded(first.remove()).await.expect("slot given back");
     assert!(slot.exists(), "the slot stays for the next job");
 

@@ -123,6 +123,7 @@ fn free_port() -> u16 {
 
 /// The processes of one run.
 struct Processes {
+    prefix: String,
     _intake: Role,
     dispatcher: Role,
     workers: Vec<Role>,
@@ -174,6 +175,7 @@ async fn start_processes(forge: &Forge, repo: &RepoName, dir: &Path) -> Processe
         })
         .collect();
     Processes {
+        prefix,
         _intake: intake,
         dispatcher,
         workers,
@@ -221,6 +223,10 @@ pub async fn workers_and_dispatcher_killed(jobs: usize, dispatcher_kills: usize)
         &outcome,
         worker_kills,
         procs.dispatcher.kills,
+    );
+    println!(
+        "  dead-lettered (the dispatcher acted on each once more): {}",
+        dead_letters(&procs.prefix, dir.path()).await
     );
     println!(
         "  timing: PRs opened and processes killed for {:.0} s, all settled {:.0} s after the start",
@@ -423,4 +429,41 @@ fn report(
     println!(
         "  /help comments: {unanswered} unanswered, {answered_twice} answered twice; webhook deliveries not answered 2xx: {refused}"
     );
+}
+
+/// What ended in the dead-letter queue, by kind.
+async fn dead_letters(prefix: &str, dir: &Path) -> String {
+    use tickbot::job::{Job, JobReport, ReportState};
+    use tickbot::queue::{Broker, BrokerSettings, QueueKind};
+    let mut settings = BrokerSettings::new(Some(AMQP.into()), dir.join("bench-queue"));
+    settings.prefix = prefix.to_string();
+    let broker = Broker::open(&settings).await.expect("broker");
+    let mut dead = broker
+        .consume(&QueueKind::Dead, 100)
+        .await
+        .expect("consume");
+    let mut kinds: BTreeMap<String, usize> = BTreeMap::new();
+    while let Ok(Some(Ok(delivery))) =
+        tokio::time::timeout(Duration::from_secs(2), dead.next()).await
+    {
+        let body = &delivery.body;
+        let kind = if let Ok(e) = serde_json::from_slice::<tickbot::event::Envelope>(body) {
+            format!("event {}", e.event)
+        } else if let Ok(r) = serde_json::from_slice::<JobReport>(body) {
+            match r.state {
+                ReportState::Started => "report Started".to_string(),
+                ReportState::Finished { .. } => "report Finished".to_string(),
+            }
+        } else if serde_json::from_slice::<Job>(body).is_ok() {
+            "job".to_string()
+        } else {
+            "unreadable".to_string()
+        };
+        *kinds.entry(kind).or_default() += 1;
+        let _ = delivery.ack().await;
+    }
+    match kinds.is_empty() {
+        true => "nothing".into(),
+        false => format!("{kinds:?}"),
+    }
 }

@@ -289,8 +289,8 @@ impl Dispatcher {
     ) -> ControlFlow<()> {
         let outcome = match inbox {
             Inbox::Events => self.on_event(&delivery.body).await,
-            Inbox::Results => self.on_report(&delivery.body).await,
-            Inbox::DeadNotices => self.on_dead_letter(&delivery.body, delivery.attempt).await,
+            Inbox::Results => self.on_report(&delivery.body, delivery.attempt).await,
+            Inbox::DeadNotices => self.on_dead_notice(&delivery.body, delivery.attempt).await,
         };
         let settled = match outcome {
             Ok(()) => match inbox {
@@ -344,6 +344,21 @@ impl Dispatcher {
             if let Err(e) = delivery.ack().await {
                 tracing::error!(error = %e, "cannot settle a message; the broker will redeliver it");
             }
+        }
+    }
+
+    /// A message that failed its last delivery. An event is handled once more: it got there
+    /// because its deliveries kept being interrupted (a dispatcher killed again and again) or
+    /// failing, and dropping it would lose what a person did; a message that crashes the
+    /// dispatcher each time is still bounded, as this queue does not dead-letter again.
+    /// Jobs and reports go to [`reports`].
+    async fn on_dead_notice(&self, body: &[u8], attempts: u32) -> Result<(), DispatchError> {
+        match serde_json::from_slice::<Envelope>(body) {
+            Ok(envelope) => {
+                tracing::warn!(delivery = %envelope.delivery, event = %envelope.event, attempts, "an event was dead-lettered; handling it once more");
+                self.on_event(body).await
+            }
+            Err(_) => self.on_dead_letter(body, attempts).await,
         }
     }
 

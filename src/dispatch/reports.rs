@@ -5,7 +5,7 @@
 //! Reports may arrive twice (redelivery): finished job ids are remembered, and every edit is
 //! idempotent anyway (a ticked box is not ticked again, an unchanged body is not written).
 
-use super::state::{Cancellation, State};
+use super::state::{self, Cancellation, Phase, State};
 use super::summary::Row;
 use super::writes::BodyEdit;
 use super::{DispatchError, Dispatcher};
@@ -17,17 +17,22 @@ pub const REPORT_SCHEMA: u32 = 1;
 
 impl Dispatcher {
     /// Handles one message of the results queue.
-    pub(super) async fn on_report(&self, body: &[u8]) -> Result<(), DispatchError> {
+    pub(super) async fn on_report(&self, body: &[u8], attempt: u32) -> Result<(), DispatchError> {
         let report: JobReport =
             serde_json::from_slice(body).map_err(|e| DispatchError::BadEvent {
                 delivery: "(report)".into(),
                 reason: format!("not a job report: {e}"),
             })?;
-        self.act_on_report(report).await
+        self.act_on_report(report, attempt > 1).await
     }
 
     /// A worker's report (or the dispatcher's own for a dead-lettered job), read.
-    async fn act_on_report(&self, report: JobReport) -> Result<(), DispatchError> {
+    /// `redelivered`: an earlier delivery may have been acted on by a dispatcher that is gone.
+    async fn act_on_report(
+        &self,
+        report: JobReport,
+        redelivered: bool,
+    ) -> Result<(), DispatchError> {
         if report.schema > REPORT_SCHEMA {
             return Err(DispatchError::BadEvent {
                 delivery: report.job_id,
@@ -57,7 +62,7 @@ impl Dispatcher {
             return Ok(());
         }
         match &report.state {
-            ReportState::Started => self.on_started(&report).await,
+            ReportState::Started => self.on_started(&report, redelivered).await,
             ReportState::Finished {
                 outcome,
                 commit,
@@ -71,14 +76,20 @@ impl Dispatcher {
         }
     }
 
-    /// A message that ended in the dead-letter queue. A job there will never report (its
-    /// workers crashed or were killed on every delivery), so it is finished here as an error:
-    /// its state leaves "In progress" and its box gets `FAIL:`. Other messages are only logged.
+    /// A job or report that ended in the dead-letter queue. A job there will never report
+    /// (its workers crashed or were killed on every delivery), so it is finished here as an
+    /// error: its state leaves "In progress" and its box gets `FAIL:`. A report there is acted
+    /// on once more (acting twice is harmless; dropping a `Finished` would leave its job
+    /// "In progress"). Other messages are only logged.
     pub(super) async fn on_dead_letter(
         &self,
         body: &[u8],
         attempts: u32,
     ) -> Result<(), DispatchError> {
+        if let Ok(report) = serde_json::from_slice::<JobReport>(body) {
+            tracing::warn!(job = %report.job_id, attempts, "a report was dead-lettered; acting on it once more");
+            return self.act_on_report(report, true).await;
+        }
         let Ok(job) = serde_json::from_slice::<Job>(body) else {
             tracing::error!(
                 bytes = body.len(),
@@ -97,10 +108,16 @@ impl Dispatcher {
             duration_secs: 0,
         };
         let report = JobReport::new(&job, "tickbot", self.writes.log_url(&job.job_id), state);
-        self.act_on_report(report).await
+        self.act_on_report(report, false).await
     }
 
-    async fn on_started(&self, report: &JobReport) -> Result<(), DispatchError> {
+    async fn on_started(&self, report: &JobReport, redelivered: bool) -> Result<(), DispatchError> {
+        if redelivered && self.ended_already(report).await? {
+            // Its Finished was acted on before this Started came back (a dispatcher stopped
+            // while holding both): "In progress" now would never be replaced.
+            tracing::info!(job = %report.job_id, "a redelivered Started of a job that ended is ignored");
+            return Ok(());
+        }
         if let Some(item) = &report.item {
             self.memory
                 .start_flight((report.repo.clone(), report.pr), &report.context, item);
@@ -113,6 +130,16 @@ impl Dispatcher {
         self.memory
             .defer_running(&report.job_id, &report.repo, &report.head_sha, status);
         Ok(())
+    }
+
+    /// Whether the context's state at the head says this job ended.
+    async fn ended_already(&self, report: &JobReport) -> Result<bool, DispatchError> {
+        let states = self.writes.states(&report.repo, &report.head_sha).await?;
+        Ok(states.iter().any(|s| {
+            s.context == report.context
+                && state::job_of(s) == Some(report.job_id.as_str())
+                && Phase::of(s).is_finished()
+        }))
     }
 
     /// Makes the writes a burst of reports held back: each PR's summary rows in one edit, then
