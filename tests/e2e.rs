@@ -589,11 +589,24 @@ async fn tasks_added_by_an_untrusted_editor_wait_for_an_approval() {
     w.barrier().await;
     assert!(w.jobs_for(pr).await.is_empty(), "nothing ran");
 
+    // alice pushes: her new commit does not clear carol's unapproved change.
+    let pushed = w.push(pr, &[("more.txt", "more\n")], "alice").await;
+    wait_for("the manual-testing status on the new head", || {
+        w.status(&pushed, "image-refresh/fedora-41")
+            .filter(|s| *s == manual)
+    })
+    .await;
+    w.barrier().await;
+    assert!(
+        w.jobs_for(pr).await.is_empty(),
+        "nothing ran after the push"
+    );
+
     // alice approves the list as it now is.
     w.forge()
         .comment(&w.repo, pr, "/ok-to-test", "alice")
         .await
         .expect("comment");
-    w.wait_pending(&sha, "image-refresh/fedora-41").await;
+    w.wait_pending(&pushed, "image-refresh/fedora-41").await;
     w.stack.shutdown().await;
 }

@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::cli::tickbot_against;
+use common::cli::{tickbot_against, tickbot_command};
 use common::world::World;
 use common::{broker_lock, wait_for};
 use tickbot::forge::{Forge, ForgeOptions};
@@ -280,6 +280,61 @@ async fn automerge_lands_a_passed_refresh_and_the_item_is_fresh_again() {
         "automerged_item_is_fresh",
         common::redact(&time.replace_all(&fresh, "<time>"))
     );
+    w.stack.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pass_killed_while_opening_a_pr_leaves_no_duplicate_and_the_next_pass_goes_on() {
+    let _shared = broker_lock().read().await;
+    let files = [
+        (".tickbot.toml", REFRESH_TOML),
+        ("images/README", "images\n"),
+    ];
+    let mut w = World::new(&files).await;
+    w.start_worker("w1", &[]);
+    // The pass is SIGKILLed while GitHub opens its refresh PR: its branch is pushed and GitHub
+    // opens the PR, but the pass never learns it did.
+    let (entered, is_entered) = tokio::sync::oneshot::channel();
+    let (release, released) = tokio::sync::oneshot::channel::<()>();
+    w.forge().faults().before_next_call(
+        tickbot::forge::CallMatch::method("POST", "/repos/acme/images/pulls"),
+        move || async move {
+            let _ = entered.send(());
+            let _ = released.await;
+        },
+    );
+    let args = ["schedule", "--once", "--repo", "acme/images"];
+    let mut pass = tickbot_command(w.forge(), w.dir.path(), &args)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("start the pass");
+    tokio::time::timeout(common::WAIT, is_entered)
+        .await
+        .expect("the pass opens its PR within the wait")
+        .expect("the hook ran");
+    pass.kill().expect("SIGKILL");
+    pass.wait().expect("reaped");
+    let _ = release.send(());
+    wait_for("the PR the killed pass asked for", || {
+        w.forge().pr(&w.repo, PrNumber(1)).map(|_| ())
+    })
+    .await;
+
+    // The next pass finds it by its branch and opens no other.
+    let next = schedule_once(&w);
+    assert!(
+        next.contains("image-refresh/fedora-41: refresh PR #1 is open"),
+        "{next}"
+    );
+    wait_for("the refresh task ticked", || {
+        w.body(PrNumber(1))
+            .contains("- [x] image-refresh fedora-41")
+            .then_some(())
+    })
+    .await;
+    let pulls = w.forge().pulls(&w.repo);
+    assert_eq!(pulls.len(), 1, "one refresh PR: {pulls:?}");
     w.stack.shutdown().await;
 }
 

@@ -120,8 +120,9 @@ impl DispatchError {
 
 /// How long a burst of reports waits for more before its held-back writes are made and its
 /// messages acked: a job that finishes within it never shows "In progress", and a PR's summary
-/// comment is edited once for all of its results.
-const LINGER: Duration = Duration::from_millis(300);
+/// comment is edited once for all of its results. Shorter than any container job (a podman
+/// start alone takes longer), so people see "In progress" for everything that runs a while.
+const LINGER: Duration = Duration::from_millis(100);
 /// The longest a report's held-back writes wait, however many reports keep coming.
 const MAX_LINGER: Duration = Duration::from_secs(1);
 /// Reports the broker may hand over before they are acked: the size of a burst.

@@ -63,6 +63,7 @@ impl Dispatcher {
                 }
                 if let Some(before) = &event.before {
                     self.supersede(pull, before).await?;
+                    self.carry_unapproval(pull, before).await?;
                 }
                 let pull = self.fresh(event.pull, None).await?;
                 self.plan_tests(&pull, Trigger::Automatic).await?;
@@ -139,6 +140,29 @@ impl Dispatcher {
         self.writes
             .cancel_pending(&pull.repo, before, |s| !is_task(&s.context), &why)
             .await?;
+        Ok(())
+    }
+
+    /// A push does not clear an untrusted editor's change of the tasks: the failed approval
+    /// moves to the new head (an approval, by contrast, is for its head only). Read only for a
+    /// PR with tasks, so other pushes cost no call.
+    async fn carry_unapproval(
+        &self,
+        pull: &PullRequest,
+        before: &CommitSha,
+    ) -> Result<(), DispatchError> {
+        if before == &pull.head_sha || checklist::parse(&pull.body).tasks.is_empty() {
+            return Ok(());
+        }
+        let states = self.writes.states(&pull.repo, before).await?;
+        let unapproved = states
+            .into_iter()
+            .find(|s| s.context == APPROVAL_CONTEXT && s.state == StatusState::Failure);
+        if let Some(status) = unapproved {
+            self.writes
+                .set_state(&pull.repo, &pull.head_sha, &status, None)
+                .await?;
+        }
         Ok(())
     }
 

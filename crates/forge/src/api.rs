@@ -247,6 +247,18 @@ async fn rest_layer(State(forge): State<Forge>, req: Request, next: Next) -> Res
     if (!rest && git_path(&path).is_some()) || path.starts_with("/_forge/") {
         return next.run(req).await;
     }
+    // GitHub finishes what it was asked even when the client goes away: the call runs in a
+    // task of its own, so a client killed mid-call does not cancel it halfway (PR stored,
+    // webhook never sent).
+    tokio::spawn(rest_call(forge, req, next, path))
+        .await
+        .unwrap_or_else(|e| {
+            tracing::error!(error = %e, "forge REST call panicked");
+            StatusCode::INTERNAL_SERVER_ERROR.into_response()
+        })
+}
+
+async fn rest_call(forge: Forge, req: Request, next: Next, path: String) -> Response {
     let method = req.method().to_string();
     let path_q = req
         .uri()
