@@ -272,7 +272,7 @@ impl Dispatcher {
             }
         }
         if burst.due.is_some() {
-            // Unflushed, the messages come back to whoever consumes next.
+            // A last flush; what it cannot write comes back with its unacked messages.
             self.flush(&mut burst).await;
         }
         tracing::info!("dispatcher stopped");
