@@ -128,19 +128,15 @@ async fn default_contexts_run_for_each_head_and_a_push_cancels_the_running_one()
     let url = wait_state(&w, &second, "unit", ("success", "Success [w1]")).await;
     let log = w.log(&url).await;
     assert!(log.contains("quick check from the PR"), "{log}");
-    let states: Vec<String> = w
+    let mut states: Vec<String> = w
         .statuses(&second, "unit")
         .into_iter()
         .map(|(s, d, _)| format!("{s} {d}"))
         .collect();
-    assert_eq!(
-        states,
-        [
-            "pending Not yet tested",
-            "pending In progress [w1]",
-            "success Success [w1]"
-        ]
-    );
+    // A job that ends within the dispatcher's burst of reports (other contexts report at the
+    // same time) never shows In progress; one that runs longer does.
+    states.retain(|s| s != "pending In progress [w1]");
+    assert_eq!(states, ["pending Not yet tested", "success Success [w1]"]);
 
     // One summary comment with the test's row; closing cancels nothing left (all finished).
     let summary = wait_reply(&w, pr, "| unit | Success [w1] |").await;
