@@ -172,11 +172,12 @@ impl Dispatcher {
         let text = text.to_string();
         match self.writes.edit_body(&pr.repo, pr.number, &edit).await? {
             Edited::Done(pr) => {
+                // A trusted person wrote this line: it runs without waiting for the event.
                 let added = checklist::parse(&format!("- [ ] {text}\n"));
                 let written = state::task_list(&checklist::parse(&pr.body));
+                let key = (pr.repo.clone(), pr.number);
                 for context in state::task_list(&added) {
                     let count = written.iter().filter(|c| **c == context).count();
-                    let key = (pr.repo.clone(), pr.number);
                     self.memory.attribute_added(&key, &context, count);
                 }
                 self.writes.request_plan(&pr).await?;
