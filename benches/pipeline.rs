@@ -27,7 +27,7 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 use support::procfs::{cpu_seconds, rabbitmq_pid, rss_kib};
 use support::stats::{format_ms, percentile};
-use support::{AMQP, fresh_prefix, requested_sections, section_wanted, start_stack};
+use support::{AMQP, free_port, fresh_prefix, requested_sections, section_wanted, start_stack};
 use tickbot::forge::Forge;
 use tickbot::ids::{CommitSha, RepoName};
 
@@ -105,14 +105,6 @@ impl Drop for Served {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-/// A port nothing listens on yet, for the spawned binary's webhook listener.
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
 }
 
 /// Starts the release binary with `role` and waits until /healthz answers.

@@ -360,25 +360,21 @@ async fn a_job_that_ends_as_it_starts_never_shows_in_progress() {
     let job = w.next_job().await;
     // The dispatcher is busy with a comment while the job starts and ends: both reports wait
     // in its inbox and are handled together.
-    let (entered, is_entered) = tokio::sync::oneshot::channel();
-    let (release, released) = tokio::sync::oneshot::channel::<()>();
-    w.forge().faults().before_next_call(
-        CallMatch::method("POST", "/repos/acme/images/issues/comments/"),
-        move || async move {
-            let _ = entered.send(());
-            let _ = released.await;
-        },
-    );
+    let mut reaction = w.forge().faults().hold_next_call(CallMatch::method(
+        "POST",
+        "/repos/acme/images/issues/comments/",
+    ));
     w.forge()
         .comment(&w.repo, pr, "/help", "alice")
         .await
         .expect("comment");
-    is_entered
+    reaction
+        .entered()
         .await
         .expect("the dispatcher reacts to the comment");
     w.report(&job, ReportState::Started).await;
     w.report(&job, success(None, 1)).await;
-    let _ = release.send(());
+    reaction.release();
 
     w.wait_status(&head, "lint", "success", "Success [w1]")
         .await;

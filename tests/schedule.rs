@@ -294,28 +294,26 @@ async fn a_pass_killed_while_opening_a_pr_leaves_no_duplicate_and_the_next_pass_
     w.start_worker("w1", &[]);
     // The pass is SIGKILLed while GitHub opens its refresh PR: its branch is pushed and GitHub
     // opens the PR, but the pass never learns it did.
-    let (entered, is_entered) = tokio::sync::oneshot::channel();
-    let (release, released) = tokio::sync::oneshot::channel::<()>();
-    w.forge().faults().before_next_call(
-        tickbot::forge::CallMatch::method("POST", "/repos/acme/images/pulls"),
-        move || async move {
-            let _ = entered.send(());
-            let _ = released.await;
-        },
-    );
+    let mut opening = w
+        .forge()
+        .faults()
+        .hold_next_call(tickbot::forge::CallMatch::method(
+            "POST",
+            "/repos/acme/images/pulls",
+        ));
     let args = ["schedule", "--once", "--repo", "acme/images"];
     let mut pass = tickbot_command(w.forge(), w.dir.path(), &args)
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .spawn()
         .expect("start the pass");
-    tokio::time::timeout(common::WAIT, is_entered)
+    tokio::time::timeout(common::WAIT, opening.entered())
         .await
         .expect("the pass opens its PR within the wait")
         .expect("the hook ran");
     pass.kill().expect("SIGKILL");
     pass.wait().expect("reaped");
-    let _ = release.send(());
+    opening.release();
     wait_for("the PR the killed pass asked for", || {
         w.forge().pr(&w.repo, PrNumber(1)).map(|_| ())
     })

@@ -6,7 +6,7 @@
 //! any PR get its result commit twice, and does every comment (an event the reconcile at start
 //! does not replay) get its reply?
 
-use super::support::{AMQP, fresh_prefix};
+use super::support::{AMQP, free_port, fresh_prefix};
 use rand::{Rng, SeedableRng};
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -29,8 +29,6 @@ message = "stamps: Add {args}"
 const STAMP: &str = "#!/bin/sh\nset -eu\nsleep \"0.$(( $(od -An -N1 -tu1 /dev/urandom) % 10 ))\"\nmkdir -p stamps\necho \"$1\" > \"stamps/$1\"\n";
 
 const SECRET: &str = "kills-secret";
-/// How long the stack may take to settle once the killing stopped.
-const SETTLE: Duration = Duration::from_secs(900);
 
 /// One tickbot process, started again after each kill with the same environment.
 struct Role {
@@ -112,13 +110,6 @@ fn common_env(
 fn with(mut env: Vec<(String, String)>, more: &[(&str, String)]) -> Vec<(String, String)> {
     env.extend(more.iter().map(|(k, v)| (k.to_string(), v.clone())));
     env
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
 }
 
 /// The processes of one run.
@@ -272,24 +263,7 @@ async fn open_while_killing(
 
 /// PR `i` with the task `stamp p<i>`, and a `/help` comment on it: its number and head.
 async fn open(forge: &Forge, repo: &RepoName, i: usize) -> (PrNumber, CommitSha) {
-    let branch = format!("b{i}");
-    let content = format!("{i}\n");
-    let head = forge
-        .commit_files(
-            repo,
-            &branch,
-            Some("main"),
-            &[("f", &content)],
-            "c",
-            "alice",
-        )
-        .await
-        .expect("push");
-    let body = format!("- [ ] stamp p{i}\n");
-    let pr = forge
-        .open_pr(repo, &branch, "main", "t", &body, "alice")
-        .await
-        .expect("open");
+    let (pr, head) = super::open(forge, repo, i, &format!("- [ ] stamp p{i}\n")).await;
     forge
         .comment(repo, pr, "/help", "alice")
         .await
@@ -318,14 +292,11 @@ impl Outcome {
 }
 
 async fn settle(forge: &Forge, repo: &RepoName, prs: &[(PrNumber, CommitSha)]) -> Outcome {
-    let deadline = Instant::now() + SETTLE;
-    loop {
+    super::poll(Instant::now() + super::SETTLE, || {
         let outcome = observe(forge, repo, prs);
-        if outcome.settled() || Instant::now() > deadline {
-            return outcome;
-        }
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
+        (outcome.settled(), outcome)
+    })
+    .await
 }
 
 fn observe(forge: &Forge, repo: &RepoName, prs: &[(PrNumber, CommitSha)]) -> Outcome {

@@ -43,3 +43,11 @@ pub async fn start_stack(dir: &Path, prefix_stem: &str, app: Option<StackApp>) -
     .await
     .expect("a stack (is RabbitMQ running at 127.0.0.1:5672?)")
 }
+
+/// A port nothing listens on yet, for a spawned binary's webhook listener.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}

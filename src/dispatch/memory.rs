@@ -48,9 +48,9 @@ struct Configs {
 pub struct Deferred {
     /// The "In progress" state of each job that started (job id, repository, commit, state);
     /// dropped when the job finishes within the burst.
-    pub running: Vec<(String, RepoName, CommitSha, CommitStatus)>,
+    pub running: VecDeque<(String, RepoName, CommitSha, CommitStatus)>,
     /// Per PR, the summary rows of its results, in the order they came.
-    pub rows: Vec<(PrKey, Vec<Row>)>,
+    pub rows: VecDeque<(PrKey, Vec<Row>)>,
 }
 
 #[derive(Default)]
@@ -207,7 +207,7 @@ impl Memory {
         deferred.running.retain(|(j, ..)| j != job);
         deferred
             .running
-            .push((job.to_string(), repo.clone(), sha.clone(), state));
+            .push_back((job.to_string(), repo.clone(), sha.clone(), state));
     }
 
     /// The job finished: its held-back "In progress" is not written any more.
@@ -219,7 +219,7 @@ impl Memory {
         let mut deferred = lock(&self.deferred);
         match deferred.rows.iter_mut().find(|(k, _)| *k == key) {
             Some((_, rows)) => rows.push(row),
-            None => deferred.rows.push((key, vec![row])),
+            None => deferred.rows.push_back((key, vec![row])),
         }
     }
 

@@ -46,8 +46,9 @@ impl Dispatcher {
                 }
             }
             "edited" => {
-                self.check_editor(&event).await?;
-                self.attribute(pull);
+                let listed = checklist::parse(&pull.body);
+                self.check_editor(&event, &listed).await?;
+                self.attribute(pull, &listed);
                 let pull = self.fresh(event.pull, event.body_before.as_deref()).await?;
                 self.plan_tasks(pull).await
             }
@@ -58,12 +59,13 @@ impl Dispatcher {
                     // its first delivery may have posted.)
                     self.memory.no_summary_yet((pull.repo.clone(), pull.number));
                 }
+                let listed = checklist::parse(&pull.body);
                 if event.action == "opened" {
-                    self.attribute(pull);
+                    self.attribute(pull, &listed);
                 }
                 if let Some(before) = &event.before {
-                    self.supersede(pull, before).await?;
-                    self.carry_unapproval(pull, before).await?;
+                    self.supersede(pull, before, &listed).await?;
+                    self.carry_unapproval(pull, before, &listed).await?;
                 }
                 let pull = self.fresh(event.pull, None).await?;
                 self.plan_tests(&pull, Trigger::Automatic).await?;
@@ -125,11 +127,15 @@ impl Dispatcher {
 
     /// A push replaced the head: the old head's test jobs are cancelled. A task still to do
     /// keeps running: its worker rebases the result onto the new head (reference §8).
-    async fn supersede(&self, pull: &PullRequest, before: &CommitSha) -> Result<(), DispatchError> {
+    async fn supersede(
+        &self,
+        pull: &PullRequest,
+        before: &CommitSha,
+        checklist: &Checklist,
+    ) -> Result<(), DispatchError> {
         if before == &pull.head_sha {
             return Ok(());
         }
-        let checklist = checklist::parse(&pull.body);
         let is_task = |context: &str| {
             checklist
                 .tasks
@@ -150,8 +156,9 @@ impl Dispatcher {
         &self,
         pull: &PullRequest,
         before: &CommitSha,
+        checklist: &Checklist,
     ) -> Result<(), DispatchError> {
-        if before == &pull.head_sha || checklist::parse(&pull.body).tasks.is_empty() {
+        if before == &pull.head_sha || checklist.tasks.is_empty() {
             return Ok(());
         }
         let states = self.writes.states(&pull.repo, before).await?;
@@ -169,7 +176,11 @@ impl Dispatcher {
     /// Reference §5: tasks added or changed by an untrusted editor (someone else than the
     /// author) do not run. The PR's approval turns to failure, so nothing runs at this commit
     /// until a trusted person's `/ok-to-test` approves the task list as it now is.
-    async fn check_editor(&self, event: &PullRequestEvent) -> Result<(), DispatchError> {
+    async fn check_editor(
+        &self,
+        event: &PullRequestEvent,
+        after: &Checklist,
+    ) -> Result<(), DispatchError> {
         let pull = &event.pull;
         let Some(before) = &event.body_before else {
             return Ok(());
@@ -177,7 +188,7 @@ impl Dispatcher {
         if event.sender == pull.author {
             return Ok(()); // the author's own trust decides, in plan_tasks
         }
-        let after = state::approved_tasks(&checklist::parse(&pull.body));
+        let after = state::approved_tasks(after);
         if state::approved_tasks(&checklist::parse(before)) == after {
             return Ok(()); // ticks and prose only
         }
@@ -293,8 +304,8 @@ impl Dispatcher {
 
     /// Records the task list of an `opened` or `edited` event's body: the sender of the
     /// change has been checked (`check_editor`), so the list is theirs.
-    fn attribute(&self, pull: &PullRequest) {
-        let tasks = state::task_list(&checklist::parse(&pull.body));
+    fn attribute(&self, pull: &PullRequest, checklist: &Checklist) {
+        let tasks = state::task_list(checklist);
         self.memory
             .attribute_tasks((pull.repo.clone(), pull.number), tasks);
     }

@@ -147,21 +147,19 @@ impl Dispatcher {
     /// What a failure leaves unwritten is kept for the next try.
     pub(super) async fn flush_reports(&self) -> Result<(), DispatchError> {
         let mut deferred = self.memory.take_deferred();
-        while !deferred.rows.is_empty() {
-            let ((repo, number), rows) = deferred.rows.remove(0);
+        while let Some(((repo, number), rows)) = deferred.rows.pop_front() {
             if let Err(e) = self.writes.update_summary(&repo, number, &rows).await {
-                deferred.rows.insert(0, ((repo, number), rows));
+                deferred.rows.push_front(((repo, number), rows));
                 self.memory.put_back(deferred);
                 return Err(e);
             }
         }
-        while !deferred.running.is_empty() {
-            let (job, repo, sha, status) = deferred.running.remove(0);
+        while let Some((job, repo, sha, status)) = deferred.running.pop_front() {
             if self.memory.cancelled.contains(&job) || self.memory.finished.contains(&job) {
                 continue;
             }
             if let Err(e) = self.writes.set_state(&repo, &sha, &status, None).await {
-                deferred.running.insert(0, (job, repo, sha, status));
+                deferred.running.push_front((job, repo, sha, status));
                 self.memory.put_back(deferred);
                 return Err(e.into());
             }

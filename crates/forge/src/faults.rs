@@ -165,6 +165,19 @@ impl Faults {
             .push((matching, hook));
     }
 
+    /// Holds the next call that matches until [`HeldCall::release`]: a client (or a process a
+    /// test will kill) is then stuck in that call, e.g. the dispatcher busy while reports
+    /// pile up in its inbox.
+    pub fn hold_next_call(&self, matching: CallMatch) -> HeldCall {
+        let (arrived, entered) = tokio::sync::oneshot::channel();
+        let (release, released) = tokio::sync::oneshot::channel();
+        self.before_next_call(matching, move || async move {
+            let _ = arrived.send(());
+            let _ = released.await;
+        });
+        HeldCall { entered, release }
+    }
+
     /// Removes and returns the first hook that matches this call.
     pub(crate) fn take_hook(&self, method: &str, path: &str) -> Option<BeforeCall> {
         let mut hooks = self.hooks.lock().unwrap_or_else(|e| e.into_inner());
@@ -245,6 +258,25 @@ impl CallLog {
     }
     pub fn clear(&self) {
         self.calls.lock().unwrap_or_else(|e| e.into_inner()).clear();
+    }
+}
+
+/// A call the forge holds (see [`Faults::hold_next_call`]).
+pub struct HeldCall {
+    entered: tokio::sync::oneshot::Receiver<()>,
+    release: tokio::sync::oneshot::Sender<()>,
+}
+
+impl HeldCall {
+    /// Returns once the call has arrived and is being held; an error if the hook was dropped
+    /// unrun (the faults were cleared).
+    pub async fn entered(&mut self) -> Result<(), tokio::sync::oneshot::error::RecvError> {
+        (&mut self.entered).await
+    }
+
+    /// Lets the call go on.
+    pub fn release(self) {
+        let _ = self.release.send(());
     }
 }
 

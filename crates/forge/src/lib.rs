@@ -24,7 +24,7 @@ mod records;
 mod state;
 mod webhooks;
 
-pub use faults::{ApiCall, CallMatch, Faults, Injected, RateLimitKind};
+pub use faults::{ApiCall, CallMatch, Faults, HeldCall, Injected, RateLimitKind};
 pub use ops::PullPatch;
 pub use state::{
     CheckRun, CommitStatus, ForgeError, IssueComment, MAX_BODY_CHARS, PullRequest, PullState,

@@ -239,38 +239,7 @@ impl Mirrors {
             });
         }
         self.clear_leftover(&mirror, dir).await?;
-        if let Some(parent) = dir.parent() {
-            tokio::fs::create_dir_all(parent)
-                .await
-                .map_err(|source| GitError::Io {
-                    what: "creating",
-                    path: parent.to_path_buf(),
-                    source,
-                })?;
-        }
-        Git::bare(&mirror)
-            .args(["worktree", "add", "--quiet", "--detach", "--end-of-options"])
-            .arg(dir)
-            .arg(&sha.0)
-            .ok()
-            .await?;
-        // Read the admin directory now, while the worktree's `.git` file is still ours; the
-        // job's code may rewrite that file later.
-        let admin = Git::new()
-            .arg("-C")
-            .arg(dir)
-            .args(["rev-parse", "--absolute-git-dir"])
-            .ok()
-            .await?;
-        let git_dir = PathBuf::from(admin.stdout.trim());
-        let path = tokio::fs::canonicalize(dir)
-            .await
-            .map_err(|source| GitError::Io {
-                what: "resolving",
-                path: dir.to_path_buf(),
-                source,
-            })?;
-        tracing::debug!(%repo, sha = sha.short(), dir = %path.display(), "worktree added");
+        let (path, git_dir) = add_worktree(repo, &mirror, sha, dir).await?;
         Ok(Worktree {
             path,
             git_dir,
@@ -391,6 +360,49 @@ impl Mirrors {
     }
 }
 
+/// `git worktree add` of `sha` in `dir`, which must not exist or be empty; `sha` is in the
+/// mirror (the callers checked). The checkout's resolved path and its admin directory.
+async fn add_worktree(
+    repo: &RepoName,
+    mirror: &Path,
+    sha: &CommitSha,
+    dir: &Path,
+) -> Result<(PathBuf, PathBuf), GitError> {
+    if let Some(parent) = dir.parent() {
+        tokio::fs::create_dir_all(parent)
+            .await
+            .map_err(|source| GitError::Io {
+                what: "creating",
+                path: parent.to_path_buf(),
+                source,
+            })?;
+    }
+    Git::bare(mirror)
+        .args(["worktree", "add", "--quiet", "--detach", "--end-of-options"])
+        .arg(dir)
+        .arg(&sha.0)
+        .ok()
+        .await?;
+    // Read the admin directory now, while the worktree's `.git` file is still ours; the
+    // job's code may rewrite that file later.
+    let admin = Git::new()
+        .arg("-C")
+        .arg(dir)
+        .args(["rev-parse", "--absolute-git-dir"])
+        .ok()
+        .await?;
+    let git_dir = PathBuf::from(admin.stdout.trim());
+    let path = tokio::fs::canonicalize(dir)
+        .await
+        .map_err(|source| GitError::Io {
+            what: "resolving",
+            path: dir.to_path_buf(),
+            source,
+        })?;
+    tracing::debug!(%repo, sha = sha.short(), dir = %path.display(), "worktree added");
+    Ok((path, git_dir))
+}
+
 /// Held while one repository's mirror is being fetched.
 struct RepoLock {
     _file: std::fs::File,
@@ -464,11 +476,6 @@ impl Worktree {
     /// Whether this checkout was an earlier job's, cleaned and proved equal to a fresh one.
     pub fn reused(&self) -> bool {
         self.reused
-    }
-
-    /// Leaves the checkout on disk (it became a slot).
-    fn forget(mut self) {
-        self.removed = true;
     }
 
     /// The checkout's directory (what gets mounted into the container).

@@ -23,7 +23,7 @@
 //! `<work dir>/pool/<owner>/<name>/` and are never shared across repositories; a slot in use
 //! is held by an exclusive `flock`, so a killed worker's slot is free (and verified) again.
 
-use super::{Git, GitError, Mirrors, Worktree, has_commit};
+use super::{Git, GitError, Mirrors, Worktree, add_worktree, has_commit};
 use crate::ids::{CommitSha, RepoName};
 use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
@@ -87,11 +87,8 @@ impl Mirrors {
             _ => {}
         }
         Git::bare(&mirror).args(["worktree", "prune"]).ok().await?;
-        let fresh = self.worktree(repo, sha, &dir).await?;
-        let admin = fresh.git_dir.clone();
+        let (path, admin) = add_worktree(repo, &mirror, sha, &dir).await?;
         write_file(&record, admin.to_string_lossy().as_bytes()).await?;
-        let path = fresh.path.clone();
-        fresh.forget();
         Ok(Worktree::pooled(path, admin, mirror, lock, false))
     }
 }
