@@ -369,13 +369,7 @@ async fn add_worktree(
     dir: &Path,
 ) -> Result<(PathBuf, PathBuf), GitError> {
     if let Some(parent) = dir.parent() {
-        tokio::fs::create_dir_all(parent)
-            .await
-            .map_err(|source| GitError::Io {
-                what: "creating",
-                path: parent.to_path_buf(),
-                source,
-            })?;
+        create_dir(parent).await?;
     }
     Git::bare(mirror)
         .args(["worktree", "add", "--quiet", "--detach", "--end-of-options"])
@@ -401,6 +395,17 @@ async fn add_worktree(
         })?;
     tracing::debug!(%repo, sha = sha.short(), dir = %path.display(), "worktree added");
     Ok((path, git_dir))
+}
+
+/// `mkdir -p path`.
+async fn create_dir(path: &Path) -> Result<(), GitError> {
+    tokio::fs::create_dir_all(path)
+        .await
+        .map_err(|source| GitError::Io {
+            what: "creating",
+            path: path.to_path_buf(),
+            source,
+        })
 }
 
 /// Held while one repository's mirror is being fetched.

@@ -23,7 +23,7 @@
 //! `<work dir>/pool/<owner>/<name>/` and are never shared across repositories; a slot in use
 //! is held by an exclusive `flock`, so a killed worker's slot is free (and verified) again.
 
-use super::{Git, GitError, Mirrors, Worktree, add_worktree, has_commit};
+use super::{Git, GitError, Mirrors, Worktree, add_worktree, create_dir, has_commit};
 use crate::ids::{CommitSha, RepoName};
 use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
@@ -185,16 +185,6 @@ async fn reset(admin: &Path, dir: &Path, sha: &CommitSha) -> Result<(), GitError
         });
     }
     Ok(())
-}
-
-async fn create_dir(path: &Path) -> Result<(), GitError> {
-    tokio::fs::create_dir_all(path)
-        .await
-        .map_err(|source| GitError::Io {
-            what: "creating",
-            path: path.to_path_buf(),
-            source,
-        })
 }
 
 async fn write_file(path: &Path, contents: &[u8]) -> Result<(), GitError> {
