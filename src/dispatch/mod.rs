@@ -350,8 +350,9 @@ impl Dispatcher {
 
     /// A message that failed its last delivery. An event is handled once more: it got there
     /// because its deliveries kept being interrupted (a dispatcher killed again and again) or
-    /// failing, and dropping it would lose what a person did; a message that crashes the
-    /// dispatcher each time is still bounded, as this queue does not dead-letter again.
+    /// failing, and dropping it would lose what a person did. A notice that fails for good is
+    /// moved to the dead-letter queue; one that crashes the dispatcher every time is redelivered
+    /// without end (this queue never dead-letters a crash), as job notices already were.
     /// Jobs and reports go to [`reports`].
     async fn on_dead_notice(&self, body: &[u8], attempts: u32) -> Result<(), DispatchError> {
         match serde_json::from_slice::<Envelope>(body) {
