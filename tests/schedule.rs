@@ -283,6 +283,93 @@ async fn automerge_lands_a_passed_refresh_and_the_item_is_fresh_again() {
     w.stack.shutdown().await;
 }
 
+/// Waits until the `n`th attempt of the refresh on `pr` failed: its box marked and its state.
+async fn attempt_fails(w: &World, pr: PrNumber, n: usize) {
+    w.wait_body_containing(pr, "- [ ] FAIL: image-refresh fedora-41")
+        .await;
+    wait_for("the attempt's failure", || {
+        let states = w.statuses(&w.head(pr), "image-refresh/fedora-41");
+        let failed = states.iter().filter(|s| s.0 == "failure").count();
+        (failed == n).then_some(())
+    })
+    .await;
+}
+
+/// A person retries a failed refresh: removes its `FAIL:`.
+async fn retry(w: &World, pr: PrNumber) {
+    let body = w.body(pr).replace("FAIL: ", "");
+    w.edit(pr, &body, "alice").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_refresh_has_one_issue_updated_per_attempt_and_closed_on_success() {
+    let _shared = broker_lock().read().await;
+    // The refresh fails until its branch holds `images/ok`.
+    let toml = REFRESH_TOML.replace(
+        r#"["sh", "-c", "echo refreshed > images/$0.txt", "{args}"]"#,
+        r#"["sh", "-c", "test -e images/ok || exit 3; echo refreshed > images/$0.txt", "{args}"]"#,
+    );
+    let files = [
+        (".tickbot.toml", toml.as_str()),
+        ("images/README", "images\n"),
+    ];
+    let mut w = World::new(&files).await;
+    w.start_worker("w1", &[]);
+    let pr = PrNumber(1);
+    schedule_once(&w);
+    attempt_fails(&w, pr, 1).await;
+
+    // The pass opens the item's issue; a second pass over the same attempt says nothing more.
+    let first = schedule_once(&w);
+    assert_eq!(
+        first,
+        "exit: Some(0)\n--- stdout\nacme/images: image-refresh/fedora-41: refresh #1 failed: see issue #2\n--- stderr\n"
+    );
+    assert_eq!(schedule_once(&w), first);
+    let issue = || {
+        let mut issues = w.forge().issues(&w.repo);
+        assert_eq!(issues.len(), 1, "one issue for the item: {issues:?}");
+        issues.remove(0)
+    };
+    let opened = issue();
+    assert_eq!(opened.state.as_str(), "open");
+
+    // A person retries it (removes `FAIL:`); it fails again: one comment on the same issue.
+    retry(&w, pr).await;
+    attempt_fails(&w, pr, 2).await;
+    assert_eq!(schedule_once(&w), first);
+    assert_eq!(schedule_once(&w), first);
+    let issue_comments = || {
+        let comments = w.forge().comments(&w.repo, PrNumber(2));
+        comments.into_iter().map(|c| c.body).collect::<Vec<_>>()
+    };
+    assert_eq!(issue_comments().len(), 1, "{:?}", issue_comments());
+
+    // Fixed on the branch and retried: the refresh succeeds and its issue is closed.
+    w.push(pr, &[("images/ok", "")], "alice").await;
+    retry(&w, pr).await;
+    wait_for("the refresh task ticked", || {
+        w.body(pr)
+            .contains("- [x] image-refresh fedora-41")
+            .then_some(())
+    })
+    .await;
+    let recovered = schedule_once(&w);
+    assert!(recovered.contains("refresh PR #1 is open"), "{recovered}");
+    let closed = issue();
+    assert_eq!(closed.state.as_str(), "closed");
+    insta::assert_snapshot!(
+        "refresh_failure_issue",
+        common::redact(&format!(
+            "{}\n--- body\n{}\n--- comments\n{}",
+            closed.title,
+            opened.body,
+            issue_comments().join("\n---\n")
+        ))
+    );
+    w.stack.shutdown().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_pass_killed_while_opening_a_pr_leaves_no_duplicate_and_the_next_pass_goes_on() {
     let _shared = broker_lock().read().await;

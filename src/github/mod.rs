@@ -18,6 +18,7 @@
 //! * Tokens never appear in errors, logs or `Debug` output.
 
 mod error;
+mod issues;
 mod pulls;
 mod request;
 mod retry;
@@ -25,6 +26,7 @@ mod trees;
 mod types;
 
 pub use error::GitHubError;
+pub use issues::OpenIssue;
 pub use pulls::RecentPull;
 pub use types::{
     CheckAction, CheckOutput, CheckRun, CheckRunWrite, Comment, CommitStatus, Permission,

@@ -85,7 +85,7 @@ impl GitHub {
     }
 
     /// The first page of a list (GitHub's newest first): what the scheduler looks back at.
-    async fn first_page<T: serde::de::DeserializeOwned>(
+    pub(super) async fn first_page<T: serde::de::DeserializeOwned>(
         &self,
         repo: &RepoName,
         path: String,

@@ -6,11 +6,13 @@
 //! change of its stamp file (`<context>/.tickbot-refresh`); an input changed when a commit since
 //! then touched one of its paths. [`due::decide`] turns them into a decision.
 //!
-//! Built so far: deciding and explaining (`tickbot schedule --dry-run`) and opening one refresh
-//! PR per due item (`open.rs`). The single-active lease, closing a refresh that changed nothing,
-//! failure issues, limits and automerge are not built yet.
+//! A pass (`pass`) decides every item, then acts on it (`open.rs`): opens one refresh PR per
+//! due item within the limits, closes a refresh that changed nothing, merges a passed one with
+//! `automerge`, and keeps one issue per failing item (`failures.rs`). Only the holder of the
+//! [`Lease`] runs passes.
 
 pub mod due;
+mod failures;
 mod lease;
 mod open;
 
@@ -129,6 +131,7 @@ pub async fn pass(
             config,
             author,
             now,
+            failures: failures::FailureIssues::new(github, repo),
         };
         let facts = (recent.as_slice(), clone, branch.as_str());
         let mut decided = decide_all(facts, config, now, previous_pass).await?;
@@ -438,6 +441,9 @@ pub fn render_pass(plan: &RepoPlan, acted: &[Acted]) -> String {
             Acted::AlreadyOpen(pr) => format!("refresh PR #{} is open", pr.0),
             Acted::ClosedUnchanged(pr) => format!("closed #{}: its task changed nothing", pr.0),
             Acted::Merged(pr) => format!("merged #{}: everything required passed", pr.0),
+            Acted::Failing { pr, issue } => {
+                format!("refresh #{} failed: see issue #{}", pr.0, issue.0)
+            }
             Acted::MergeRefused(pr) => {
                 format!("#{} passed but GitHub refused the merge (see the PR)", pr.0)
             }

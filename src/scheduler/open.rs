@@ -9,6 +9,7 @@
 //! died between pushing and opening) is reused as it is, never pushed over.
 
 use super::due::Decision;
+use super::failures::{self, FailureIssues};
 use super::{IMAGE_STAMP, ItemPlan, ScheduleError, why_text};
 use crate::checklist::{self, TaskState};
 use crate::github::{GitHub, PullRequest, RecentPull, StatusState};
@@ -32,6 +33,11 @@ pub enum Acted {
     Merged(PrNumber),
     /// `automerge`: GitHub refused the merge; the reason is on the PR.
     MergeRefused(PrNumber),
+    /// The refresh on the open PR failed; the item's failure issue says so.
+    Failing {
+        pr: PrNumber,
+        issue: PrNumber,
+    },
 }
 
 /// Which bound of `[schedule]` held an item back, and its value.
@@ -103,6 +109,7 @@ pub(super) struct Opener<'a> {
     /// Author and committer of the start commit.
     pub author: (&'a str, &'a str),
     pub now: DateTime<Utc>,
+    pub failures: FailureIssues<'a>,
 }
 
 impl Opener<'_> {
@@ -119,6 +126,12 @@ impl Opener<'_> {
     ) -> Result<Acted, ScheduleError> {
         let branch = branch_of(&plan.label);
         if let Some(pr) = open.iter().find(|pr| pr.head_ref == branch) {
+            let attempt = failures::attempt(self.github, self.repo, def, pr).await?;
+            let text = item_text(def, item);
+            if let Some(issue) = self.failures.record(&text, pr, &attempt).await? {
+                let pr = pr.number;
+                return Ok(Acted::Failing { pr, issue });
+            }
             if self.done_without_change(def, pr, &branch).await? {
                 self.close_unchanged(def, pr, &plan.label).await?;
                 return Ok(Acted::ClosedUnchanged(pr.number));
@@ -196,7 +209,7 @@ impl Opener<'_> {
         if tasks.is_empty() || tasks.iter().any(|t| t.state != TaskState::Done) {
             return Ok(false);
         }
-        let states = self.github.statuses(self.repo, &pr.head_sha).await?;
+        let states = failures::states(self.github, self.repo, &pr.head_sha).await?;
         Ok(def.tests.iter().all(|test| {
             states
                 .iter()

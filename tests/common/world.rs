@@ -285,6 +285,12 @@ impl World {
         .await
     }
 
+    /// Waits until the PR's description contains `part`.
+    pub async fn wait_body_containing(&self, pr: PrNumber, part: &str) {
+        let what = format!("the description to contain {part:?}");
+        wait_within(LONG, &what, || self.body(pr).contains(part).then_some(())).await;
+    }
+
     pub async fn wait_body(&self, pr: PrNumber, what: &str, want: &str) {
         wait_within(LONG, what, || (self.body(pr) == want).then_some(())).await;
     }

@@ -228,6 +228,7 @@ pub(crate) fn router(forge: Forge) -> Router {
             axum::routing::delete(remove_label),
         )
         .merge(api_commits::routes())
+        .merge(super::issues::routes())
         .merge(super::app::routes())
         .nest("/_forge", control::routes())
         .fallback(fallback)
@@ -451,6 +452,13 @@ fn pull_json(f: &Forge, repo: &RepoName, n: u64) -> Result<Value, ApiError> {
     render(f, repo, |u, st, r| Ok(json::pull(u, st, r, r.pull(n)?)))
 }
 
+/// Whether `n` is an issue that is not a pull request.
+fn is_plain_issue(f: &Forge, repo: &RepoName, n: u64) -> bool {
+    f.state()
+        .repo(repo)
+        .is_ok_and(|r| r.issues.contains_key(&n))
+}
+
 fn issue_json(f: &Forge, repo: &RepoName, n: u64) -> Result<Value, ApiError> {
     render(f, repo, |u, st, r| Ok(json::issue(u, st, r, r.pull(n)?)))
 }
@@ -493,6 +501,9 @@ async fn list_pull_files(
 }
 
 async fn get_issue(State(f): State<Forge>, RepoAnd(repo, n): RepoAnd<u64>) -> ApiResult {
+    if is_plain_issue(&f, &repo, n) {
+        return ok(StatusCode::OK, super::issues::plain_json(&f, &repo, n)?);
+    }
     ok(StatusCode::OK, issue_json(&f, &repo, n)?)
 }
 
@@ -570,7 +581,11 @@ async fn patch_issue(
     RepoAnd(repo, n): RepoAnd<u64>,
     body: Bytes,
 ) -> ApiResult {
-    let mut patch = parse_patch(&parse_body(&body)?)?;
+    let v = parse_body(&body)?;
+    if is_plain_issue(&f, &repo, n) {
+        return super::issues::patch_plain(&f, &repo, n, &v);
+    }
+    let mut patch = parse_patch(&v)?;
     patch.base = None; // not an issue field
     f.update_pull(&repo, PrNumber(n), patch, f.bot_login())?;
     ok(StatusCode::OK, issue_json(&f, &repo, n)?)
@@ -583,7 +598,9 @@ async fn list_comments(
 ) -> ApiResult {
     let q = params(q)?;
     let all = render(&f, &repo, |u, st, r| {
-        r.pull(n)?;
+        if !r.has_issue_or_pull(n) {
+            return Err(ForgeError::NotFound);
+        }
         Ok(r.comments
             .iter()
             .filter(|c| c.issue.0 == n)

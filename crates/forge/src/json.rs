@@ -4,7 +4,9 @@
 //! octocrab's models deserialize them (octocrab insists on many `*_url` fields being valid URLs)
 //! and that a bot reading a real payload finds the same keys with the same types.
 
-use super::state::{CheckRun, CommitStatus, IssueComment, PullRequest, PullState, Repo, State};
+use super::state::{
+    CheckRun, CommitStatus, Issue, IssueComment, PullRequest, PullState, Repo, State,
+};
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::{Value, json};
 use tickbot_syntax::ids::RepoName;
@@ -285,9 +287,44 @@ fn pr_labels(urls: &Urls, repo: &Repo, pr: &PullRequest) -> Vec<Value> {
 
 /// How many comments a pull request has.
 fn comment_count(repo: &Repo, pr: &PullRequest) -> usize {
+    comments_on(repo, pr.number.0)
+}
+
+fn comments_on(repo: &Repo, number: u64) -> usize {
     (repo.comments.iter())
-        .filter(|c| c.issue == pr.number)
+        .filter(|c| c.issue.0 == number)
         .count()
+}
+
+/// An issue that is not a pull request, as the issues API shows it (no `pull_request` key).
+pub fn plain_issue(urls: &Urls, st: &State, repo: &Repo, issue: &Issue) -> Value {
+    let api = urls.api_repo(&repo.name);
+    let n = issue.number;
+    json!({
+        "url": format!("{api}/issues/{n}"),
+        "repository_url": api,
+        "comments_url": format!("{api}/issues/{n}/comments"),
+        "html_url": format!("{}/issues/{n}", urls.html_repo(&repo.name)),
+        "id": issue.id,
+        "node_id": format!("I_{}", issue.id),
+        "number": n,
+        "title": issue.title,
+        "user": user(urls, &issue.author),
+        "labels": [],
+        "state": issue.state.as_str(),
+        "state_reason": match issue.state {
+            PullState::Open => Value::Null,
+            PullState::Closed => json!("completed"),
+        },
+        "locked": false,
+        "assignees": [],
+        "comments": comments_on(repo, n),
+        "created_at": time(issue.created_at),
+        "updated_at": time(issue.updated_at),
+        "closed_at": issue.closed_at.map(time),
+        "author_association": st.association(repo, &issue.author),
+        "body": issue.body,
+    })
 }
 
 /// The issue view of a pull request (`PATCH /issues/{n}`, `issue` in `issue_comment` events).

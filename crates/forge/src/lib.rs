@@ -18,6 +18,7 @@ mod control;
 mod faults;
 mod git;
 mod git_http;
+mod issues;
 mod json;
 mod ops;
 mod records;
@@ -27,8 +28,8 @@ mod webhooks;
 pub use faults::{ApiCall, CallMatch, Faults, HeldCall, Injected, RateLimitKind};
 pub use ops::PullPatch;
 pub use state::{
-    CheckRun, CommitStatus, ForgeError, IssueComment, MAX_BODY_CHARS, PullRequest, PullState,
-    Reaction,
+    CheckRun, CommitStatus, ForgeError, Issue, IssueComment, MAX_BODY_CHARS, PullRequest,
+    PullState, Reaction,
 };
 pub use webhooks::{DeliveryRecord, sign as sign_webhook};
 

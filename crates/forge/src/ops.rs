@@ -512,7 +512,9 @@ impl Forge {
             let mut st = self.state();
             let id = st.next_id();
             let r = st.repo_mut(repo)?;
-            r.pull(n.0)?;
+            if !r.has_issue_or_pull(n.0) {
+                return Err(ForgeError::NotFound);
+            }
             let now = Utc::now();
             r.comments.push(IssueComment {
                 id,

@@ -97,6 +97,20 @@ pub struct PullRequest {
     pub merged: Option<(CommitSha, String)>,
 }
 
+/// An issue that is not a pull request (on GitHub both are issues and share numbers).
+#[derive(Debug, Clone)]
+pub struct Issue {
+    pub number: u64,
+    pub id: u64,
+    pub title: String,
+    pub body: String,
+    pub author: String,
+    pub state: PullState,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub closed_at: Option<DateTime<Utc>>,
+}
+
 /// One reaction on a comment.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Reaction {
@@ -158,6 +172,8 @@ pub struct Repo {
     /// Branch tips as last seen; diffing against git after a push tells what moved.
     pub branches: BTreeMap<String, CommitSha>,
     pub pulls: BTreeMap<u64, PullRequest>,
+    /// Issues that are not pull requests.
+    pub issues: BTreeMap<u64, Issue>,
     pub comments: Vec<IssueComment>,
     pub statuses: Vec<CommitStatus>,
     pub check_runs: Vec<CheckRun>,
@@ -239,6 +255,7 @@ impl Repo {
             default_branch: default_branch.to_string(),
             branches: BTreeMap::new(),
             pulls: BTreeMap::new(),
+            issues: BTreeMap::new(),
             comments: Vec::new(),
             statuses: Vec::new(),
             check_runs: Vec::new(),
@@ -274,14 +291,25 @@ impl Repo {
 
     /// Pull request and issue numbers share one sequence, as on GitHub.
     pub fn next_number(&self) -> u64 {
-        self.pulls.keys().next_back().map_or(1, |n| n + 1)
+        let last_pull = self.pulls.keys().next_back().copied();
+        let last_issue = self.issues.keys().next_back().copied();
+        last_pull.max(last_issue).map_or(1, |n| n + 1)
     }
 
+    /// GitHub's `open_issues_count`: open issues and pull requests.
     pub fn open_issues(&self) -> usize {
-        self.pulls
-            .values()
-            .filter(|p| p.state == PullState::Open)
-            .count()
+        let pulls = self.pulls.values().filter(|p| p.state == PullState::Open);
+        let issues = self.issues.values().filter(|i| i.state == PullState::Open);
+        pulls.count() + issues.count()
+    }
+
+    pub fn issue(&self, number: u64) -> Result<&Issue, ForgeError> {
+        self.issues.get(&number).ok_or(ForgeError::NotFound)
+    }
+
+    /// Whether `number` is an issue or a pull request (both take comments).
+    pub fn has_issue_or_pull(&self, number: u64) -> bool {
+        self.pulls.contains_key(&number) || self.issues.contains_key(&number)
     }
 
     /// Resolves a branch name or a full SHA without touching git; `None` means "ask git".

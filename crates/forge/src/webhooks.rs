@@ -294,9 +294,12 @@ pub fn repo_event(
             let c = (s.repo.comments.iter())
                 .find(|c| c.id == id)
                 .ok_or(ForgeError::NotFound)?;
-            let pr = s.repo.pull(c.issue.0)?;
+            let issue = match s.repo.issues.get(&c.issue.0) {
+                Some(plain) => json::plain_issue(s.urls, s.st, s.repo, plain),
+                None => json::issue(s.urls, s.st, s.repo, s.repo.pull(c.issue.0)?),
+            };
             let fields = json!({
-                "issue": json::issue(s.urls, s.st, s.repo, pr),
+                "issue": issue,
                 "comment": json::comment(s.urls, s.st, s.repo, c),
             });
             ("issue_comment", fields)
