@@ -4,7 +4,7 @@
 
 mod forge_support;
 
-use forge_support::{World, answers, assert_shaped_like, call, git, next};
+use forge_support::{World, answers, assert_shaped_like, call, call_with, git, next};
 use serde_json::{Value, json};
 use std::time::{Duration, Instant};
 use tickbot::forge::{CallMatch, RateLimitKind};
@@ -669,4 +669,109 @@ async fn shutdown_stops_the_server() {
     let url = w.url("");
     w.forge.clone().shutdown().await;
     assert!(!answers(&url).await, "no answer after shutdown");
+}
+
+/// `X-RateLimit-Used` of an answer.
+fn used(headers: &axum::http::HeaderMap) -> u64 {
+    let value = headers.get("x-ratelimit-used").expect("x-ratelimit-used");
+    value.to_str().expect("text").parse().expect("a number")
+}
+
+#[tokio::test]
+async fn a_read_whose_etag_still_matches_is_304_and_costs_no_rate_limit() {
+    let (w, pr) = World::with_pr("first body").await;
+    let token = Some(w.forge.bot_token());
+    let url = w.url(&format!("/pulls/{}", pr.0));
+    let (status, headers, first) = call("GET", &url, token, None).await;
+    assert_eq!(status, 200);
+    assert_eq!(first["body"], "first body");
+    let etag = headers["etag"].to_str().expect("text").to_string();
+
+    let if_none_match = [("if-none-match", etag.as_str())];
+    let (status, again, body) = call_with("GET", &url, token, None, &if_none_match).await;
+    assert_eq!((status, body), (304, Value::Null));
+    assert_eq!(again["etag"].to_str().expect("text"), etag);
+    assert_eq!(used(&again), used(&headers), "a 304 is not counted");
+
+    // Once the pull request changed, the old tag gets the new answer, counted.
+    w.forge
+        .edit_pr_body(&w.repo, pr, "second body", "alice")
+        .await
+        .expect("edit");
+    let (status, changed, body) = call_with("GET", &url, token, None, &if_none_match).await;
+    assert_eq!((status, body["body"].clone()), (200, json!("second body")));
+    assert_ne!(changed["etag"].to_str().expect("text"), etag);
+    assert_eq!(used(&changed), used(&headers) + 1);
+    let statuses: Vec<u16> = w.forge.api_calls().iter().map(|c| c.status).collect();
+    assert_eq!(statuses, [200, 304, 200], "the call log tells 304s apart");
+}
+
+#[tokio::test]
+async fn calls_past_the_hours_rate_limit_are_refused_as_github_does() {
+    let w = World::new().await;
+    w.forge.set_rate_limit(2);
+    let token = Some(w.forge.bot_token());
+    let url = w.url("");
+    let remaining =
+        |h: &axum::http::HeaderMap| h["x-ratelimit-remaining"].to_str().map(str::to_string);
+    let (status, h1, _) = call("GET", &url, token, None).await;
+    assert_eq!((status, remaining(&h1).expect("text")), (200, "1".into()));
+    let (status, h2, _) = call("GET", &url, token, None).await;
+    assert_eq!((status, remaining(&h2).expect("text")), (200, "0".into()));
+    let (status, h3, refused) = call("GET", &url, token, None).await;
+    assert_eq!(status, 403);
+    assert_eq!(
+        refused["message"],
+        "API rate limit exceeded for installation ID 1."
+    );
+    assert_eq!(remaining(&h3).expect("text"), "0");
+    assert_eq!(h3["x-ratelimit-reset"], h1["x-ratelimit-reset"]);
+}
+
+#[tokio::test]
+async fn issues_are_opened_listed_with_pull_requests_commented_on_and_closed() {
+    let (w, pr) = World::with_pr("a pull request").await;
+    let token = Some(w.forge.bot_token());
+    let issue = json!({ "title": "Refresh of x is failing", "body": "it failed" });
+    let (status, _, opened) = call("POST", &w.url("/issues"), token, Some(issue)).await;
+    assert_eq!(status, 201);
+    assert_eq!(
+        opened["number"],
+        pr.0 + 1,
+        "issues and pull requests share numbers"
+    );
+    assert!(opened.get("pull_request").is_none());
+
+    let (_, _, listed) = call("GET", &w.url("/issues"), token, None).await;
+    let listed: Vec<(u64, bool)> = listed
+        .as_array()
+        .expect("a list")
+        .iter()
+        .map(|i| {
+            (
+                i["number"].as_u64().expect("number"),
+                i.get("pull_request").is_some(),
+            )
+        })
+        .collect();
+    assert_eq!(listed, [(pr.0 + 1, false), (pr.0, true)], "newest first");
+
+    let n = pr.0 + 1;
+    let comment = json!({ "body": "failed again" });
+    let comments_url = w.url(&format!("/issues/{n}/comments"));
+    let (status, _, _) = call("POST", &comments_url, token, Some(comment)).await;
+    assert_eq!(status, 201);
+    let closing = json!({ "state": "closed" });
+    let issue_url = w.url(&format!("/issues/{n}"));
+    let (status, _, closed) = call("PATCH", &issue_url, token, Some(closing)).await;
+    assert_eq!((status, closed["state"].clone()), (200, json!("closed")));
+    assert_eq!(closed["comments"], 1);
+    let (_, _, open) = call("GET", &w.url("/issues"), token, None).await;
+    assert_eq!(
+        open.as_array().map(Vec::len),
+        Some(1),
+        "only the pull request is open"
+    );
+    let (_, _, all) = call("GET", &w.url("/issues?state=all"), token, None).await;
+    assert_eq!(all.as_array().map(Vec::len), Some(2));
 }

@@ -7,6 +7,7 @@ use common::cli::{tickbot_against, tickbot_command};
 use common::world::World;
 use common::{broker_lock, wait_for};
 use tickbot::forge::{Forge, ForgeOptions};
+use tickbot::github::{Auth, GitHub, GitHubSettings};
 use tickbot::ids::{PrNumber, RepoName};
 
 const TICKBOT_TOML: &str = r#"
@@ -463,4 +464,85 @@ async fn one_scheduler_holds_the_lease_and_another_takes_over_when_it_stops() {
         "the second replica holds the lease"
     );
     first.delete(&[]).await.expect("clean up");
+}
+
+/// A forge whose `acme/images` refreshed its one scheduled item just now (nothing is due).
+async fn quiet_forge(dir: &std::path::Path) -> (Forge, RepoName) {
+    let forge = Forge::start(ForgeOptions::local(dir.join("forge")))
+        .await
+        .expect("forge starts");
+    let repo: RepoName = "acme/images".parse().expect("valid");
+    let toml = "[tasks.image-refresh]\ncommand = [\"./refresh\", \"{args}\"]\n\
+                message = \"images: Update {args} image\"\n\
+                [[schedule]]\ntask = \"image-refresh\"\nitems = [\"fedora-41\"]\nevery = \"7d\"\n";
+    forge
+        .create_repo(&repo, "main", &[(".tickbot.toml", toml)])
+        .await
+        .expect("repo");
+    let refreshed = [("images/fedora-41.txt", "refreshed\n")];
+    let message = "images: Update fedora-41 image";
+    forge
+        .commit_files(&repo, "main", None, &refreshed, message, "alice")
+        .await
+        .expect("the last refresh landed");
+    (forge, repo)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_quiet_pass_after_the_first_is_answered_by_304s_and_costs_no_rate_limit() {
+    use tickbot::scheduler::{self, Acted, Limits};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (forge, repo) = quiet_forge(dir.path()).await;
+    let auth = Auth::Token(forge.bot_token().to_string());
+    let github = GitHub::new(GitHubSettings::new(forge.api_url(), auth)).expect("client");
+    let now = chrono::Utc::now();
+    let times = (now, now - chrono::Duration::minutes(1));
+    let limits = Limits {
+        max_open: 5,
+        max_per_hour: 2,
+    };
+    let author = ("tickbot", "tickbot@example.com");
+    let work = dir.path().join("work");
+    let pass = || scheduler::pass(&github, &repo, &work, times, author, limits);
+    let (_, first) = pass().await.expect("first pass");
+    assert_eq!(first, [Acted::Waiting]);
+    let left = github.rate_limit(&repo).expect("the limit GitHub reported");
+
+    forge.clear_api_calls();
+    let (_, second) = pass().await.expect("second pass");
+    assert_eq!(second, [Acted::Waiting]);
+    let calls = forge.api_calls();
+    assert!(!calls.is_empty(), "the second pass reads GitHub again");
+    let counted: Vec<_> = calls.iter().filter(|c| c.status != 304).collect();
+    assert!(counted.is_empty(), "every read was a 304: {counted:?}");
+    assert_eq!(github.rate_limit(&repo), Some(left), "nothing was spent");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_low_rate_limit_pauses_the_scheduler_and_says_until_when() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (forge, repo) = quiet_forge(dir.path()).await;
+    // Ten calls an hour, and the dispatcher (the same token) has made seven: the pass's
+    // first reads leave less than a fifth.
+    forge.set_rate_limit(10);
+    for _ in 0..7 {
+        // A client of its own each time: a client's second read would be a free 304.
+        let auth = Auth::Token(forge.bot_token().to_string());
+        let github = GitHub::new(GitHubSettings::new(forge.api_url(), auth)).expect("client");
+        github.repository(&repo).await.expect("a read");
+    }
+    forge.clear_api_calls();
+    let state = dir.path().join("state");
+    let args = ["schedule", "--once", "--repo", "acme/images"];
+    let time = regex::Regex::new(r"\d{4}-\d\d-\d\d \d\d:\d\d UTC").expect("valid");
+    let paused = tickbot_against(&forge, &state, &args);
+    let paused = time.replace_all(&paused, "<time>");
+    insta::assert_snapshot!("rate_limit_pause", paused);
+    let calls = forge.api_calls();
+    assert_eq!(
+        calls.len(),
+        2,
+        "it stopped after its first reads: {calls:?}"
+    );
+    assert!(forge.pulls(&repo).is_empty());
 }

@@ -17,6 +17,7 @@
 //!   `tickbot_github_api_attempts_total{method, outcome}`.
 //! * Tokens never appear in errors, logs or `Debug` output.
 
+mod budget;
 mod error;
 mod issues;
 mod pulls;
@@ -25,6 +26,7 @@ mod retry;
 mod trees;
 mod types;
 
+pub use budget::RateLimit;
 pub use error::GitHubError;
 pub use issues::OpenIssue;
 pub use pulls::RecentPull;
@@ -118,6 +120,7 @@ struct Inner {
     clients: Clients,
     /// The token, kept only for [`GitHub::git_token`] (workers push over https with it).
     token: Option<String>,
+    budget: budget::Budget,
 }
 
 enum Clients {
@@ -226,6 +229,7 @@ impl GitHub {
                 timeout: settings.request_timeout,
                 clients,
                 token,
+                budget: budget::Budget::default(),
             }),
         })
     }
@@ -652,8 +656,38 @@ impl GitHub {
     }
 
     async fn send(&self, scope: Scope<'_>, req: &Request) -> Result<Response, GitHubError> {
+        let credential = self.credential(&scope);
         let client = self.client_for(scope).await?;
-        request::send(&client, &self.inner.policy, self.inner.timeout, req).await
+        request::send(&self.channel(&client, &credential), req).await
+    }
+
+    fn channel<'a>(&'a self, client: &'a Octocrab, credential: &'a str) -> request::Channel<'a> {
+        request::Channel {
+            client,
+            policy: &self.inner.policy,
+            timeout: self.inner.timeout,
+            budget: &self.inner.budget,
+            credential,
+        }
+    }
+
+    /// Whose rate limit a call in `scope` counts against: the token's, or the installation's
+    /// (by lowercased owner).
+    fn credential(&self, scope: &Scope<'_>) -> String {
+        match (&self.inner.clients, scope) {
+            (Clients::Token(_), _) => "token".into(),
+            (Clients::App { .. }, Scope::Repo(repo)) => repo.owner().to_ascii_lowercase(),
+            (Clients::App { .. }, Scope::Org(org)) => org.to_ascii_lowercase(),
+        }
+    }
+
+    /// The rate limit left for calls about `repo`, as GitHub's last answer said, while its
+    /// window lasts.
+    pub fn rate_limit(&self, repo: &RepoName) -> Option<RateLimit> {
+        let credential = self.credential(&Scope::Repo(repo));
+        self.inner
+            .budget
+            .rate_limit(&credential, chrono::Utc::now())
     }
 
     async fn get_all<T: serde::de::DeserializeOwned>(
@@ -663,18 +697,10 @@ impl GitHub {
         what: &str,
         field: Option<&str>,
     ) -> Result<Vec<T>, GitHubError> {
+        let credential = self.credential(&scope);
         let client = self.client_for(scope).await?;
-        let inner = &self.inner;
-        request::get_all(
-            &client,
-            &inner.policy,
-            inner.timeout,
-            &inner.base,
-            first,
-            what,
-            field,
-        )
-        .await
+        let channel = self.channel(&client, &credential);
+        request::get_all(&channel, &self.inner.base, first, what, field).await
     }
 
     /// The client to use for `scope`: the token client, or the App installation's client,
@@ -707,7 +733,7 @@ impl GitHub {
             ),
         };
         let req = Request::get(path, what.clone());
-        let resp = request::send(app, &self.inner.policy, self.inner.timeout, &req).await?;
+        let resp = request::send(&self.channel(app, "app"), &req).await?;
         let installation: WireInstallation = resp.ok(&what)?.json(&what)?;
         let client = app
             .installation(octocrab::models::InstallationId(installation.id))

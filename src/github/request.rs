@@ -5,6 +5,7 @@
 //! API URL: octocrab only attaches credentials to relative requests (or to api.github.com), and a
 //! relative path works unchanged for api.github.com, GitHub Enterprise and the local forge.
 
+use super::budget::Budget;
 use super::error::GitHubError;
 use super::retry::{self, Outcome, Policy, Repeat, Verdict};
 use bytes::Bytes;
@@ -84,6 +85,16 @@ impl Response {
     }
 }
 
+/// How a call is sent: the client, the retry policy and time limit, and the budget that
+/// keeps conditional copies and the rate limit of the client's `credential`.
+pub(crate) struct Channel<'a> {
+    pub client: &'a Octocrab,
+    pub policy: &'a Policy,
+    pub timeout: Duration,
+    pub budget: &'a Budget,
+    pub credential: &'a str,
+}
+
 /// Why an attempt produced no response.
 enum Failure {
     /// Network trouble or timeout after the request may have gone out: maybe worth repeating.
@@ -96,18 +107,14 @@ enum Failure {
 
 /// Sends `req`, repeating it as [`retry::decide`] allows. Returns any answer that is not a
 /// retryable failure, including 4xx ones, for the caller to interpret.
-pub(crate) async fn send(
-    client: &Octocrab,
-    policy: &Policy,
-    timeout: Duration,
-    req: &Request,
-) -> Result<Response, GitHubError> {
+pub(crate) async fn send(channel: &Channel<'_>, req: &Request) -> Result<Response, GitHubError> {
+    let (policy, timeout) = (channel.policy, channel.timeout);
     let mut waited = Duration::ZERO;
     let mut attempt: u32 = 0;
     loop {
         attempt += 1;
         // octocrab's read timeout covers a silent socket; this also bounds a slow trickle.
-        let result = match tokio::time::timeout(timeout, attempt_once(client, req)).await {
+        let result = match tokio::time::timeout(timeout, attempt_once(channel, req)).await {
             Ok(result) => result,
             Err(_) => Err(Failure::Transport(
                 format!("no complete answer within {}s", timeout.as_secs_f32()).into(),
@@ -195,11 +202,12 @@ fn record_attempt(req: &Request, attempt: u32, outcome: &str) {
     .increment(1);
 }
 
-async fn attempt_once(client: &Octocrab, req: &Request) -> Result<Response, Failure> {
+async fn attempt_once(channel: &Channel<'_>, req: &Request) -> Result<Response, Failure> {
+    let (client, budget) = (channel.client, channel.budget);
     let path = req.path.as_str();
     let body = req.body.as_ref();
     let result = match req.method {
-        Method::GET => client._get(path).await,
+        Method::GET => client._get_with_headers(path, budget.condition(path)).await,
         Method::POST => client._post(path, body).await,
         Method::PATCH => client._patch(path, body).await,
         Method::PUT => client._put(path, body).await,
@@ -218,10 +226,15 @@ async fn attempt_once(client: &Octocrab, req: &Request) -> Result<Response, Fail
         .await
         .map_err(|e| classify(e, &req.what))?
         .to_bytes();
-    Ok(Response {
+    budget.observe(channel.credential, &parts.headers);
+    let resp = Response {
         status: parts.status,
         headers: parts.headers,
         body,
+    };
+    Ok(match req.method {
+        Method::GET => budget.conditional(path, resp),
+        _ => resp,
     })
 }
 
@@ -331,9 +344,7 @@ const MAX_PAGES: usize = 100;
 /// GETs `first` and every following page (GitHub's `Link: <…>; rel="next"`), collecting the
 /// items; `field` names the array inside an object answer (e.g. `statuses`), `None` for arrays.
 pub(crate) async fn get_all<T: DeserializeOwned>(
-    client: &Octocrab,
-    policy: &Policy,
-    timeout: Duration,
+    channel: &Channel<'_>,
     base: &Uri,
     first: String,
     what: &str,
@@ -351,7 +362,7 @@ pub(crate) async fn get_all<T: DeserializeOwned>(
             });
         }
         let req = Request::get(path, what.to_string());
-        let resp = send(client, policy, timeout, &req).await?.ok(what)?;
+        let resp = send(channel, &req).await?.ok(what)?;
         let page: Vec<T> = match field {
             None => resp.json(what)?,
             Some(field) => {

@@ -21,7 +21,7 @@ pub use lease::Lease;
 pub use open::{Acted, Limit, branch_of};
 use open::{Budget, Opener};
 
-use crate::github::{GitHub, GitHubError, RecentPull};
+use crate::github::{GitHub, GitHubError, RateLimit, RecentPull};
 use crate::ids::{CommitSha, RepoName};
 use crate::repo_clone::{CloneError, RepoClone};
 use crate::repo_config::{self, RepoConfig, ScheduleDef, Target, format_duration};
@@ -72,6 +72,8 @@ pub struct RepoPlan {
     pub repo: RepoName,
     pub branch: String,
     pub items: Vec<ItemPlan>,
+    /// The pass stopped before deciding: little of the rate limit is left.
+    pub paused: Option<RateLimit>,
 }
 
 /// Decides every item of `repo`'s `[[schedule]]` (read from its default branch) at `now`;
@@ -96,6 +98,7 @@ pub async fn plan(
         repo: repo.clone(),
         branch,
         items,
+        paused: None,
     })
 }
 
@@ -117,7 +120,30 @@ pub async fn pass(
     limits: Limits,
 ) -> Result<(RepoPlan, Vec<Acted>), ScheduleError> {
     let (now, previous_pass) = times;
+    // Checked before and after the first reads: a fresh process learns the limit from them.
+    let paused = |branch: String| {
+        let low = github.rate_limit(repo).filter(RateLimit::is_low)?;
+        tracing::info!(%repo, remaining = low.remaining, reset = %low.reset,
+            "GitHub rate limit low; the scheduler pauses this repository");
+        let items = Vec::new();
+        let (repo, paused) = (repo.clone(), Some(low));
+        Some((
+            RepoPlan {
+                repo,
+                branch,
+                items,
+                paused,
+            },
+            Vec::new(),
+        ))
+    };
+    if let Some(stop) = paused(String::new()) {
+        return Ok(stop);
+    }
     let (branch, loaded) = load(github, repo, work).await?;
+    if let Some(stop) = paused(branch.clone()) {
+        return Ok(stop);
+    }
     let (mut items, mut acted) = (Vec::new(), Vec::new());
     if let Some((config, clone)) = &loaded {
         let open = github.open_pull_requests(repo).await?;
@@ -145,6 +171,7 @@ pub async fn pass(
         repo: repo.clone(),
         branch,
         items,
+        paused: None,
     };
     Ok((plan, acted))
 }
@@ -435,6 +462,15 @@ pub fn render(plan: &RepoPlan) -> String {
 /// What one pass did, as a person reads it: the items it opened a PR for or found one open.
 pub fn render_pass(plan: &RepoPlan, acted: &[Acted]) -> String {
     let mut out = String::new();
+    if let Some(low) = &plan.paused {
+        out.push_str(&format!(
+            "{}: paused: {} of {} GitHub API calls left until {}; refresh PRs wait until then\n",
+            plan.repo,
+            low.remaining,
+            low.limit,
+            when(&low.reset)
+        ));
+    }
     for (item, act) in plan.items.iter().zip(acted) {
         let line = match act {
             Acted::Opened(pr) => format!("opened #{}", pr.0),

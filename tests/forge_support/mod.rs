@@ -165,11 +165,25 @@ pub async fn call(
     token: Option<&str>,
     body: Option<Value>,
 ) -> (u16, axum::http::HeaderMap, Value) {
+    call_with(method, url, token, body, &[]).await
+}
+
+/// [`call`] with more request headers.
+pub async fn call_with(
+    method: &str,
+    url: &str,
+    token: Option<&str>,
+    body: Option<Value>,
+    headers: &[(&str, &str)],
+) -> (u16, axum::http::HeaderMap, Value) {
     let client: Client<HttpConnector, Full<Bytes>> =
         Client::builder(TokioExecutor::new()).build_http();
     let mut req = hyper::Request::builder().method(method).uri(url);
     if let Some(t) = token {
         req = req.header("Authorization", format!("token {t}"));
+    }
+    for (name, value) in headers {
+        req = req.header(*name, *value);
     }
     let payload = body.map(|b| b.to_string()).unwrap_or_default();
     let req = req.body(Full::new(Bytes::from(payload))).expect("request");

@@ -268,6 +268,9 @@ async fn rest_call(forge: Forge, req: Request, next: Next, path: String) -> Resp
     if let Some(hook) = forge.faults().take_hook(&method, &path) {
         hook().await;
     }
+    let credential = super::limits::credential(req.headers());
+    let if_none_match = req.headers().get(header::IF_NONE_MATCH).cloned();
+    let http_method = req.method().clone();
     let latency = forge.faults().current_latency();
     if !latency.is_zero() {
         tokio::time::sleep(latency).await;
@@ -276,9 +279,14 @@ async fn rest_call(forge: Forge, req: Request, next: Next, path: String) -> Resp
         injected(fault)
     } else if let Some(refusal) = authenticate(&forge, &path, req.headers()) {
         refusal
+    } else if let Some(spent) = super::limits::refuse_if_spent(&forge.inner.limits, &credential) {
+        spent
     } else {
-        next.run(req).await
+        let resp = next.run(req).await;
+        super::limits::conditional(&http_method, if_none_match.as_ref(), resp).await
     };
+    let mut resp = resp;
+    super::limits::account(&forge.inner.limits, &credential, &mut resp);
     tracing::debug!(%method, path = %path_q, status = resp.status().as_u16(), "forge api call");
     forge.inner.calls.record(ApiCall {
         method,

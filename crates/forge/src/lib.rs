@@ -20,6 +20,7 @@ mod git;
 mod git_http;
 mod issues;
 mod json;
+mod limits;
 mod ops;
 mod records;
 mod state;
@@ -82,6 +83,7 @@ struct Inner {
     hooks: Webhooks,
     faults: Faults,
     calls: CallLog,
+    limits: limits::RateLimits,
     /// Installation tokens handed out, with their expiry.
     installation_tokens: Mutex<std::collections::HashMap<String, chrono::DateTime<chrono::Utc>>>,
     /// Serializes "diff branches against git and announce what moved", so two pushes landing
@@ -133,6 +135,7 @@ impl Forge {
                 hooks: Webhooks::start(),
                 faults: Faults::default(),
                 calls: CallLog::default(),
+                limits: limits::RateLimits::default(),
                 installation_tokens: Mutex::new(std::collections::HashMap::new()),
                 sync_lock: tokio::sync::Mutex::new(()),
                 stop: Mutex::new(Some(stop_tx)),
@@ -248,6 +251,12 @@ impl Forge {
 
     pub fn clear_api_calls(&self) {
         self.inner.calls.clear()
+    }
+
+    /// Allows `limit` REST calls per hour per credential from now on (every count starts
+    /// again); a `304 Not Modified` does not count, as on GitHub.
+    pub fn set_rate_limit(&self, limit: u64) {
+        self.inner.limits.set_limit(limit);
     }
 
     /// Gives `user` a permission (`admin`, `maintain`, `write`, `triage`, `read`) on `repo`.
