@@ -69,6 +69,25 @@ impl RepoClone {
         Ok(())
     }
 
+    /// Moves `branch` to `commit` with a forced push, unless GitHub's branch is no longer at
+    /// `expected` (someone pushed since): then git refuses and nothing changes.
+    pub(crate) async fn push_replacing(
+        &self,
+        branch: &str,
+        commit: &str,
+        expected: &str,
+    ) -> Result<(), GitError> {
+        self.git()
+            .arg("push")
+            .arg(format!("--force-with-lease=refs/heads/{branch}:{expected}"))
+            .arg(&self.url)
+            .arg(format!("{commit}:refs/heads/{branch}"))
+            .auth(Some(&self.auth))
+            .ok()
+            .await?;
+        Ok(())
+    }
+
     /// A private index (removed when dropped) and an empty work tree, for building a tree in
     /// the bare clone: `rm --cached`, `read-tree --prefix` and `update-index` insist on a work
     /// tree, and nothing is ever checked out into this one.

@@ -147,6 +147,18 @@ async fn an_overdue_item_gets_one_refresh_pr_whose_task_runs_and_ticks() {
     let second = schedule_once(&w);
     insta::assert_snapshot!("refresh_pr_not_duplicated", second);
     assert!(w.forge().pr(&w.repo, PrNumber(2)).is_none());
+
+    // `/explain` on it says what it refreshes, how it lands and where a failure goes.
+    w.forge()
+        .comment(&w.repo, pr, "/explain", "bob")
+        .await
+        .expect("comment");
+    let reply = wait_for("the explanation", || {
+        let said = w.bot_comments(pr).into_iter();
+        said.into_iter().find(|c| c.contains("what tickbot does"))
+    })
+    .await;
+    insta::assert_snapshot!("refresh_pr_explained", common::redact(&reply));
     w.stack.shutdown().await;
 }
 
@@ -281,6 +293,78 @@ async fn automerge_lands_a_passed_refresh_and_the_item_is_fresh_again() {
         "automerged_item_is_fresh",
         common::redact(&time.replace_all(&fresh, "<time>"))
     );
+    w.stack.shutdown().await;
+}
+
+/// `git merge-base --is-ancestor` of two commits in the forge's repository.
+fn is_ancestor(w: &World, ancestor: &str, of: &str) -> bool {
+    let git_dir = w.forge().repo_path(&w.repo);
+    std::process::Command::new("git")
+        .arg("--git-dir")
+        .arg(git_dir)
+        .args(["merge-base", "--is-ancestor", ancestor, of])
+        .status()
+        .expect("git runs")
+        .success()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refresh_that_conflicts_with_its_base_starts_again_unless_a_person_committed_to_it() {
+    let _shared = broker_lock().read().await;
+    let (w, _) = first_refresh(REFRESH_TOML).await;
+    let pr = PrNumber(1);
+    let first_head = w.head(pr);
+
+    // Someone lands a change of the refreshed file: the refresh conflicts with `main`.
+    let change = [("images/fedora-41.txt", "by hand\n")];
+    let landed = w
+        .forge()
+        .commit_files(&w.repo, "main", None, &change, "Fix by hand", "alice")
+        .await
+        .expect("a change lands");
+    let restarted = schedule_once(&w);
+    assert_eq!(
+        restarted,
+        "exit: Some(0)\n--- stdout\nacme/images: image-refresh/fedora-41: #1 started again on the default branch's new tip\n--- stderr\n"
+    );
+    // The task makes its result again on the new tip, and the PR says what happened.
+    wait_for("the refresh done again", || {
+        let head = w.head(pr);
+        let again = head != first_head && w.body(pr).contains("- [x] image-refresh fedora-41");
+        (again && w.file(pr, "images/fedora-41.txt") == "refreshed\n").then_some(())
+    })
+    .await;
+    assert!(is_ancestor(&w, &landed.0, &w.head(pr).0), "on the new tip");
+    let said = w
+        .bot_comments(pr)
+        .into_iter()
+        .find(|c| c.contains("started the refresh again"));
+    insta::assert_snapshot!(
+        "refresh_restarted_comment",
+        common::redact(&said.expect("the comment"))
+    );
+
+    // A person's commit on the branch: a new conflict is theirs to solve.
+    let theirs = w.push(pr, &[("images/notes", "mine\n")], "alice").await;
+    let change = [("images/fedora-41.txt", "by hand again\n")];
+    w.forge()
+        .commit_files(&w.repo, "main", None, &change, "Fix by hand again", "alice")
+        .await
+        .expect("another change lands");
+    let refused = schedule_once(&w);
+    assert!(
+        refused.contains("#1 is stale but has a person's commits: left to them"),
+        "{refused}"
+    );
+    assert_eq!(w.head(pr), theirs, "their commit is never overwritten");
+    assert_eq!(schedule_once(&w), refused);
+    let refusals: Vec<String> = w
+        .bot_comments(pr)
+        .into_iter()
+        .filter(|c| c.contains("does not start it again"))
+        .collect();
+    assert_eq!(refusals.len(), 1, "said once per head: {refusals:?}");
+    insta::assert_snapshot!("refresh_rebase_refused", common::redact(&refusals[0]));
     w.stack.shutdown().await;
 }
 

@@ -4,7 +4,9 @@
 //! comment.
 
 use super::memory::ConfigAt;
-use super::replies::{CommandRefusal, Comment, Explanation, Note, PlanExplained, Refusal};
+use super::replies::{
+    CommandRefusal, Comment, Explanation, Note, PlanExplained, RefreshExplained, Refusal,
+};
 use super::state::{self, APPROVAL_CONTEXT, State};
 use super::tests::Trigger;
 use super::writes::{BodyEdit, Edited};
@@ -13,6 +15,7 @@ use crate::checklist;
 use crate::commands::{self, Command, ContextSpec};
 use crate::event::CommentEvent;
 use crate::github::PullRequest;
+use crate::repo_config::{self, REFRESH_BRANCH_PREFIX, RepoConfig, Target};
 
 impl Dispatcher {
     pub(super) async fn on_comment(&self, c: CommentEvent) -> Result<(), DispatchError> {
@@ -232,6 +235,35 @@ impl Dispatcher {
             no_tasks: checklist.tasks.is_empty(),
             refused,
             known: contexts::names(&config),
+            refresh: self.refresh_explained(pr).await?,
         })))
+    }
+
+    /// On a refresh PR's branch, its entry in the default branch's `[[schedule]]`.
+    async fn refresh_explained(
+        &self,
+        pr: &PullRequest,
+    ) -> Result<Option<RefreshExplained>, DispatchError> {
+        let own_branch = pr.head_repo.as_ref() == Some(&pr.repo);
+        if !own_branch || !pr.head_ref.starts_with(REFRESH_BRANCH_PREFIX) {
+            return Ok(None);
+        }
+        let default_branch = pr.default_branch.clone();
+        let text = (self.github)
+            .file_at(&pr.repo, repo_config::FILE_NAME, &default_branch)
+            .await?;
+        let config = text.and_then(|t| RepoConfig::parse(&t).ok());
+        let Some((def, item)) = config.as_ref().and_then(|c| c.refresh_on(&pr.head_ref)) else {
+            return Ok(Some(RefreshExplained::Unscheduled { default_branch }));
+        };
+        Ok(Some(RefreshExplained::Scheduled {
+            label: def.label(item),
+            every: repo_config::format_duration(def.every),
+            default_branch,
+            task: matches!(def.target, Target::Task { .. }),
+            automerge: def.automerge,
+            tests: def.tests.clone(),
+            failure_title: def.failure_title(item),
+        }))
     }
 }

@@ -9,7 +9,7 @@ mod images;
 mod schedule;
 
 pub use images::{Consumer, ImageDef};
-pub use schedule::{ScheduleDef, Target, Window};
+pub use schedule::{REFRESH_BRANCH_PREFIX, ScheduleDef, Target, Window};
 
 use regex::Regex;
 use serde::Deserialize;
@@ -218,6 +218,14 @@ const DEFAULT_TIMEOUT: Duration = Duration::from_secs(3600);
 const DEFAULT_PRIORITY: u8 = 5;
 
 impl RepoConfig {
+    /// The `[[schedule]]` entry and item whose refresh PR lives on `branch`.
+    pub fn refresh_on(&self, branch: &str) -> Option<(&ScheduleDef, &str)> {
+        self.schedule.iter().find_map(|def| {
+            let item = def.items().into_iter().find(|i| def.branch(i) == branch)?;
+            Some((def, item))
+        })
+    }
+
     /// Parses the file within the default [`Limits`].
     pub fn parse(text: &str) -> Result<Self, RepoConfigError> {
         Self::parse_within(text, &Limits::default())

@@ -8,6 +8,9 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 use toml::Spanned;
 
+/// Every refresh PR's branch starts so.
+pub const REFRESH_BRANCH_PREFIX: &str = "tickbot/refresh/";
+
 /// One `[[schedule]]` entry, checked against the file's tasks and images.
 #[derive(Debug, Clone)]
 pub struct ScheduleDef {
@@ -56,6 +59,25 @@ impl ScheduleDef {
             (Target::Task { verb, .. }, item) => format!("{verb}/{item}"),
             (Target::Image { name }, _) => format!("image/{name}"),
         }
+    }
+
+    /// The branch of `item`'s refresh PR.
+    pub fn branch(&self, item: &str) -> String {
+        format!("{REFRESH_BRANCH_PREFIX}{}", self.label(item))
+    }
+
+    /// The item as a checkbox line says it: `image-refresh fedora-41`, or `image tasks`.
+    pub fn item_text(&self, item: &str) -> String {
+        match (&self.target, item) {
+            (Target::Task { verb, .. }, "") => verb.clone(),
+            (Target::Task { verb, .. }, item) => format!("{verb} {item}"),
+            (Target::Image { name }, _) => format!("image {name}"),
+        }
+    }
+
+    /// The title of the issue that tracks a failing refresh of `item`.
+    pub fn failure_title(&self, item: &str) -> String {
+        format!("Refresh of {} is failing", self.item_text(item))
     }
 
     /// The subject of the commit that landed a refresh of `item` (the task's `message` with

@@ -108,15 +108,17 @@ impl<'a> FailureIssues<'a> {
         Ok(open.iter().find(|i| i.title == title))
     }
 
-    /// Records a settled attempt of `item` (as its checkbox says it) on `pr`: a failure opens
-    /// or updates its issue, a success closes it. Returns the issue of a failed attempt.
+    /// Records a settled attempt of `item` of `def` on `pr`: a failure opens or updates its
+    /// issue, a success closes it. Returns the issue of a failed attempt.
     pub(super) async fn record(
         &self,
+        def: &ScheduleDef,
         item: &str,
         pr: &PullRequest,
         attempt: &Attempt,
     ) -> Result<Option<PrNumber>, ScheduleError> {
-        let title = title(item);
+        let title = def.failure_title(item);
+        let item = &def.item_text(item);
         match attempt {
             Attempt::Unsettled => Ok(None),
             Attempt::Succeeded => {
@@ -163,11 +165,6 @@ impl<'a> FailureIssues<'a> {
             }
         }
     }
-}
-
-/// The failure issue's title.
-pub(super) fn title(item: &str) -> String {
-    format!("Refresh of {item} is failing")
 }
 
 /// One attempt, as the issue says it.

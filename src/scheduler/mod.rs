@@ -15,10 +15,11 @@ pub mod due;
 mod failures;
 mod lease;
 mod open;
+mod rebase;
 
 pub use lease::Lease;
 
-pub use open::{Acted, Limit, branch_of};
+pub use open::{Acted, Limit};
 use open::{Budget, Opener};
 
 use crate::github::{GitHub, GitHubError, RateLimit, RecentPull};
@@ -336,7 +337,7 @@ async fn facts(
         _ => None,
     };
     // The newest refresh PR of the item, if it was closed without landing.
-    let branch = branch_of(&def.label(item));
+    let branch = def.branch(item);
     let closed = recent
         .iter()
         .find(|p| p.head_ref == branch)
@@ -477,6 +478,15 @@ pub fn render_pass(plan: &RepoPlan, acted: &[Acted]) -> String {
             Acted::AlreadyOpen(pr) => format!("refresh PR #{} is open", pr.0),
             Acted::ClosedUnchanged(pr) => format!("closed #{}: its task changed nothing", pr.0),
             Acted::Merged(pr) => format!("merged #{}: everything required passed", pr.0),
+            Acted::Restarted(pr) => {
+                format!("#{} started again on the default branch's new tip", pr.0)
+            }
+            Acted::RebaseRefused(pr) => {
+                format!(
+                    "#{} is stale but has a person's commits: left to them",
+                    pr.0
+                )
+            }
             Acted::Failing { pr, issue } => {
                 format!("refresh #{} failed: see issue #{}", pr.0, issue.0)
             }

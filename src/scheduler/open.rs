@@ -15,7 +15,7 @@ use crate::checklist::{self, TaskState};
 use crate::github::{GitHub, PullRequest, RecentPull, StatusState};
 use crate::ids::{PrNumber, RepoName};
 use crate::repo_clone::RepoClone;
-use crate::repo_config::{RepoConfig, ScheduleDef, Target, format_duration};
+use crate::repo_config::{REFRESH_BRANCH_PREFIX, RepoConfig, ScheduleDef, Target, format_duration};
 use chrono::{DateTime, Utc};
 
 /// What a pass did for one item.
@@ -38,6 +38,11 @@ pub enum Acted {
         pr: PrNumber,
         issue: PrNumber,
     },
+    /// The default branch moved under it (a conflict, or behind with `automerge`): the
+    /// refresh started again on the new tip.
+    Restarted(PrNumber),
+    /// It would start again, but its branch has a person's commits; the PR says so.
+    RebaseRefused(PrNumber),
 }
 
 /// Which bound of `[schedule]` held an item back, and its value.
@@ -61,7 +66,7 @@ impl Budget {
         recent: &[RecentPull],
         now: DateTime<Utc>,
     ) -> Budget {
-        let refresh = |head: &str| head.starts_with(BRANCH_PREFIX);
+        let refresh = |head: &str| head.starts_with(REFRESH_BRANCH_PREFIX);
         let hour_ago = now - chrono::Duration::hours(1);
         let count = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
         let recently = |p: &&RecentPull| p.created_at.is_some_and(|t| t > hour_ago);
@@ -92,14 +97,6 @@ impl Budget {
     }
 }
 
-/// Every refresh branch starts so.
-const BRANCH_PREFIX: &str = "tickbot/refresh/";
-
-/// The branch an item's refresh PR lives on.
-pub fn branch_of(label: &str) -> String {
-    format!("{BRANCH_PREFIX}{label}")
-}
-
 pub(super) struct Opener<'a> {
     pub github: &'a GitHub,
     pub repo: &'a RepoName,
@@ -124,11 +121,14 @@ impl Opener<'_> {
         open: &[PullRequest],
         budget: &mut Budget,
     ) -> Result<Acted, ScheduleError> {
-        let branch = branch_of(&plan.label);
+        let branch = def.branch(item);
         if let Some(pr) = open.iter().find(|pr| pr.head_ref == branch) {
+            // A stale refresh starts again first: a failure may be fixed on the new tip.
+            if let Some(acted) = self.rebase_if_stale(def, item, pr).await? {
+                return Ok(acted);
+            }
             let attempt = failures::attempt(self.github, self.repo, def, pr).await?;
-            let text = item_text(def, item);
-            if let Some(issue) = self.failures.record(&text, pr, &attempt).await? {
+            if let Some(issue) = self.failures.record(def, item, pr, &attempt).await? {
                 let pr = pr.number;
                 return Ok(Acted::Failing { pr, issue });
             }
@@ -271,7 +271,7 @@ impl Opener<'_> {
     }
 
     /// The first commit of the refresh branch, on the default branch's tip.
-    async fn start_commit(
+    pub(super) async fn start_commit(
         &self,
         def: &ScheduleDef,
         item: &str,
@@ -285,7 +285,7 @@ impl Opener<'_> {
         };
         let message = format!(
             "Refresh {label}\n\nStarted by tickbot's scheduler for `{}`.\n",
-            item_text(def, item)
+            def.item_text(item)
         );
         let run = self
             .clone
@@ -349,13 +349,13 @@ impl Opener<'_> {
         label: &str,
         reason: &str,
     ) -> (String, String) {
-        let title = format!("Refresh {}", item_text(def, item));
+        let title = format!("Refresh {}", def.item_text(item));
         let body = match &def.target {
             Target::Task { .. } => format!(
                 "tickbot's scheduler refreshes `{label}`: {reason}.\n\n- [ ] {}\n\nThe task runs \
                  with this pull request's code and commits its result here; then the tests that \
                  apply run.\n",
-                item_text(def, item)
+                def.item_text(item)
             ),
             Target::Image { name } => format!(
                 "tickbot's scheduler refreshes the image `{name}`: {reason}.\n\nThis changes only \
@@ -364,14 +364,5 @@ impl Opener<'_> {
             ),
         };
         (title, body)
-    }
-}
-
-/// The item as a checkbox line says it: `image-refresh fedora-41`, or the image's name.
-fn item_text(def: &ScheduleDef, item: &str) -> String {
-    match (&def.target, item) {
-        (Target::Task { verb, .. }, "") => verb.clone(),
-        (Target::Task { verb, .. }, item) => format!("{verb} {item}"),
-        (Target::Image { name }, _) => format!("image {name}"),
     }
 }

@@ -388,6 +388,23 @@ pub fn mark_todo(body: &str, item: &TaskItem) -> Option<String> {
     verified(out, &now, TaskState::Todo)
 }
 
+/// Makes `item` to do again whatever its state (an unticked box, no `FAIL:`): a task whose
+/// result is to be made again from scratch. `None` as for [`mark_todo`].
+pub fn mark_undone(body: &str, item: &TaskItem) -> Option<String> {
+    let now = current(body, item)?;
+    let mut out = String::with_capacity(body.len());
+    out.push_str(body.get(..now.marker.start)?);
+    out.push_str("[ ]");
+    match &now.prefix {
+        Some(prefix) => {
+            out.push_str(body.get(now.marker.end..prefix.start)?);
+            out.push_str(body.get(prefix.end..)?);
+        }
+        None => out.push_str(body.get(now.marker.end..)?),
+    }
+    verified(out, &now, TaskState::Todo)
+}
+
 /// `out` if it still holds `item` (same marker, verb and arguments) in `state`.
 fn verified(out: String, item: &TaskItem, state: TaskState) -> Option<String> {
     let edited = current(&out, item)?;

@@ -10,7 +10,7 @@ mod parser_support;
 use parser_support::oracle::*;
 use parser_support::strategies::*;
 use tickbot_syntax::checklist::{
-    self, GITHUB_BODY_LIMIT, TaskItem, TaskState, find_again, mark_done, mark_failed,
+    self, GITHUB_BODY_LIMIT, TaskItem, TaskState, find_again, mark_done, mark_failed, mark_undone,
 };
 use tickbot_syntax::commands::{self, parse_context};
 
@@ -434,6 +434,17 @@ fn mark_done_on_a_failed_task_removes_the_prefix_too() {
     );
     assert_eq!(out, expected);
     assert!(out.contains("  - [x] image-refresh debian\r\n"));
+}
+
+#[test]
+fn mark_undone_unticks_a_done_task_and_drops_a_failed_ones_prefix() {
+    let failed = edit_task("image-refresh debian");
+    let out = mark_undone(EDIT_BODY, &failed).expect("fresh item");
+    assert!(out.contains("  - [ ] image-refresh debian\r\n"), "{out:?}");
+    assert_eq!(find_again(&out, &failed).map(|t| t.state), Some(Todo));
+    let done = mark_done(&out, &failed).expect("tick it");
+    let again = mark_undone(&done, &failed).expect("untick it");
+    assert_eq!(again, out, "only the box changed back");
 }
 
 #[test]

@@ -515,6 +515,79 @@ pub struct PlanExplained {
     pub refused: Vec<RefusedItem>,
     /// Every test context `.tickbot.toml` defines.
     pub known: Vec<String>,
+    /// On a refresh PR's branch: its `[[schedule]]` entry.
+    pub refresh: Option<RefreshExplained>,
+}
+
+/// What `/explain` says of a refresh PR: the default branch's `[[schedule]]` entry for it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RefreshExplained {
+    Scheduled {
+        /// `image-refresh/fedora-41`, `image/tasks`.
+        label: String,
+        every: String,
+        default_branch: String,
+        /// A task's refresh (an image's has no checkbox).
+        task: bool,
+        automerge: bool,
+        /// The contexts `automerge` waits for besides the task.
+        tests: Vec<String>,
+        failure_title: String,
+    },
+    /// Named like a refresh, but no entry on the default branch refreshes it.
+    Unscheduled { default_branch: String },
+}
+
+impl fmt::Display for RefreshExplained {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let RefreshExplained::Scheduled {
+            label,
+            every,
+            default_branch,
+            task,
+            automerge,
+            tests,
+            failure_title,
+        } = self
+        else {
+            let RefreshExplained::Unscheduled { default_branch } = self else {
+                return Ok(());
+            };
+            return write!(
+                f,
+                "\n  * its branch is named like a refresh, but no `[[schedule]]` on \
+                 `{default_branch}` refreshes it: tickbot's scheduler leaves it alone"
+            );
+        };
+        write!(
+            f,
+            "\n  * it is tickbot's scheduled refresh of `{label}` (every {every}, \
+             `[[schedule]]` on `{default_branch}`)"
+        )?;
+        if *task {
+            write!(
+                f,
+                "; if its task changes nothing, tickbot closes it and does not try again \
+                 within {every}"
+            )?;
+        }
+        match (automerge, tests.is_empty()) {
+            (false, _) => f.write_str("\n  * it lands when a person merges it")?,
+            (true, true) => f.write_str(
+                "\n  * tickbot merges it once its refresh passed at its head (automerge)",
+            )?,
+            (true, false) => write!(
+                f,
+                "\n  * tickbot merges it once its refresh and {} passed at its head (automerge)",
+                quoted(tests)
+            )?,
+        }
+        write!(
+            f,
+            "\n  * a failed refresh is tracked in the issue \"{failure_title}\", closed when a \
+             refresh succeeds"
+        )
+    }
 }
 
 impl fmt::Display for Explanation {
@@ -589,7 +662,11 @@ impl fmt::Display for PlanExplained {
             true => "`.tickbot.toml` defines no test contexts".to_string(),
             false => format!("known contexts: {}", quoted(&self.known)),
         };
-        write!(f, "\n  * `/test <context>` runs any of them; {known}")
+        write!(f, "\n  * `/test <context>` runs any of them; {known}")?;
+        match &self.refresh {
+            Some(refresh) => refresh.fmt(f),
+            None => Ok(()),
+        }
     }
 }
 
