@@ -359,13 +359,21 @@ fn schedule(dry_run: bool, once: bool, repo: Option<&str>, config: &ServerConfig
         },
         None => config.dispatch.repositories.clone(),
     };
-    if repos.is_empty() {
-        eprintln!("tickbot: no repository: name one with --repo or in [dispatch] repositories");
-        return ExitCode::from(2);
-    }
+    let named = repo.is_some();
     let settings = roles::scheduler_settings(config, repos);
     let run = async {
         let github = roles::github(config).map_err(|e| ScheduleError::Usage(format!("{e:#}")))?;
+        let repositories = match named {
+            true => settings.repositories.clone(),
+            false => scheduler::served(&github, &settings.repositories).await,
+        };
+        if repositories.is_empty() {
+            return Err(ScheduleError::Usage(
+                "no repository: name one with --repo or in [dispatch] repositories, or install \
+                 the GitHub App on one"
+                    .into(),
+            ));
+        }
         if !dry_run && !once {
             // Replicas on RabbitMQ take turns through its lease; with the embedded queue there
             // is one process, `tickbot all`, so this one stands alone.
@@ -391,7 +399,7 @@ fn schedule(dry_run: bool, once: bool, repo: Option<&str>, config: &ServerConfig
         let previous = now - chrono::Duration::from_std(settings.interval).unwrap_or_default();
         let author = (settings.author.0.as_str(), settings.author.1.as_str());
         let mut text = String::new();
-        for repo in &settings.repositories {
+        for repo in &repositories {
             if dry_run {
                 let plan = scheduler::plan(&github, repo, &settings.work, now, previous).await?;
                 text.push_str(&scheduler::render(&plan));

@@ -630,3 +630,34 @@ async fn a_low_rate_limit_pauses_the_scheduler_and_says_until_when() {
     );
     assert!(forge.pulls(&repo).is_empty());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn as_an_app_every_installed_repository_is_served_besides_the_configured_ones() {
+    let _shared = broker_lock().read().await;
+    let files = [(".tickbot.toml", REFRESH_TOML)];
+    let w = World::with_app(&files, std::time::Duration::from_secs(600)).await;
+    let other: RepoName = "other/tools".parse().expect("valid");
+    w.forge()
+        .create_repo(&other, "main", &files)
+        .await
+        .expect("a second installed repository");
+    let github = &w.stack.github;
+    let configured: RepoName = "acme/configured".parse().expect("valid");
+    let served = tickbot::scheduler::served(github, &[configured.clone()]).await;
+    assert_eq!(served, [configured, w.repo.clone(), other.clone()]);
+
+    // A pass over an installed repository that is not configured opens its refresh PR.
+    let now = chrono::Utc::now();
+    let times = (now, now - chrono::Duration::minutes(1));
+    let limits = tickbot::scheduler::Limits {
+        max_open: 5,
+        max_per_hour: 2,
+    };
+    let author = ("tickbot", "tickbot@localhost");
+    let work = w.dir.path().join("schedule");
+    let (_, acted) = tickbot::scheduler::pass(github, &other, &work, times, author, limits)
+        .await
+        .expect("a pass");
+    assert_eq!(acted, [tickbot::scheduler::Acted::Opened(PrNumber(1))]);
+    w.stack.shutdown().await;
+}

@@ -19,6 +19,7 @@
 
 mod budget;
 mod error;
+mod installations;
 mod issues;
 mod pulls;
 mod request;

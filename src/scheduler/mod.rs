@@ -204,9 +204,25 @@ async fn load(
     Ok((branch, Some((config, clone))))
 }
 
+/// The repositories a pass serves: `configured` and, as a GitHub App, every repository of its
+/// installations (read each pass, so a new installation is served without a restart). If the
+/// installations cannot be read, the configured ones are served and the trouble logged.
+pub async fn served(github: &GitHub, configured: &[RepoName]) -> Vec<RepoName> {
+    let mut repos = configured.to_vec();
+    match github.installed_repositories().await {
+        Ok(installed) => repos.extend(installed),
+        Err(e) => tracing::error!(error = %e, "cannot list the App's installed repositories; \
+            serving the configured ones"),
+    }
+    let mut seen = std::collections::HashSet::new();
+    repos.retain(|r| seen.insert(r.to_string().to_ascii_lowercase()));
+    repos
+}
+
 /// What the scheduler role needs besides GitHub: where, for which repositories, as whom, how
 /// many PRs.
 pub struct SchedulerSettings {
+    /// `[dispatch] repositories`; a GitHub App also serves its installations' ([`served`]).
     pub repositories: Vec<RepoName>,
     /// The bare clones live here.
     pub work: std::path::PathBuf,
@@ -248,7 +264,7 @@ pub async fn run(
         {
             tracing::warn!(error = %e, "cannot keep a spare lease token; a takeover may wait");
         }
-        for repo in &settings.repositories {
+        for repo in &served(github, &settings.repositories).await {
             let times = (now, previous);
             match pass(github, repo, &settings.work, times, author, settings.limits).await {
                 Ok((plan, acted)) => {

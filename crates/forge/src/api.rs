@@ -244,6 +244,7 @@ async fn rest_layer(State(forge): State<Forge>, req: Request, next: Next) -> Res
     let rest = path.starts_with("/repos/")
         || path.starts_with("/orgs/")
         || path.starts_with("/app/")
+        || path.starts_with("/installation/")
         || path == "/user";
     if (!rest && git_path(&path).is_some()) || path.starts_with("/_forge/") {
         return next.run(req).await;

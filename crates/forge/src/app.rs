@@ -34,6 +34,30 @@ pub(crate) fn routes() -> Router<Forge> {
             "/app/installations/{id}/access_tokens",
             post(create_installation_token),
         )
+        .route("/app/installations", get(list_installations))
+        .route("/installation/repositories", get(installation_repositories))
+}
+
+/// `GET /app/installations`: the one installation (its account is the forge's first owner).
+async fn list_installations(State(f): State<Forge>) -> ApiResult {
+    let owner = f.state().repos.keys().next().map(|r| r.owner().to_string());
+    let one = installation_json(&f, owner.as_deref().unwrap_or("forge"))?;
+    ok(StatusCode::OK, json!([one]))
+}
+
+/// `GET /installation/repositories` with an installation token: every repository.
+async fn installation_repositories(State(f): State<Forge>) -> ApiResult {
+    let repos: Vec<serde_json::Value> = {
+        let st = f.state();
+        st.repos
+            .values()
+            .map(|r| json::repository(&f.inner.urls, r))
+            .collect()
+    };
+    ok(
+        StatusCode::OK,
+        json!({ "total_count": repos.len(), "repositories": repos }),
+    )
 }
 
 /// Whether `path` is one a JWT (not a token) is for.
@@ -70,21 +94,22 @@ pub(crate) fn check_jwt(app: &ForgeApp, jwt: &str) -> Result<(), &'static str> {
     Ok(())
 }
 
-fn installation(f: &Forge, account: &str) -> ApiResult {
+fn installation_json(f: &Forge, account: &str) -> Result<serde_json::Value, ApiError> {
     let Some(app) = &f.inner.opts.app else {
         return Err(ApiError::not_found());
     };
-    ok(
-        StatusCode::OK,
-        json!({
-            "id": INSTALLATION,
-            "app_id": app.id,
-            "account": json::user(&f.inner.urls, account),
-            "target_type": "Organization",
-            "permissions": { "checks": "write", "statuses": "write", "pull_requests": "write",
-                             "issues": "write", "contents": "write" },
-        }),
-    )
+    Ok(json!({
+        "id": INSTALLATION,
+        "app_id": app.id,
+        "account": json::user(&f.inner.urls, account),
+        "target_type": "Organization",
+        "permissions": { "checks": "write", "statuses": "write", "pull_requests": "write",
+                         "issues": "write", "contents": "write" },
+    }))
+}
+
+fn installation(f: &Forge, account: &str) -> ApiResult {
+    ok(StatusCode::OK, installation_json(f, account)?)
 }
 
 async fn repo_installation(
