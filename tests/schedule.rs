@@ -643,7 +643,7 @@ async fn as_an_app_every_installed_repository_is_served_besides_the_configured_o
         .expect("a second installed repository");
     let github = &w.stack.github;
     let configured: RepoName = "acme/configured".parse().expect("valid");
-    let served = tickbot::scheduler::served(github, &[configured.clone()]).await;
+    let served = tickbot::scheduler::served(github, std::slice::from_ref(&configured)).await;
     assert_eq!(served, [configured, w.repo.clone(), other.clone()]);
 
     // A pass over an installed repository that is not configured opens its refresh PR.
