@@ -456,6 +456,49 @@ async fn a_failing_refresh_has_one_issue_updated_per_attempt_and_closed_on_succe
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn automerge_refuses_when_the_head_moved_and_says_so_on_the_pr() {
+    let _shared = broker_lock().read().await;
+    let toml = format!("{REFRESH_TOML}automerge = true\n");
+    let (w, _) = first_refresh(&toml).await;
+    let pr = PrNumber(1);
+    // A person pushes while tickbot merges: the merge carries the head tickbot saw.
+    let mut merging = w
+        .forge()
+        .faults()
+        .hold_next_call(tickbot::forge::CallMatch::method(
+            "PUT",
+            "/repos/acme/images/pulls/1/merge",
+        ));
+    let args = ["schedule", "--once", "--repo", "acme/images"];
+    let pass = tickbot_command(w.forge(), w.dir.path(), &args)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("start the pass");
+    tokio::time::timeout(common::WAIT, merging.entered())
+        .await
+        .expect("the pass merges within the wait")
+        .expect("the hook ran");
+    let theirs = w.push(pr, &[("images/notes", "mine\n")], "alice").await;
+    merging.release();
+    let out = pass.wait_with_output().expect("the pass ends");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "acme/images: image-refresh/fedora-41: #1 passed but GitHub refused the merge (see the PR)\n"
+    );
+    let after = w.forge().pr(&w.repo, pr).expect("the PR");
+    assert!(after.merged.is_none(), "not merged");
+    assert_eq!(after.head_sha, theirs);
+    let refusal = w
+        .bot_comments(pr)
+        .into_iter()
+        .find(|c| c.contains("did not merge"))
+        .expect("the refusal on the PR");
+    insta::assert_snapshot!("automerge_refused", common::redact(&refusal));
+    w.stack.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_pass_killed_while_opening_a_pr_leaves_no_duplicate_and_the_next_pass_goes_on() {
     let _shared = broker_lock().read().await;
     let files = [
