@@ -101,6 +101,16 @@ pub struct Job {
     /// For a [`JobKind::Build`]: the image to build.
     #[serde(default)]
     pub image_build: Option<ImageBuild>,
+    /// A test run on the PR merged onto this commit of its base branch (`merge = true`).
+    #[serde(default)]
+    pub merge: Option<MergeBase>,
+}
+
+/// The base branch's head a test merges the PR onto.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MergeBase {
+    pub branch: String,
+    pub sha: CommitSha,
 }
 
 impl Job {
@@ -141,6 +151,7 @@ impl Job {
             main: None,
             note: None,
             image_build: None,
+            merge: None,
         }
     }
 }

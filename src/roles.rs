@@ -140,6 +140,7 @@ pub async fn dispatch(
                 config.git.author_email.clone(),
             ),
             limits: config.dispatch.limits(),
+            merge_by_default: config.dispatch.merge,
         },
     );
     dispatcher.run(shutdown).await?;

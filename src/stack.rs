@@ -180,6 +180,7 @@ impl Stack {
                 images_dir: self.opts.dir.join("images"),
                 git_author: ("tickbot".into(), "tickbot@localhost".into()),
                 limits: Default::default(),
+                merge_by_default: false,
             },
         );
         let (stop, stopped) = watch::channel(false);

@@ -605,3 +605,44 @@ async fn as_an_app_workers_fetch_and_push_with_installation_tokens() {
     assert_tokens_never_refused(&w);
     w.stack.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_merged_base_run_sees_the_base_branchs_newer_file_and_a_conflict_fails_with_why() {
+    let _shared = broker_lock().read().await;
+    let toml = r#"
+[tests.merged]
+command = ["sh", "-c", "cat shared; cat newer"]
+image = "localhost/tickbot-test:latest"
+merge = true
+"#;
+    let files = [(".tickbot.toml", toml), ("shared", "from main\n")];
+    let mut w = World::new(&files).await;
+    w.start_worker("w1", &[]);
+    let (clean, clean_head) = w.open_pr("alice", &[("mine", "a file\n")], "").await;
+    let (conflicting, conflicting_head) = w.open_pr("alice", &[("shared", "theirs\n")], "").await;
+    // The base branch moves on after both PRs were opened.
+    let newer = [("newer", "only on main\n"), ("shared", "changed on main\n")];
+    let base = w
+        .forge()
+        .commit_files(&w.repo, "main", None, &newer, "Newer on main", "alice")
+        .await
+        .expect("main moves");
+    let at = &base.0[..7];
+
+    for pr in [clean, conflicting] {
+        w.forge()
+            .comment(&w.repo, pr, "/test merged", "alice")
+            .await
+            .expect("comment");
+    }
+    let passed = format!("Success [w1] (with `main` at {at})");
+    let log = wait_state(&w, &clean_head, "merged", ("success", &passed)).await;
+    let shown = w.log(&log).await;
+    assert!(shown.contains("changed on main\nonly on main\n"), "{shown}");
+    let failed = format!("does not merge cleanly [w1] (with `main` at {at})");
+    let log = wait_state(&w, &conflicting_head, "merged", ("failure", &failed)).await;
+    let shown = w.log(&log).await;
+    let said = format!("does not merge cleanly with main at {at}; conflicts in:\n  shared\n");
+    assert!(shown.contains(&said), "{shown}");
+    w.stack.shutdown().await;
+}

@@ -255,6 +255,9 @@ pub struct DispatchConfig {
     /// The longest `timeout` a repository may give a task, test or image build.
     #[serde(deserialize_with = "duration")]
     pub max_timeout: Duration,
+    /// Test contexts run on the PR merged onto its base branch's current head unless their
+    /// `[tests.*] merge` says otherwise.
+    pub merge: bool,
 }
 
 impl Default for DispatchConfig {
@@ -263,6 +266,7 @@ impl Default for DispatchConfig {
             repositories: Vec::new(),
             bot_login: None,
             max_timeout: crate::repo_config::Limits::default().max_timeout,
+            merge: false,
         }
     }
 }

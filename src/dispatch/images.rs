@@ -189,6 +189,7 @@ impl Images {
             checkouts: Vec::new(),
             note: None,
             image_build: Some(build),
+            merge: None,
             created_at: chrono::Utc::now(),
             ..job.clone()
         }

@@ -72,6 +72,8 @@ pub struct DispatcherSettings {
     pub git_author: (String, String),
     /// What a repository's `.tickbot.toml` may ask for.
     pub limits: crate::repo_config::Limits,
+    /// `[dispatch] merge`: tests run on the PR merged onto its base unless they say otherwise.
+    pub merge_by_default: bool,
 }
 
 #[derive(Debug, thiserror::Error)]

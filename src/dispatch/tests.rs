@@ -17,7 +17,7 @@ use super::{DispatchError, Dispatcher};
 use crate::commands::ContextSpec;
 use crate::github::{CommitStatus, GitHubError, PullRequest};
 use crate::ids::{CommitSha, RepoName};
-use crate::job::{self, Checkout, Job, JobKind};
+use crate::job::{self, Checkout, Job, JobKind, MergeBase};
 use crate::repo_config::{ImageDef, RepoConfig, TestDef};
 use std::sync::Arc;
 
@@ -513,6 +513,7 @@ impl Dispatcher {
             return Ok(());
         };
         let job_id = job::job_id(&pr.repo, pr.number, &pr.head_sha, &p.context, 0, previous);
+        let (merge, note) = self.merge_base(pr, &p).await?;
         let job = Job {
             argv: job::expand_argv(&p.test.command, &[]),
             image: p.test.image.clone(),
@@ -521,7 +522,8 @@ impl Dispatcher {
             priority: p.test.priority,
             checkouts: p.checkouts,
             main: p.main,
-            note: p.note.clone(),
+            note,
+            merge,
             ..Job::at_head(pr, clone_url, JobKind::Test, &p.context, job_id.clone())
         };
         // The image is defined where the test is: another project's tree for a test run
@@ -545,6 +547,33 @@ impl Dispatcher {
         self.images.queue(job, source).await?;
         tracing::info!(repo = %pr.repo, pr = %pr.number, context = %p.context, job = %job_id, "test queued");
         Ok(())
+    }
+}
+
+impl Dispatcher {
+    /// For a test of the PR's own tree with `merge` (or the server's default): its base
+    /// branch's current head, and the note that says so in every state of the run.
+    async fn merge_base(
+        &self,
+        pr: &PullRequest,
+        p: &Planned,
+    ) -> Result<(Option<MergeBase>, Option<String>), DispatchError> {
+        let merge = p.test.merge.unwrap_or(self.settings.merge_by_default);
+        if !merge || p.main.is_some() {
+            return Ok((None, p.note.clone()));
+        }
+        let Some(sha) = self.github.commit_of(&pr.repo, &pr.base_ref).await? else {
+            // The base branch is gone: the PR is tested as it is, and says so.
+            let note = format!("`{}` is gone: not merged", pr.base_ref);
+            return Ok((None, Some(note)));
+        };
+        let merged = format!("with `{}` at {}", pr.base_ref, sha.short());
+        let note = match &p.note {
+            Some(other) => format!("{other}, {merged}"),
+            None => merged,
+        };
+        let branch = pr.base_ref.clone();
+        Ok((Some(MergeBase { branch, sha }), Some(note)))
     }
 }
 

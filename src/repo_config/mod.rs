@@ -98,6 +98,9 @@ pub struct TestDef {
     pub paths: Vec<String>,
     pub pool: String,
     pub priority: u8,
+    /// Run on the PR merged onto its base branch's current head; `None`: the server's
+    /// `[dispatch] merge`.
+    pub merge: Option<bool>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -205,6 +208,7 @@ struct RawTest {
     paths: Vec<String>,
     pool: Option<Spanned<String>>,
     priority: Option<Spanned<i64>>,
+    merge: Option<bool>,
 }
 
 #[derive(Deserialize)]
@@ -520,6 +524,7 @@ fn test_def(
         paths: raw.paths,
         pool: checked_pool(raw.pool, &key, at)?,
         priority: checked_priority(raw.priority, &key, at)?,
+        merge: raw.merge,
     })
 }
 

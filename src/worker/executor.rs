@@ -419,13 +419,90 @@ impl Worker {
         let worktree = self.mirrors.checkout(tree_repo, tree_sha, &pool).await?;
         let dir = worktree.path().to_path_buf();
         let mut inner = Vec::new();
-        let prepared = self.check_out_more(job, &dir, log, &mut inner).await;
+        let prepared = match self.merge_onto_base(job, &worktree, log).await {
+            Ok(None) => self
+                .check_out_more(job, &dir, log, &mut inner)
+                .await
+                .map(|()| None),
+            other => other,
+        };
         let result = match prepared {
-            Ok(()) => self.run_in(job, &worktree, log, &name, cancel).await,
+            Ok(None) => self.run_in(job, &worktree, log, &name, cancel).await,
+            Ok(Some(outcome)) => Ok(Executed::Finished {
+                outcome,
+                commit: None,
+            }),
             Err(e) => Err(e),
         };
         remove_checkouts(job, inner, worktree).await;
         result
+    }
+
+    /// A test with `merge`: the PR's head merged onto its base branch's head in the checkout.
+    /// `Some(failure)` when they do not merge cleanly (the checkout is left as it was).
+    async fn merge_onto_base(
+        &self,
+        job: &Job,
+        worktree: &Worktree,
+        log: &JobLog,
+    ) -> Result<Option<Outcome>, JobError> {
+        let Some(base) = &job.merge else {
+            return Ok(None);
+        };
+        let auth = self.git_auth(&job.repo).await?;
+        (self.mirrors)
+            .fetch(
+                &job.repo,
+                &job.base_clone_url,
+                &base.branch,
+                &base.sha,
+                Some(&auth),
+            )
+            .await?;
+        let message = format!(
+            "Merge {} into {} for testing",
+            job.head_sha.short(),
+            base.branch
+        );
+        let merged = (worktree.git())
+            .author(&self.settings.author_name, &self.settings.author_email)
+            .args([
+                "merge",
+                "--no-ff",
+                "--no-edit",
+                "--quiet",
+                "-m",
+                &message,
+                &base.sha.0,
+            ])
+            .run()
+            .await?;
+        if merged.success() {
+            log.line(&format!(
+                "tickbot: testing {} merged onto {} at {}",
+                job.head_sha.short(),
+                base.branch,
+                base.sha.short()
+            ));
+            return Ok(None);
+        }
+        let conflicts = (worktree.git())
+            .args(["diff", "--name-only", "--diff-filter=U"])
+            .run()
+            .await?;
+        (worktree.git()).args(["merge", "--abort"]).run().await?;
+        log.line(&format!(
+            "tickbot: {} does not merge cleanly with {} at {}; conflicts in:",
+            job.head_sha.short(),
+            base.branch,
+            base.sha.short()
+        ));
+        for path in conflicts.stdout.lines() {
+            log.line(&format!("  {path}"));
+        }
+        // The state's note names the base: "does not merge cleanly [w1] (with `main` at …)".
+        let reason = "does not merge cleanly".to_string();
+        Ok(Some(Outcome::Failure { reason }))
     }
 
     /// Opens the job's log, tells the dispatcher it started and clears a container left by a

@@ -136,6 +136,7 @@ fn template() -> Job {
         main: None,
         note: None,
         image_build: None,
+        merge: None,
     }
 }
 
