@@ -247,17 +247,7 @@ async fn a_refresh_that_changes_nothing_is_closed_and_not_tried_again_this_perio
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn due_items_wait_their_turn_within_the_hourly_limit() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let forge = Forge::start(ForgeOptions::local(dir.path().join("forge")))
-        .await
-        .expect("forge starts");
-    let repo: RepoName = "acme/images".parse().expect("valid");
-    let toml = "[tasks.image-refresh]\ncommand = [\"./refresh\", \"{args}\"]\n\
-                message = \"images: Update {args} image\"\n\
-                [[schedule]]\ntask = \"image-refresh\"\nitems = [\"a\", \"b\", \"c\"]\nevery = \"7d\"\n";
-    forge
-        .create_repo(&repo, "main", &[(".tickbot.toml", toml)])
-        .await
-        .expect("repo");
+    let (forge, repo) = scheduling_forge(dir.path(), r#"["a", "b", "c"]"#).await;
     let state = dir.path().join("state");
     let args = ["schedule", "--once", "--repo", "acme/images"];
     // `[schedule] max_per_hour` is 2 by default: the third due item waits for the next hour.
@@ -593,19 +583,28 @@ async fn one_scheduler_holds_the_lease_and_another_takes_over_when_it_stops() {
     first.delete(&[]).await.expect("clean up");
 }
 
-/// A forge whose `acme/images` refreshed its one scheduled item just now (nothing is due).
-async fn quiet_forge(dir: &std::path::Path) -> (Forge, RepoName) {
+/// A forge (no dispatcher) whose `acme/images` schedules `image-refresh` of `items` (a TOML
+/// list) every week.
+async fn scheduling_forge(dir: &std::path::Path, items: &str) -> (Forge, RepoName) {
     let forge = Forge::start(ForgeOptions::local(dir.join("forge")))
         .await
         .expect("forge starts");
     let repo: RepoName = "acme/images".parse().expect("valid");
-    let toml = "[tasks.image-refresh]\ncommand = [\"./refresh\", \"{args}\"]\n\
-                message = \"images: Update {args} image\"\n\
-                [[schedule]]\ntask = \"image-refresh\"\nitems = [\"fedora-41\"]\nevery = \"7d\"\n";
+    let toml = format!(
+        "[tasks.image-refresh]\ncommand = [\"./refresh\", \"{{args}}\"]\n\
+         message = \"images: Update {{args}} image\"\n\
+         [[schedule]]\ntask = \"image-refresh\"\nitems = {items}\nevery = \"7d\"\n"
+    );
     forge
-        .create_repo(&repo, "main", &[(".tickbot.toml", toml)])
+        .create_repo(&repo, "main", &[(".tickbot.toml", toml.as_str())])
         .await
         .expect("repo");
+    (forge, repo)
+}
+
+/// A forge whose `acme/images` refreshed its one scheduled item just now (nothing is due).
+async fn quiet_forge(dir: &std::path::Path) -> (Forge, RepoName) {
+    let (forge, repo) = scheduling_forge(dir, r#"["fedora-41"]"#).await;
     let refreshed = [("images/fedora-41.txt", "refreshed\n")];
     let message = "images: Update fedora-41 image";
     forge

@@ -530,20 +530,23 @@ async fn create_pull(State(f): State<Forge>, RepoPath(repo): RepoPath, body: Byt
     ok(StatusCode::CREATED, pull_json(&f, &repo, n.0)?)
 }
 
+/// An issue's (or pull request's) `state` field of a PATCH: `open`, `closed` or absent.
+pub(crate) fn parse_state(v: &Value) -> Result<Option<PullState>, ApiError> {
+    match opt_str(v, "Issue", "state")?.as_deref() {
+        None => Ok(None),
+        Some("open") => Ok(Some(PullState::Open)),
+        Some("closed") => Ok(Some(PullState::Closed)),
+        Some(_) => Err(ApiError::Forge(ForgeError::Validation {
+            resource: "Issue",
+            field: "state",
+            code: "invalid",
+            message: String::new(),
+        })),
+    }
+}
+
 fn parse_patch(v: &Value) -> Result<PullPatch, ApiError> {
-    let state = match opt_str(v, "Issue", "state")?.as_deref() {
-        None => None,
-        Some("open") => Some(PullState::Open),
-        Some("closed") => Some(PullState::Closed),
-        Some(_) => {
-            return Err(ApiError::Forge(ForgeError::Validation {
-                resource: "Issue",
-                field: "state",
-                code: "invalid",
-                message: String::new(),
-            }));
-        }
-    };
+    let state = parse_state(v)?;
     Ok(PullPatch {
         title: opt_str(v, "Issue", "title")?,
         body: opt_str(v, "Issue", "body")?,

@@ -6,7 +6,7 @@
 
 use super::api::{
     ApiError, ApiResult, Params, RepoPath, RepoRoutes, ok, opt_str, paginate, params, parse_body,
-    required_str, with_link,
+    parse_state, required_str, with_link,
 };
 use super::state::{ForgeError, Issue, PullState};
 use super::{Forge, json, lock};
@@ -71,19 +71,7 @@ pub(crate) fn plain_json(f: &Forge, repo: &RepoName, n: u64) -> Result<Value, Ap
 
 /// `PATCH /issues/{n}` of an issue that is not a pull request: title, body, state.
 pub(crate) fn patch_plain(f: &Forge, repo: &RepoName, n: u64, v: &Value) -> ApiResult {
-    let state = match opt_str(v, "Issue", "state")?.as_deref() {
-        None => None,
-        Some("open") => Some(PullState::Open),
-        Some("closed") => Some(PullState::Closed),
-        Some(_) => {
-            return Err(ApiError::Forge(ForgeError::Validation {
-                resource: "Issue",
-                field: "state",
-                code: "invalid",
-                message: String::new(),
-            }));
-        }
-    };
+    let state = parse_state(v)?;
     let (title, body) = (opt_str(v, "Issue", "title")?, opt_str(v, "Issue", "body")?);
     {
         let mut st = f.state();
