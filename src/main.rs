@@ -170,11 +170,13 @@ fn main() -> ExitCode {
                         roles::serve(&config, broker, shutdown).await
                     }
                     Command::Dispatch => {
+                        roles::serve_metrics(&config, shutdown.clone()).await?;
                         let broker = roles::open_broker(&config).await?;
                         let github = roles::github(&config)?;
                         roles::dispatch(&config, broker, github, shutdown).await
                     }
                     Command::Work { pools, concurrency } => {
+                        roles::serve_metrics(&config, shutdown.clone()).await?;
                         let broker = roles::open_broker(&config).await?;
                         let pools = if pools.is_empty() {
                             config.worker.pools.clone()

@@ -86,6 +86,38 @@ pub fn shutdown_signal() -> watch::Receiver<bool> {
     rx
 }
 
+/// `[metrics] listen`: serves this process's `/metrics` until shutdown, if configured.
+pub async fn serve_metrics(
+    config: &ServerConfig,
+    mut shutdown: watch::Receiver<bool>,
+) -> anyhow::Result<()> {
+    let Some(addr) = &config.metrics.listen else {
+        return Ok(());
+    };
+    // Installed before the role starts: what is recorded earlier is lost.
+    crate::telemetry::metrics();
+    let listener = tokio::net::TcpListener::bind(addr.as_str())
+        .await
+        .with_context(|| format!("metrics.listen: cannot listen on {addr}"))?;
+    let app = axum::Router::new().route(
+        "/metrics",
+        axum::routing::get(|| async { crate::telemetry::metrics().render() }),
+    );
+    tracing::info!(%addr, "metrics listening");
+    tokio::spawn(async move {
+        let stop = async move {
+            let _ = shutdown.wait_for(|stop| *stop).await;
+        };
+        if let Err(e) = axum::serve(listener, app)
+            .with_graceful_shutdown(stop)
+            .await
+        {
+            tracing::error!(error = %e, "the metrics listener failed");
+        }
+    });
+    Ok(())
+}
+
 /// Runs the intake until shutdown.
 pub async fn serve(
     config: &ServerConfig,
@@ -216,6 +248,7 @@ pub async fn work(
                 memory: config.worker.memory.clone(),
                 pids_limit: config.worker.pids_limit,
                 max_log: config.worker.max_log.as_u64(),
+                prefix: config.amqp.prefix.clone(),
                 stop_grace: config.worker.stop_grace,
                 secret_values: secret_values.clone(),
                 registry: crate::registry::Registry::new(config.registry.auth_file.clone()),

@@ -1,6 +1,6 @@
 //! Logging and metrics set-up, once per process.
 
-use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use std::sync::OnceLock;
 use tracing_subscriber::EnvFilter;
 
@@ -24,10 +24,22 @@ pub fn init_logging(json: bool, default_level: &str) {
 pub fn metrics() -> &'static PrometheusHandle {
     static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
     HANDLE.get_or_init(|| {
+        // Jobs wait and run for seconds to hours; the rest (a webhook's publish) for
+        // milliseconds.
+        let jobs = Matcher::Prefix("tickbot_job_".into());
         let builder = PrometheusBuilder::new()
             .set_buckets(&[
                 0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
             ])
+            .and_then(|b| {
+                b.set_buckets_for_metric(
+                    jobs,
+                    &[
+                        0.1, 0.5, 1.0, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 1800.0, 3600.0, 7200.0,
+                        21600.0,
+                    ],
+                )
+            })
             .unwrap_or_else(|_| PrometheusBuilder::new());
         match builder.install_recorder() {
             Ok(handle) => handle,

@@ -4,8 +4,8 @@
 
 mod common;
 
-use common::world::{LONG, World, container_of};
-use common::{broker_lock, containers, redact, wait_within};
+use common::world::{LONG, World};
+use common::{broker_lock, containers, redact, sample, wait_within};
 use tickbot::ids::{CommitSha, PrNumber, RepoName};
 
 const TICKBOT_TOML: &str = r#"
@@ -95,7 +95,7 @@ async fn default_contexts_run_for_each_head_and_a_push_cancels_the_running_one()
         .await
         .expect("ready");
     let url = wait_state(&w, &first, "unit", ("pending", "In progress [w1]")).await;
-    let container = container_of(&url);
+    let container = w.container_of(&url);
     wait_within(LONG, "the test's container", || {
         containers().contains(&container).then_some(())
     })
@@ -338,7 +338,7 @@ async fn cancel_and_close_stop_jobs_and_task_adds_a_checkbox_that_runs() {
         .await
         .expect("comment");
     wait_state(&w, &head, "slow", ("error", "Cancelled by @alice")).await;
-    let container = container_of(&url);
+    let container = w.container_of(&url);
     wait_within(LONG, "the cancelled container to go", || {
         (!containers().contains(&container)).then_some(())
     })
@@ -644,5 +644,67 @@ merge = true
     let shown = w.log(&log).await;
     let said = format!("does not merge cleanly with main at {at}; conflicts in:\n  shared\n");
     assert!(shown.contains(&said), "{shown}");
+    w.stack.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn operators_read_job_times_outcomes_and_refusals_from_metrics() {
+    let _shared = broker_lock().read().await;
+    let toml = r#"
+[tests.metered]
+command = ["sh", "-c", "echo metered"]
+image = "localhost/tickbot-test:latest"
+default = true
+"#;
+    let mut w = World::new(&[(".tickbot.toml", toml)]).await;
+    // A worker as its own process, serving its own `/metrics`.
+    let addr = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .to_string();
+    let mut worker = w.worker_process_with("w1", &[("TICKBOT__METRICS__LISTEN", &addr)]);
+    let (pr, head) = w.open_pr("alice", &[("change", "a change\n")], "").await;
+    wait_state(&w, &head, "metered", ("success", "Success [w1]")).await;
+    let scraped = wait_within(LONG, "the worker's metrics", || {
+        let text = std::panic::catch_unwind(|| common::http_get(&addr, "/metrics")).ok()?;
+        text.contains("tickbot_jobs_total").then_some(text)
+    })
+    .await;
+    let series = [("pool", "default"), ("context", "metered")];
+    let ended = [series[0], series[1], ("outcome", "success")];
+    assert_eq!(
+        sample(&scraped, "tickbot_jobs_total", &ended),
+        Some(1.0),
+        "{scraped}"
+    );
+    for name in [
+        "tickbot_job_queue_wait_seconds_count",
+        "tickbot_job_run_seconds_count",
+    ] {
+        assert_eq!(
+            sample(&scraped, name, &series),
+            Some(1.0),
+            "{name}: {scraped}"
+        );
+    }
+    let running = sample(&scraped, "tickbot_jobs_running", &series[..1]);
+    assert_eq!(running, Some(0.0), "{scraped}");
+
+    // A refusal people see is counted by its kind (the dispatcher runs in this process, whose
+    // `/metrics` the intake serves).
+    let intake = w.stack.intake_url.trim_start_matches("http://").to_string();
+    let refused = |text: &str| {
+        sample(text, "tickbot_refusals_total", &[("reason", "NotTrusted")]).unwrap_or(0.0)
+    };
+    let before = refused(&common::http_get(&intake, "/metrics"));
+    w.forge()
+        .comment(&w.repo, pr, "/test metered", "mallory")
+        .await
+        .expect("comment");
+    wait_reply(&w, pr, "not trusted").await;
+    let after = refused(&common::http_get(&intake, "/metrics"));
+    assert!(after >= before + 1.0, "{before} → {after}");
+    worker.kill().expect("stop the worker");
+    worker.wait().expect("reaped");
     w.stack.shutdown().await;
 }

@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::world::{LONG, World, container_of};
+use common::world::{LONG, World};
 use common::{broker_lock, containers, wait_for, wait_within};
 use tickbot::ids::{CommitSha, PrNumber};
 
@@ -136,7 +136,7 @@ async fn the_prs_own_code_runs_in_a_container_and_its_results_land_on_the_branch
         summaries_once(&w, pr, "| stamp two | Success [w1] |").await,
         1
     );
-    let container = container_of(&log_url);
+    let container = w.container_of(&log_url);
     assert!(
         !containers().contains(&container),
         "no container is left behind: {container}"
@@ -189,7 +189,7 @@ async fn a_failure_or_timeout_is_marked_and_removing_fail_runs_it_again() {
         .wait_status(&head, "hang", "failure", "Timeout after 2s [w1]")
         .await
         .expect("log link");
-    let container = container_of(&hung);
+    let container = w.container_of(&hung);
     assert!(
         !containers().contains(&container),
         "the timed-out container is gone: {container}"
@@ -311,7 +311,7 @@ async fn a_worker_killed_mid_job_leaves_nothing_pending_and_nothing_twice() {
             .into_iter()
             .find(|s| s.1 == "In progress [victim]")
             .and_then(|s| s.2)
-            .map(|url| container_of(&url))
+            .map(|url| w.container_of(&url))
     })
     .await;
     wait_within(LONG, "the job's container to run", || {

@@ -68,6 +68,16 @@ pub struct ServerConfig {
     pub dispatch: DispatchConfig,
     pub registry: RegistryConfig,
     pub schedule: ScheduleConfig,
+    pub metrics: MetricsConfig,
+}
+
+/// `/metrics` of a process without an intake (`tickbot work`, `tickbot dispatch`); the intake
+/// serves its own process's at its `/metrics`.
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct MetricsConfig {
+    /// `address:port`; none: not served.
+    pub listen: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -390,6 +400,14 @@ impl ServerConfig {
 
     fn validate(&self, origin: &Origin) -> Result<(), ConfigError> {
         let invalid = |key: &str, reason: String| origin.invalid(key, reason);
+        if let Some(listen) = &self.metrics.listen
+            && let Err(e) = listen.parse::<SocketAddr>()
+        {
+            return Err(invalid(
+                "metrics.listen",
+                format!("'{listen}' is not an address:port ({e}); e.g. \"127.0.0.1:9464\""),
+            ));
+        }
         if let Err(e) = self.webhook.listen.parse::<SocketAddr>() {
             return Err(invalid(
                 "webhook.listen",

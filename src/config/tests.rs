@@ -62,6 +62,18 @@ fn environment_overrides_file() {
 }
 
 #[test]
+fn a_metrics_listener_is_an_address_and_port() {
+    let c = load("[metrics]\nlisten = \"127.0.0.1:9464\"\n", &[]).expect("valid");
+    assert_eq!(c.metrics.listen.as_deref(), Some("127.0.0.1:9464"));
+    let e = load("", &[("TICKBOT__METRICS__LISTEN", "9464")]).expect_err("no host");
+    assert_eq!(
+        e.to_string(),
+        "environment variable TICKBOT__METRICS__LISTEN: key `metrics.listen`: '9464' is not an \
+         address:port (invalid socket address syntax); e.g. \"127.0.0.1:9464\""
+    );
+}
+
+#[test]
 fn errors_name_the_key_and_position() {
     let e = load("[webhook]\nlisten = \"nowhere\"\n", &[]).expect_err("bad listen");
     assert!(e.to_string().contains("key `webhook.listen`"), "{e}");
@@ -97,7 +109,7 @@ fn file_errors_give_the_file_the_position_and_the_key() {
     );
     assert_eq!(
         error("[wroker]\nconcurrency = 2\n", &[]),
-        "tickbot.toml: line 1, column 2: key `wroker`: unknown field `wroker`, expected one of `github`, `webhook`, `amqp`, `state`, `worker`, `logs`, `git`, `dispatch`, `registry`, `schedule`"
+        "tickbot.toml: line 1, column 2: key `wroker`: unknown field `wroker`, expected one of `github`, `webhook`, `amqp`, `state`, `worker`, `logs`, `git`, `dispatch`, `registry`, `schedule`, `metrics`"
     );
     assert_eq!(
         error("[worker]\nconcurrency = 0\n", &[]),
@@ -132,7 +144,7 @@ fn environment_errors_name_the_variable() {
     );
     assert_eq!(
         error("", &[("TICKBOT__CONCURRENCY", "3")]),
-        "environment variable TICKBOT__CONCURRENCY: key `concurrency`: unknown field `concurrency`, expected one of `github`, `webhook`, `amqp`, `state`, `worker`, `logs`, `git`, `dispatch`, `registry`, `schedule`"
+        "environment variable TICKBOT__CONCURRENCY: key `concurrency`: unknown field `concurrency`, expected one of `github`, `webhook`, `amqp`, `state`, `worker`, `logs`, `git`, `dispatch`, `registry`, `schedule`, `metrics`"
     );
     assert_eq!(
         error("", &[("TICKBOT__WORKER__CONCURRENCY", "0")]),

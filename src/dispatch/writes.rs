@@ -379,6 +379,9 @@ impl Writes {
             return Err(e);
         }
         self.memory.add_posted(key, marker);
+        for reason in comment.refusal_reasons() {
+            metrics::counter!("tickbot_refusals_total", "reason" => reason).increment(1);
+        }
         Ok(())
     }
 

@@ -7,11 +7,9 @@
 
 use super::ScheduleError;
 use crate::checklist::{self, TaskState};
-use crate::dispatch::state::from_check_run;
-use crate::github::{CommitStatus, GitHub, GitHubError, OpenIssue, PullRequest, StatusState};
-use crate::ids::{CommitSha, PrNumber, RepoName};
+use crate::github::{GitHub, GitHubError, OpenIssue, PullRequest, StatusState};
+use crate::ids::{PrNumber, RepoName};
 use crate::repo_config::{ScheduleDef, Target};
-use std::collections::BTreeMap;
 use tokio::sync::OnceCell;
 
 /// How the refresh on an open refresh PR's head stands.
@@ -25,28 +23,6 @@ pub(super) enum Attempt {
         reason: String,
         log: Option<String>,
     },
-}
-
-/// The latest state of every context on `sha`: commit statuses, or with a GitHub App the
-/// newest check run of each name.
-pub(super) async fn states(
-    github: &GitHub,
-    repo: &RepoName,
-    sha: &CommitSha,
-) -> Result<Vec<CommitStatus>, GitHubError> {
-    if !github.is_app() {
-        return github.statuses(repo, sha).await;
-    }
-    let mut latest = BTreeMap::new();
-    for run in github.check_runs(repo, sha).await? {
-        if latest
-            .get(&run.name)
-            .is_none_or(|l: &crate::github::CheckRun| l.id < run.id)
-        {
-            latest.insert(run.name.clone(), run);
-        }
-    }
-    Ok(latest.into_values().map(from_check_run).collect())
 }
 
 /// Whether the refresh job of `pr` (a refresh PR of `def`) failed or succeeded at its head: a
@@ -70,7 +46,7 @@ pub(super) async fn attempt(
         }
         Target::Image { name } => format!("image/{name}"),
     };
-    let states = states(github, repo, &pr.head_sha).await?;
+    let states = super::context_states(github, repo, &pr.head_sha).await?;
     let Some(state) = states.into_iter().find(|s| s.context == context) else {
         return Ok(Attempt::Unsettled);
     };

@@ -22,7 +22,7 @@ pub use lease::Lease;
 pub use open::{Acted, Limit};
 use open::{Budget, Opener};
 
-use crate::github::{GitHub, GitHubError, RateLimit, RecentPull};
+use crate::github::{CommitStatus, GitHub, GitHubError, RateLimit, RecentPull};
 use crate::ids::{CommitSha, RepoName};
 use crate::repo_clone::{CloneError, RepoClone};
 use crate::repo_config::{self, RepoConfig, ScheduleDef, Target, format_duration};
@@ -283,6 +283,31 @@ pub async fn run(
             _ = shutdown.wait_for(|stop| *stop) => return,
         }
     }
+}
+
+/// The latest state of every context on `sha`: commit statuses, or with a GitHub App the
+/// newest check run of each name.
+pub(super) async fn context_states(
+    github: &GitHub,
+    repo: &RepoName,
+    sha: &CommitSha,
+) -> Result<Vec<CommitStatus>, GitHubError> {
+    if !github.is_app() {
+        return github.statuses(repo, sha).await;
+    }
+    let mut latest = std::collections::BTreeMap::new();
+    for run in github.check_runs(repo, sha).await? {
+        if latest
+            .get(&run.name)
+            .is_none_or(|l: &crate::github::CheckRun| l.id < run.id)
+        {
+            latest.insert(run.name.clone(), run);
+        }
+    }
+    Ok(latest
+        .into_values()
+        .map(crate::dispatch::state::from_check_run)
+        .collect())
 }
 
 /// Oldest due first: never refreshed, then the longest since the last refresh, then changed

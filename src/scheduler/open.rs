@@ -209,7 +209,7 @@ impl Opener<'_> {
         if tasks.is_empty() || tasks.iter().any(|t| t.state != TaskState::Done) {
             return Ok(false);
         }
-        let states = failures::states(self.github, self.repo, &pr.head_sha).await?;
+        let states = super::context_states(self.github, self.repo, &pr.head_sha).await?;
         Ok(def.tests.iter().all(|test| {
             states
                 .iter()

@@ -12,6 +12,7 @@
 
 use super::images::{BuildRun, Built};
 use super::job_log::JobLog;
+use super::merge_base;
 use super::mirror::{GitAuth, GitError, Mirrors, Worktree};
 use super::publish::{self, PushOutcome, ResultCommit};
 use super::runtime::{RunOutcome, RunSpec, Runtime, RuntimeError};
@@ -57,6 +58,9 @@ pub struct WorkerSettings {
     pub registry: crate::registry::Registry,
     /// A job's log is cut at this many bytes of output (`[worker] max_log`).
     pub max_log: u64,
+    /// The queue prefix (`[amqp] prefix`): job containers are named `<prefix>-<job>`, so two
+    /// deployments on one machine never remove each other's containers.
+    pub prefix: String,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -133,9 +137,13 @@ pub fn logs_dir(state_dir: &Path) -> PathBuf {
     state_dir.join("logs")
 }
 
-/// The container of a job is named after it, so a redelivered job can remove a leftover one.
-pub fn container_name(job_id: &str) -> String {
-    format!("tickbot-{job_id}")
+/// The container of a job is named after it (under the deployment's queue prefix), so a
+/// redelivered job can remove a leftover one.
+pub fn container_name(prefix: &str, job_id: &str) -> String {
+    // A queue prefix may start with `-`, `_` or `.`; a container name may not.
+    let prefix = prefix.trim_start_matches(|c: char| !c.is_ascii_alphanumeric());
+    let prefix = if prefix.is_empty() { "tickbot" } else { prefix };
+    format!("{prefix}-{job_id}")
 }
 
 impl Worker {
@@ -244,6 +252,7 @@ impl Worker {
             }
         };
         let started = Instant::now();
+        let _running = super::job_metrics::taken(&job);
         let log = self.job_log(&job);
         let (stop, stopped) = watch::channel(false);
         lock(&self.running).insert(job.job_id.clone(), stop);
@@ -301,6 +310,7 @@ impl Worker {
             Executed::Finished { outcome, commit } => (outcome, commit, None),
         };
         log.line(&format!("tickbot: finished: {outcome:?}"));
+        super::job_metrics::ended(job, &outcome, started.elapsed());
         let tail = (outcome != Outcome::Success)
             .then(|| read_log_tail(log.path()))
             .flatten();
@@ -383,7 +393,7 @@ impl Worker {
         attempt: u32,
         cancel: watch::Receiver<bool>,
     ) -> Result<Executed, JobError> {
-        let name = container_name(&job.job_id);
+        let name = container_name(&self.settings.prefix, &job.job_id);
         self.start(job, log, attempt, &name).await?;
 
         // The tree to run in: the PR's head, or another project's (then the PR is a checkout).
@@ -419,7 +429,15 @@ impl Worker {
         let worktree = self.mirrors.checkout(tree_repo, tree_sha, &pool).await?;
         let dir = worktree.path().to_path_buf();
         let mut inner = Vec::new();
-        let prepared = match self.merge_onto_base(job, &worktree, log).await {
+        let merged = match &job.merge {
+            Some(_) => {
+                let auth = self.git_auth(&job.repo).await?;
+                let author = (&*self.settings.author_name, &*self.settings.author_email);
+                merge_base::merge(&self.mirrors, job, &auth, author, &worktree, log).await
+            }
+            None => Ok(None),
+        };
+        let prepared = match merged {
             Ok(None) => self
                 .check_out_more(job, &dir, log, &mut inner)
                 .await
@@ -436,73 +454,6 @@ impl Worker {
         };
         remove_checkouts(job, inner, worktree).await;
         result
-    }
-
-    /// A test with `merge`: the PR's head merged onto its base branch's head in the checkout.
-    /// `Some(failure)` when they do not merge cleanly (the checkout is left as it was).
-    async fn merge_onto_base(
-        &self,
-        job: &Job,
-        worktree: &Worktree,
-        log: &JobLog,
-    ) -> Result<Option<Outcome>, JobError> {
-        let Some(base) = &job.merge else {
-            return Ok(None);
-        };
-        let auth = self.git_auth(&job.repo).await?;
-        (self.mirrors)
-            .fetch(
-                &job.repo,
-                &job.base_clone_url,
-                &base.branch,
-                &base.sha,
-                Some(&auth),
-            )
-            .await?;
-        let message = format!(
-            "Merge {} into {} for testing",
-            job.head_sha.short(),
-            base.branch
-        );
-        let merged = (worktree.git())
-            .author(&self.settings.author_name, &self.settings.author_email)
-            .args([
-                "merge",
-                "--no-ff",
-                "--no-edit",
-                "--quiet",
-                "-m",
-                &message,
-                &base.sha.0,
-            ])
-            .run()
-            .await?;
-        if merged.success() {
-            log.line(&format!(
-                "tickbot: testing {} merged onto {} at {}",
-                job.head_sha.short(),
-                base.branch,
-                base.sha.short()
-            ));
-            return Ok(None);
-        }
-        let conflicts = (worktree.git())
-            .args(["diff", "--name-only", "--diff-filter=U"])
-            .run()
-            .await?;
-        (worktree.git()).args(["merge", "--abort"]).run().await?;
-        log.line(&format!(
-            "tickbot: {} does not merge cleanly with {} at {}; conflicts in:",
-            job.head_sha.short(),
-            base.branch,
-            base.sha.short()
-        ));
-        for path in conflicts.stdout.lines() {
-            log.line(&format!("  {path}"));
-        }
-        // The state's note names the base: "does not merge cleanly [w1] (with `main` at …)".
-        let reason = "does not merge cleanly".to_string();
-        Ok(Some(Outcome::Failure { reason }))
     }
 
     /// Opens the job's log, tells the dispatcher it started and clears a container left by a

@@ -8,6 +8,8 @@
 pub mod executor;
 mod images;
 pub mod job_log;
+mod job_metrics;
+mod merge_base;
 pub mod mirror;
 pub mod publish;
 pub mod runtime;

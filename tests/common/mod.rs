@@ -143,3 +143,27 @@ pub fn redact(text: &str) -> String {
             re.replace_all(&text, *with).into_owned()
         })
 }
+
+/// The body of `GET http://<addr><path>` (HTTP/1.1, the connection closed after it).
+pub fn http_get(addr: &str, path: &str) -> String {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(addr).expect("connect");
+    stream.set_read_timeout(Some(WAIT)).expect("a read timeout");
+    let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).expect("send");
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).expect("read the answer");
+    let (_, body) = answer.split_once("\r\n\r\n").expect("a complete answer");
+    body.to_string()
+}
+
+/// The value of the Prometheus sample `name` whose labels include `labels`, in `text`.
+pub fn sample(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+    text.lines().find_map(|line| {
+        let rest = line.strip_prefix(name)?;
+        let (series, value) = rest.rsplit_once(' ')?;
+        let has = |(k, v): &(&str, &str)| series.contains(&format!("{k}=\"{v}\""));
+        let named = series.is_empty() || series.starts_with('{');
+        (named && labels.iter().all(has)).then(|| value.parse().ok())?
+    })
+}

@@ -21,11 +21,6 @@ pub fn job_of(url: &str) -> &str {
     url.rsplit_once("/logs/").map_or(url, |(_, job)| job)
 }
 
-/// The container of the job a status links to (`tickbot-<job>`).
-pub fn container_of(url: &str) -> String {
-    tickbot::worker::executor::container_name(job_of(url))
-}
-
 pub struct World {
     pub stack: Stack,
     pub repo: RepoName,
@@ -103,6 +98,11 @@ impl World {
 
     pub fn forge(&self) -> &Forge {
         &self.stack.forge
+    }
+
+    /// The container of the job a status links to (`<queue prefix>-<job>`).
+    pub fn container_of(&self, url: &str) -> String {
+        tickbot::worker::executor::container_name(self.stack.prefix(), job_of(url))
     }
 
     pub fn start_worker(&mut self, name: &str, secrets: &[(&str, &str)]) {
@@ -344,6 +344,11 @@ impl World {
 
     /// `tickbot work` as its own process against this stack, for the kill tests.
     pub fn worker_process(&self, name: &str) -> Child {
+        self.worker_process_with(name, &[])
+    }
+
+    /// [`worker_process`](Self::worker_process) with more `TICKBOT__…` settings.
+    pub fn worker_process_with(&self, name: &str, settings: &[(&str, &str)]) -> Child {
         Command::new(env!("CARGO_BIN_EXE_tickbot"))
             .args(["--config", "/nonexistent/tickbot.toml", "work"])
             .env("TICKBOT__AMQP__URL", amqp_url())
@@ -354,6 +359,7 @@ impl World {
             .env("TICKBOT__WORKER__NAME", name)
             .env("TICKBOT__WORKER__STOP_GRACE", "30s")
             .env("TICKBOT__WORKER__CONTAINERS_CONF", containers_conf())
+            .envs(settings.iter().copied())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()

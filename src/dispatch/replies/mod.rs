@@ -10,6 +10,9 @@ use crate::repo_config::RepoConfigError;
 use sha2::{Digest, Sha256};
 use std::fmt;
 
+mod refresh;
+pub use refresh::RefreshExplained;
+
 const MARKER_PREFIX: &str = "<!-- tickbot:";
 
 pub fn marker(key: &str) -> String {
@@ -519,77 +522,6 @@ pub struct PlanExplained {
     pub refresh: Option<RefreshExplained>,
 }
 
-/// What `/explain` says of a refresh PR: the default branch's `[[schedule]]` entry for it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum RefreshExplained {
-    Scheduled {
-        /// `image-refresh/fedora-41`, `image/tasks`.
-        label: String,
-        every: String,
-        default_branch: String,
-        /// A task's refresh (an image's has no checkbox).
-        task: bool,
-        automerge: bool,
-        /// The contexts `automerge` waits for besides the task.
-        tests: Vec<String>,
-        failure_title: String,
-    },
-    /// Named like a refresh, but no entry on the default branch refreshes it.
-    Unscheduled { default_branch: String },
-}
-
-impl fmt::Display for RefreshExplained {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let RefreshExplained::Scheduled {
-            label,
-            every,
-            default_branch,
-            task,
-            automerge,
-            tests,
-            failure_title,
-        } = self
-        else {
-            let RefreshExplained::Unscheduled { default_branch } = self else {
-                return Ok(());
-            };
-            return write!(
-                f,
-                "\n  * its branch is named like a refresh, but no `[[schedule]]` on \
-                 `{default_branch}` refreshes it: tickbot's scheduler leaves it alone"
-            );
-        };
-        write!(
-            f,
-            "\n  * it is tickbot's scheduled refresh of `{label}` (every {every}, \
-             `[[schedule]]` on `{default_branch}`)"
-        )?;
-        if *task {
-            write!(
-                f,
-                "; if its task changes nothing, tickbot closes it and does not try again \
-                 within {every}"
-            )?;
-        }
-        match (automerge, tests.is_empty()) {
-            (false, _) => f.write_str("\n  * it lands when a person merges it")?,
-            (true, true) => f.write_str(
-                "\n  * tickbot merges it once its refresh passed at its head (automerge)",
-            )?,
-            (true, false) => write!(
-                f,
-                "\n  * tickbot merges it once its refresh and {} passed at its head (automerge)",
-                quoted(tests)
-            )?,
-        }
-        write!(
-            f,
-            "\n  * a failed refresh is tracked in the issue \"{failure_title}\", closed when a \
-             refresh succeeds"
-        )
-    }
-}
-
 impl fmt::Display for Explanation {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let head = match self {
@@ -694,6 +626,26 @@ impl fmt::Display for Note {
     }
 }
 
+/// The innermost variant name of a refusal's `Debug` text: `Command(NotTrusted { … })` →
+/// `NotTrusted`.
+fn variant(debug: &str) -> String {
+    let mut name = "";
+    for part in debug.split('(') {
+        let ident = part
+            .split(|c: char| !c.is_alphanumeric())
+            .next()
+            .unwrap_or_default();
+        if ident.is_empty() {
+            break;
+        }
+        name = ident;
+        if part.len() != ident.len() {
+            break; // a `{` or `,` ends the chain of tuple variants
+        }
+    }
+    name.to_string()
+}
+
 /// A comment tickbot posts on a PR, once per [`Comment::key`].
 pub enum Comment<'a> {
     /// A checkbox item that cannot run.
@@ -723,6 +675,24 @@ pub enum Comment<'a> {
 }
 
 impl Comment<'_> {
+    /// Why tickbot refused something in this comment, one stable name per refusal (for the
+    /// `tickbot_refusals_total{reason}` metric): the refusal's kind, e.g. `NotTrusted`.
+    pub fn refusal_reasons(&self) -> Vec<String> {
+        match self {
+            Comment::ItemRefused { item, .. } => vec![variant(&format!("{:?}", item.reason))],
+            Comment::BadConfig { .. } => vec!["InvalidConfig".into()],
+            Comment::Untrusted { .. } => vec!["UntrustedAuthor".into()],
+            Comment::HeadRepoGone { .. } => vec!["HeadRepoGone".into()],
+            Comment::Reply { notes, .. } => notes
+                .iter()
+                .filter_map(|n| match n {
+                    Note::Refused(r) => Some(variant(&format!("{r:?}"))),
+                    _ => None,
+                })
+                .collect(),
+        }
+    }
+
     /// The hidden key: the same comment is posted once per PR.
     pub fn key(&self) -> String {
         match self {

@@ -9,6 +9,27 @@ fn markers_are_found_again_in_posted_comments() {
     assert!(markers_in("<!-- tickbot:unterminated").is_empty());
 }
 
+#[test]
+fn each_refusal_is_counted_under_its_kind() {
+    let refused = Refusal::from(CommandRefusal::NotTrusted {
+        command: "test".into(),
+        reason: "mallory (read) is not trusted".into(),
+    });
+    let notes = [
+        Note::Help,
+        refused.into(),
+        Refusal::from(TestRefusal::NoTestContexts).into(),
+    ];
+    let reply = Comment::Reply {
+        to: "mallory",
+        key: "reply:1".into(),
+        notes: &notes,
+    };
+    assert_eq!(reply.refusal_reasons(), ["NotTrusted", "NoTestContexts"]);
+    let gone = Comment::HeadRepoGone { head: &sha() };
+    assert_eq!(gone.refusal_reasons(), ["HeadRepoGone"]);
+}
+
 fn sha() -> CommitSha {
     CommitSha("0123456789abcdef0123456789abcdef01234567".into())
 }
