@@ -2,8 +2,9 @@
 //!
 //! * Every successful GET answer with an `ETag` is kept (path → tag, link header, body); the
 //!   next GET of the path sends `If-None-Match`, and GitHub's `304 Not Modified`, which does
-//!   not count against the rate limit, is answered from the copy. The copies are bounded: past
-//!   [`MAX_ENTRIES`] the oldest half is dropped.
+//!   not count against the rate limit, is answered from the copy. The copies are bounded in
+//!   bytes ([`MAX_BYTES`]): the oldest are dropped first, and a dropped one is read whole
+//!   again (and counted) the next time.
 //! * Every answer's `X-RateLimit-Remaining`/`-Limit`/`-Reset` are kept per credential (the
 //!   token, or an App installation), so a caller that can wait (the scheduler) pauses while
 //!   little is left and leaves it to what people wait for (the dispatcher).
@@ -15,8 +16,9 @@ use hyper::{HeaderMap, StatusCode, header};
 use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
 
-/// Kept answers at most (a quiet scheduler pass over 1,000 repositories reads ~3,000 paths).
-const MAX_ENTRIES: usize = 20_000;
+/// Bytes of kept answers at most. A repository's list of its newest hundred PRs is the
+/// largest read (on GitHub up to ~2 MB); most are a few KB.
+const MAX_BYTES: usize = 128 * 1024 * 1024;
 
 /// The rate limit of one credential, as its last answer said.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -33,7 +35,9 @@ impl RateLimit {
     }
 }
 
-struct Kept {
+/// A kept answer; cloning it is cheap (the body is shared).
+#[derive(Clone)]
+pub(crate) struct Kept {
     etag: header::HeaderValue,
     link: Option<header::HeaderValue>,
     body: Bytes,
@@ -42,15 +46,23 @@ struct Kept {
 #[derive(Default)]
 struct Copies {
     by_path: HashMap<String, Kept>,
-    /// Insertion order, for dropping the oldest.
+    /// Insertion order, for dropping the oldest (a path kept again is moved to the back).
     order: VecDeque<String>,
+    /// Bytes of the kept bodies.
+    bytes: usize,
 }
 
 /// The client's conditional-request copies and rate limits; one per [`super::GitHub`].
-#[derive(Default)]
 pub(crate) struct Budget {
     copies: Mutex<Copies>,
     limits: Mutex<HashMap<String, RateLimit>>,
+    max_bytes: usize,
+}
+
+impl Default for Budget {
+    fn default() -> Self {
+        Budget::with_room(MAX_BYTES)
+    }
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -58,21 +70,30 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 impl Budget {
-    /// The `If-None-Match` header for a GET of `path`, if an answer is kept.
-    pub fn condition(&self, path: &str) -> Option<HeaderMap> {
-        let copies = lock(&self.copies);
-        let kept = copies.by_path.get(path)?;
-        let mut headers = HeaderMap::new();
-        headers.insert(header::IF_NONE_MATCH, kept.etag.clone());
-        Some(headers)
+    /// A budget keeping at most `max_bytes` of answers.
+    pub fn with_room(max_bytes: usize) -> Self {
+        Budget {
+            copies: Mutex::default(),
+            limits: Mutex::default(),
+            max_bytes,
+        }
     }
 
-    /// Takes in a GET answer: a 304 becomes the kept answer (with the fresh headers), a 200
-    /// with an `ETag` is kept.
-    pub fn conditional(&self, path: &str, mut resp: Response) -> Response {
-        let mut copies = lock(&self.copies);
+    /// The kept answer of `path`, if any, and the `If-None-Match` header naming it. The copy
+    /// goes with the request: a 304 is answered from it even if it was dropped meanwhile.
+    pub fn condition(&self, path: &str) -> Option<(HeaderMap, Kept)> {
+        let copies = lock(&self.copies);
+        let kept = copies.by_path.get(path)?.clone();
+        let mut headers = HeaderMap::new();
+        headers.insert(header::IF_NONE_MATCH, kept.etag.clone());
+        Some((headers, kept))
+    }
+
+    /// Takes in a GET answer: a 304 becomes `sent`, the copy the request named (with the
+    /// fresh headers); a 200 with an `ETag` is kept.
+    pub fn conditional(&self, path: &str, mut resp: Response, sent: Option<Kept>) -> Response {
         if resp.status == StatusCode::NOT_MODIFIED {
-            if let Some(kept) = copies.by_path.get(path) {
+            if let Some(kept) = sent {
                 metrics::counter!("tickbot_github_api_not_modified_total").increment(1);
                 resp.status = StatusCode::OK;
                 resp.body = kept.body.clone();
@@ -89,19 +110,27 @@ impl Budget {
         else {
             return resp;
         };
+        if resp.body.len() > self.max_bytes / 16 {
+            return resp; // one answer may not push out everything else
+        }
+        let mut copies = lock(&self.copies);
         let kept = Kept {
             etag: etag.clone(),
             link: resp.headers.get(header::LINK).cloned(),
             body: resp.body.clone(),
         };
-        if copies.by_path.insert(path.to_string(), kept).is_none() {
-            copies.order.push_back(path.to_string());
+        copies.bytes += kept.body.len();
+        if let Some(old) = copies.by_path.insert(path.to_string(), kept) {
+            copies.bytes -= old.body.len();
+            copies.order.retain(|p| p != path);
         }
-        if copies.order.len() > MAX_ENTRIES {
-            for _ in 0..MAX_ENTRIES / 2 {
-                if let Some(old) = copies.order.pop_front() {
-                    copies.by_path.remove(&old);
-                }
+        copies.order.push_back(path.to_string());
+        while copies.bytes > self.max_bytes {
+            let Some(oldest) = copies.order.pop_front() else {
+                break;
+            };
+            if let Some(dropped) = copies.by_path.remove(&oldest) {
+                copies.bytes -= dropped.body.len();
             }
         }
         resp
@@ -142,5 +171,72 @@ impl Budget {
             .get(credential)
             .copied()
             .filter(|l| l.reset > now)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn answer(status: StatusCode, etag: Option<&str>, body: &str) -> Response {
+        let mut headers = HeaderMap::new();
+        if let Some(tag) = etag {
+            headers.insert(
+                header::ETAG,
+                header::HeaderValue::from_str(tag).expect("tag"),
+            );
+        }
+        Response {
+            status,
+            headers,
+            body: Bytes::from(body.to_string()),
+        }
+    }
+
+    #[test]
+    fn a_304_is_answered_from_the_copy_the_request_named_even_once_dropped() {
+        let budget = Budget::with_room(16 * 10);
+        budget.conditional(
+            "/a",
+            answer(StatusCode::OK, Some("\"a1\""), "aaaaaaaaa"),
+            None,
+        );
+        let (headers, sent) = budget.condition("/a").expect("kept");
+        assert_eq!(headers[header::IF_NONE_MATCH], "\"a1\"");
+        // Newer answers push `/a` out (10 bytes each, 160 bytes of room).
+        for i in 0..16 {
+            let path = format!("/b{i}");
+            budget.conditional(
+                &path,
+                answer(StatusCode::OK, Some("\"b\""), "bbbbbbbbbb"),
+                None,
+            );
+        }
+        assert!(budget.condition("/a").is_none(), "the oldest was dropped");
+        let not_modified = answer(StatusCode::NOT_MODIFIED, None, "");
+        let resp = budget.conditional("/a", not_modified, Some(sent));
+        assert_eq!(
+            (resp.status, &resp.body[..]),
+            (StatusCode::OK, &b"aaaaaaaaa"[..])
+        );
+    }
+
+    #[test]
+    fn the_copies_stay_within_their_bytes_and_a_changed_answer_replaces_its_copy() {
+        let budget = Budget::with_room(16 * 10);
+        for i in 0..40 {
+            let path = format!("/p{}", i % 20);
+            let body = format!("{i:0>10}");
+            budget.conditional(&path, answer(StatusCode::OK, Some("\"t\""), &body), None);
+        }
+        let copies = lock(&budget.copies);
+        assert!(copies.bytes <= 160, "{} bytes kept", copies.bytes);
+        assert_eq!(
+            copies.bytes,
+            copies.by_path.values().map(|k| k.body.len()).sum::<usize>()
+        );
+        assert_eq!(copies.order.len(), copies.by_path.len());
+        // The newest answer of each path kept is the one kept.
+        assert_eq!(&copies.by_path["/p19"].body[..], b"0000000039");
     }
 }

@@ -206,8 +206,12 @@ async fn attempt_once(channel: &Channel<'_>, req: &Request) -> Result<Response, 
     let (client, budget) = (channel.client, channel.budget);
     let path = req.path.as_str();
     let body = req.body.as_ref();
+    let (condition, sent) = match req.method {
+        Method::GET => budget.condition(path).unzip(),
+        _ => (None, None),
+    };
     let result = match req.method {
-        Method::GET => client._get_with_headers(path, budget.condition(path)).await,
+        Method::GET => client._get_with_headers(path, condition).await,
         Method::POST => client._post(path, body).await,
         Method::PATCH => client._patch(path, body).await,
         Method::PUT => client._put(path, body).await,
@@ -233,7 +237,7 @@ async fn attempt_once(channel: &Channel<'_>, req: &Request) -> Result<Response, 
         body,
     };
     Ok(match req.method {
-        Method::GET => budget.conditional(path, resp),
+        Method::GET => budget.conditional(path, resp, sent),
         _ => resp,
     })
 }
