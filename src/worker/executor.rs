@@ -252,7 +252,7 @@ impl Worker {
             }
         };
         let started = Instant::now();
-        let _running = super::job_metrics::taken(&job);
+        let running = super::job_metrics::taken(&job);
         let log = self.job_log(&job);
         let (stop, stopped) = watch::channel(false);
         lock(&self.running).insert(job.job_id.clone(), stop);
@@ -285,6 +285,8 @@ impl Worker {
             },
             (executed, _) => executed,
         };
+        // Not running from here on: what follows is its report (and its end's metrics).
+        drop(running);
         self.settle(&job, delivery, executed, &log, started).await;
     }
 
