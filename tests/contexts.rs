@@ -570,7 +570,12 @@ async fn as_an_app_cancel_stops_a_running_check_run() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn as_an_app_workers_fetch_and_push_with_installation_tokens() {
     let _shared = broker_lock().read().await;
-    let mut w = app_world().await;
+    // Tokens that live 30 s: octocrab renews any token within 30 s of its end, so every use
+    // renews it, however fast the story runs (with 31 s it renewed only a story slower than
+    // one second).
+    let files = [(".tickbot.toml", TICKBOT_TOML), ("check", CHECK)];
+    let mut w = World::with_app(&files, std::time::Duration::from_secs(30)).await;
+    w.start_worker("w1", &[]);
     let (pr, _) = w
         .open_pr("alice", &[("README", "y\n")], "- [ ] stamp\n")
         .await;
