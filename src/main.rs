@@ -164,6 +164,10 @@ fn main() -> ExitCode {
             }
             run_async(async move {
                 let shutdown = roles::shutdown_signal();
+                if !matches!(cli.command, Command::Dispatch) {
+                    // The intake serves logs from the state directory, workers write them.
+                    roles::sweep_logs(&config, shutdown.clone());
+                }
                 match cli.command {
                     Command::Serve => {
                         let broker = roles::open_broker(&config).await?;

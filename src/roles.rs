@@ -118,6 +118,15 @@ pub async fn serve_metrics(
     Ok(())
 }
 
+/// `[logs] keep`: deletes this process's old job logs, now and every hour, until shutdown.
+pub fn sweep_logs(config: &ServerConfig, shutdown: watch::Receiver<bool>) {
+    let dir = config.state.dir.join("logs");
+    let keep = config.logs.keep;
+    tokio::spawn(crate::worker::log_retention::keep_swept(
+        dir, keep, shutdown,
+    ));
+}
+
 /// Runs the intake until shutdown.
 pub async fn serve(
     config: &ServerConfig,

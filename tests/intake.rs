@@ -249,3 +249,28 @@ async fn many_readers_of_a_large_log_cost_a_buffer_each_not_the_log() {
         "8 readers of a 100 MiB log took the intake from {before} to {peak} MiB"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn logs_older_than_logs_keep_are_deleted_when_the_intake_starts() {
+    let state = tempfile::tempdir().expect("state dir");
+    let logs = state.path().join("logs");
+    std::fs::create_dir_all(&logs).expect("logs dir");
+    let week = Duration::from_secs(7 * 86_400);
+    for (name, age) in [("jold.log", 2 * week), ("jnew.log", Duration::ZERO)] {
+        let path = logs.join(name);
+        std::fs::write(&path, "tickbot: a log\n").expect("a log");
+        let file = std::fs::File::options()
+            .write(true)
+            .open(&path)
+            .expect("open");
+        file.set_modified(std::time::SystemTime::now() - age)
+            .expect("set its time");
+    }
+    let _served = Served::start_in(state, &[("TICKBOT__LOGS__KEEP", "7d")]);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while logs.join("jold.log").exists() {
+        assert!(Instant::now() < deadline, "the old log was not deleted");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(logs.join("jnew.log").exists(), "a recent log is kept");
+}

@@ -229,12 +229,16 @@ impl Default for WorkerConfig {
 #[serde(deny_unknown_fields, default)]
 pub struct LogsConfig {
     pub public_url: String,
+    /// Finished job logs older than this are deleted.
+    #[serde(deserialize_with = "duration")]
+    pub keep: Duration,
 }
 
 impl Default for LogsConfig {
     fn default() -> Self {
         Self {
             public_url: "http://127.0.0.1:8080".into(),
+            keep: Duration::from_secs(90 * 86_400),
         }
     }
 }

@@ -62,6 +62,14 @@ fn environment_overrides_file() {
 }
 
 #[test]
+fn logs_are_kept_ninety_days_unless_said_otherwise() {
+    let day = Duration::from_secs(86_400);
+    assert_eq!(load("", &[]).expect("defaults").logs.keep, 90 * day);
+    let c = load("", &[("TICKBOT__LOGS__KEEP", "7d")]).expect("valid");
+    assert_eq!(c.logs.keep, 7 * day);
+}
+
+#[test]
 fn a_metrics_listener_is_an_address_and_port() {
     let c = load("[metrics]\nlisten = \"127.0.0.1:9464\"\n", &[]).expect("valid");
     assert_eq!(c.metrics.listen.as_deref(), Some("127.0.0.1:9464"));
