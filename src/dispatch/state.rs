@@ -261,6 +261,17 @@ pub fn job_of(status: &CommitStatus) -> Option<&str> {
         .filter(|id| !id.is_empty() && id.bytes().all(|b| b.is_ascii_alphanumeric()))
 }
 
+/// The newest check run of each name (a context's runs: the latest counts, as on GitHub).
+pub fn newest_runs(runs: Vec<CheckRun>) -> std::collections::BTreeMap<String, CheckRun> {
+    let mut newest: std::collections::BTreeMap<String, CheckRun> = Default::default();
+    for run in runs {
+        if newest.get(&run.name).is_none_or(|n| n.id < run.id) {
+            newest.insert(run.name.clone(), run);
+        }
+    }
+    newest
+}
+
 /// A check run read back as the state it stands for.
 pub fn from_check_run(run: CheckRun) -> CommitStatus {
     let state = match (run.status.as_str(), run.conclusion.as_deref()) {

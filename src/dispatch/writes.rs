@@ -22,11 +22,11 @@ use super::summary::{self, Row};
 use super::{DispatchError, PLAN_EVENT, RECONCILE_EVENT};
 use crate::checklist::{self, TaskItem, TaskState};
 use crate::event;
-use crate::github::{CheckRun, CommitStatus, GitHub, GitHubError, PullRequest, StatusState};
+use crate::github::{CommitStatus, GitHub, GitHubError, PullRequest, StatusState};
 use crate::ids::{CommitSha, PrNumber, RepoName};
 use crate::job::{self, Cancel, ItemRef, Job, JobReport};
 use crate::queue::{Broker, Outgoing, QueueKind};
-use std::collections::{BTreeMap, HashSet};
+use std::collections::HashSet;
 use std::sync::Arc;
 
 /// Read-edit-verify rounds before giving up on a body edit (each lost round means a person
@@ -121,12 +121,7 @@ impl Writes {
         if !self.github.is_app() {
             return self.github.statuses(repo, sha).await;
         }
-        let mut latest: BTreeMap<String, CheckRun> = BTreeMap::new();
-        for run in self.github.check_runs(repo, sha).await? {
-            if latest.get(&run.name).is_none_or(|l| l.id < run.id) {
-                latest.insert(run.name.clone(), run);
-            }
-        }
+        let latest = state::newest_runs(self.github.check_runs(repo, sha).await?);
         self.memory.learn_check_runs(
             repo,
             sha,

@@ -107,11 +107,30 @@ impl GitHub {
         let req = Request::get(path, what.clone());
         let resp = request::send(&self.channel(app, "app"), &req).await?;
         let installation: WireInstallation = resp.ok(&what)?.json(&what)?;
+        self.installation_client(&key, installation.id, &what)
+    }
+
+    /// The App's client for installation `id` on the owner `key` (lowercased): the cached one,
+    /// whose installation token is reused while it lasts, or a new one, then cached.
+    pub(super) fn installation_client(
+        &self,
+        key: &str,
+        id: u64,
+        what: &str,
+    ) -> Result<Arc<Octocrab>, GitHubError> {
+        let Clients::App { app, installations } = &self.inner.clients else {
+            return Err(GitHubError::Config(format!(
+                "{what}: only a GitHub App has installations"
+            )));
+        };
+        if let Some(client) = lock(installations).get(key) {
+            return Ok(client.clone());
+        }
         let client = app
-            .installation(octocrab::models::InstallationId(installation.id))
+            .installation(octocrab::models::InstallationId(id))
             .map_err(|e| GitHubError::Config(format!("{what}: {e}")))?;
         let client = Arc::new(client);
-        lock(installations).insert(key, client.clone());
+        lock(installations).insert(key.to_string(), client.clone());
         Ok(client)
     }
 }

@@ -4,7 +4,6 @@
 use super::request;
 use super::{Clients, GitHub, GitHubError};
 use crate::ids::RepoName;
-use std::sync::Arc;
 
 impl GitHub {
     /// Every repository of every installation of the App, sorted; empty with a token.
@@ -34,10 +33,9 @@ impl GitHub {
         for installation in installations {
             let owner = installation.account.login.to_ascii_lowercase();
             let what = format!("GET repositories of the App's installation on {owner}");
-            let client = app
-                .installation(octocrab::models::InstallationId(installation.id))
-                .map(Arc::new)
-                .map_err(|e| GitHubError::Config(format!("{what}: {e}")))?;
+            // The cached client: its installation token serves the calls about these
+            // repositories too, instead of a new token each pass.
+            let client = self.installation_client(&owner, installation.id, &what)?;
             let channel = self.channel(&client, &owner);
             let first = "/installation/repositories?per_page=100".to_string();
             let listed: Vec<Repository> = request::get_all(

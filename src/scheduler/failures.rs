@@ -36,7 +36,7 @@ pub(super) async fn attempt(
     let context = match &def.target {
         Target::Task { .. } => {
             let tasks = checklist::parse(&pr.body).tasks;
-            if tasks.iter().all(|t| t.state == TaskState::Done) && !tasks.is_empty() {
+            if super::open::all_done(&tasks) {
                 return Ok(Attempt::Succeeded);
             }
             match tasks.iter().find(|t| t.state == TaskState::Failed) {

@@ -295,18 +295,11 @@ pub(super) async fn context_states(
     if !github.is_app() {
         return github.statuses(repo, sha).await;
     }
-    let mut latest = std::collections::BTreeMap::new();
-    for run in github.check_runs(repo, sha).await? {
-        if latest
-            .get(&run.name)
-            .is_none_or(|l: &crate::github::CheckRun| l.id < run.id)
-        {
-            latest.insert(run.name.clone(), run);
-        }
-    }
-    Ok(latest
+    use crate::dispatch::state::{from_check_run, newest_runs};
+    let runs = github.check_runs(repo, sha).await?;
+    Ok(newest_runs(runs)
         .into_values()
-        .map(crate::dispatch::state::from_check_run)
+        .map(from_check_run)
         .collect())
 }
 

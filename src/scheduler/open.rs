@@ -11,7 +11,7 @@
 use super::due::Decision;
 use super::failures::{self, FailureIssues};
 use super::{IMAGE_STAMP, ItemPlan, ScheduleError, why_text};
-use crate::checklist::{self, TaskState};
+use crate::checklist::{self, TaskItem, TaskState};
 use crate::github::{GitHub, PullRequest, RecentPull, StatusState};
 use crate::ids::{PrNumber, RepoName};
 use crate::repo_clone::RepoClone;
@@ -43,6 +43,11 @@ pub enum Acted {
     Restarted(PrNumber),
     /// It would start again, but its branch has a person's commits; the PR says so.
     RebaseRefused(PrNumber),
+}
+
+/// Whether a refresh PR's boxes are all ticked (and it has one).
+pub(super) fn all_done(tasks: &[TaskItem]) -> bool {
+    !tasks.is_empty() && tasks.iter().all(|t| t.state == TaskState::Done)
 }
 
 /// Which bound of `[schedule]` held an item back, and its value.
@@ -178,8 +183,7 @@ impl Opener<'_> {
         pr: &PullRequest,
         branch: &str,
     ) -> Result<bool, ScheduleError> {
-        let tasks = checklist::parse(&pr.body).tasks;
-        let done = !tasks.is_empty() && tasks.iter().all(|t| t.state == TaskState::Done);
+        let done = all_done(&checklist::parse(&pr.body).tasks);
         if !done || !matches!(def.target, Target::Task { .. }) {
             return Ok(false);
         }
@@ -205,8 +209,7 @@ impl Opener<'_> {
     /// `automerge`'s condition: every box ticked, and every context of the schedule's `tests`
     /// succeeded on the PR's current head.
     async fn passed(&self, def: &ScheduleDef, pr: &PullRequest) -> Result<bool, ScheduleError> {
-        let tasks = checklist::parse(&pr.body).tasks;
-        if tasks.is_empty() || tasks.iter().any(|t| t.state != TaskState::Done) {
+        if !all_done(&checklist::parse(&pr.body).tasks) {
             return Ok(false);
         }
         let states = super::context_states(self.github, self.repo, &pr.head_sha).await?;

@@ -432,10 +432,10 @@ impl Worker {
         let dir = worktree.path().to_path_buf();
         let mut inner = Vec::new();
         let merged = match &job.merge {
-            Some(_) => {
+            Some(base) => {
                 let auth = self.git_auth(&job.repo).await?;
                 let author = (&*self.settings.author_name, &*self.settings.author_email);
-                merge_base::merge(&self.mirrors, job, &auth, author, &worktree, log).await
+                merge_base::merge(&self.mirrors, job, base, &auth, author, &worktree, log).await
             }
             None => Ok(None),
         };

@@ -4,22 +4,20 @@
 use super::executor::JobError;
 use super::job_log::JobLog;
 use super::mirror::{GitAuth, Mirrors, Worktree};
-use crate::job::{Job, Outcome};
+use crate::job::{Job, MergeBase, Outcome};
 
-/// Merges `job.merge`'s base commit into the checkout of the job's head, as `author`.
+/// Merges `base` (the job's `merge`) into the checkout of the job's head, as `author`.
 /// `Some(failure)` when they do not merge cleanly: the merge is aborted (the reused checkout
 /// stays clean) and the log lists the conflicting paths.
 pub(super) async fn merge(
     mirrors: &Mirrors,
     job: &Job,
+    base: &MergeBase,
     auth: &GitAuth,
     (name, email): (&str, &str),
     worktree: &Worktree,
     log: &JobLog,
 ) -> Result<Option<Outcome>, JobError> {
-    let Some(base) = &job.merge else {
-        return Ok(None);
-    };
     let url = &job.base_clone_url;
     (mirrors)
         .fetch(&job.repo, url, &base.branch, &base.sha, Some(auth))

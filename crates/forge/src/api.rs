@@ -326,7 +326,6 @@ fn authenticate(forge: &Forge, path: &str, headers: &HeaderMap) -> Option<Respon
 }
 
 fn injected(fault: Injected) -> Response {
-    let now = chrono::Utc::now().timestamp().max(0) as u64;
     match fault {
         Injected::Error(code) => {
             let status = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
@@ -338,15 +337,13 @@ fn injected(fault: Injected) -> Response {
                 "API rate limit exceeded for user ID 1.",
                 json!({}),
             );
-            let h = resp.headers_mut();
-            h.insert("x-ratelimit-limit", HeaderValue::from_static("5000"));
-            h.insert("x-ratelimit-remaining", HeaderValue::from_static("0"));
-            h.insert("x-ratelimit-used", HeaderValue::from_static("5000"));
-            h.insert("x-ratelimit-resource", HeaderValue::from_static("core"));
-            h.insert(
-                "x-ratelimit-reset",
-                HeaderValue::from(now + reset_after_secs),
-            );
+            let reset = chrono::Utc::now() + chrono::Duration::seconds(reset_after_secs as i64);
+            let spent = super::limits::Left {
+                limit: 5000,
+                used: 5000,
+                reset,
+            };
+            super::limits::add_headers(resp.headers_mut(), &spent);
             resp
         }
         Injected::RateLimited(RateLimitKind::Secondary { retry_after_secs }) => {

@@ -33,22 +33,19 @@ async fn list_issues(State(f): State<Forge>, RepoPath(repo): RepoPath, q: Params
         let st = f.state();
         let r = st.repo(&repo)?;
         let urls = &f.inner.urls;
-        let mut numbered: Vec<(u64, &str, &str, Value)> = Vec::new();
-        for p in r.pulls.values() {
-            let v = json::issue(urls, &st, r, p);
-            numbered.push((p.number.0, p.state.as_str(), &p.author, v));
+        let wanted = |state: PullState, author: &str| {
+            (want == "all" || state.as_str() == want) && creator.is_none_or(|c| c == author)
+        };
+        // Only what is listed is rendered; newest first, as on GitHub.
+        let mut listed: Vec<(u64, Value)> = Vec::new();
+        for p in r.pulls.values().filter(|p| wanted(p.state, &p.author)) {
+            listed.push((p.number.0, json::issue(urls, &st, r, p)));
         }
-        for i in r.issues.values() {
-            let v = json::plain_issue(urls, &st, r, i);
-            numbered.push((i.number, i.state.as_str(), &i.author, v));
+        for i in r.issues.values().filter(|i| wanted(i.state, &i.author)) {
+            listed.push((i.number, json::plain_issue(urls, &st, r, i)));
         }
-        numbered.sort_by_key(|(n, ..)| std::cmp::Reverse(*n));
-        numbered
-            .into_iter()
-            .filter(|(_, state, ..)| want == "all" || *state == want)
-            .filter(|(_, _, author, _)| creator.is_none_or(|c| c == author))
-            .map(|(.., v)| v)
-            .collect::<Vec<_>>()
+        listed.sort_by_key(|(n, _)| std::cmp::Reverse(*n));
+        listed.into_iter().map(|(_, v)| v).collect::<Vec<_>>()
     };
     let (page, link) = paginate(&f, &format!("/repos/{repo}/issues"), &q, all);
     with_link(Value::Array(page), link)

@@ -27,18 +27,12 @@ struct Window {
     used: u64,
 }
 
-/// Calls used per credential in the current hour.
-pub(crate) struct RateLimits {
-    limit: Mutex<u64>,
-    used: Mutex<HashMap<String, Window>>,
-}
+/// The hourly limit and the calls used per credential in its current hour.
+pub(crate) struct RateLimits(Mutex<(u64, HashMap<String, Window>)>);
 
 impl Default for RateLimits {
     fn default() -> Self {
-        RateLimits {
-            limit: Mutex::new(DEFAULT_LIMIT),
-            used: Mutex::new(HashMap::new()),
-        }
+        RateLimits(Mutex::new((DEFAULT_LIMIT, HashMap::new())))
     }
 }
 
@@ -47,23 +41,23 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 /// What is left for one credential, as the headers say it.
-struct Left {
-    limit: u64,
-    used: u64,
-    reset: DateTime<Utc>,
+pub(crate) struct Left {
+    pub limit: u64,
+    pub used: u64,
+    pub reset: DateTime<Utc>,
 }
 
 impl RateLimits {
     pub fn set_limit(&self, limit: u64) {
-        *lock(&self.limit) = limit;
-        lock(&self.used).clear();
+        *lock(&self.0) = (limit, HashMap::new());
     }
 
     /// What `credential` has used in its current hour, after counting one call if `count`.
     fn use_calls(&self, credential: &str, count: bool) -> Left {
-        let limit = *lock(&self.limit);
         let now = Utc::now();
-        let mut used = lock(&self.used);
+        let mut guard = lock(&self.0);
+        let (limit, used) = &mut *guard;
+        let limit = *limit;
         let window = used.entry(credential.to_string()).or_insert(Window {
             started: now,
             used: 0,
@@ -122,7 +116,8 @@ pub(crate) fn account(limits: &RateLimits, credential: &str, resp: &mut Response
     add_headers(resp.headers_mut(), &left);
 }
 
-fn add_headers(h: &mut HeaderMap, left: &Left) {
+/// `X-RateLimit-*` as GitHub sends them.
+pub(crate) fn add_headers(h: &mut HeaderMap, left: &Left) {
     h.insert("x-ratelimit-limit", HeaderValue::from(left.limit));
     h.insert(
         "x-ratelimit-remaining",
