@@ -203,6 +203,57 @@ async fn an_image_refresh_pr_changes_only_the_images_stamp() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_image_refresh_with_automerge_lands_once_its_image_is_built() {
+    use tickbot::github::{CommitStatus, StatusState};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let forge = Forge::start(ForgeOptions::local(dir.path().join("forge")))
+        .await
+        .expect("forge starts");
+    let repo: RepoName = "acme/images".parse().expect("valid");
+    let toml = "[images.tasks]\ncontext = \"containers/tasks\"\nrepository = \"127.0.0.1:5000/acme/tasks\"\n\
+                [[schedule]]\nimage = \"tasks\"\nevery = \"30d\"\nautomerge = true\n";
+    let files = [
+        (".tickbot.toml", toml),
+        ("containers/tasks/Containerfile", "FROM scratch\n"),
+    ];
+    forge
+        .create_repo(&repo, "main", &files)
+        .await
+        .expect("repo");
+    let state = dir.path().join("state");
+    let args = ["schedule", "--once", "--repo", "acme/images"];
+    let pass = || tickbot_against(&forge, &state, &args);
+    let said = |line: &str| {
+        format!("exit: Some(0)\n--- stdout\nacme/images: image/tasks: {line}\n--- stderr\n")
+    };
+    assert_eq!(pass(), said("opened #1"));
+    // Not built yet: it waits.
+    assert_eq!(pass(), said("refresh PR #1 is open"));
+    // The dispatcher says the PR's image was built (as its build job's report makes it).
+    let head = forge.pr(&repo, PrNumber(1)).expect("the PR").head_sha;
+    let auth = Auth::Token(forge.bot_token().to_string());
+    let github = GitHub::new(GitHubSettings::new(forge.api_url(), auth)).expect("client");
+    let built = CommitStatus {
+        context: "image/tasks".into(),
+        state: StatusState::Success,
+        description: Some("Built".into()),
+        target_url: None,
+    };
+    github
+        .set_status(&repo, &head, &built)
+        .await
+        .expect("the build's state");
+    assert_eq!(pass(), said("merged #1: everything required passed"));
+    assert!(
+        forge
+            .pr(&repo, PrNumber(1))
+            .expect("the PR")
+            .merged
+            .is_some()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_refresh_that_changes_nothing_is_closed_and_not_tried_again_this_period() {
     let _shared = broker_lock().read().await;
     let toml = REFRESH_TOML.replace(

@@ -206,18 +206,23 @@ impl Opener<'_> {
         Ok(base_tree.is_some() && base_tree == head_tree)
     }
 
-    /// `automerge`'s condition: every box ticked, and every context of the schedule's `tests`
-    /// succeeded on the PR's current head.
+    /// `automerge`'s condition: the refresh done (a task's boxes ticked, an image built:
+    /// `image/<name>` succeeded) and every context of the schedule's `tests` succeeded, on the
+    /// PR's current head.
     async fn passed(&self, def: &ScheduleDef, pr: &PullRequest) -> Result<bool, ScheduleError> {
-        if !all_done(&checklist::parse(&pr.body).tasks) {
+        let is_task = matches!(def.target, Target::Task { .. });
+        if is_task && !all_done(&checklist::parse(&pr.body).tasks) {
             return Ok(false);
         }
         let states = super::context_states(self.github, self.repo, &pr.head_sha).await?;
-        Ok(def.tests.iter().all(|test| {
-            states
-                .iter()
-                .any(|s| s.context == *test && s.state == StatusState::Success)
-        }))
+        let succeeded = |context: &str| {
+            (states.iter()).any(|s| s.context == context && s.state == StatusState::Success)
+        };
+        let built = match &def.target {
+            Target::Image { name } => succeeded(&format!("image/{name}")),
+            Target::Task { .. } => true,
+        };
+        Ok(built && def.tests.iter().all(|test| succeeded(test)))
     }
 
     /// Merges with the head as a guard; a refusal is said once per head on the PR, which stays
