@@ -51,6 +51,7 @@ pub async fn run(config: ServerConfig, keep: bool) -> anyhow::Result<()> {
         prefix: format!("demo-{}", uuid::Uuid::new_v4()),
         repositories: Vec::new(),
         app: None,
+        logs: None,
     })
     .await
     .context("cannot start the demo")?;

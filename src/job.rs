@@ -104,6 +104,14 @@ pub struct Job {
     /// A test run on the PR merged onto this commit of its base branch (`merge = true`).
     #[serde(default)]
     pub merge: Option<MergeBase>,
+    /// From a private repository: its record stays off the public dashboard.
+    #[serde(default = "unknown_is_private")]
+    pub private: bool,
+}
+
+/// What a message that does not say whether its repository is private is taken for.
+pub fn unknown_is_private() -> bool {
+    true
 }
 
 /// The base branch's head a test merges the PR onto.
@@ -152,6 +160,7 @@ impl Job {
             note: None,
             image_build: None,
             merge: None,
+            private: pr.private,
         }
     }
 }
@@ -175,6 +184,15 @@ pub struct Cancel {
     pub schema: u32,
     pub job_ids: Vec<String>,
     pub reason: String,
+}
+
+/// What goes over the control exchange to every worker and intake.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum Broadcast {
+    Cancel(Cancel),
+    /// A job started or ended somewhere (for the dashboard).
+    Record(Box<crate::logs::JobRecord>),
 }
 
 /// A secret a job may use: inside the container, variable `container_var` gets the value of

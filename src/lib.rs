@@ -12,6 +12,7 @@ pub use tickbot_forge as forge;
 pub use tickbot_syntax::{checklist, commands, ids};
 
 pub mod config;
+pub mod dashboard;
 pub mod demo;
 pub mod dispatch;
 pub mod event;
@@ -19,6 +20,7 @@ pub mod github;
 pub mod image_admin;
 pub mod intake;
 pub mod job;
+pub mod logs;
 pub mod queue;
 pub mod registry;
 pub mod repo_clone;

@@ -164,14 +164,15 @@ fn main() -> ExitCode {
             }
             run_async(async move {
                 let shutdown = roles::shutdown_signal();
+                let store = roles::log_store(&config)?;
                 if !matches!(cli.command, Command::Dispatch) {
-                    // The intake serves logs from the state directory, workers write them.
-                    roles::sweep_logs(&config, shutdown.clone());
+                    // The intake serves logs from the store, workers write them.
+                    roles::sweep_logs(&store, &config, shutdown.clone());
                 }
                 match cli.command {
                     Command::Serve => {
                         let broker = roles::open_broker(&config).await?;
-                        roles::serve(&config, broker, shutdown).await
+                        roles::serve(&config, broker, &store, shutdown).await
                     }
                     Command::Dispatch => {
                         roles::serve_metrics(&config, shutdown.clone()).await?;
@@ -189,9 +190,18 @@ fn main() -> ExitCode {
                         };
                         let concurrency = concurrency.unwrap_or(config.worker.concurrency);
                         let github = roles::github(&config)?;
-                        roles::work(&config, broker, github, &pools, concurrency, shutdown).await
+                        roles::work(
+                            &config,
+                            broker,
+                            github,
+                            &store,
+                            &pools,
+                            concurrency,
+                            shutdown,
+                        )
+                        .await
                     }
-                    _ => roles::all(&config, shutdown).await,
+                    _ => roles::all(&config, &store, shutdown).await,
                 }
             })
         }

@@ -5,6 +5,7 @@ use crate::config::ServerConfig;
 use crate::dispatch::{Dispatcher, DispatcherSettings};
 use crate::github::{Auth, GitHub, GitHubSettings};
 use crate::intake::{DeliveryLog, Intake};
+use crate::logs::LogStore;
 use crate::queue::{Broker, BrokerSettings};
 use crate::worker::runtime::Runtime;
 use crate::worker::{Worker, WorkerSettings};
@@ -118,19 +119,47 @@ pub async fn serve_metrics(
     Ok(())
 }
 
-/// `[logs] keep`: deletes this process's old job logs, now and every hour, until shutdown.
-pub fn sweep_logs(config: &ServerConfig, shutdown: watch::Receiver<bool>) {
-    let dir = config.state.dir.join("logs");
-    let keep = config.logs.keep;
-    tokio::spawn(crate::worker::log_retention::keep_swept(
-        dir, keep, shutdown,
+/// The store of job logs, records and artifacts that `[logs] store` names.
+pub fn log_store(config: &ServerConfig) -> anyhow::Result<LogStore> {
+    Ok(LogStore::open(
+        &config.logs.store,
+        &config.logs.s3(),
+        &config.state.dir,
+    )?)
+}
+
+/// `[logs] keep`: deletes old job logs from the store, now and every hour, until shutdown.
+pub fn sweep_logs(store: &LogStore, config: &ServerConfig, shutdown: watch::Receiver<bool>) {
+    tokio::spawn(crate::logs::retention::keep_swept(
+        store.clone(),
+        config.logs.keep,
+        shutdown,
     ));
 }
 
-/// Runs the intake until shutdown.
+/// The dashboard of the intake, its index opened in the state directory.
+pub fn dashboard(
+    config: &ServerConfig,
+    store: &LogStore,
+    broker: &Broker,
+) -> anyhow::Result<crate::dashboard::Dashboard> {
+    let path = config.state.dir.join("dashboard.sqlite3");
+    let index = crate::dashboard::index::JobIndex::open(&path)
+        .with_context(|| format!("cannot open the dashboard's job index {}", path.display()))?;
+    Ok(crate::dashboard::Dashboard::new(
+        index,
+        store.clone(),
+        broker.clone(),
+        config.worker.pools.clone(),
+        config.dashboard.private,
+    ))
+}
+
+/// Runs the intake (and its dashboard) until shutdown.
 pub async fn serve(
     config: &ServerConfig,
     broker: Broker,
+    store: &LogStore,
     mut shutdown: watch::Receiver<bool>,
 ) -> anyhow::Result<()> {
     let secret = config.webhook_secret()?;
@@ -140,11 +169,13 @@ pub async fn serve(
             config.state.dir.display()
         )
     })?;
+    let dashboard = dashboard(config, store, &broker)?;
+    tokio::spawn(dashboard.clone().follow(shutdown.clone()));
     let app = Intake::new(
         secret,
         broker,
         deliveries,
-        config.state.dir.join("logs"),
+        dashboard,
         config.webhook.body_timeout,
     )
     .router();
@@ -217,6 +248,7 @@ pub async fn work(
     config: &ServerConfig,
     broker: Broker,
     github: GitHub,
+    store: &LogStore,
     pools: &[String],
     concurrency: u16,
     shutdown: watch::Receiver<bool>,
@@ -243,6 +275,7 @@ pub async fn work(
                 pool: pool.clone(),
                 concurrency,
                 state_dir: config.state.dir.clone(),
+                logs: store.clone(),
                 work_dir: config
                     .worker
                     .work_dir
@@ -293,7 +326,11 @@ pub fn scheduler_settings(
 }
 
 /// Every role in one process; the scheduler serves `[dispatch] repositories`.
-pub async fn all(config: &ServerConfig, shutdown: watch::Receiver<bool>) -> anyhow::Result<()> {
+pub async fn all(
+    config: &ServerConfig,
+    store: &LogStore,
+    shutdown: watch::Receiver<bool>,
+) -> anyhow::Result<()> {
     let broker = open_broker(config).await?;
     let github = github(config)?;
     let schedule = scheduler_settings(config, config.dispatch.repositories.clone());
@@ -306,12 +343,13 @@ pub async fn all(config: &ServerConfig, shutdown: watch::Receiver<bool>) -> anyh
     };
     tokio::try_join!(
         scheduler,
-        serve(config, broker.clone(), shutdown.clone()),
+        serve(config, broker.clone(), store, shutdown.clone()),
         dispatch(config, broker.clone(), github.clone(), shutdown.clone()),
         work(
             config,
             broker,
             github.clone(),
+            store,
             &config.worker.pools,
             config.worker.concurrency,
             shutdown

@@ -3,11 +3,14 @@
 //! tests, the benchmarks and `tickbot demo` are built on it.
 
 use crate::config::Secret;
+use crate::dashboard::Dashboard;
+use crate::dashboard::index::JobIndex;
 use crate::dispatch::{Dispatcher, DispatcherSettings};
 use crate::forge::{Forge, ForgeApp, ForgeOptions};
 use crate::github::{Auth, GitHub, GitHubSettings};
 use crate::ids::RepoName;
 use crate::intake::{DeliveryLog, Intake};
+use crate::logs::LogStore;
 use crate::queue::{Broker, BrokerSettings};
 use crate::worker::runtime::Runtime;
 use crate::worker::{Worker, WorkerSettings};
@@ -28,6 +31,8 @@ pub struct StackOptions {
     /// Authenticate as this GitHub App (check runs) instead of with the bot's token
     /// (statuses).
     pub app: Option<StackApp>,
+    /// Where logs go; `None`: the local store under `dir`.
+    pub logs: Option<LogStore>,
 }
 
 /// A GitHub App for the stack: the forge checks its JWTs with `public_key_pem`, tickbot signs
@@ -93,6 +98,10 @@ impl Role {
 
 pub struct Stack {
     pub forge: Forge,
+    /// The store of job logs the stack's workers write and its intake serves.
+    pub logs: LogStore,
+    /// The intake's dashboard (its index, for tests that look at it directly).
+    pub dashboard: Dashboard,
     pub broker: Broker,
     pub github: GitHub,
     pub intake_url: String,
@@ -129,17 +138,30 @@ impl Stack {
         let deliveries =
             DeliveryLog::open(&opts.dir.join("intake")).context("cannot open the delivery log")?;
         let webhook = crate::config::WebhookConfig::default();
+        let logs = match &opts.logs {
+            Some(store) => store.clone(),
+            None => LogStore::local(opts.dir.join("logs"))?,
+        };
+        let index = JobIndex::open(&opts.dir.join("dashboard.sqlite3"))?;
+        let dashboard = Dashboard::new(
+            index,
+            logs.clone(),
+            broker.clone(),
+            vec!["default".into()],
+            false,
+        );
         let app = Intake::new(
             Secret::new(webhook_secret.clone()),
             broker.clone(),
             deliveries,
-            opts.dir.join("logs"),
+            dashboard.clone(),
             webhook.body_timeout,
         )
         .router();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let intake_url = format!("http://{}", listener.local_addr()?);
         let (stop, mut stopped) = watch::channel(false);
+        tokio::spawn(dashboard.clone().follow(stopped.clone()));
         let task = tokio::spawn(async move {
             crate::intake::serve(listener, app, webhook.timeouts(), async move {
                 let _ = stopped.wait_for(|s| *s).await;
@@ -152,6 +174,8 @@ impl Stack {
 
         let mut stack = Stack {
             forge,
+            logs,
+            dashboard,
             broker,
             github,
             intake_url,
@@ -216,6 +240,7 @@ impl Stack {
             pool: "default".into(),
             concurrency,
             state_dir: self.opts.dir.clone(),
+            logs: self.logs.clone(),
             work_dir: self.opts.dir.join("work"),
             runtime,
             logs_url: self.intake_url.clone(),

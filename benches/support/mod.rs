@@ -39,6 +39,7 @@ pub async fn start_stack(dir: &Path, prefix_stem: &str, app: Option<StackApp>) -
         prefix: fresh_prefix(prefix_stem),
         repositories: vec![],
         app,
+        logs: None,
     })
     .await
     .expect("a stack (is RabbitMQ running at 127.0.0.1:5672?)")

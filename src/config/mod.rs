@@ -23,7 +23,12 @@ const LIST_KEYS: &[&str] = &["worker.pools", "dispatch.repositories"];
 /// Keys whose environment value is taken exactly as written. The environment source reads a
 /// value that looks like a number or a boolean as one (`try_parsing`), and it would reach a
 /// string key rewritten: a secret `0123` as `123`, `1e3` as `1000`, `TRUE` as `true`.
-const VERBATIM_KEYS: &[&str] = &["github.token", "webhook.secret", "amqp.url"];
+const VERBATIM_KEYS: &[&str] = &[
+    "github.token",
+    "webhook.secret",
+    "amqp.url",
+    "logs.secret_access_key",
+];
 
 /// Whether an environment variable is one of tickbot's settings (never handed to a job).
 pub fn is_setting(name: &str) -> bool {
@@ -69,6 +74,7 @@ pub struct ServerConfig {
     pub registry: RegistryConfig,
     pub schedule: ScheduleConfig,
     pub metrics: MetricsConfig,
+    pub dashboard: DashboardConfig,
 }
 
 /// `/metrics` of a process without an intake (`tickbot work`, `tickbot dispatch`); the intake
@@ -232,6 +238,13 @@ pub struct LogsConfig {
     /// Finished job logs older than this are deleted.
     #[serde(deserialize_with = "duration")]
     pub keep: Duration,
+    /// `file` (under `[state] dir`) or `s3://bucket/prefix` (any S3-compatible service).
+    pub store: String,
+    /// The object store's URL, for a service other than Amazon S3.
+    pub endpoint: Option<String>,
+    pub region: Option<String>,
+    pub access_key_id: Option<String>,
+    pub secret_access_key: Option<Secret>,
 }
 
 impl Default for LogsConfig {
@@ -239,8 +252,33 @@ impl Default for LogsConfig {
         Self {
             public_url: "http://127.0.0.1:8080".into(),
             keep: Duration::from_secs(90 * 86_400),
+            store: "file".into(),
+            endpoint: None,
+            region: None,
+            access_key_id: None,
+            secret_access_key: None,
         }
     }
+}
+
+impl LogsConfig {
+    /// How to reach `store` when it is an object store.
+    pub fn s3(&self) -> crate::logs::S3Settings {
+        crate::logs::S3Settings {
+            endpoint: self.endpoint.clone(),
+            region: self.region.clone(),
+            access_key_id: self.access_key_id.clone(),
+            secret_access_key: self.secret_access_key.clone(),
+        }
+    }
+}
+
+/// `[dashboard]`: what the intake's pages show.
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct DashboardConfig {
+    /// Also show the jobs of private repositories (the pages have no login).
+    pub private: bool,
 }
 
 #[derive(Debug, Clone, Deserialize)]

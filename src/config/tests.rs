@@ -117,7 +117,7 @@ fn file_errors_give_the_file_the_position_and_the_key() {
     );
     assert_eq!(
         error("[wroker]\nconcurrency = 2\n", &[]),
-        "tickbot.toml: line 1, column 2: key `wroker`: unknown field `wroker`, expected one of `github`, `webhook`, `amqp`, `state`, `worker`, `logs`, `git`, `dispatch`, `registry`, `schedule`, `metrics`"
+        "tickbot.toml: line 1, column 2: key `wroker`: unknown field `wroker`, expected one of `github`, `webhook`, `amqp`, `state`, `worker`, `logs`, `git`, `dispatch`, `registry`, `schedule`, `metrics`, `dashboard`"
     );
     assert_eq!(
         error("[worker]\nconcurrency = 0\n", &[]),
@@ -152,7 +152,7 @@ fn environment_errors_name_the_variable() {
     );
     assert_eq!(
         error("", &[("TICKBOT__CONCURRENCY", "3")]),
-        "environment variable TICKBOT__CONCURRENCY: key `concurrency`: unknown field `concurrency`, expected one of `github`, `webhook`, `amqp`, `state`, `worker`, `logs`, `git`, `dispatch`, `registry`, `schedule`, `metrics`"
+        "environment variable TICKBOT__CONCURRENCY: key `concurrency`: unknown field `concurrency`, expected one of `github`, `webhook`, `amqp`, `state`, `worker`, `logs`, `git`, `dispatch`, `registry`, `schedule`, `metrics`, `dashboard`"
     );
     assert_eq!(
         error("", &[("TICKBOT__WORKER__CONCURRENCY", "0")]),

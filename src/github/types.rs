@@ -33,6 +33,10 @@ pub struct PullRequest {
     /// The merge commit of a merged PR (`None` while open or when closed unmerged).
     #[serde(default)]
     pub merge_commit: Option<CommitSha>,
+    /// The base repository is private (unknown counts as private: its jobs stay off the
+    /// public dashboard).
+    #[serde(default = "crate::job::unknown_is_private")]
+    pub private: bool,
 }
 
 /// A commit status state, spelled as GitHub spells it.
@@ -148,6 +152,8 @@ struct WireRepo {
     clone_url: Option<String>,
     #[serde(default)]
     default_branch: Option<String>,
+    #[serde(default)]
+    private: Option<bool>,
 }
 
 #[derive(Deserialize)]
@@ -163,6 +169,7 @@ impl WirePullRequest {
         let default_branch = base_repo
             .default_branch
             .unwrap_or_else(|| self.base.git_ref.clone());
+        let private = base_repo.private.unwrap_or(true);
         let base_clone_url = base_repo
             .clone_url
             .ok_or("the pull request has no base.repo.clone_url")?;
@@ -196,6 +203,7 @@ impl WirePullRequest {
                 Some(true) => self.merge_commit_sha.map(CommitSha),
                 _ => None,
             },
+            private,
         })
     }
 }

@@ -16,17 +16,17 @@ pub use dedupe::DeliveryLog;
 pub use server::{Timeouts, serve};
 
 use crate::config::Secret;
+use crate::dashboard::Dashboard;
 use crate::event::HANDLED_EVENTS;
 use crate::queue::{Broker, Outgoing, QueueKind};
 use axum::Router;
 use axum::body::{Body, Bytes};
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -39,7 +39,7 @@ pub struct Intake {
     secret: Arc<Secret>,
     broker: Broker,
     deliveries: Arc<DeliveryLog>,
-    logs_dir: PathBuf,
+    dashboard: Dashboard,
     budget: body::Budget,
     body_timeout: Duration,
 }
@@ -49,14 +49,14 @@ impl Intake {
         secret: Secret,
         broker: Broker,
         deliveries: Arc<DeliveryLog>,
-        logs_dir: PathBuf,
+        dashboard: Dashboard,
         body_timeout: Duration,
     ) -> Self {
         Self {
             secret: Arc::new(secret),
             broker,
             deliveries,
-            logs_dir,
+            dashboard,
             budget: body::Budget::default(),
             body_timeout,
         }
@@ -65,13 +65,14 @@ impl Intake {
     pub fn router(self) -> Router {
         // Install the recorder before the first request records anything.
         crate::telemetry::metrics();
+        let dashboard = self.dashboard.clone().router();
         Router::new()
             .route("/webhook", post(webhook))
             .route("/healthz", get(|| async { "ok\n" }))
             .route("/readyz", get(readyz))
             .route("/metrics", get(render_metrics))
-            .route("/logs/{job}", get(job_log))
             .with_state(self)
+            .merge(dashboard)
     }
 }
 
@@ -294,24 +295,6 @@ async fn render_metrics() -> Response {
         crate::telemetry::metrics().render(),
     )
         .into_response()
-}
-
-async fn job_log(State(intake): State<Intake>, Path(job): Path<String>) -> Response {
-    let valid = !job.is_empty()
-        && job.len() <= 64
-        && job.chars().all(|c| c.is_ascii_alphanumeric() || c == '-');
-    if !valid {
-        return reply(StatusCode::NOT_FOUND, "no such job");
-    }
-    // Streamed: a log may be large and have many readers; each holds one buffer of it.
-    match tokio::fs::File::open(intake.logs_dir.join(format!("{job}.log"))).await {
-        Ok(file) => (
-            [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
-            Body::from_stream(tokio_util::io::ReaderStream::new(file)),
-        )
-            .into_response(),
-        Err(_) => reply(StatusCode::NOT_FOUND, "no log for this job (yet)"),
-    }
 }
 
 #[cfg(test)]

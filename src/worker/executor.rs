@@ -12,12 +12,13 @@
 
 use super::images::{BuildRun, Built};
 use super::job_log::JobLog;
+use super::job_traces::JobTraces;
 use super::merge_base;
 use super::mirror::{GitAuth, GitError, Mirrors, Worktree};
 use super::publish::{self, PushOutcome, ResultCommit};
 use super::runtime::{RunOutcome, RunSpec, Runtime, RuntimeError};
 use crate::ids::CommitSha;
-use crate::job::{Cancel, JOB_SCHEMA, Job, JobReport, Outcome, ReportState};
+use crate::job::{Broadcast, Cancel, JOB_SCHEMA, Job, JobReport, Outcome, ReportState};
 use crate::queue::{Broker, Delivery, Outgoing, QueueError, QueueKind};
 use crate::repo_config::format_duration;
 use std::collections::{HashMap, VecDeque};
@@ -35,8 +36,10 @@ pub struct WorkerSettings {
     pub name: String,
     pub pool: String,
     pub concurrency: u16,
-    /// Mirrors and logs live here; logs are served from `<state>/logs`.
+    /// Git mirrors live here.
     pub state_dir: PathBuf,
+    /// Where job logs, records and artifacts go (`[logs] store`).
+    pub logs: crate::logs::LogStore,
     /// Job checkouts (worktrees) go here, one directory per job.
     pub work_dir: PathBuf,
     pub runtime: Runtime,
@@ -133,10 +136,6 @@ enum Executed {
     Cancelled,
 }
 
-pub fn logs_dir(state_dir: &Path) -> PathBuf {
-    state_dir.join("logs")
-}
-
 /// The container of a job is named after it (under the deployment's queue prefix), so a
 /// redelivered job can remove a leftover one.
 pub fn container_name(prefix: &str, job_id: &str) -> String {
@@ -207,8 +206,9 @@ impl Worker {
                     None => break,
                 },
                 Some(_) = running.join_next(), if !running.is_empty() => {}
-                Some(body) = broadcasts.recv() => match serde_json::from_slice::<Cancel>(&body) {
-                    Ok(cancel) => self.cancel(&cancel),
+                Some(body) = broadcasts.recv() => match serde_json::from_slice::<Broadcast>(&body) {
+                    Ok(Broadcast::Cancel(cancel)) => self.cancel(&cancel),
+                    Ok(Broadcast::Record(_)) => {}
                     Err(e) => tracing::warn!(error = %e, "unreadable broadcast ignored"),
                 },
                 _ = shutdown.wait_for(|stop| *stop) => break,
@@ -254,6 +254,12 @@ impl Worker {
         let started = Instant::now();
         let running = super::job_metrics::taken(&job);
         let log = self.job_log(&job);
+        let traces = JobTraces::new(
+            &self.settings.logs,
+            &self.broker,
+            &job,
+            self.settings.max_log,
+        );
         let (stop, stopped) = watch::channel(false);
         lock(&self.running).insert(job.job_id.clone(), stop);
         let executed = match self.cancel_reason(&job.job_id) {
@@ -262,7 +268,10 @@ impl Worker {
                 outcome: Outcome::Error { reason },
                 commit: None,
             },
-            None => match self.execute(&job, &log, delivery.attempt, stopped).await {
+            None => match self
+                .execute(&job, (&log, &traces), delivery.attempt, stopped)
+                .await
+            {
                 Ok(executed) => executed,
                 Err(error) => {
                     tracing::error!(job = %job.job_id, %error, "the job could not be run");
@@ -287,7 +296,8 @@ impl Worker {
         };
         // Not running from here on: what follows is its report (and its end's metrics).
         drop(running);
-        self.settle(&job, delivery, executed, &log, started).await;
+        self.settle(&job, delivery, executed, (&log, &traces), started)
+            .await;
     }
 
     /// Settles a job's delivery by how it ended: back to the queue when this worker cancelled
@@ -297,7 +307,7 @@ impl Worker {
         job: &Job,
         delivery: Delivery,
         executed: Executed,
-        log: &JobLog,
+        (log, traces): (&JobLog, &JobTraces),
         started: Instant,
     ) {
         let (outcome, commit, image_digest) = match executed {
@@ -316,6 +326,7 @@ impl Worker {
         let tail = (outcome != Outcome::Success)
             .then(|| read_log_tail(log.path()))
             .flatten();
+        traces.finished(job, &outcome).await;
         let state = ReportState::Finished {
             outcome,
             commit,
@@ -391,12 +402,13 @@ impl Worker {
     async fn execute(
         &self,
         job: &Job,
-        log: &JobLog,
+        (log, traces): (&JobLog, &JobTraces),
         attempt: u32,
         cancel: watch::Receiver<bool>,
     ) -> Result<Executed, JobError> {
         let name = container_name(&self.settings.prefix, &job.job_id);
         self.start(job, log, attempt, &name).await?;
+        traces.started(job, &self.settings.name).await;
 
         // The tree to run in: the PR's head, or another project's (then the PR is a checkout).
         let (tree_repo, tree_url, tree_ref, tree_sha) = match &job.main {
@@ -454,6 +466,7 @@ impl Worker {
             }),
             Err(e) => Err(e),
         };
+        traces.keep_artifacts(job, worktree.path(), log).await;
         remove_checkouts(job, inner, worktree).await;
         result
     }
@@ -594,7 +607,7 @@ impl Worker {
         if secrets.iter().any(|s| s.len() < super::job_log::MIN_MASKED) {
             tracing::warn!(job = %job.job_id, "a secret granted to the job is too short to be masked in its log");
         }
-        let path = logs_dir(&self.settings.state_dir).join(format!("{}.log", job.job_id));
+        let path = self.settings.logs.spool_path(&job.job_id);
         JobLog::capped(path, self.settings.max_log, &secrets)
     }
 

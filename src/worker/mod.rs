@@ -9,7 +9,7 @@ pub mod executor;
 mod images;
 pub mod job_log;
 mod job_metrics;
-pub mod log_retention;
+mod job_traces;
 mod merge_base;
 pub mod mirror;
 pub mod publish;

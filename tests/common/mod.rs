@@ -5,6 +5,7 @@
 
 pub mod cli;
 pub mod registry;
+pub mod s3;
 pub mod served;
 pub mod tap;
 pub mod world;

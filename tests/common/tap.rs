@@ -137,6 +137,7 @@ fn template() -> Job {
         note: None,
         image_build: None,
         merge: None,
+        private: false,
     }
 }
 

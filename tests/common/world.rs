@@ -33,17 +33,26 @@ pub struct World {
 impl World {
     /// A stack on real RabbitMQ with `acme/images` holding `files` on `main`; alice may write.
     pub async fn new(files: &[(&str, &str)]) -> World {
-        World::with(files, None).await
+        World::with(files, None, None).await
+    }
+
+    /// Like [`new`](Self::new), with the intake reading logs from `logs` (an object store).
+    pub async fn with_logs(files: &[(&str, &str)], logs: tickbot::logs::LogStore) -> World {
+        World::with(files, None, Some(logs)).await
     }
 
     /// Like [`new`](Self::new), with tickbot authenticating as a GitHub App whose
     /// installation tokens live `token_ttl` (so it reports with check runs).
     pub async fn with_app(files: &[(&str, &str)], token_ttl: Duration) -> World {
         let app = StackApp::generate(4242, token_ttl).expect("an RSA key pair for the app");
-        World::with(files, Some(app)).await
+        World::with(files, Some(app), None).await
     }
 
-    async fn with(files: &[(&str, &str)], app: Option<StackApp>) -> World {
+    async fn with(
+        files: &[(&str, &str)],
+        app: Option<StackApp>,
+        logs: Option<tickbot::logs::LogStore>,
+    ) -> World {
         super::capture_logs();
         let dir = tempfile::tempdir().expect("tempdir");
         let repo: RepoName = "acme/images".parse().expect("valid");
@@ -53,6 +62,7 @@ impl World {
             prefix: format!("e2e-{}", uuid::Uuid::new_v4()),
             repositories: vec![repo.clone()],
             app,
+            logs,
         })
         .await
         .expect("RabbitMQ at 127.0.0.1:5672 must be running (rabbitmq-server -detached)");

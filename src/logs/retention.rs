@@ -1,7 +1,10 @@
-//! `[logs] keep`: finished job logs older than this are deleted from the state directory's
-//! `logs/`, by each process that keeps logs there (a worker writes them, the intake serves
-//! them), at start and every hour. A log still being written is fresh, so never deleted.
+//! `[logs] keep`: a job's log, record and artifacts are deleted from the store once the
+//! newest of them was written longer ago than this, by each process that uses the store (a
+//! worker writes, the intake serves), at start and every hour; spool files a worker left in
+//! its state directory go the same way. A log still being written is fresh, so never deleted.
 
+use super::{LogStore, LogStoreError};
+use std::collections::HashMap;
 use std::path::Path;
 use std::time::{Duration, SystemTime};
 
@@ -33,23 +36,62 @@ pub fn sweep(dir: &Path, keep: Duration, now: SystemTime) -> std::io::Result<usi
     Ok(deleted)
 }
 
-/// Sweeps `dir` now and every [`SWEEP_EVERY`] until `shutdown`.
+/// Deletes every object of each job whose newest object was written more than `keep` before
+/// `now`; returns how many jobs.
+pub async fn sweep_store(
+    store: &LogStore,
+    keep: Duration,
+    now: SystemTime,
+) -> Result<usize, LogStoreError> {
+    let cutoff = chrono::DateTime::<chrono::Utc>::from(now - keep);
+    let mut jobs: HashMap<String, (chrono::DateTime<chrono::Utc>, Vec<_>)> = HashMap::new();
+    for meta in store.list("").await? {
+        let Some(first) = meta.location.parts().next() else {
+            continue;
+        };
+        let job = first
+            .as_ref()
+            .split('.')
+            .next()
+            .unwrap_or_default()
+            .to_string();
+        let entry = jobs.entry(job).or_insert((meta.last_modified, Vec::new()));
+        entry.0 = entry.0.max(meta.last_modified);
+        entry.1.push(meta.location);
+    }
+    let mut deleted = 0;
+    for (newest, keys) in jobs.into_values() {
+        if newest >= cutoff {
+            continue;
+        }
+        for key in &keys {
+            store.delete(key).await?;
+        }
+        deleted += 1;
+    }
+    Ok(deleted)
+}
+
+/// Sweeps the store (and, with an object store, the spool) now and every [`SWEEP_EVERY`]
+/// until `shutdown`.
 pub async fn keep_swept(
-    dir: std::path::PathBuf,
+    store: LogStore,
     keep: Duration,
     mut shutdown: tokio::sync::watch::Receiver<bool>,
 ) {
     loop {
-        let (dir2, now) = (dir.clone(), SystemTime::now());
-        match tokio::task::spawn_blocking(move || sweep(&dir2, keep, now)).await {
-            Ok(Ok(0)) => {}
-            Ok(Ok(n)) => {
-                tracing::info!(deleted = n, dir = %dir.display(), "old job logs deleted ([logs] keep)")
+        match sweep_store(&store, keep, SystemTime::now()).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(jobs = n, store = ?store, "old job logs deleted ([logs] keep)"),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot sweep old job logs; trying again in an hour")
             }
-            Ok(Err(e)) => {
-                tracing::warn!(error = %e, dir = %dir.display(), "cannot sweep old job logs; trying again in an hour")
+        }
+        if !store.is_local() {
+            let (dir, now) = (store.spool_dir().to_path_buf(), SystemTime::now());
+            if let Ok(Err(e)) = tokio::task::spawn_blocking(move || sweep(&dir, keep, now)).await {
+                tracing::warn!(error = %e, "cannot sweep old spooled logs; trying again in an hour")
             }
-            Err(e) => tracing::error!(error = %e, "the log sweep panicked"),
         }
         tokio::select! {
             _ = tokio::time::sleep(SWEEP_EVERY) => {}

@@ -1,0 +1,138 @@
+//! The dashboard's index of job records: a SQLite file in the intake's state directory, fed by
+//! the records workers broadcast and, at start and every minute, by the records in the store
+//! (so a broadcast missed while the intake was down is found). Only the index is queried
+//! while a page is made; the store is read for logs.
+
+use crate::logs::{JobRecord, RecordState};
+use rusqlite::{Connection, OptionalExtension, params};
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+/// How many finished jobs a page lists.
+pub const PAGE: usize = 50;
+
+#[derive(Clone)]
+pub struct JobIndex {
+    db: Arc<Mutex<Connection>>,
+}
+
+/// What the list of finished jobs is narrowed to.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Filter {
+    pub repo: Option<String>,
+    pub pr: Option<u64>,
+    pub state: Option<RecordState>,
+}
+
+impl JobIndex {
+    pub fn open(path: &Path) -> rusqlite::Result<JobIndex> {
+        let db = Connection::open(path)?;
+        db.execute_batch(
+            "PRAGMA journal_mode = WAL;
+             CREATE TABLE IF NOT EXISTS jobs (
+                 job_id TEXT PRIMARY KEY,
+                 repo TEXT NOT NULL,
+                 pr INTEGER NOT NULL,
+                 state TEXT NOT NULL,
+                 private INTEGER NOT NULL,
+                 started_at TEXT NOT NULL,
+                 finished_at TEXT,
+                 record TEXT NOT NULL);
+             CREATE INDEX IF NOT EXISTS jobs_finished ON jobs (finished_at);
+             CREATE INDEX IF NOT EXISTS jobs_pr ON jobs (repo, pr, started_at);",
+        )?;
+        Ok(JobIndex {
+            db: Arc::new(Mutex::new(db)),
+        })
+    }
+
+    fn db(&self) -> std::sync::MutexGuard<'_, Connection> {
+        self.db.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Adds or updates a job; a finished job's record is never replaced by a running one.
+    pub fn upsert(&self, record: &JobRecord) -> rusqlite::Result<()> {
+        let json = serde_json::to_string(record).unwrap_or_default();
+        self.db().execute(
+            "INSERT INTO jobs (job_id, repo, pr, state, private, started_at, finished_at, record)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+             ON CONFLICT (job_id) DO UPDATE SET
+                 state = excluded.state, started_at = excluded.started_at,
+                 finished_at = excluded.finished_at, record = excluded.record
+             WHERE jobs.finished_at IS NULL OR excluded.finished_at IS NOT NULL",
+            params![
+                record.job_id,
+                record.repo.to_string(),
+                record.pr.0 as i64,
+                record.state.as_str(),
+                record.private,
+                record.started_at.to_rfc3339(),
+                record.finished_at.map(|t| t.to_rfc3339()),
+                json,
+            ],
+        )?;
+        Ok(())
+    }
+
+    fn query(&self, sql: &str, args: &[&dyn rusqlite::ToSql]) -> Vec<JobRecord> {
+        let db = self.db();
+        let Ok(mut stmt) = db.prepare_cached(sql) else {
+            return Vec::new();
+        };
+        let rows = stmt.query_map(args, |row| row.get::<_, String>(0));
+        rows.map(|rows| {
+            rows.flatten()
+                .filter_map(|json| serde_json::from_str(&json).ok())
+                .collect()
+        })
+        .unwrap_or_default()
+    }
+
+    /// Jobs running now, oldest first.
+    pub fn running(&self, private: bool) -> Vec<JobRecord> {
+        self.query(
+            "SELECT record FROM jobs WHERE finished_at IS NULL AND (private = 0 OR ?1)
+             ORDER BY started_at",
+            &[&private],
+        )
+    }
+
+    /// The newest [`PAGE`] finished jobs that pass `filter`.
+    pub fn finished(&self, filter: &Filter, private: bool) -> Vec<JobRecord> {
+        let state = filter.state.map(RecordState::as_str);
+        self.query(
+            "SELECT record FROM jobs WHERE finished_at IS NOT NULL AND (private = 0 OR ?1)
+               AND (?2 IS NULL OR repo = ?2) AND (?3 IS NULL OR pr = ?3)
+               AND (?4 IS NULL OR state = ?4)
+             ORDER BY finished_at DESC LIMIT ?5",
+            &[
+                &private,
+                &filter.repo,
+                &filter.pr.map(|p| p as i64),
+                &state,
+                &(PAGE as i64),
+            ],
+        )
+    }
+
+    /// Every job of one PR, newest first.
+    pub fn of_pr(&self, repo: &str, pr: u64, private: bool) -> Vec<JobRecord> {
+        self.query(
+            "SELECT record FROM jobs WHERE repo = ?1 AND pr = ?2 AND (private = 0 OR ?3)
+             ORDER BY started_at DESC",
+            &[&repo, &(pr as i64), &private],
+        )
+    }
+
+    pub fn get(&self, job: &str) -> Option<JobRecord> {
+        let json: Option<String> = self
+            .db()
+            .query_row("SELECT record FROM jobs WHERE job_id = ?1", [job], |row| {
+                row.get(0)
+            })
+            .optional()
+            .ok()
+            .flatten();
+        json.and_then(|j| serde_json::from_str(&j).ok())
+    }
+}
