@@ -4,6 +4,7 @@
 #![allow(dead_code)] // each bench target uses its own part of this
 
 pub mod fixtures;
+pub mod moto;
 pub mod procfs;
 pub mod stats;
 

@@ -136,3 +136,66 @@ impl JobIndex {
         json.and_then(|j| serde_json::from_str(&j).ok())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(job: &str, pr: u64, private: bool, state: RecordState) -> JobRecord {
+        serde_json::from_value(serde_json::json!({
+            "record_schema": 1, "job_id": job, "repo": "acme/widgets", "pr": pr,
+            "head_sha": "1a2b3c4d5e6f708192a3b4c5d6e7f8091a2b3c4d", "context": "unit",
+            "pool": "default", "worker": "w1", "private": private,
+            "queued_at": "2026-12-07T10:00:00Z", "started_at": format!("2026-12-07T10:00:0{pr}Z"),
+            "finished_at": (state != RecordState::Running).then_some(format!("2026-12-07T10:05:0{pr}Z")),
+            "state": state.as_str()
+        }))
+        .expect("a record")
+    }
+
+    fn ids(records: &[JobRecord]) -> Vec<&str> {
+        records.iter().map(|r| r.job_id.as_str()).collect()
+    }
+
+    #[test]
+    fn private_jobs_are_shown_only_when_allowed_and_finished_records_stay_finished() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let index = JobIndex::open(&dir.path().join("index.sqlite3")).expect("open");
+        index
+            .upsert(&record("pub-run", 1, false, RecordState::Running))
+            .expect("upsert");
+        index
+            .upsert(&record("priv-run", 2, true, RecordState::Running))
+            .expect("upsert");
+        index
+            .upsert(&record("pub-fail", 3, false, RecordState::Failure))
+            .expect("upsert");
+        index
+            .upsert(&record("pub-ok", 4, false, RecordState::Success))
+            .expect("upsert");
+        assert_eq!(ids(&index.running(false)), ["pub-run"]);
+        assert_eq!(ids(&index.running(true)), ["pub-run", "priv-run"]);
+        assert_eq!(
+            ids(&index.of_pr("acme/widgets", 2, false)),
+            Vec::<&str>::new()
+        );
+
+        // A late "running" record (a redelivered broadcast) does not undo an end.
+        index
+            .upsert(&record("pub-fail", 3, false, RecordState::Running))
+            .expect("upsert");
+        let all = Filter::default();
+        assert_eq!(ids(&index.finished(&all, false)), ["pub-ok", "pub-fail"]);
+        let failed = Filter {
+            state: Some(RecordState::Failure),
+            ..Filter::default()
+        };
+        assert_eq!(ids(&index.finished(&failed, false)), ["pub-fail"]);
+        let by_pr = Filter {
+            repo: Some("acme/widgets".into()),
+            pr: Some(4),
+            state: None,
+        };
+        assert_eq!(ids(&index.finished(&by_pr, false)), ["pub-ok"]);
+    }
+}

@@ -35,7 +35,7 @@ pub fn page(title: &str, body: &str) -> String {
     format!(
         "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
          <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
-         <title>{title} · tickbot</title><style>{STYLE}</style></head>\
+         <link rel=\"icon\" href=\"data:,\"><title>{title} · tickbot</title><style>{STYLE}</style></head>\
          <body><p><a href=\"/\">tickbot</a></p>{body}</body></html>\n",
         title = escape(title)
     )
@@ -81,7 +81,7 @@ pub fn front(
     now: DateTime<Utc>,
 ) -> String {
     let mut b = String::from(
-        "<h1>tickbot</h1><h2>Queues</h2><div class=\"scroll\"><table><tr><th>Pool</th><th>Jobs waiting</th></tr>",
+        "<h1>Dashboard</h1><h2>Queues</h2><div class=\"scroll\"><table><tr><th>Pool</th><th>Jobs waiting</th></tr>",
     );
     for (pool, depth) in queues {
         let depth = depth.map_or("unknown (queue unreachable)".to_string(), |d| d.to_string());
@@ -278,3 +278,85 @@ var state=r.headers.get('X-Tickbot-Job-State');var total=r.headers.get('X-Tickbo
 return r.text().then(function(t){if(t){pre.appendChild(document.createTextNode(t));}\
 if(total){len=Number(total);}if(state&&state!=='running'){location.reload();}else{setTimeout(poll,500);}});\
 }).catch(function(){setTimeout(poll,2000);});}setTimeout(poll,500);})();</script>";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(job: &str, context: &str, state: RecordState, minutes_ago: i64) -> JobRecord {
+        let now = at();
+        JobRecord {
+            record_schema: crate::logs::record::RECORD_SCHEMA,
+            job_id: job.into(),
+            repo: "acme/widgets".parse().expect("a name"),
+            pr: crate::ids::PrNumber(7),
+            head_sha: crate::ids::CommitSha("1a2b3c4d5e6f708192a3b4c5d6e7f8091a2b3c4d".into()),
+            context: context.into(),
+            pool: "default".into(),
+            worker: "w1".into(),
+            private: false,
+            queued_at: now - chrono::Duration::minutes(minutes_ago + 1),
+            started_at: now - chrono::Duration::minutes(minutes_ago),
+            finished_at: (state != RecordState::Running).then(|| {
+                now - chrono::Duration::minutes(minutes_ago) + chrono::Duration::seconds(95)
+            }),
+            state,
+            description: (state == RecordState::Failure).then(|| "Exit code 1".into()),
+            artifacts: if state == RecordState::Failure {
+                vec!["report <1>.html".into()]
+            } else {
+                vec![]
+            },
+        }
+    }
+
+    /// A page as a reviewer reads it: the style left out, a line per row and block.
+    fn readable(page: &str) -> String {
+        let mut text = page.replace(STYLE, "…");
+        for tag in [
+            "<tr>", "<h1>", "<h2>", "<p>", "<form", "<pre", "<li>", "<ul>", "<script>", "<body>",
+        ] {
+            text = text.replace(tag, &format!("\n{tag}"));
+        }
+        text
+    }
+
+    fn at() -> DateTime<Utc> {
+        "2026-12-07T12:00:00Z".parse().expect("a time")
+    }
+
+    #[test]
+    fn the_front_page_lists_queues_running_and_finished_jobs() {
+        let running = [record("j1", "unit", RecordState::Running, 3)];
+        let finished = [
+            record("j2", "lint <strict>", RecordState::Failure, 10),
+            record("j3", "docs", RecordState::Success, 30),
+        ];
+        let queues = [
+            ("default".to_string(), Some(4)),
+            ("large".to_string(), None),
+        ];
+        let form = filter_form("acme/widgets", "", Some(RecordState::Failure));
+        insta::assert_snapshot!(readable(&front(&queues, &running, &finished, &form, at())));
+    }
+
+    #[test]
+    fn a_failed_jobs_log_page_marks_the_failure_and_links_its_artifacts() {
+        let r = record("j2", "unit", RecordState::Failure, 10);
+        let log = "tickbot: job j2 (unit) attempt 1 on w1 at 1a2b3c4\n$ sh ./check --errors\n\
+                   compiling\nerror[E0308]: mismatched types <&>\ntest result: FAILED\n\
+                   tickbot: finished: Failure { reason: \"Exit code 1\" }\n";
+        insta::assert_snapshot!(readable(&log_page(&r, log, log.len() as u64, at())));
+    }
+
+    #[test]
+    fn a_running_jobs_log_page_follows_it_and_marks_nothing() {
+        let r = record("j1", "unit", RecordState::Running, 3);
+        let page = log_page(&r, "error: not the end yet\n", 23, at());
+        assert!(!page.contains("<mark"), "{page}");
+        assert!(
+            page.contains("data-length=\"23\"") && page.contains("<script>"),
+            "{page}"
+        );
+    }
+}

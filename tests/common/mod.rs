@@ -3,6 +3,7 @@
 
 #![allow(dead_code)] // each test binary uses its own part of this
 
+pub mod browser;
 pub mod cli;
 pub mod registry;
 pub mod s3;
