@@ -25,12 +25,20 @@ use tickbot::worker::job_log::JobLog;
 
 const LINES: usize = 200;
 
+/// The dashboard served as the intake serves it (its connection handling and timeouts).
 async fn serve(dashboard: Dashboard) -> String {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("a port");
     let url = format!("http://{}", listener.local_addr().expect("an address"));
-    tokio::spawn(async move { axum::serve(listener, dashboard.router::<()>()).await });
+    let timeouts = tickbot::config::WebhookConfig::default().timeouts();
+    let app = dashboard.router::<()>();
+    tokio::spawn(tickbot::intake::serve(
+        listener,
+        app,
+        timeouts,
+        std::future::pending(),
+    ));
     url
 }
 
@@ -61,6 +69,8 @@ fn record(i: usize, finished: bool) -> JobRecord {
 /// returns, per reader, how long after its writing each line was first read.
 async fn live_latency(store: LogStore, url: &str, job: &str) -> [Vec<Duration>; 2] {
     let written: Arc<Mutex<Vec<Instant>>> = Arc::default();
+    // As the worker does before a job's first line.
+    std::fs::create_dir_all(store.spool_dir()).expect("the spool directory");
     let shipper = LogShipper::start(&store, job);
     let log = JobLog::new(store.spool_path(job));
     let client = reqwest::Client::new();
@@ -70,7 +80,12 @@ async fn live_latency(store: LogStore, url: &str, job: &str) -> [Vec<Duration>; 
         let logs = format!("{url}/logs/{job}");
         readers.push(tokio::spawn(async move {
             let (mut seen, mut len) = (Vec::new(), 0usize);
+            let deadline = Instant::now() + Duration::from_secs(60);
             while seen.len() < LINES {
+                assert!(
+                    Instant::now() < deadline,
+                    "the log did not arrive in a minute"
+                );
                 let got = client.get(format!("{logs}?from={len}")).send().await;
                 if let Ok(answer) = got
                     && answer.status().is_success()

@@ -107,6 +107,9 @@ pub struct Job {
     /// From a private repository: its record stays off the public dashboard.
     #[serde(default = "unknown_is_private")]
     pub private: bool,
+    /// `/debug <ctx>`: if this run fails, its container is kept for `[worker] debug_hold`.
+    #[serde(default)]
+    pub debug_hold: bool,
 }
 
 /// What a message that does not say whether its repository is private is taken for.
@@ -161,6 +164,7 @@ impl Job {
             image_build: None,
             merge: None,
             private: pr.private,
+            debug_hold: false,
         }
     }
 }
@@ -191,6 +195,7 @@ pub struct Cancel {
 #[serde(untagged)]
 pub enum Broadcast {
     Cancel(Cancel),
+    Release(ReleaseHolds),
     /// A job started or ended somewhere (for the dashboard).
     Record(Box<crate::logs::JobRecord>),
 }
@@ -316,6 +321,24 @@ pub struct JobReport {
     /// A build job's pushed image, `sha256:…`.
     #[serde(default)]
     pub image_digest: Option<String>,
+    /// A failed run kept for debugging (`/debug`): where, and until when.
+    #[serde(default)]
+    pub held: Option<HeldContainer>,
+}
+
+/// A failed job's container kept on its worker for a person to enter.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HeldContainer {
+    pub container: String,
+    pub until: chrono::DateTime<chrono::Utc>,
+}
+
+/// Tells workers that a PR closed: the containers held for debugging its runs are removed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReleaseHolds {
+    pub schema: u32,
+    pub release_holds_of: RepoName,
+    pub pr: PrNumber,
 }
 
 impl JobReport {
@@ -335,6 +358,7 @@ impl JobReport {
             note: job.note.clone(),
             log_tail: None,
             image_digest: None,
+            held: None,
         }
     }
 }

@@ -290,6 +290,7 @@ pub async fn work(
                 memory: config.worker.memory.clone(),
                 pids_limit: config.worker.pids_limit,
                 max_log: config.worker.max_log.as_u64(),
+                debug_hold: config.worker.debug_hold,
                 prefix: config.amqp.prefix.clone(),
                 stop_grace: config.worker.stop_grace,
                 secret_values: secret_values.clone(),

@@ -251,6 +251,7 @@ impl Stack {
             memory: "1g".into(),
             pids_limit: 1024,
             max_log: crate::worker::job_log::DEFAULT_MAX_LOG,
+            debug_hold: Duration::from_secs(30 * 60),
             prefix: self.opts.prefix.clone(),
             stop_grace: Duration::from_secs(10),
             secret_values: Default::default(),

@@ -206,6 +206,9 @@ pub struct WorkerConfig {
     pub work_dir: Option<PathBuf>,
     /// A job's log is cut here (a marker says so, and the end of the output is kept).
     pub max_log: bytesize::ByteSize,
+    /// How long a failed run asked for with `/debug` keeps its container.
+    #[serde(deserialize_with = "duration")]
+    pub debug_hold: Duration,
 }
 
 /// A duration as people write it ("90s", "1h 30m"), checked where it is read.
@@ -227,6 +230,7 @@ impl Default for WorkerConfig {
             stop_grace: Duration::from_secs(60),
             work_dir: None,
             max_log: bytesize::ByteSize::b(crate::worker::job_log::DEFAULT_MAX_LOG),
+            debug_hold: Duration::from_secs(30 * 60),
         }
     }
 }

@@ -113,7 +113,7 @@ fn file_errors_give_the_file_the_position_and_the_key() {
     );
     assert_eq!(
         error("[worker]\nconcurency = 2\n", &[]),
-        "tickbot.toml: line 2, column 1: key `worker.concurency`: unknown field `concurency`, expected one of `pools`, `concurrency`, `runtime`, `name`, `containers_conf`, `memory`, `pids_limit`, `stop_grace`, `work_dir`, `max_log`"
+        "tickbot.toml: line 2, column 1: key `worker.concurency`: unknown field `concurency`, expected one of `pools`, `concurrency`, `runtime`, `name`, `containers_conf`, `memory`, `pids_limit`, `stop_grace`, `work_dir`, `max_log`, `debug_hold`"
     );
     assert_eq!(
         error("[wroker]\nconcurrency = 2\n", &[]),
@@ -148,7 +148,7 @@ fn environment_errors_name_the_variable() {
     );
     assert_eq!(
         error("", &[("TICKBOT__WORKER__CONCURENCY", "3")]),
-        "environment variable TICKBOT__WORKER__CONCURENCY: key `worker.concurency`: unknown field `concurency`, expected one of `pools`, `concurrency`, `runtime`, `name`, `containers_conf`, `memory`, `pids_limit`, `stop_grace`, `work_dir`, `max_log`"
+        "environment variable TICKBOT__WORKER__CONCURENCY: key `worker.concurency`: unknown field `concurency`, expected one of `pools`, `concurrency`, `runtime`, `name`, `containers_conf`, `memory`, `pids_limit`, `stop_grace`, `work_dir`, `max_log`, `debug_hold`"
     );
     assert_eq!(
         error("", &[("TICKBOT__CONCURRENCY", "3")]),

@@ -1,10 +1,10 @@
 //! Check runs' buttons (with a GitHub App): GitHub's Re-run and the "Retry" action act like
 //! `/test <its context>` (a failed task: its `FAIL:` is removed, so it runs again in its
-//! turn); the "Cancel" action like `/cancel <its context>`. What cannot be done is said in one
-//! reply per button press.
+//! turn); "Keep for debugging" like `/debug <its context>`; the "Cancel" action like
+//! `/cancel <its context>`. What cannot be done is said in one reply per button press.
 
 use super::replies::{CommandRefusal, Comment, Note, Refusal};
-use super::state::{APPROVAL_CONTEXT, CANCEL, RETRY};
+use super::state::{APPROVAL_CONTEXT, CANCEL, DEBUG, RETRY};
 use super::tests::Trigger;
 use super::writes::BodyEdit;
 use super::{DispatchError, Dispatcher};
@@ -15,9 +15,10 @@ use crate::job::ItemRef;
 
 impl Dispatcher {
     pub(super) async fn on_check_run(&self, e: CheckRunEvent) -> Result<(), DispatchError> {
-        let retry = match (e.action.as_str(), e.identifier.as_deref()) {
-            ("rerequested", _) | ("requested_action", Some(RETRY)) => true,
-            ("requested_action", Some(CANCEL)) => false,
+        let pressed = match (e.action.as_str(), e.identifier.as_deref()) {
+            ("rerequested", _) | ("requested_action", Some(RETRY)) => RETRY,
+            ("requested_action", Some(CANCEL)) => CANCEL,
+            ("requested_action", Some(DEBUG)) => DEBUG,
             _ => return Ok(()),
         };
         let Some(number) = e.pulls.first() else {
@@ -47,10 +48,10 @@ impl Dispatcher {
                 context,
                 reason,
             }));
-        } else if !retry {
+        } else if pressed == CANCEL {
             let only = std::slice::from_ref(&e.name);
             self.writes.cancel_contexts(&pr, only, &e.sender).await?;
-        } else if let Some(t) = failed_task {
+        } else if let Some(t) = failed_task.filter(|_| pressed == RETRY) {
             // As if a person removed `FAIL:`: the item is to do again and runs in its turn.
             let edit = BodyEdit::Todo(ItemRef::from(t));
             let edited = self.writes.edit_body(&pr.repo, pr.number, &edit).await?;
@@ -60,8 +61,11 @@ impl Dispatcher {
         } else {
             match commands::parse_context(&context) {
                 Ok(spec) => {
-                    let named = Trigger::Named(std::slice::from_ref(&spec));
-                    refusals.extend(self.plan_tests(&pr, named).await?);
+                    let trigger = match pressed {
+                        DEBUG => Trigger::Debug(&spec),
+                        _ => Trigger::Named(std::slice::from_ref(&spec)),
+                    };
+                    refusals.extend(self.plan_tests(&pr, trigger).await?);
                 }
                 Err(err) => refusals.push(Refusal::from(CommandRefusal::CannotRerun {
                     context,

@@ -67,6 +67,8 @@ impl Dispatcher {
                 notes.extend(self.roll_back(&pr, cmd.args.first()).await?);
             } else if !pr.state_open {
                 notes.push(Refusal::from(CommandRefusal::CommandOnClosedPr { command }).into());
+            } else if command == "debug" {
+                notes.extend(self.debug(&pr, cmd).await?);
             } else {
                 let refusals = self.run_command(&pr, cmd, &c.author).await?;
                 notes.extend(refusals.into_iter().map(Note::from));
@@ -111,6 +113,27 @@ impl Dispatcher {
         };
         let asked = image.map(String::as_str);
         self.images.roll_back(pr, merge, &config, asked).await
+    }
+
+    /// `/debug ctx` by a trusted person: runs the context again; if that run fails, its
+    /// worker keeps the container and says here where to enter it.
+    async fn debug(&self, pr: &PullRequest, cmd: &Command) -> Result<Vec<Note>, DispatchError> {
+        // The parser accepted exactly one context.
+        let Some((arg, spec)) = cmd
+            .args
+            .first()
+            .and_then(|a| Some((a, commands::parse_context(a).ok()?)))
+        else {
+            return Ok(Vec::new());
+        };
+        let refusals = self.plan_tests(pr, Trigger::Debug(&spec)).await?;
+        Ok(match refusals.is_empty() {
+            true => vec![Note::DebugAsked {
+                context: arg.clone(),
+                head: pr.head_sha.clone(),
+            }],
+            false => refusals.into_iter().map(Note::from).collect(),
+        })
     }
 
     /// One command of a trusted person on an open PR; returns its refusals.

@@ -77,6 +77,7 @@ impl Dispatcher {
                 self.writes
                     .cancel_pending(&pull.repo, &pull.head_sha, |_| true, &why)
                     .await?;
+                self.writes.release_holds(&pull.repo, pull.number).await?;
                 if let Some(merge) = &pull.merge_commit
                     && pull.base_ref == pull.default_branch
                     && let ConfigAt::Valid(config) = self.config_at(&pull.repo, merge).await?

@@ -5,6 +5,7 @@
 //! Reports may arrive twice (redelivery): finished job ids are remembered, and every edit is
 //! idempotent anyway (a ticked box is not ticked again, an unchanged body is not written).
 
+use super::replies::Comment;
 use super::state::{self, Cancellation, Phase, State};
 use super::summary::Row;
 use super::writes::BodyEdit;
@@ -208,6 +209,16 @@ impl Dispatcher {
                 report.log_tail.as_deref(),
             )
             .await?;
+        if let Some(held) = &report.held {
+            let pull = self.github.pull_request(&report.repo, report.pr).await?;
+            let comment = Comment::DebugHeld {
+                context: &report.context,
+                head: &report.head_sha,
+                worker: &report.worker,
+                held,
+            };
+            self.writes.post_once(&pull, &comment).await?;
+        }
         let (text, occurrence) = match &report.item {
             Some(item) => {
                 let words = std::iter::once(&item.verb).chain(&item.args);

@@ -23,6 +23,8 @@ pub const APPROVAL_CONTEXT: &str = "tickbot/ok-to-test";
 pub const RETRY: &str = "retry";
 /// Requested action of a check run that cancels its queued or running job.
 pub const CANCEL: &str = "cancel";
+/// The check run action "Keep for debugging" (as `/debug <its context>`).
+pub const DEBUG: &str = "debug";
 
 const QUEUED: &str = "Not yet tested";
 const AWAITING_APPROVAL: &str = "Manual testing required";
@@ -298,12 +300,19 @@ pub fn to_check_run(status: &CommitStatus, log_tail: Option<&str>) -> CheckRunWr
     };
     let cancel = || vec![action("Cancel", CANCEL, "Stop this run")];
     let retry = || vec![action("Retry", RETRY, "Run it again")];
+    let debug = || {
+        let keep = "Rerun, keep the container if it fails";
+        vec![
+            action("Retry", RETRY, "Run it again"),
+            action("Keep for debugging", DEBUG, keep),
+        ]
+    };
     let (run_status, conclusion, mut actions) = match Phase::of(status) {
         Phase::AwaitingApproval => ("queued", None, vec![]),
         Phase::Queued | Phase::WaitingForImage => ("queued", None, cancel()),
         Phase::Running => ("in_progress", None, cancel()),
         Phase::Succeeded => ("completed", Some("success"), vec![]),
-        Phase::Failed | Phase::Errored => ("completed", Some("failure"), retry()),
+        Phase::Failed | Phase::Errored => ("completed", Some("failure"), debug()),
         Phase::Cancelled => ("completed", Some("cancelled"), retry()),
     };
     if status.context == APPROVAL_CONTEXT {

@@ -32,6 +32,8 @@ pub(super) enum Trigger<'a> {
     Named(&'a [ContextSpec]),
     /// `/retest`: the failed and errored test contexts of this head.
     Failed,
+    /// `/debug ctx`: run it, and keep its container if it fails.
+    Debug(&'a ContextSpec),
 }
 
 /// One context to queue, resolved: which test, which tree, and what else is checked out.
@@ -151,7 +153,8 @@ impl Dispatcher {
             let previous = existing
                 .filter(|s| Phase::of(s).is_finished())
                 .and_then(state::job_of);
-            self.queue_test(pr, p, previous).await?;
+            let debug_hold = matches!(trigger, Trigger::Debug(_));
+            self.queue_test(pr, p, previous, debug_hold).await?;
         }
         Ok(refusals)
     }
@@ -184,6 +187,7 @@ impl Dispatcher {
                 return Ok((planned, refusals));
             }
             Trigger::Named(specs) => specs.to_vec(),
+            Trigger::Debug(spec) => vec![(*spec).clone()],
             Trigger::Failed => {
                 let checklist = crate::checklist::parse(&pr.body);
                 let failed: Vec<&CommitStatus> = statuses
@@ -506,6 +510,7 @@ impl Dispatcher {
         pr: &PullRequest,
         p: Planned,
         previous: Option<&str>,
+        debug_hold: bool,
     ) -> Result<(), DispatchError> {
         let Some(clone_url) = pr.head_clone_url.clone() else {
             let comment = Comment::HeadRepoGone { head: &pr.head_sha };
@@ -524,6 +529,7 @@ impl Dispatcher {
             main: p.main,
             note,
             merge,
+            debug_hold,
             ..Job::at_head(pr, clone_url, JobKind::Test, &p.context, job_id.clone())
         };
         // The image is defined where the test is: another project's tree for a test run

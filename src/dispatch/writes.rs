@@ -305,6 +305,19 @@ impl Writes {
         Ok(())
     }
 
+    /// Tells the workers that the PR closed: the containers kept for debugging its runs go.
+    pub async fn release_holds(&self, repo: &RepoName, pr: PrNumber) -> Result<(), DispatchError> {
+        let release = job::ReleaseHolds {
+            schema: job::JOB_SCHEMA,
+            release_holds_of: repo.clone(),
+            pr,
+        };
+        self.broker
+            .broadcast(encode("(release)", &release)?)
+            .await?;
+        Ok(())
+    }
+
     /// A reaction on a comment (👀 acknowledges a command at once).
     pub async fn react(
         &self,

@@ -50,6 +50,11 @@ pub async fn serve(
             },
             () = &mut shutdown => break,
         };
+        // A streamed answer (a log) is written in several pieces: without this, each piece
+        // after the first waits for the client's delayed ACK (40 ms on Linux).
+        if let Err(e) = stream.set_nodelay(true) {
+            tracing::debug!(error = %e, "cannot set TCP_NODELAY");
+        }
         let io = TokioIo::new(IdleTimeout::new(stream, timeouts.idle));
         let service = TowerToHyperService::new(app.clone());
         let mut closed = closed.clone();

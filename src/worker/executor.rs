@@ -10,6 +10,7 @@
 //! nothing is committed twice. On shutdown the worker stops taking jobs, lets the running ones
 //! finish within a grace period, then cancels the rest, which go back to the queue.
 
+use super::debug_hold::Holds;
 use super::images::{BuildRun, Built};
 use super::job_log::JobLog;
 use super::job_traces::JobTraces;
@@ -61,6 +62,8 @@ pub struct WorkerSettings {
     pub registry: crate::registry::Registry,
     /// A job's log is cut at this many bytes of output (`[worker] max_log`).
     pub max_log: u64,
+    /// How long a failed run asked for with `/debug` keeps its container (`[worker] debug_hold`).
+    pub debug_hold: Duration,
     /// The queue prefix (`[amqp] prefix`): job containers are named `<prefix>-<job>`, so two
     /// deployments on one machine never remove each other's containers.
     pub prefix: String,
@@ -114,6 +117,8 @@ pub struct Worker {
     /// Jobs the dispatcher cancelled, with the reason: one still queued is skipped when it
     /// arrives, one running is reported with the reason instead of going back to the queue.
     cancelled: Mutex<(VecDeque<String>, HashMap<String, String>)>,
+    /// Failed runs kept for debugging (`/debug`).
+    holds: Holds,
 }
 
 /// Cancellations remembered for jobs that may still arrive.
@@ -154,6 +159,7 @@ impl Worker {
             mirrors,
             running: Mutex::new(HashMap::new()),
             cancelled: Mutex::new((VecDeque::new(), HashMap::new())),
+            holds: Holds::default(),
         })
     }
 
@@ -208,6 +214,7 @@ impl Worker {
                 Some(_) = running.join_next(), if !running.is_empty() => {}
                 Some(body) = broadcasts.recv() => match serde_json::from_slice::<Broadcast>(&body) {
                     Ok(Broadcast::Cancel(cancel)) => self.cancel(&cancel),
+                    Ok(Broadcast::Release(r)) => self.holds.release_pr(&r.release_holds_of, r.pr),
                     Ok(Broadcast::Record(_)) => {}
                     Err(e) => tracing::warn!(error = %e, "unreadable broadcast ignored"),
                 },
@@ -217,6 +224,7 @@ impl Worker {
         // Stop taking jobs (the consumer stays open, so jobs in hand are not handed out again
         // behind our back), let the running ones finish, cancel what outlives the grace.
         tracing::info!(running = running.len(), "worker stopping: no new jobs");
+        self.holds.release_all();
         let grace = tokio::time::sleep(self.settings.stop_grace);
         tokio::pin!(grace);
         loop {
@@ -298,6 +306,11 @@ impl Worker {
         drop(running);
         self.settle(&job, delivery, executed, (&log, &traces), started)
             .await;
+        // A held run keeps its place in this worker's concurrency until the hold ends.
+        if let Some((inner, worktree)) = self.holds.wait(&self.settings.runtime, &job.job_id).await
+        {
+            remove_checkouts(&job, inner, worktree).await;
+        }
     }
 
     /// Settles a job's delivery by how it ended: back to the queue when this worker cancelled
@@ -381,6 +394,7 @@ impl Worker {
         let mut report = JobReport::new(job, &self.settings.name, self.log_url(job), state);
         report.log_tail = log_tail;
         report.image_digest = image_digest;
+        report.held = self.holds.of(&job.job_id);
         let body = serde_json::to_vec(&report).map_err(|e| QueueError::Amqp {
             endpoint: "results".into(),
             op: "encoding a job report".into(),
@@ -467,6 +481,29 @@ impl Worker {
             Err(e) => Err(e),
         };
         traces.keep_artifacts(job, worktree.path(), log).await;
+        let failed = matches!(
+            result,
+            Ok(Executed::Finished {
+                outcome: Outcome::Failure { .. },
+                ..
+            })
+        );
+        if job.debug_hold && failed {
+            let limits = (self.settings.memory.as_str(), self.settings.pids_limit);
+            let (runtime, hold) = (&self.settings.runtime, self.settings.debug_hold);
+            let trees = (inner, worktree);
+            match self
+                .holds
+                .start(runtime, job, &name, trees, hold, log, limits)
+                .await
+            {
+                Ok(()) => return result,
+                Err((inner, worktree)) => {
+                    remove_checkouts(job, inner, worktree).await;
+                    return result;
+                }
+            }
+        }
         remove_checkouts(job, inner, worktree).await;
         result
     }

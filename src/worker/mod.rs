@@ -5,6 +5,7 @@
 //! podman (or on the host, for development); [`publish`] commits the result and pushes it to
 //! the PR branch.
 
+mod debug_hold;
 pub mod executor;
 mod images;
 pub mod job_log;

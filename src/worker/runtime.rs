@@ -233,7 +233,7 @@ impl Runtime {
             return Err(RuntimeError::EmptyCommand);
         };
         let (cmd, program, hint) = match self {
-            Runtime::Podman { .. } => (self.podman_run(spec)?, "podman", PODMAN_HINT),
+            Runtime::Podman { .. } => (self.podman_run(spec, false)?, "podman", PODMAN_HINT),
             Runtime::Host => (host_command(spec)?, first.as_str(), HOST_HINT),
         };
         Ok((spawn_logged(cmd, log, program, hint)?, program))
@@ -307,7 +307,8 @@ impl Runtime {
         cmd
     }
 
-    fn podman_run(&self, spec: &RunSpec) -> Result<Command, RuntimeError> {
+    /// `podman run` of `spec`; `detach`: in the background (a debug hold's container).
+    pub(super) fn podman_run(&self, spec: &RunSpec, detach: bool) -> Result<Command, RuntimeError> {
         check_name(&spec.name)?;
         check_option_value("image", &spec.image)?;
         check_option_value("memory limit", &spec.memory)?;
@@ -323,7 +324,11 @@ impl Runtime {
             });
         }
         let mut cmd = self.podman();
-        cmd.args(["run", "--rm", "--pull=never", "--name", &spec.name])
+        cmd.arg("run");
+        if detach {
+            cmd.arg("--detach");
+        }
+        cmd.args(["--rm", "--pull=never", "--name", &spec.name])
             .arg(format!("--label=io.tickbot.job={}", spec.name));
         if !spec.network {
             cmd.args(["--network", "none"]);
@@ -410,7 +415,7 @@ impl Runtime {
 
     /// Removes the container and checks it is really gone, retrying while another podman
     /// process is busy with it.
-    async fn ensure_gone(&self, name: &str) -> Result<(), RuntimeError> {
+    pub(super) async fn ensure_gone(&self, name: &str) -> Result<(), RuntimeError> {
         let deadline = tokio::time::Instant::now() + REMOVE_DEADLINE;
         loop {
             let rm = self
@@ -732,7 +737,7 @@ mod tests {
         let rt = Runtime::Podman {
             containers_conf: None,
         };
-        let cmd = rt.podman_run(&spec()).expect("valid spec");
+        let cmd = rt.podman_run(&spec(), false).expect("valid spec");
         let args = argv(&cmd);
         assert!(!args.iter().any(|a| a.contains("secret-value")), "{args:?}");
         let tail = &args[args.len() - 3..];
@@ -752,16 +757,16 @@ mod tests {
             image: "--privileged".into(),
             ..spec()
         };
-        assert!(rt.podman_run(&bad_image).is_err());
+        assert!(rt.podman_run(&bad_image, false).is_err());
         let bad_name = RunSpec {
             name: "-x".into(),
             ..spec()
         };
-        assert!(rt.podman_run(&bad_name).is_err());
+        assert!(rt.podman_run(&bad_name, false).is_err());
         let bad_env = RunSpec {
             env: vec![("A=B".into(), "c".into())],
             ..spec()
         };
-        assert!(rt.podman_run(&bad_env).is_err());
+        assert!(rt.podman_run(&bad_env, false).is_err());
     }
 }

@@ -138,6 +138,7 @@ fn template() -> Job {
         image_build: None,
         merge: None,
         private: false,
+        debug_hold: false,
     }
 }
 

@@ -1,4 +1,4 @@
-//! Comment commands (reference §6): `/test`, `/retest`, `/ok-to-test`, `/cancel`, `/task`,
+//! Comment commands (reference §6): `/test`, `/retest`, `/ok-to-test`, `/cancel`, `/debug`, `/task`,
 //! `/explain`, `/help`, and Cockpit's test context grammar used by `/test` and `/cancel`.
 //!
 //! A command is a paragraph line whose first non-blank source character is the `/` of
@@ -21,6 +21,7 @@ pub const KNOWN: &[&str] = &[
     "retest",
     "ok-to-test",
     "cancel",
+    "debug",
     "task",
     "rollback",
     "explain",
@@ -174,6 +175,14 @@ fn check(name: &str, args: &[String]) -> Result<(), String> {
             }
             Ok(())
         }
+        "debug" if args.len() != 1 => Err(
+            "`/debug` takes one test context: `/debug <context>` runs it again and keeps its \
+             container if it fails"
+                .into(),
+        ),
+        "debug" => parse_context(&args[0])
+            .map(|_| ())
+            .map_err(|e| format!("`/debug`: {e}")),
         "task" if args.is_empty() => Err(
             "`/task` needs a task: `/task <verb> <args…>`, e.g. `/task image-refresh fedora-41`"
                 .into(),
@@ -391,7 +400,7 @@ mod tests {
         assert_eq!(
             unknown_command("frobnicate"),
             "unknown command `/frobnicate`; known commands: /test, /retest, /ok-to-test, \
-             /cancel, /task, /rollback, /explain, /help"
+             /cancel, /debug, /task, /rollback, /explain, /help"
         );
         assert_eq!(
             unknown_command("Retest"),

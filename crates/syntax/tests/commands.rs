@@ -65,7 +65,7 @@ fn an_unknown_command_gets_a_did_you_mean() {
             (
                 3,
                 "/deploy now",
-                "unknown command `/deploy`; known commands: /test, /retest, /ok-to-test, /cancel, /task, /rollback, /explain, /help",
+                "unknown command `/deploy`; known commands: /test, /retest, /ok-to-test, /cancel, /debug, /task, /rollback, /explain, /help",
                 Some(29..36)
             ),
         ]

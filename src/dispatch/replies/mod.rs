@@ -6,11 +6,12 @@
 use super::contexts::Skipped;
 use super::plan::{ItemRefusal, RefusedItem};
 use crate::ids::{CommitSha, RepoName};
-use crate::repo_config::RepoConfigError;
-use sha2::{Digest, Sha256};
 use std::fmt;
 
+mod comment;
 mod refresh;
+pub use comment::Comment;
+use comment::HEAD_REPO_GONE;
 pub use refresh::RefreshExplained;
 
 const MARKER_PREFIX: &str = "<!-- tickbot:";
@@ -481,6 +482,11 @@ pub enum Note {
     Refused(Refusal),
     Help,
     Explanation(Explanation),
+    /// `/debug ctx` queued a run that is kept if it fails.
+    DebugAsked {
+        context: String,
+        head: CommitSha,
+    },
     /// `/rollback` opened a revert PR.
     RolledBack {
         image: String,
@@ -614,6 +620,12 @@ impl fmt::Display for Note {
             Note::Refused(r) => r.fmt(f),
             Note::Help => f.write_str(HELP),
             Note::Explanation(e) => e.fmt(f),
+            Note::DebugAsked { context, head } => write!(
+                f,
+                "`{context}` runs again at {}; if it fails, its worker keeps the container for \
+                 debugging and a comment here says where and how to enter it",
+                head.short()
+            ),
             Note::RolledBack { image, pr, tree } => write!(
                 f,
                 "opened #{} to roll back `{image}` to tree `{}`, the image before this pull \
@@ -626,129 +638,6 @@ impl fmt::Display for Note {
     }
 }
 
-/// The innermost variant name of a refusal's `Debug` text: `Command(NotTrusted { … })` →
-/// `NotTrusted`.
-fn variant(debug: &str) -> String {
-    let mut name = "";
-    for part in debug.split('(') {
-        let ident = part
-            .split(|c: char| !c.is_alphanumeric())
-            .next()
-            .unwrap_or_default();
-        if ident.is_empty() {
-            break;
-        }
-        name = ident;
-        if part.len() != ident.len() {
-            break; // a `{` or `,` ends the chain of tuple variants
-        }
-    }
-    name.to_string()
-}
-
-/// A comment tickbot posts on a PR, once per [`Comment::key`].
-pub enum Comment<'a> {
-    /// A checkbox item that cannot run.
-    ItemRefused {
-        item: &'a RefusedItem,
-        head: &'a CommitSha,
-    },
-    BadConfig {
-        head: &'a CommitSha,
-        error: &'a RepoConfigError,
-    },
-    /// An untrusted author's PR; `tasks` is the digest of the task list waiting for approval.
-    Untrusted {
-        reason: &'a str,
-        head: &'a CommitSha,
-        tasks: &'a str,
-    },
-    HeadRepoGone {
-        head: &'a CommitSha,
-    },
-    /// The one reply to a comment (`key` names the comment or the button press).
-    Reply {
-        to: &'a str,
-        key: String,
-        notes: &'a [Note],
-    },
-}
-
-impl Comment<'_> {
-    /// Why tickbot refused something in this comment, one stable name per refusal (for the
-    /// `tickbot_refusals_total{reason}` metric): the refusal's kind, e.g. `NotTrusted`.
-    pub fn refusal_reasons(&self) -> Vec<String> {
-        match self {
-            Comment::ItemRefused { item, .. } => vec![variant(&format!("{:?}", item.reason))],
-            Comment::BadConfig { .. } => vec!["InvalidConfig".into()],
-            Comment::Untrusted { .. } => vec!["UntrustedAuthor".into()],
-            Comment::HeadRepoGone { .. } => vec!["HeadRepoGone".into()],
-            Comment::Reply { notes, .. } => notes
-                .iter()
-                .filter_map(|n| match n {
-                    Note::Refused(r) => Some(variant(&format!("{r:?}"))),
-                    _ => None,
-                })
-                .collect(),
-        }
-    }
-
-    /// The hidden key: the same comment is posted once per PR.
-    pub fn key(&self) -> String {
-        match self {
-            // One key per item text and reason: fixing the line (or the config) makes a new
-            // refusal possible, repeating the same mistake does not repeat the comment.
-            Comment::ItemRefused { item, .. } => {
-                let digest = Sha256::digest(format!("{}\n{}", item.text, item.reason));
-                format!("refused:{}", &hex::encode(digest)[..16])
-            }
-            Comment::BadConfig { head, .. } => format!("bad-config:{head}"),
-            Comment::Untrusted { head, tasks, .. } => format!("untrusted:{head}:{tasks}"),
-            Comment::HeadRepoGone { head } => format!("head-gone:{head}"),
-            Comment::Reply { key, .. } => key.clone(),
-        }
-    }
-
-    pub fn text(&self) -> String {
-        match self {
-            Comment::ItemRefused { item, head } => format!(
-                "tickbot cannot run the task on line {line}, `{text}`: {reason}.\n\n\
-                 The items after it still run. Edit the line to fix it (tasks are defined in \
-                 `.tickbot.toml` at {sha}), or remove it.",
-                line = item.line,
-                text = item.text,
-                reason = item.reason,
-                sha = head.short(),
-            ),
-            Comment::BadConfig { head, error } => format!(
-                "tickbot cannot read `.tickbot.toml` at {sha}: {error}\n\n\
-                 Nothing runs for this commit. Push a fix to the file and tickbot reads it again.",
-                sha = head.short(),
-            ),
-            Comment::Untrusted { reason, head, .. } => format!(
-                "tickbot has not run the tests or tasks of this pull request: {reason}.\n\n\
-                 A trusted person can approve the current head commit ({sha}) and its task list \
-                 by commenting `/ok-to-test`. A later push, or a task added or changed by an \
-                 untrusted person, needs a new approval.",
-                sha = head.short(),
-            ),
-            Comment::HeadRepoGone { .. } => HEAD_REPO_GONE.to_string(),
-            Comment::Reply { to, notes, .. } => {
-                let mut text = format!("@{to}:\n");
-                for n in notes.iter() {
-                    text.push_str(&format!("\n* {n}"));
-                }
-                text.push('\n');
-                text
-            }
-        }
-    }
-}
-
-const HEAD_REPO_GONE: &str = "tickbot cannot run the tasks of this pull request: the \
-     repository its branch came from was deleted, so there is nowhere to fetch the code from or \
-     push results to. Push the branch again from an existing fork and open a new pull request.";
-
 const HELP: &str = "commands (one per line, at the start of the line):\n\
 \n| command | does |\n|---|---|\n\
 | `/test` | runs the test contexts that apply to this pull request again |\n\
@@ -756,6 +645,7 @@ const HELP: &str = "commands (one per line, at the start of the line):\n\
 | `/retest` | runs the failed and errored test contexts again |\n\
 | `/ok-to-test` | approves the current head commit of an untrusted author's PR for testing |\n\
 | `/cancel [ctx…]` | cancels the queued and running jobs (of these contexts) |\n\
+| `/debug ctx` | runs the context again and, if it fails, keeps its container for debugging (a comment says where) |\n\
 | `/task <verb> <args…>` | adds the task to the description, where it runs like any checkbox |\n\
 | `/rollback [image]` | on a merged pull request: opens a pull request that restores the images it changed as they were before |\n\
 | `/explain` | says what runs for this PR, what does not, and why |\n\
