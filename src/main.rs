@@ -162,48 +162,7 @@ fn main() -> ExitCode {
                 eprintln!("tickbot: {e}");
                 return ExitCode::from(2);
             }
-            run_async(async move {
-                let shutdown = roles::shutdown_signal();
-                let store = roles::log_store(&config)?;
-                if !matches!(cli.command, Command::Dispatch) {
-                    // The intake serves logs from the store, workers write them.
-                    roles::sweep_logs(&store, &config, shutdown.clone());
-                }
-                match cli.command {
-                    Command::Serve => {
-                        let broker = roles::open_broker(&config).await?;
-                        roles::serve(&config, broker, &store, shutdown).await
-                    }
-                    Command::Dispatch => {
-                        roles::serve_metrics(&config, shutdown.clone()).await?;
-                        let broker = roles::open_broker(&config).await?;
-                        let github = roles::github(&config)?;
-                        roles::dispatch(&config, broker, github, shutdown).await
-                    }
-                    Command::Work { pools, concurrency } => {
-                        roles::serve_metrics(&config, shutdown.clone()).await?;
-                        let broker = roles::open_broker(&config).await?;
-                        let pools = if pools.is_empty() {
-                            config.worker.pools.clone()
-                        } else {
-                            pools
-                        };
-                        let concurrency = concurrency.unwrap_or(config.worker.concurrency);
-                        let github = roles::github(&config)?;
-                        roles::work(
-                            &config,
-                            broker,
-                            github,
-                            &store,
-                            &pools,
-                            concurrency,
-                            shutdown,
-                        )
-                        .await
-                    }
-                    _ => roles::all(&config, &store, shutdown).await,
-                }
-            })
+            run_async(run_role(cli.command, config))
         }
         Command::Schedule {
             dry_run,
@@ -224,6 +183,50 @@ fn main() -> ExitCode {
             webhook_url,
             webhook_secret,
         } => run_async(forge(listen, dir, token, webhook_url, webhook_secret)),
+    }
+}
+
+/// `serve`, `dispatch`, `work` or `all`, until SIGINT or SIGTERM.
+async fn run_role(command: Command, config: tickbot::config::ServerConfig) -> anyhow::Result<()> {
+    let shutdown = roles::shutdown_signal();
+    let store = roles::log_store(&config)?;
+    if !matches!(command, Command::Dispatch) {
+        // The intake serves logs from the store, workers write them.
+        roles::sweep_logs(&store, &config, shutdown.clone());
+    }
+    match command {
+        Command::Serve => {
+            let broker = roles::open_broker(&config).await?;
+            roles::serve(&config, broker, &store, shutdown).await
+        }
+        Command::Dispatch => {
+            roles::serve_metrics(&config, shutdown.clone()).await?;
+            let broker = roles::open_broker(&config).await?;
+            let github = roles::github(&config)?;
+            roles::dispatch(&config, broker, github, shutdown).await
+        }
+        Command::Work { pools, concurrency } => {
+            roles::serve_metrics(&config, shutdown.clone()).await?;
+            let broker = roles::open_broker(&config).await?;
+            let pools = match pools.is_empty() {
+                true => config.worker.pools.clone(),
+                false => pools,
+            };
+            let concurrency = concurrency.unwrap_or(config.worker.concurrency);
+            let github = roles::github(&config)?;
+            let pools = &pools;
+            roles::work(
+                &config,
+                broker,
+                github,
+                &store,
+                pools,
+                concurrency,
+                shutdown,
+            )
+            .await
+        }
+        _ => roles::all(&config, &store, shutdown).await,
     }
 }
 

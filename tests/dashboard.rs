@@ -60,7 +60,32 @@ async fn people_watch_a_job_run_and_fail_on_the_dashboard() {
     let job = job_of(&link).to_string();
     let base = w.stack.intake_url.clone();
     let b = Browser::start().await;
+    watch_it_run(&b, &base, &job).await;
 
+    // Once it failed, the page shows the end, with the failure marked.
+    let failure = wait_text(&b, "#failure", "the failure marked", |t| !t.is_empty()).await;
+    assert_eq!(failure, "error: the widget broke");
+    let log = b.text("#log").await.expect("the log");
+    assert!(log.contains("tick 25"), "the whole log: {log}");
+    b.screenshot("log-failed").await;
+
+    wait_within(LONG, "quick to pass", || {
+        w.statuses(&sha, "quick").pop().filter(|s| s.0 == "success")
+    })
+    .await;
+    finished_jobs(&b, &base, pr.0, &job).await;
+    pr_page_and_phone(&b, &base, pr.0).await;
+    assert_eq!(
+        b.console_errors().await,
+        Vec::<String>::new(),
+        "no console errors"
+    );
+    b.close().await;
+    w.stack.shutdown().await;
+}
+
+/// The front page lists the running job; its log page follows it, growing in place.
+async fn watch_it_run(b: &Browser, base: &str, job: &str) {
     // The front page lists the running job, with its worker and live log.
     b.open(&format!("{base}/")).await;
     let running = b.text("#running").await.expect("the running table");
@@ -80,7 +105,7 @@ async fn people_watch_a_job_run_and_fail_on_the_dashboard() {
         )
         .await
         .expect("a marker");
-    let grown = wait_text(&b, "#log", "the log to grow", |t| {
+    let grown = wait_text(b, "#log", "the log to grow", |t| {
         last_tick(t) > last_tick(&first) + 2
     })
     .await;
@@ -94,19 +119,10 @@ async fn people_watch_a_job_run_and_fail_on_the_dashboard() {
         .expect("the marker");
     assert_eq!(marker, "same page", "the log grew in place (last: {grown})");
     b.screenshot("log-running").await;
+}
 
-    // Once it failed, the page shows the end, with the failure marked.
-    let failure = wait_text(&b, "#failure", "the failure marked", |t| !t.is_empty()).await;
-    assert_eq!(failure, "error: the widget broke");
-    let log = b.text("#log").await.expect("the log");
-    assert!(log.contains("tick 25"), "the whole log: {log}");
-    b.screenshot("log-failed").await;
-
-    // Finished jobs link their logs, and filter by state.
-    wait_within(LONG, "quick to pass", || {
-        w.statuses(&sha, "quick").pop().filter(|s| s.0 == "success")
-    })
-    .await;
+/// Finished jobs link their logs, and filter by state, repository and PR.
+async fn finished_jobs(b: &Browser, base: &str, pr: u64, job: &str) {
     b.open(&format!("{base}/?state=failure")).await;
     let finished = b.text("#finished").await.expect("the finished table");
     assert!(
@@ -123,20 +139,20 @@ async fn people_watch_a_job_run_and_fail_on_the_dashboard() {
         b.client.current_url().await.expect("url").path(),
         format!("/jobs/{job}")
     );
-    b.open(&format!(
-        "{base}/?repo=acme/images&pr={}&state=success",
-        pr.0
-    ))
-    .await;
+    b.open(&format!("{base}/?repo=acme/images&pr={}&state=success", pr))
+        .await;
     let finished = b.text("#finished").await.expect("the finished table");
     assert!(
         finished.contains("quick") && !finished.contains("slow"),
         "{finished}"
     );
     b.screenshot("front-finished").await;
+}
 
+/// A PR's page, and the front page on a phone.
+async fn pr_page_and_phone(b: &Browser, base: &str, pr: u64) {
     // A PR's page: each context with its runs.
-    b.open(&format!("{base}/pr/acme/images/{}", pr.0)).await;
+    b.open(&format!("{base}/pr/acme/images/{}", pr)).await;
     let page = b.text("body").await.expect("the page");
     assert!(
         page.contains("quick") && page.contains("slow") && page.contains("failure"),
@@ -160,14 +176,6 @@ async fn people_watch_a_job_run_and_fail_on_the_dashboard() {
         .expect("measured");
     assert_eq!(fits, true, "the page is wider than a phone");
     b.screenshot("front-phone").await;
-
-    assert_eq!(
-        b.console_errors().await,
-        Vec::<String>::new(),
-        "no console errors"
-    );
-    b.close().await;
-    w.stack.shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

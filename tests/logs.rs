@@ -54,6 +54,15 @@ async fn within_a_second<T, F: std::future::Future<Output = Option<T>>>(
 
 /// What every store must do, checked the same way on each.
 async fn conformance(store: LogStore, job: &str) {
+    live_then_whole(&store, job).await;
+    records(&store, job).await;
+    artifacts(&store, job).await;
+    retention(&store, job).await;
+}
+
+/// A running log is readable while it grows, then whole.
+async fn live_then_whole(store: &LogStore, job: &str) {
+    let store = store.clone();
     assert!(
         read_all(&store, job, 0).await.is_none(),
         "no log before the job"
@@ -95,8 +104,10 @@ async fn conformance(store: LogStore, job: &str) {
         (len, text.as_str()),
         (28, "line one\nline two\nlast line\n")
     );
+}
 
-    // Records: written, replaced, listed.
+/// Records: written, replaced, listed.
+async fn records(store: &LogStore, job: &str) {
     let record: JobRecord = serde_json::from_value(serde_json::json!({
         "record_schema": 1, "job_id": job, "repo": "acme/widgets", "pr": 7,
         "head_sha": "1a2b3c4d5e6f708192a3b4c5d6e7f8091a2b3c4d", "context": "unit",
@@ -115,8 +126,10 @@ async fn conformance(store: LogStore, job: &str) {
     assert_eq!(keys.len(), 1);
     let back = store.get_record(&keys[0].location).await.expect("read");
     assert_eq!(back, Some(done));
+}
 
-    // Artifacts: regular files in artifacts/, nothing outside it, nothing by a strange name.
+/// Artifacts: regular files in artifacts/, nothing outside it, nothing by a strange name.
+async fn artifacts(store: &LogStore, job: &str) {
     let tree = tempfile::tempdir().expect("tree");
     let art = tree.path().join("artifacts");
     std::fs::create_dir_all(art.join("shots")).expect("dirs");
@@ -150,20 +163,22 @@ async fn conformance(store: LogStore, job: &str) {
             "{missing}"
         );
     }
+}
 
-    // Retention: kept while young, then every object of the job goes.
+/// Retention: kept while young, then every object of the job goes.
+async fn retention(store: &LogStore, job: &str) {
     let day = Duration::from_secs(86_400);
-    let swept = tickbot::logs::retention::sweep_store(&store, day, SystemTime::now())
+    let swept = tickbot::logs::retention::sweep_store(store, day, SystemTime::now())
         .await
         .expect("swept");
     assert_eq!(swept, 0);
-    assert!(read_all(&store, job, 0).await.is_some());
+    assert!(read_all(store, job, 0).await.is_some());
     let later = SystemTime::now() + 2 * day;
-    let swept = tickbot::logs::retention::sweep_store(&store, day, later)
+    let swept = tickbot::logs::retention::sweep_store(store, day, later)
         .await
         .expect("swept");
     assert_eq!(swept, 1);
-    assert!(read_all(&store, job, 0).await.is_none());
+    assert!(read_all(store, job, 0).await.is_none());
     assert!(
         store.list("").await.expect("listed").is_empty(),
         "nothing of the job is left"
@@ -227,25 +242,13 @@ async fn two_workers_without_a_shared_disk_have_their_logs_served_by_one_intake_
         s3.store(&prefix, intake_state.path()),
     )
     .await;
-    // Two machines: each worker has its own state directory and checkouts.
-    let machines = [
-        tempfile::tempdir().expect("w1"),
-        tempfile::tempdir().expect("w2"),
-    ];
-    for (name, dir) in ["w1", "w2"].iter().zip(&machines) {
-        let mut settings = w.stack.worker_settings(name, common::podman(), 1);
-        settings.state_dir = dir.path().to_path_buf();
-        settings.work_dir = dir.path().join("work");
-        settings.logs = s3.store(&prefix, dir.path());
-        w.stack.start_worker(settings);
-    }
+    let _machines = two_machines(&mut w, &s3, &prefix);
     let (_pr, sha) = w.open_pr("alice", &[], "Two tests").await;
     let left = running_link(&w, &sha, "left").await;
     let right = running_link(&w, &sha, "right").await;
     let base = w.stack.intake_url.clone();
     let path = |url: &str| url.trim_start_matches(&base).to_string();
-    // curl: it reads the chunked answers of streamed logs as a browser does.
-    let get = |path: &str| common::run("curl", &["-sf", &format!("{base}{path}")]);
+    let get = |path: &str| get(&base, path);
 
     // Live: each log shows its first line while the job still runs, wherever it runs.
     for (url, begins, ends) in [
@@ -269,14 +272,59 @@ async fn two_workers_without_a_shared_disk_have_their_logs_served_by_one_intake_
         "both workers' jobs run: {front}"
     );
 
-    // After: finished logs, the failure marked, the artifact linked, nothing on the intake's disk.
     common::wait_within(common::world::LONG, "left to succeed", || {
         w.statuses(&sha, "left").pop().filter(|s| s.0 == "success")
     })
     .await;
-    let left_log = get(&path(&left));
+    finished_pages(&w, &left, &right).await;
+    assert!(
+        !intake_state
+            .path()
+            .join("logs")
+            .join(format!("{}.log", common::world::job_of(&right)))
+            .exists(),
+        "nothing on the intake's disk"
+    );
+
+    // Finished logs outlive the workers.
+    w.stack.stop_workers().await;
+    let after = get(&path(&right));
+    assert!(
+        after.contains("right begins\n") && after.contains("error: the widget broke\n"),
+        "{after}"
+    );
+    w.stack.shutdown().await;
+}
+
+/// Two machines: each worker has its own state directory and checkouts, and the one store.
+fn two_machines(w: &mut common::world::World, s3: &TestS3, prefix: &str) -> [tempfile::TempDir; 2] {
+    let machines = [
+        tempfile::tempdir().expect("w1"),
+        tempfile::tempdir().expect("w2"),
+    ];
+    for (name, dir) in ["w1", "w2"].iter().zip(&machines) {
+        let mut settings = w.stack.worker_settings(name, common::podman(), 1);
+        settings.state_dir = dir.path().to_path_buf();
+        settings.work_dir = dir.path().join("work");
+        settings.logs = s3.store(prefix, dir.path());
+        w.stack.start_worker(settings);
+    }
+    machines
+}
+
+/// With curl: it reads the chunked answers of streamed logs as a browser does.
+fn get(base: &str, path: &str) -> String {
+    common::run("curl", &["-sf", &format!("{base}{path}")])
+}
+
+/// After: finished logs, the failure marked, the artifact linked.
+async fn finished_pages(w: &common::world::World, left: &str, right: &str) {
+    let base = w.stack.intake_url.clone();
+    let path = |url: &str| url.trim_start_matches(&base).to_string();
+    let get = |path: &str| get(&base, path);
+    let left_log = get(&path(left));
     assert!(left_log.contains("left ends\n"), "{left_log}");
-    let job = common::world::job_of(&right);
+    let job = common::world::job_of(right);
     common::wait_for("the failed job's record", || {
         w.stack
             .dashboard
@@ -290,7 +338,7 @@ async fn two_workers_without_a_shared_disk_have_their_logs_served_by_one_intake_
         page.contains("<mark id=\"failure\">error: the widget broke</mark>"),
         "{page}"
     );
-    let left_job = common::world::job_of(&left);
+    let left_job = common::world::job_of(left);
     let left_page = get(&format!("/jobs/{left_job}"));
     let artifact = format!("/logs/{left_job}/artifacts/report.txt");
     assert!(
@@ -298,20 +346,4 @@ async fn two_workers_without_a_shared_disk_have_their_logs_served_by_one_intake_
         "{left_page}"
     );
     assert_eq!(get(&artifact), "left report\n");
-    assert!(
-        !intake_state
-            .path()
-            .join("logs")
-            .join(format!("{job}.log"))
-            .exists()
-    );
-
-    // Finished logs outlive the workers.
-    w.stack.stop_workers().await;
-    let after = get(&path(&right));
-    assert!(
-        after.contains("right begins\n") && after.contains("error: the widget broke\n"),
-        "{after}"
-    );
-    w.stack.shutdown().await;
 }

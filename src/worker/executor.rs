@@ -337,7 +337,7 @@ impl Worker {
         log.line(&format!("tickbot: finished: {outcome:?}"));
         super::job_metrics::ended(job, &outcome, started.elapsed());
         let tail = (outcome != Outcome::Success)
-            .then(|| read_log_tail(log.path()))
+            .then(|| super::job_log::read_log_tail(log.path()))
             .flatten();
         traces.finished(job, &outcome).await;
         let state = ReportState::Finished {
@@ -488,24 +488,37 @@ impl Worker {
                 ..
             })
         );
-        if job.debug_hold && failed {
-            let limits = (self.settings.memory.as_str(), self.settings.pids_limit);
-            let (runtime, hold) = (&self.settings.runtime, self.settings.debug_hold);
-            let trees = (inner, worktree);
-            match self
-                .holds
-                .start(runtime, job, &name, trees, hold, log, limits)
-                .await
-            {
-                Ok(()) => return result,
-                Err((inner, worktree)) => {
-                    remove_checkouts(job, inner, worktree).await;
-                    return result;
+        self.hold_or_remove(job, failed, (inner, worktree), log, &name)
+            .await;
+        result
+    }
+
+    /// A failed run asked for with `/debug` keeps its trees (and gets a held container);
+    /// otherwise the job's checkouts are given back now.
+    async fn hold_or_remove(
+        &self,
+        job: &Job,
+        failed: bool,
+        trees: (Vec<Worktree>, Worktree),
+        log: &JobLog,
+        name: &str,
+    ) {
+        let trees = match job.debug_hold && failed {
+            true => {
+                let limits = (self.settings.memory.as_str(), self.settings.pids_limit);
+                let (runtime, hold) = (&self.settings.runtime, self.settings.debug_hold);
+                match self
+                    .holds
+                    .start(runtime, job, name, trees, hold, log, limits)
+                    .await
+                {
+                    Ok(()) => return,
+                    Err(trees) => trees,
                 }
             }
-        }
-        remove_checkouts(job, inner, worktree).await;
-        result
+            false => trees,
+        };
+        remove_checkouts(job, trees.0, trees.1).await;
     }
 
     /// Opens the job's log, tells the dispatcher it started and clears a container left by a
@@ -754,33 +767,6 @@ fn shell_words(argv: &[String]) -> String {
         .join(" ")
 }
 
-/// The end of the log file at `path` (only its last [`LOG_TAIL_BYTES`] + 1 bytes are read:
-/// failing logs can be large); `None` if it cannot be read.
-fn read_log_tail(path: &Path) -> Option<String> {
-    use std::io::{Read, Seek, SeekFrom};
-    let mut file = std::fs::File::open(path).ok()?;
-    let len = file.metadata().ok()?.len();
-    // One byte more than kept, so a tail that starts mid-line is still cut at a line start.
-    let start = len.saturating_sub(LOG_TAIL_BYTES as u64 + 1);
-    file.seek(SeekFrom::Start(start)).ok()?;
-    let mut bytes = Vec::new();
-    file.read_to_end(&mut bytes).ok()?;
-    Some(log_tail(&bytes))
-}
-
-/// The last lines of a log, at most [`LOG_TAIL_BYTES`], cut at a line start.
-fn log_tail(log: &[u8]) -> String {
-    let start = log.len().saturating_sub(LOG_TAIL_BYTES);
-    let tail = String::from_utf8_lossy(&log[start..]);
-    match (start, tail.find('\n')) {
-        (0, _) | (_, None) => tail.trim_end().to_string(),
-        (_, Some(nl)) => tail[nl + 1..].trim_end().to_string(),
-    }
-}
-
-/// How much of a failed job's log goes into its report (GitHub shows it in the check run).
-const LOG_TAIL_BYTES: usize = 4096;
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -789,12 +775,5 @@ mod tests {
     fn commands_are_logged_as_a_person_would_type_them() {
         let argv = ["sh", "-c", "echo it's; ls", "./run"].map(String::from);
         assert_eq!(shell_words(&argv), "sh -c 'echo it'\\''s; ls' ./run");
-    }
-
-    #[test]
-    fn the_log_tail_starts_at_a_line_and_keeps_the_end() {
-        assert_eq!(log_tail(b"a\nb\n"), "a\nb");
-        let long = format!("{}\nlast line\n", "x".repeat(LOG_TAIL_BYTES));
-        assert_eq!(log_tail(long.as_bytes()), "last line");
     }
 }

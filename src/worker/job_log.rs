@@ -264,9 +264,43 @@ fn format_size(bytes: u64) -> String {
     bytesize::ByteSize::b(bytes).display().iec().to_string()
 }
 
+/// The end of the log file at `path` (only its last [`LOG_TAIL_BYTES`] + 1 bytes are read:
+/// failing logs can be large); `None` if it cannot be read.
+pub fn read_log_tail(path: &Path) -> Option<String> {
+    use std::io::{Read, Seek, SeekFrom};
+    let mut file = std::fs::File::open(path).ok()?;
+    let len = file.metadata().ok()?.len();
+    // One byte more than kept, so a tail that starts mid-line is still cut at a line start.
+    let start = len.saturating_sub(LOG_TAIL_BYTES as u64 + 1);
+    file.seek(SeekFrom::Start(start)).ok()?;
+    let mut bytes = Vec::new();
+    file.read_to_end(&mut bytes).ok()?;
+    Some(log_tail(&bytes))
+}
+
+/// The last lines of a log, at most [`LOG_TAIL_BYTES`], cut at a line start.
+fn log_tail(log: &[u8]) -> String {
+    let start = log.len().saturating_sub(LOG_TAIL_BYTES);
+    let tail = String::from_utf8_lossy(&log[start..]);
+    match (start, tail.find('\n')) {
+        (0, _) | (_, None) => tail.trim_end().to_string(),
+        (_, Some(nl)) => tail[nl + 1..].trim_end().to_string(),
+    }
+}
+
+/// How much of a failed job's log goes into its report (GitHub shows it in the check run).
+const LOG_TAIL_BYTES: usize = 4096;
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_log_tail_starts_at_a_line_and_keeps_the_end() {
+        assert_eq!(log_tail(b"a\nb\n"), "a\nb");
+        let long = format!("{}\nlast line\n", "x".repeat(LOG_TAIL_BYTES));
+        assert_eq!(log_tail(long.as_bytes()), "last line");
+    }
 
     fn masked(secrets: &[&str], text: &str) -> String {
         let secrets: Vec<String> = secrets.iter().map(|s| s.to_string()).collect();
