@@ -13,13 +13,17 @@
 #[path = "support/mod.rs"]
 mod support;
 
+/// moto's S3 server as its own process, as the tests start it.
+#[path = "../tests/common/s3.rs"]
+mod s3;
+
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use support::stats::{format_ms, percentile};
 use tickbot::dashboard::Dashboard;
 use tickbot::dashboard::index::JobIndex;
 use tickbot::logs::shipper::LogShipper;
-use tickbot::logs::{JobRecord, LogStore, S3Settings};
+use tickbot::logs::{JobRecord, LogStore};
 use tickbot::queue::{Broker, BrokerSettings};
 use tickbot::worker::job_log::JobLog;
 
@@ -151,18 +155,8 @@ async fn main() {
 
     println!("## a log line → readable at the intake ({LINES} lines at 20/s)");
     let local = LogStore::local(dir.path().join("logs")).expect("local store");
-    let moto = support::moto::Moto::start();
-    let s3 = LogStore::open(
-        &format!("s3://{}/bench", moto.bucket),
-        &S3Settings {
-            endpoint: Some(moto.endpoint.clone()),
-            region: Some("us-east-1".into()),
-            access_key_id: Some("bench".into()),
-            secret_access_key: Some(tickbot::config::Secret::new("bench")),
-        },
-        &dir.path().join("worker"),
-    )
-    .expect("s3 store");
+    let moto = s3::TestS3::start();
+    let s3 = moto.store("bench", &dir.path().join("worker"));
     for (name, store) in [("local directory", local.clone()), ("S3 (moto)", s3)] {
         let dashboard = Dashboard::new(
             index.clone(),

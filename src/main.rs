@@ -381,6 +381,14 @@ fn schedule(dry_run: bool, once: bool, repo: Option<&str>, config: &ServerConfig
     let named = repo.is_some();
     let settings = roles::scheduler_settings(config, repos);
     let run = async {
+        // The role (not a single pass) serves `[metrics] listen`, installed before any call
+        // records a metric; it stops on SIGINT/SIGTERM.
+        let role = (!dry_run && !once).then(roles::shutdown_signal);
+        if let Some(shutdown) = &role {
+            roles::serve_metrics(config, shutdown.clone())
+                .await
+                .map_err(|e| ScheduleError::Runtime(format!("{e:#}")))?;
+        }
         let github = roles::github(config).map_err(|e| ScheduleError::Usage(format!("{e:#}")))?;
         let repositories = match named {
             true => settings.repositories.clone(),
@@ -393,7 +401,7 @@ fn schedule(dry_run: bool, once: bool, repo: Option<&str>, config: &ServerConfig
                     .into(),
             ));
         }
-        if !dry_run && !once {
+        if let Some(shutdown) = role {
             // Replicas on RabbitMQ take turns through its lease; with the embedded queue there
             // is one process, `tickbot all`, so this one stands alone.
             let broker = match &config.amqp.url {
@@ -404,13 +412,7 @@ fn schedule(dry_run: bool, once: bool, repo: Option<&str>, config: &ServerConfig
                 ),
                 None => None,
             };
-            scheduler::run(
-                &github,
-                &settings,
-                broker.as_ref(),
-                roles::shutdown_signal(),
-            )
-            .await;
+            scheduler::run(&github, &settings, broker.as_ref(), shutdown).await;
             return Ok(String::new());
         }
         let now = chrono::Utc::now();

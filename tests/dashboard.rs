@@ -50,13 +50,7 @@ async fn people_watch_a_job_run_and_fail_on_the_dashboard() {
     let settings = w.stack.worker_settings("w1", common::podman(), 2);
     w.stack.start_worker(settings);
     let (pr, sha) = w.open_pr("alice", &[], "A change").await;
-    let link = wait_within(LONG, "slow in progress", || {
-        w.statuses(&sha, "slow")
-            .pop()
-            .filter(|s| s.0 == "pending" && s.1.starts_with("In progress"))
-            .and_then(|s| s.2)
-    })
-    .await;
+    let link = w.wait_in_progress(&sha, "slow").await;
     let job = job_of(&link).to_string();
     let base = w.stack.intake_url.clone();
     let b = Browser::start().await;

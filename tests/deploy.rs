@@ -169,6 +169,11 @@ fn two_workers(d: &Deployment) -> Vec<(String, Child, tempfile::TempDir)> {
         .collect()
 }
 
+fn free_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
+    listener.local_addr().expect("its address").port()
+}
+
 /// SIGTERM to a process of the test's own.
 fn terminate(child: &Child) {
     common::run("kill", &["-TERM", &child.id().to_string()]);
@@ -256,10 +261,7 @@ async fn a_pr_goes_through_the_containers_and_a_rolled_worker_loses_nothing() {
         .expect("repo");
     forge.add_collaborator(&repo, "alice", "write");
     let s3 = TestS3::start();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a port")
-        .port();
+    let port = free_port();
     let prefix = format!("smoke-{}", uuid::Uuid::new_v4());
     let d = settings(&forge, &s3, &repo, port, &prefix);
     let intake_box = d.container("serve", &format!("{prefix}-intake"));

@@ -216,21 +216,6 @@ image = "localhost/tickbot-test:latest"
 default = true
 "#;
 
-/// The link of a context's running status (`In progress [<worker>]`).
-async fn running_link(
-    w: &common::world::World,
-    sha: &tickbot::ids::CommitSha,
-    ctx: &str,
-) -> String {
-    common::wait_within(common::world::LONG, &format!("{ctx} in progress"), || {
-        w.statuses(sha, ctx)
-            .pop()
-            .filter(|s| s.0 == "pending" && s.1.starts_with("In progress"))
-            .and_then(|s| s.2)
-    })
-    .await
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_workers_without_a_shared_disk_have_their_logs_served_by_one_intake_live_and_after() {
     let _broker = common::broker_lock().read().await;
@@ -244,8 +229,8 @@ async fn two_workers_without_a_shared_disk_have_their_logs_served_by_one_intake_
     .await;
     let _machines = two_machines(&mut w, &s3, &prefix);
     let (_pr, sha) = w.open_pr("alice", &[], "Two tests").await;
-    let left = running_link(&w, &sha, "left").await;
-    let right = running_link(&w, &sha, "right").await;
+    let left = w.wait_in_progress(&sha, "left").await;
+    let right = w.wait_in_progress(&sha, "right").await;
     let base = w.stack.intake_url.clone();
     let path = |url: &str| url.trim_start_matches(&base).to_string();
     let get = |path: &str| get(&base, path);

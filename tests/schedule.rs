@@ -754,3 +754,35 @@ async fn as_an_app_every_installed_repository_is_served_besides_the_configured_o
     assert_eq!(acted, [tickbot::scheduler::Acted::Opened(PrNumber(1))]);
     w.stack.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tickbot_schedule_run_alone_serves_its_metrics() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (forge, _repo) = quiet_forge(dir.path()).await;
+    let addr = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .to_string();
+    let args = ["schedule", "--repo", "acme/images"];
+    let mut role = tickbot_command(&forge, dir.path(), &args)
+        .env("TICKBOT__METRICS__LISTEN", &addr)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("tickbot schedule");
+    // Its first pass read GitHub: the rate limit left is there for an operator to see.
+    let metrics = wait_for("the scheduler's rate-limit gauge", || {
+        let text = std::panic::catch_unwind(|| common::http_get(&addr, "/metrics")).ok()?;
+        text.contains("tickbot_github_rate_limit_remaining{")
+            .then_some(text)
+    })
+    .await;
+    assert!(
+        metrics.contains("tickbot_github_api_attempts_total"),
+        "{metrics}"
+    );
+    common::run("kill", &["-TERM", &role.id().to_string()]);
+    let stopped = role.wait().expect("stopped");
+    assert!(stopped.success(), "SIGTERM stops it cleanly: {stopped:?}");
+    forge.shutdown().await;
+}

@@ -4,7 +4,6 @@
 #![allow(dead_code)] // each bench target uses its own part of this
 
 pub mod fixtures;
-pub mod moto;
 pub mod procfs;
 pub mod stats;
 

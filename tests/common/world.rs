@@ -295,6 +295,17 @@ impl World {
         .await
     }
 
+    /// Waits until `context` runs at `sha` (`In progress [<worker>]`); returns its log link.
+    pub async fn wait_in_progress(&self, sha: &CommitSha, context: &str) -> String {
+        wait_within(LONG, &format!("{context} in progress"), || {
+            self.statuses(sha, context)
+                .pop()
+                .filter(|s| s.0 == "pending" && s.1.starts_with("In progress"))
+                .and_then(|s| s.2)
+        })
+        .await
+    }
+
     /// Waits until the PR's description contains `part`.
     pub async fn wait_body_containing(&self, pr: PrNumber, part: &str) {
         let what = format!("the description to contain {part:?}");
