@@ -332,3 +332,41 @@ async fn finished_pages(w: &common::world::World, left: &str, right: &str) {
     );
     assert_eq!(get(&artifact), "left report\n");
 }
+
+/// An intake that was down when jobs started and ended finds them in the store.
+#[tokio::test]
+async fn an_intake_finds_the_jobs_it_missed_in_the_store() {
+    let state = tempfile::tempdir().expect("tempdir");
+    let store = LogStore::local(state.path().join("logs")).expect("the local store");
+    let record = |job: &str, state: &str, finished: Option<&str>| -> JobRecord {
+        serde_json::from_value(serde_json::json!({
+            "record_schema": 1, "job_id": job, "repo": "acme/widgets", "pr": 7,
+            "head_sha": "1a2b3c4d5e6f708192a3b4c5d6e7f8091a2b3c4d", "context": "unit",
+            "pool": "default", "worker": "w1", "private": false,
+            "queued_at": "2026-12-07T10:00:00Z", "started_at": "2026-12-07T10:00:01Z",
+            "finished_at": finished, "state": state
+        }))
+        .expect("a record")
+    };
+    store
+        .put_record(&record("j-running", "running", None))
+        .await
+        .expect("stored");
+    let ended = record("j-ended", "failure", Some("2026-12-07T10:02:00Z"));
+    store.put_record(&ended).await.expect("stored");
+    let settings = tickbot::queue::BrokerSettings::new(None, state.path().join("queue"));
+    let broker = tickbot::queue::Broker::open(&settings)
+        .await
+        .expect("the embedded queue");
+    let index = tickbot::dashboard::index::JobIndex::open(&state.path().join("dashboard.sqlite3"))
+        .expect("the index");
+    let pools = vec!["default".to_string()];
+    let dashboard = tickbot::dashboard::Dashboard::new(index.clone(), store, broker, pools, false);
+    dashboard.reconcile().await;
+    let ids = |records: Vec<JobRecord>| -> Vec<String> {
+        records.into_iter().map(|r| r.job_id).collect()
+    };
+    assert_eq!(ids(index.running(false)), ["j-running"]);
+    let all = tickbot::dashboard::index::Filter::default();
+    assert_eq!(ids(index.finished(&all, false)), ["j-ended"]);
+}

@@ -11,7 +11,7 @@ pub mod index;
 pub mod pages;
 
 use crate::job::Broadcast;
-use crate::logs::{LogStore, RecordState};
+use crate::logs::{LogStore, LogStoreError, RecordState};
 use crate::queue::{Broker, QueueKind};
 use axum::Router;
 use axum::body::Body;
@@ -205,21 +205,8 @@ async fn log_page(State(d): State<Dashboard>, Path(job): Path<String>) -> Respon
     let Some(record) = valid_job(&job).then(|| d.shown(&job)).flatten() else {
         return not_found("no such job");
     };
-    let (text, len) = match d.store.read_log(&job, 0).await {
-        Ok(Some(read)) => {
-            let skip = read.len.saturating_sub(PAGE_LOG_BYTES);
-            let bytes: Vec<u8> = read
-                .bytes
-                .filter_map(|b| async move { b.ok() })
-                .fold(Vec::new(), |mut all, b| async move {
-                    all.extend_from_slice(&b);
-                    all
-                })
-                .await;
-            let len = bytes.len() as u64;
-            let shown = &bytes[(skip as usize).min(bytes.len())..];
-            (String::from_utf8_lossy(shown).into_owned(), len)
-        }
+    let (text, len) = match log_end(&d.store, &job).await {
+        Ok(Some(end)) => end,
         Ok(None) => (String::new(), 0),
         Err(e) => {
             tracing::warn!(%job, error = %e, "cannot read a job's log");
@@ -227,6 +214,42 @@ async fn log_page(State(d): State<Dashboard>, Path(job): Path<String>) -> Respon
         }
     };
     Html(pages::log_page(&record, &text, len, chrono::Utc::now())).into_response()
+}
+
+/// The last [`PAGE_LOG_BYTES`] of a log, from a line's start, and the offset the page's
+/// follower goes on from; only that end is read.
+async fn log_end(store: &LogStore, job: &str) -> Result<Option<(String, u64)>, LogStoreError> {
+    let Some(whole) = store.read_log(job, 0).await? else {
+        return Ok(None);
+    };
+    let from = whole.len.saturating_sub(PAGE_LOG_BYTES);
+    let end = match from {
+        0 => whole,
+        _ => {
+            drop(whole);
+            let Some(end) = store.read_log(job, from).await? else {
+                return Ok(None);
+            };
+            end
+        }
+    };
+    let mut bytes = Vec::new();
+    let mut pieces = end.bytes;
+    while let Some(piece) = pieces.next().await {
+        bytes.extend_from_slice(&piece?);
+    }
+    let len = from + bytes.len() as u64;
+    let start = match from {
+        0 => 0,
+        _ => bytes
+            .iter()
+            .position(|b| *b == b'\n')
+            .map_or(0, |nl| nl + 1),
+    };
+    Ok(Some((
+        String::from_utf8_lossy(&bytes[start..]).into_owned(),
+        len,
+    )))
 }
 
 /// The log as text, from byte `?from=` on; `X-Tickbot-Log-Length` says how long it is now and
@@ -294,5 +317,25 @@ async fn artifact(
             format!("the log store cannot be read now: {e}\n"),
         )
             .into_response(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_long_logs_page_shows_its_end_from_a_line_start() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = LogStore::local(dir.path().join("logs")).expect("store");
+        let line = "x".repeat(99) + "\n";
+        let log = line.repeat(15_000) + "the end\n";
+        std::fs::write(store.spool_path("j1"), &log).expect("a log");
+        let (text, len) = log_end(&store, "j1").await.expect("read").expect("there");
+        assert_eq!(len, log.len() as u64, "the follower goes on from the end");
+        assert!(text.len() as u64 <= PAGE_LOG_BYTES && text.len() > 1_000_000);
+        assert!(text.starts_with(&line) && text.ends_with("the end\n"));
+        let short = log_end(&store, "none").await.expect("read");
+        assert_eq!(short, None);
     }
 }

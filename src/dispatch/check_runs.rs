@@ -56,6 +56,8 @@ impl Dispatcher {
             let edit = BodyEdit::Todo(ItemRef::from(t));
             let edited = self.writes.edit_body(&pr.repo, pr.number, &edit).await?;
             self.writes.request_plan(&edited.pull()).await?;
+        } else if is_task && pressed == DEBUG {
+            refusals.push(Refusal::from(CommandRefusal::DebugNotATest { context }));
         } else if is_task || context == APPROVAL_CONTEXT {
             refusals.push(Refusal::from(CommandRefusal::NothingToRerun { context }));
         } else {

@@ -70,6 +70,10 @@ pub enum CommandRefusal {
     NothingToRerun {
         context: String,
     },
+    /// "Keep for debugging" on a task's check run: holds are for test contexts.
+    DebugNotATest {
+        context: String,
+    },
     CannotRerun {
         context: String,
         error: String,
@@ -262,6 +266,11 @@ impl fmt::Display for CommandRefusal {
                 "`{context}` is not a failed task or a test context, so there is nothing to run again"
             ),
             CannotRerun { context, error } => write!(f, "`{context}` cannot run again: {error}"),
+            DebugNotATest { context } => write!(
+                f,
+                "`{context}` is a task: only test contexts keep their container for debugging; \
+                 press Retry to run it again"
+            ),
             RollbackNotLanded => f.write_str(
                 "`/rollback` rolls back the images a pull request landed on the default branch; \
                  this one has not landed there",

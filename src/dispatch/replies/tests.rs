@@ -70,6 +70,9 @@ fn command_refusals() -> Vec<Refusal> {
         NothingToRerun {
             context: "lint".into(),
         },
+        DebugNotATest {
+            context: "image-refresh fedora-41".into(),
+        },
         CannotRerun {
             context: "a b".into(),
             error: "bad context `a b`".into(),
