@@ -17,8 +17,13 @@ use std::time::Duration;
 use tokio::sync::Notify;
 
 /// The held jobs of one worker.
-#[derive(Default)]
 pub struct Holds {
+    runtime: Runtime,
+    /// How long a hold lasts (`[worker] debug_hold`).
+    hold: Duration,
+    /// The worker's `--memory` and `--pids-limit`, which a held container keeps.
+    memory: String,
+    pids_limit: u32,
     held: Mutex<HashMap<String, Hold>>,
     /// The worker stops: no new holds.
     stopping: std::sync::atomic::AtomicBool,
@@ -40,23 +45,32 @@ pub fn container_name(job_container: &str) -> String {
 }
 
 impl Holds {
+    pub fn new(runtime: Runtime, hold: Duration, memory: String, pids_limit: u32) -> Holds {
+        Holds {
+            runtime,
+            hold,
+            memory,
+            pids_limit,
+            held: Mutex::default(),
+            stopping: std::sync::atomic::AtomicBool::new(false),
+        }
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Hold>> {
         self.held.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Starts the held container of a failed `job` on `worktree`; `None` (said in the log) if
-    /// it cannot be held. The trees are kept until [`wait`](Self::wait) ends.
-    #[allow(clippy::too_many_arguments)]
+    /// Starts the held container of a failed `job` (whose container was `job_container`) on
+    /// its tree; gives the trees back (and says why in the log) if it cannot be held. Held
+    /// trees are kept until [`wait`](Self::wait) ends.
     pub async fn start(
         &self,
-        runtime: &Runtime,
         job: &Job,
         job_container: &str,
         trees: (Vec<Worktree>, Worktree),
-        hold: Duration,
         log: &JobLog,
-        limits: (&str, u32),
     ) -> Result<(), (Vec<Worktree>, Worktree)> {
+        let (runtime, hold) = (&self.runtime, self.hold);
         if self.stopping.load(std::sync::atomic::Ordering::SeqCst) {
             log.line("tickbot: /debug asked to keep this run, but the worker is stopping");
             return Err(trees);
@@ -74,8 +88,8 @@ impl Holds {
             env: Vec::new(),
             network: false,
             timeout: hold,
-            memory: limits.0.to_string(),
-            pids_limit: limits.1,
+            memory: self.memory.clone(),
+            pids_limit: self.pids_limit,
         };
         let started = match runtime.podman_run(&spec, true) {
             Ok(mut cmd) => cmd
@@ -123,14 +137,14 @@ impl Holds {
 
     /// Waits until the hold of `job` ends, then removes its container and returns its trees
     /// to be given back. Returns at once if it is not held.
-    pub async fn wait(&self, runtime: &Runtime, job: &str) -> Option<(Vec<Worktree>, Worktree)> {
+    pub async fn wait(&self, job: &str) -> Option<(Vec<Worktree>, Worktree)> {
         let (until, release) = self.lock().get(job).map(|h| (h.until, h.release.clone()))?;
         tokio::select! {
             _ = tokio::time::sleep_until(until) => {}
             _ = release.notified() => {}
         }
         let hold = self.lock().remove(job)?;
-        if let Err(e) = runtime.ensure_gone(&hold.container.container).await {
+        if let Err(e) = self.runtime.ensure_gone(&hold.container.container).await {
             tracing::warn!(%job, error = %e, "cannot remove a held container; podman's timeout stops it");
         }
         tracing::info!(%job, container = %hold.container.container, "debug hold ended");

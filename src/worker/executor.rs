@@ -153,13 +153,19 @@ pub fn container_name(prefix: &str, job_id: &str) -> String {
 impl Worker {
     pub fn new(broker: Broker, settings: WorkerSettings) -> Arc<Worker> {
         let mirrors = Mirrors::new(settings.state_dir.join("mirrors"));
+        let holds = Holds::new(
+            settings.runtime.clone(),
+            settings.debug_hold,
+            settings.memory.clone(),
+            settings.pids_limit,
+        );
         Arc::new(Worker {
             broker,
             settings,
             mirrors,
             running: Mutex::new(HashMap::new()),
             cancelled: Mutex::new((VecDeque::new(), HashMap::new())),
-            holds: Holds::default(),
+            holds,
         })
     }
 
@@ -307,8 +313,7 @@ impl Worker {
         self.settle(&job, delivery, executed, (&log, &traces), started)
             .await;
         // A held run keeps its place in this worker's concurrency until the hold ends.
-        if let Some((inner, worktree)) = self.holds.wait(&self.settings.runtime, &job.job_id).await
-        {
+        if let Some((inner, worktree)) = self.holds.wait(&job.job_id).await {
             remove_checkouts(&job, inner, worktree).await;
         }
     }
@@ -504,18 +509,10 @@ impl Worker {
         name: &str,
     ) {
         let trees = match job.debug_hold && failed {
-            true => {
-                let limits = (self.settings.memory.as_str(), self.settings.pids_limit);
-                let (runtime, hold) = (&self.settings.runtime, self.settings.debug_hold);
-                match self
-                    .holds
-                    .start(runtime, job, name, trees, hold, log, limits)
-                    .await
-                {
-                    Ok(()) => return,
-                    Err(trees) => trees,
-                }
-            }
+            true => match self.holds.start(job, name, trees, log).await {
+                Ok(()) => return,
+                Err(trees) => trees,
+            },
             false => trees,
         };
         remove_checkouts(job, trees.0, trees.1).await;
