@@ -102,7 +102,7 @@ pub async fn serve_metrics(
         .with_context(|| format!("metrics.listen: cannot listen on {addr}"))?;
     let app = axum::Router::new().route(
         "/metrics",
-        axum::routing::get(|| async { crate::telemetry::metrics().render() }),
+        axum::routing::get(crate::intake::render_metrics),
     );
     tracing::info!(%addr, "metrics listening");
     tokio::spawn(async move {
@@ -143,16 +143,13 @@ pub fn dashboard(
     store: &LogStore,
     broker: &Broker,
 ) -> anyhow::Result<crate::dashboard::Dashboard> {
-    let path = config.state.dir.join("dashboard.sqlite3");
-    let index = crate::dashboard::index::JobIndex::open(&path)
-        .with_context(|| format!("cannot open the dashboard's job index {}", path.display()))?;
-    Ok(crate::dashboard::Dashboard::new(
-        index,
+    crate::dashboard::Dashboard::open(
+        &config.state.dir,
         store.clone(),
         broker.clone(),
         config.worker.pools.clone(),
         config.dashboard.private,
-    ))
+    )
 }
 
 /// Runs the intake (and its dashboard) until shutdown.

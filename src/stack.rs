@@ -4,7 +4,6 @@
 
 use crate::config::Secret;
 use crate::dashboard::Dashboard;
-use crate::dashboard::index::JobIndex;
 use crate::dispatch::{Dispatcher, DispatcherSettings};
 use crate::forge::{Forge, ForgeApp, ForgeOptions};
 use crate::github::{Auth, GitHub, GitHubSettings};
@@ -142,14 +141,8 @@ impl Stack {
             Some(store) => store.clone(),
             None => LogStore::local(opts.dir.join("logs"))?,
         };
-        let index = JobIndex::open(&opts.dir.join("dashboard.sqlite3"))?;
-        let dashboard = Dashboard::new(
-            index,
-            logs.clone(),
-            broker.clone(),
-            vec!["default".into()],
-            false,
-        );
+        let pools = vec!["default".into()];
+        let dashboard = Dashboard::open(&opts.dir, logs.clone(), broker.clone(), pools, false)?;
         let app = Intake::new(
             Secret::new(webhook_secret.clone()),
             broker.clone(),

@@ -72,13 +72,6 @@ async fn wait_state(w: &World, sha: &CommitSha, context: &str, want: (&str, &str
     .await
 }
 
-async fn wait_reply(w: &World, pr: PrNumber, needle: &str) -> String {
-    wait_within(LONG, &format!("a reply saying {needle:?}"), || {
-        w.bot_comments(pr).into_iter().find(|c| c.contains(needle))
-    })
-    .await
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn default_contexts_run_for_each_head_and_a_push_cancels_the_running_one() {
     let _shared = broker_lock().read().await;
@@ -139,7 +132,7 @@ async fn default_contexts_run_for_each_head_and_a_push_cancels_the_running_one()
     assert_eq!(states, ["pending Not yet tested", "success Success [w1]"]);
 
     // One summary comment with the test's row; closing cancels nothing left (all finished).
-    let summary = wait_reply(&w, pr, "| unit | Success [w1] |").await;
+    let summary = w.wait_comment(pr, "| unit | Success [w1] |").await;
     assert!(summary.contains("[log]("), "{summary}");
     w.stack.shutdown().await;
 }
@@ -196,7 +189,7 @@ async fn a_comment_is_acknowledged_and_its_commands_run() {
             .filter(|c| c.reactions.iter().any(|r| r.content == "eyes"))
     })
     .await;
-    let reply = wait_reply(&w, pr, "did you mean /test?").await;
+    let reply = w.wait_comment(pr, "did you mean /test?").await;
     insta::assert_snapshot!("typo_in_a_comment", redact(&reply));
     wait_state(&w, &head, "docs", ("success", "Success [w1]")).await;
     let dep = format!("with-bots@bots#{}", bots_pr.0);
@@ -227,14 +220,16 @@ async fn refusals_say_why_and_what_to_do() {
         .comment(&w.repo, pr, "/test nosuch\n/retest", "alice")
         .await
         .expect("comment");
-    let reply = wait_reply(&w, pr, "unknown context `nosuch`").await;
+    let reply = w.wait_comment(pr, "unknown context `nosuch`").await;
     insta::assert_snapshot!("refusals_of_test_and_retest", redact(&reply));
 
     w.forge()
         .comment(&w.repo, pr, "/test slow\n/help", "mallory")
         .await
         .expect("comment");
-    let reply = wait_reply(&w, pr, "`/test` refused: @mallory is not trusted").await;
+    let reply = w
+        .wait_comment(pr, "`/test` refused: @mallory is not trusted")
+        .await;
     // Help is for everyone.
     insta::assert_snapshot!("untrusted_test_and_help", redact(&reply));
     w.barrier().await;
@@ -274,7 +269,9 @@ async fn explain_says_what_runs_and_why_the_rest_does_not() {
         .comment(&w.repo, pr, "/explain", "mallory")
         .await
         .expect("comment");
-    let reply = wait_reply(&w, pr, "what tickbot does for this pull request").await;
+    let reply = w
+        .wait_comment(pr, "what tickbot does for this pull request")
+        .await;
     insta::assert_snapshot!("explain", redact(&reply));
     w.stack.shutdown().await;
 }
@@ -287,7 +284,7 @@ async fn an_untrusted_pr_runs_only_after_ok_to_test_and_never_sees_a_secret() {
         .open_pr("mallory", &[("check", "echo mallory was here; env\n")], "")
         .await;
     wait_state(&w, &head, "unit", ("pending", "Manual testing required")).await;
-    let comment = wait_reply(&w, pr, "not trusted").await;
+    let comment = w.wait_comment(pr, "not trusted").await;
     assert!(comment.contains("`/ok-to-test`"), "{comment}");
     w.barrier().await;
     assert_eq!(
@@ -347,7 +344,7 @@ async fn cancel_and_close_stop_jobs_and_task_adds_a_checkbox_that_runs() {
         .comment(&w.repo, pr, "/cancel", "alice")
         .await
         .expect("comment");
-    wait_reply(&w, pr, "nothing is queued or running at").await;
+    w.wait_comment(pr, "nothing is queued or running at").await;
 
     // `/task` adds the line; it runs like any checkbox and gets ticked.
     w.forge()
@@ -382,7 +379,8 @@ async fn cancel_and_close_stop_jobs_and_task_adds_a_checkbox_that_runs() {
         .comment(&w.repo, pr, "/test unit", "alice")
         .await
         .expect("comment");
-    wait_reply(&w, pr, "this pull request is closed; reopen it first").await;
+    w.wait_comment(pr, "this pull request is closed; reopen it first")
+        .await;
     w.stack.shutdown().await;
 }
 
@@ -429,7 +427,8 @@ path = "images"
     .await;
     let log = w.log(&url).await;
     assert!(log.contains("app runs with: the PR's marker"), "{log}");
-    wait_reply(&w, pr, "tickbot cannot see the repository acme/nosuch").await;
+    w.wait_comment(pr, "tickbot cannot see the repository acme/nosuch")
+        .await;
     w.stack.shutdown().await;
 }
 
@@ -663,15 +662,12 @@ default = true
 "#;
     let mut w = World::new(&[(".tickbot.toml", toml)]).await;
     // A worker as its own process, serving its own `/metrics`.
-    let addr = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port")
-        .to_string();
+    let addr = format!("127.0.0.1:{}", common::free_port());
     let mut worker = w.worker_process_with("w1", &[("TICKBOT__METRICS__LISTEN", &addr)]);
     let (pr, head) = w.open_pr("alice", &[("change", "a change\n")], "").await;
     wait_state(&w, &head, "metered", ("success", "Success [w1]")).await;
     let scraped = wait_within(LONG, "the worker's metrics", || {
-        let text = std::panic::catch_unwind(|| common::http_get(&addr, "/metrics")).ok()?;
+        let text = common::try_http_get(&addr, "/metrics")?;
         text.contains("tickbot_jobs_total").then_some(text)
     })
     .await;
@@ -706,7 +702,7 @@ default = true
         .comment(&w.repo, pr, "/test metered", "mallory")
         .await
         .expect("comment");
-    wait_reply(&w, pr, "not trusted").await;
+    w.wait_comment(pr, "not trusted").await;
     let after = refused(&common::http_get(&intake, "/metrics"));
     assert!(after >= before + 1.0, "{before} → {after}");
     worker.kill().expect("stop the worker");

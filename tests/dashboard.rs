@@ -187,7 +187,7 @@ async fn pages_are_readable_without_javascript() {
     })
     .await;
     let job = job_of(&link);
-    let get = |path: &str| common::run("curl", &["-sf", &format!("{}{path}", w.stack.intake_url)]);
+    let get = |path: &str| common::curl_get(&format!("{}{path}", w.stack.intake_url));
     let page = wait_within(LONG, "the job's record", || {
         let page = get(&format!("/jobs/{job}"));
         page.contains("quick and fine").then_some(page)

@@ -7,7 +7,6 @@ mod common;
 use common::world::{LONG, World};
 use common::{broker_lock, containers, redact, wait_within};
 use std::time::{Duration, Instant};
-use tickbot::ids::PrNumber;
 
 const TICKBOT_TOML: &str = r#"
 [tests.flaky]
@@ -27,13 +26,6 @@ async fn world(hold: Duration) -> World {
     w
 }
 
-async fn wait_comment(w: &World, pr: PrNumber, needle: &str) -> String {
-    wait_within(LONG, &format!("a comment saying {needle:?}"), || {
-        w.bot_comments(pr).into_iter().find(|c| c.contains(needle))
-    })
-    .await
-}
-
 /// The held container's name, from the comment that announces it.
 fn held_container(comment: &str) -> String {
     let start = comment.find("podman exec -it ").expect("the command") + "podman exec -it ".len();
@@ -42,14 +34,6 @@ fn held_container(comment: &str) -> String {
         .next()
         .expect("a name")
         .to_string()
-}
-
-fn podman(args: &[&str]) -> std::process::Output {
-    std::process::Command::new("podman")
-        .env("CONTAINERS_CONF", common::containers_conf())
-        .args(args)
-        .output()
-        .expect("podman")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -64,7 +48,7 @@ async fn a_failed_run_is_kept_exactly_as_long_as_asked_in_the_workers_place() {
         .comment(&w.repo, pr, "/debug flaky", "bob")
         .await
         .expect("comment");
-    let refused = wait_comment(&w, pr, "@bob").await;
+    let refused = w.wait_comment(pr, "@bob").await;
     assert!(
         refused.contains("`/debug` refused: @bob is not trusted"),
         "{refused}"
@@ -74,9 +58,9 @@ async fn a_failed_run_is_kept_exactly_as_long_as_asked_in_the_workers_place() {
         .comment(&w.repo, pr, "/debug flaky", "alice")
         .await
         .expect("comment");
-    let asked = wait_comment(&w, pr, "runs again at").await;
+    let asked = w.wait_comment(pr, "runs again at").await;
     insta::assert_snapshot!("debug_asked", redact(&asked));
-    let held = wait_comment(&w, pr, "is kept for debugging until").await;
+    let held = w.wait_comment(pr, "is kept for debugging until").await;
     let failed_seen = Instant::now();
     let until = regex::Regex::new(r"\d{4}-\d\d-\d\d \d\d:\d\d").expect("a pattern");
     let container = held_container(&held);
@@ -88,7 +72,7 @@ async fn a_failed_run_is_kept_exactly_as_long_as_asked_in_the_workers_place() {
     );
 
     // The person enters it and finds the tree as the failed run left it.
-    let inside = podman(&["exec", &container, "cat", "/work/left-behind.txt"]);
+    let inside = common::podman_output(&["exec", &container, "cat", "/work/left-behind.txt"]);
     assert_eq!(
         String::from_utf8_lossy(&inside.stdout),
         "state\n",
@@ -136,7 +120,7 @@ async fn closing_the_pr_ends_its_hold_at_once() {
         .comment(&w.repo, pr, "/debug flaky", "alice")
         .await
         .expect("comment");
-    let held = wait_comment(&w, pr, "is kept for debugging until").await;
+    let held = w.wait_comment(pr, "is kept for debugging until").await;
     let container = held_container(&held);
     assert!(containers().contains(&container));
     w.forge()

@@ -17,24 +17,16 @@ use tickbot::ids::RepoName;
 const IMAGE: &str = "localhost/tickbot:smoke";
 const SECRET: &str = "smoke-webhook-secret";
 
-fn podman(args: &[&str]) -> std::process::Output {
-    Command::new("podman")
-        .env("CONTAINERS_CONF", common::containers_conf())
-        .args(args)
-        .output()
-        .expect("podman")
-}
-
 /// A container of the deployment, removed when dropped.
 struct Container(String);
 
 impl Container {
     /// Fails with the container's own log if it is not running.
     fn assert_running(&self) {
-        let state = podman(&["inspect", "--format", "{{.State.Status}}", &self.0]);
+        let state = common::podman_output(&["inspect", "--format", "{{.State.Status}}", &self.0]);
         let state = String::from_utf8_lossy(&state.stdout).trim().to_string();
         if state != "running" {
-            let logs = podman(&["logs", &self.0]);
+            let logs = common::podman_output(&["logs", &self.0]);
             panic!(
                 "{} is {state}: {}{}",
                 self.0,
@@ -47,7 +39,7 @@ impl Container {
 
 impl Drop for Container {
     fn drop(&mut self) {
-        let _ = podman(&["rm", "-f", "-t", "5", &self.0]);
+        let _ = common::podman_output(&["rm", "-f", "-t", "5", &self.0]);
     }
 }
 
@@ -65,7 +57,7 @@ impl Deployment {
             args.extend(["-e", pair.as_str()]);
         }
         args.extend([IMAGE, role]);
-        let out = podman(&args);
+        let out = common::podman_output(&args);
         assert!(
             out.status.success(),
             "{role}: {}",
@@ -169,11 +161,6 @@ fn two_workers(d: &Deployment) -> Vec<(String, Child, tempfile::TempDir)> {
         .collect()
 }
 
-fn free_port() -> u16 {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
-    listener.local_addr().expect("its address").port()
-}
-
 /// SIGTERM to a process of the test's own.
 fn terminate(child: &Child) {
     common::run("kill", &["-TERM", &child.id().to_string()]);
@@ -235,7 +222,7 @@ async fn passed_once(
         },
     )
     .await;
-    let log = common::run("curl", &["-sf", &url]);
+    let log = common::curl_get(&url);
     assert!(log.contains(&format!("{said}\n")), "{context}: {log}");
     let statuses: Vec<_> = forge
         .statuses(repo, head)
@@ -261,7 +248,7 @@ async fn a_pr_goes_through_the_containers_and_a_rolled_worker_loses_nothing() {
         .expect("repo");
     forge.add_collaborator(&repo, "alice", "write");
     let s3 = TestS3::start();
-    let port = free_port();
+    let port = common::free_port();
     let prefix = format!("smoke-{}", uuid::Uuid::new_v4());
     let d = settings(&forge, &s3, &repo, port, &prefix);
     let intake_box = d.container("serve", &format!("{prefix}-intake"));
@@ -313,7 +300,7 @@ async fn a_pr_goes_through_the_containers_and_a_rolled_worker_loses_nothing() {
         forge.file(&repo, &head.0, "stamped.txt").await.as_deref(),
         Some("stamped\n")
     );
-    let front = common::run("curl", &["-sf", &format!("{}/", d.intake)]);
+    let front = common::curl_get(&format!("{}/", d.intake));
     for context in ["stamp", "unit", "slow"] {
         assert!(
             front.contains(&format!("<td>{context}</td>")),

@@ -106,16 +106,21 @@ async fn live_then_whole(store: &LogStore, job: &str) {
     );
 }
 
-/// Records: written, replaced, listed.
-async fn records(store: &LogStore, job: &str) {
-    let record: JobRecord = serde_json::from_value(serde_json::json!({
+/// The record of `job` of acme/widgets#7's `unit` on w1, in `state`.
+fn record(job: &str, state: &str, finished: Option<&str>) -> JobRecord {
+    serde_json::from_value(serde_json::json!({
         "record_schema": 1, "job_id": job, "repo": "acme/widgets", "pr": 7,
         "head_sha": "1a2b3c4d5e6f708192a3b4c5d6e7f8091a2b3c4d", "context": "unit",
         "pool": "default", "worker": "w1", "private": false,
         "queued_at": "2026-12-07T10:00:00Z", "started_at": "2026-12-07T10:00:01Z",
-        "finished_at": null, "state": "running"
+        "finished_at": finished, "state": state
     }))
-    .expect("a record");
+    .expect("a record")
+}
+
+/// Records: written, replaced, listed.
+async fn records(store: &LogStore, job: &str) {
+    let record = record(job, "running", None);
     store.put_record(&record).await.expect("stored");
     let done = JobRecord {
         state: RecordState::Failure,
@@ -297,9 +302,8 @@ fn two_machines(w: &mut common::world::World, s3: &TestS3, prefix: &str) -> [tem
     machines
 }
 
-/// With curl: it reads the chunked answers of streamed logs as a browser does.
 fn get(base: &str, path: &str) -> String {
-    common::run("curl", &["-sf", &format!("{base}{path}")])
+    common::curl_get(&format!("{base}{path}"))
 }
 
 /// After: finished logs, the failure marked, the artifact linked.
@@ -338,16 +342,6 @@ async fn finished_pages(w: &common::world::World, left: &str, right: &str) {
 async fn an_intake_finds_the_jobs_it_missed_in_the_store() {
     let state = tempfile::tempdir().expect("tempdir");
     let store = LogStore::local(state.path().join("logs")).expect("the local store");
-    let record = |job: &str, state: &str, finished: Option<&str>| -> JobRecord {
-        serde_json::from_value(serde_json::json!({
-            "record_schema": 1, "job_id": job, "repo": "acme/widgets", "pr": 7,
-            "head_sha": "1a2b3c4d5e6f708192a3b4c5d6e7f8091a2b3c4d", "context": "unit",
-            "pool": "default", "worker": "w1", "private": false,
-            "queued_at": "2026-12-07T10:00:00Z", "started_at": "2026-12-07T10:00:01Z",
-            "finished_at": finished, "state": state
-        }))
-        .expect("a record")
-    };
     store
         .put_record(&record("j-running", "running", None))
         .await

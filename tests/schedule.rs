@@ -759,10 +759,7 @@ async fn as_an_app_every_installed_repository_is_served_besides_the_configured_o
 async fn tickbot_schedule_run_alone_serves_its_metrics() {
     let dir = tempfile::tempdir().expect("tempdir");
     let (forge, _repo) = quiet_forge(dir.path()).await;
-    let addr = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port")
-        .to_string();
+    let addr = format!("127.0.0.1:{}", common::free_port());
     let args = ["schedule", "--repo", "acme/images"];
     let mut role = tickbot_command(&forge, dir.path(), &args)
         .env("TICKBOT__METRICS__LISTEN", &addr)
@@ -772,7 +769,7 @@ async fn tickbot_schedule_run_alone_serves_its_metrics() {
         .expect("tickbot schedule");
     // Its first pass read GitHub: the rate limit left is there for an operator to see.
     let metrics = wait_for("the scheduler's rate-limit gauge", || {
-        let text = std::panic::catch_unwind(|| common::http_get(&addr, "/metrics")).ok()?;
+        let text = common::try_http_get(&addr, "/metrics")?;
         text.contains("tickbot_github_rate_limit_remaining{")
             .then_some(text)
     })

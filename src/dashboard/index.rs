@@ -124,6 +124,31 @@ impl JobIndex {
         )
     }
 
+    /// The jobs that ended (their records do not change again).
+    pub fn finished_ids(&self) -> std::collections::HashSet<String> {
+        let db = self.db();
+        let Ok(mut stmt) =
+            db.prepare_cached("SELECT job_id FROM jobs WHERE finished_at IS NOT NULL")
+        else {
+            return Default::default();
+        };
+        let ids = stmt.query_map([], |row| row.get::<_, String>(0));
+        ids.map(|ids| ids.flatten().collect()).unwrap_or_default()
+    }
+
+    /// A job's state, without reading its whole record.
+    pub fn state(&self, job: &str) -> Option<RecordState> {
+        let state: Option<String> = self
+            .db()
+            .query_row("SELECT state FROM jobs WHERE job_id = ?1", [job], |row| {
+                row.get(0)
+            })
+            .optional()
+            .ok()
+            .flatten();
+        state.as_deref().and_then(RecordState::parse)
+    }
+
     pub fn get(&self, job: &str) -> Option<JobRecord> {
         let json: Option<String> = self
             .db()

@@ -57,6 +57,21 @@ impl Dashboard {
         }
     }
 
+    /// The dashboard of an intake whose state directory is `state_dir` (its index lives there).
+    pub fn open(
+        state_dir: &std::path::Path,
+        store: LogStore,
+        broker: Broker,
+        pools: Vec<String>,
+        private: bool,
+    ) -> anyhow::Result<Dashboard> {
+        use anyhow::Context;
+        let path = state_dir.join("dashboard.sqlite3");
+        let index = JobIndex::open(&path)
+            .with_context(|| format!("cannot open the dashboard's job index {}", path.display()))?;
+        Ok(Dashboard::new(index, store, broker, pools, private))
+    }
+
     pub fn router<S>(self) -> Router<S> {
         Router::new()
             .route("/", get(front))
@@ -112,14 +127,14 @@ impl Dashboard {
                 return;
             }
         };
+        // A finished job's record does not change again.
+        let index = self.index.clone();
+        let finished = tokio::task::spawn_blocking(move || index.finished_ids())
+            .await
+            .unwrap_or_default();
         for meta in keys {
-            let job = meta
-                .location
-                .filename()
-                .unwrap_or_default()
-                .trim_end_matches(".json");
-            // A finished job's record does not change again.
-            if self.index.get(job).is_some_and(|r| r.finished_at.is_some()) {
+            let job = meta.location.filename().unwrap_or_default();
+            if finished.contains(job.trim_end_matches(".json")) {
                 continue;
             }
             match self.store.get_record(&meta.location).await {
@@ -131,8 +146,12 @@ impl Dashboard {
     }
 
     /// A job's record, if the dashboard may show it.
-    fn shown(&self, job: &str) -> Option<crate::logs::JobRecord> {
-        self.index.get(job).filter(|r| self.private || !r.private)
+    async fn shown(&self, job: &str) -> Option<crate::logs::JobRecord> {
+        let (index, job) = (self.index.clone(), job.to_string());
+        let record = tokio::task::spawn_blocking(move || index.get(&job))
+            .await
+            .ok()??;
+        (self.private || !record.private).then_some(record)
     }
 }
 
@@ -151,15 +170,12 @@ async fn front(State(d): State<Dashboard>, Query(q): Query<HashMap<String, Strin
         pr: get("pr").and_then(|p| p.trim_start_matches('#').parse().ok()),
         state: get("state").and_then(RecordState::parse),
     };
-    let mut queues = Vec::new();
-    for pool in &d.pools {
-        let depth = d
-            .broker
-            .ready_count(&QueueKind::Jobs(pool.clone()))
-            .await
-            .ok();
-        queues.push((pool.clone(), depth));
-    }
+    // Each pool's depth is a round trip to the broker: asked together.
+    let depths = d.pools.iter().map(|pool| {
+        let (queue, broker) = (QueueKind::Jobs(pool.clone()), &d.broker);
+        async move { (pool.clone(), broker.ready_count(&queue).await.ok()) }
+    });
+    let queues = futures_util::future::join_all(depths).await;
     let (index, private, f) = (d.index.clone(), d.private, filter.clone());
     let lists =
         tokio::task::spawn_blocking(move || (index.running(private), index.finished(&f, private)))
@@ -202,7 +218,10 @@ async fn pull_request(
 }
 
 async fn log_page(State(d): State<Dashboard>, Path(job): Path<String>) -> Response {
-    let Some(record) = valid_job(&job).then(|| d.shown(&job)).flatten() else {
+    if !valid_job(&job) {
+        return not_found("no such job");
+    }
+    let Some(record) = d.shown(&job).await else {
         return not_found("no such job");
     };
     let (text, len) = match log_end(&d.store, &job).await {
@@ -219,20 +238,10 @@ async fn log_page(State(d): State<Dashboard>, Path(job): Path<String>) -> Respon
 /// The last [`PAGE_LOG_BYTES`] of a log, from a line's start, and the offset the page's
 /// follower goes on from; only that end is read.
 async fn log_end(store: &LogStore, job: &str) -> Result<Option<(String, u64)>, LogStoreError> {
-    let Some(whole) = store.read_log(job, 0).await? else {
+    let Some(end) = store.read_log_end(job, PAGE_LOG_BYTES).await? else {
         return Ok(None);
     };
-    let from = whole.len.saturating_sub(PAGE_LOG_BYTES);
-    let end = match from {
-        0 => whole,
-        _ => {
-            drop(whole);
-            let Some(end) = store.read_log(job, from).await? else {
-                return Ok(None);
-            };
-            end
-        }
-    };
+    let from = end.start;
     let mut bytes = Vec::new();
     let mut pieces = end.bytes;
     while let Some(piece) = pieces.next().await {
@@ -263,7 +272,12 @@ async fn raw_log(
         return not_found("no such job");
     }
     let from = q.get("from").and_then(|f| f.parse().ok()).unwrap_or(0);
-    let state = d.index.get(&job).map_or("unknown", |r| r.state.as_str());
+    let (index, id) = (d.index.clone(), job.clone());
+    let state = tokio::task::spawn_blocking(move || index.state(&id))
+        .await
+        .ok()
+        .flatten()
+        .map_or("unknown", RecordState::as_str);
     match d.store.read_log(&job, from).await {
         Ok(Some(read)) => (
             [

@@ -263,8 +263,24 @@ pub fn job_of(status: &CommitStatus) -> Option<&str> {
         .filter(|id| !id.is_empty() && id.bytes().all(|b| b.is_ascii_alphanumeric()))
 }
 
+/// The latest state of every context on `sha`: commit statuses, or with a GitHub App the
+/// newest check run of each name, which `seen` is also shown.
+pub async fn latest_states(
+    github: &crate::github::GitHub,
+    repo: &crate::ids::RepoName,
+    sha: &crate::ids::CommitSha,
+    seen: impl FnOnce(&std::collections::BTreeMap<String, CheckRun>),
+) -> Result<Vec<CommitStatus>, crate::github::GitHubError> {
+    if !github.is_app() {
+        return github.statuses(repo, sha).await;
+    }
+    let latest = newest_runs(github.check_runs(repo, sha).await?);
+    seen(&latest);
+    Ok(latest.into_values().map(from_check_run).collect())
+}
+
 /// The newest check run of each name (a context's runs: the latest counts, as on GitHub).
-pub fn newest_runs(runs: Vec<CheckRun>) -> std::collections::BTreeMap<String, CheckRun> {
+fn newest_runs(runs: Vec<CheckRun>) -> std::collections::BTreeMap<String, CheckRun> {
     let mut newest: std::collections::BTreeMap<String, CheckRun> = Default::default();
     for run in runs {
         if newest.get(&run.name).is_none_or(|n| n.id < run.id) {

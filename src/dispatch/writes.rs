@@ -118,18 +118,12 @@ impl Writes {
         repo: &RepoName,
         sha: &CommitSha,
     ) -> Result<Vec<CommitStatus>, GitHubError> {
-        if !self.github.is_app() {
-            return self.github.statuses(repo, sha).await;
-        }
-        let latest = state::newest_runs(self.github.check_runs(repo, sha).await?);
-        self.memory.learn_check_runs(
-            repo,
-            sha,
-            latest
-                .values()
-                .map(|r| (r.name.clone(), r.id, r.status == "completed")),
-        );
-        Ok(latest.into_values().map(state::from_check_run).collect())
+        state::latest_states(&self.github, repo, sha, |latest| {
+            let runs = latest.values();
+            let runs = runs.map(|r| (r.name.clone(), r.id, r.status == "completed"));
+            self.memory.learn_check_runs(repo, sha, runs);
+        })
+        .await
     }
 
     /// Sets a state; a check run also shows `log_tail` (the end of a failed job's log).

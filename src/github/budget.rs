@@ -9,6 +9,7 @@
 //!   token, or an App installation), so a caller that can wait (the scheduler) pauses while
 //!   little is left and leaves it to what people wait for (the dispatcher).
 
+use super::lock;
 use super::request::Response;
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
@@ -63,10 +64,6 @@ impl Default for Budget {
     fn default() -> Self {
         Budget::with_room(MAX_BYTES)
     }
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 impl Budget {

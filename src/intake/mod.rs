@@ -289,7 +289,8 @@ async fn readyz(State(intake): State<Intake>) -> Response {
     }
 }
 
-async fn render_metrics() -> Response {
+/// `/metrics`: the process's Prometheus text (also what `[metrics] listen` serves).
+pub(crate) async fn render_metrics() -> Response {
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
         crate::telemetry::metrics().render(),

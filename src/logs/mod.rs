@@ -77,9 +77,11 @@ impl std::fmt::Debug for LogStore {
     }
 }
 
-/// A log read from some offset on: its whole length so far and the bytes from the offset.
+/// A log read from some offset on: its whole length so far, where the bytes start, and the
+/// bytes from there to the end.
 pub struct LogRead {
     pub len: u64,
+    pub start: u64,
     pub bytes: BoxStream<'static, Result<Bytes, LogStoreError>>,
 }
 
@@ -194,18 +196,29 @@ impl LogStore {
     }
 
     /// The bytes of `key` from `from` on, and its length; `None` if there is no such object.
+    /// The bytes of `key` from `from` on, and its length; `None` if there is no such object.
     pub(crate) async fn get_from(
         &self,
         key: &Key,
         from: u64,
     ) -> Result<Option<LogRead>, LogStoreError> {
+        self.get_range(key, (from > 0).then_some(GetRange::Offset(from)))
+            .await
+    }
+
+    /// The bytes of `key` in `range` (all without one); `None` if there is no such object.
+    async fn get_range(
+        &self,
+        key: &Key,
+        range: Option<GetRange>,
+    ) -> Result<Option<LogRead>, LogStoreError> {
         let options = GetOptions {
-            range: (from > 0).then_some(GetRange::Offset(from)),
+            range: range.clone(),
             ..GetOptions::default()
         };
         match self.store.get_opts(key, options).await {
             Ok(got) => {
-                let len = got.meta.size;
+                let (len, start) = (got.meta.size, got.range.start);
                 let (store, op) = (self.name.clone(), format!("reading {key}"));
                 let bytes = got
                     .into_stream()
@@ -215,16 +228,20 @@ impl LogStore {
                         source,
                     })
                     .boxed();
-                Ok(Some(LogRead { len, bytes }))
+                Ok(Some(LogRead { len, start, bytes }))
             }
             Err(object_store::Error::NotFound { .. }) => Ok(None),
             // Asked past the end: nothing new yet.
             Err(object_store::Error::NotModified { .. }) => Ok(None),
+            // A range an object cannot satisfy (past its end, or of an empty one): nothing.
             Err(e) => match self.store.head(key).await {
-                Ok(meta) if meta.size <= from => Ok(Some(LogRead {
-                    len: meta.size,
-                    bytes: futures_util::stream::empty().boxed(),
-                })),
+                Ok(meta) if range.is_some_and(|r| unsatisfiable(&r, meta.size)) => {
+                    Ok(Some(LogRead {
+                        len: meta.size,
+                        start: meta.size,
+                        bytes: futures_util::stream::empty().boxed(),
+                    }))
+                }
                 _ => Err(self.error(format!("reading {key}"))(e)),
             },
         }
@@ -233,42 +250,48 @@ impl LogStore {
     /// The log of `job` from byte `from` on, finished or still being written; `None` if
     /// nothing of it was stored yet.
     pub async fn read_log(&self, job: &str, from: u64) -> Result<Option<LogRead>, LogStoreError> {
-        if let Some(read) = self
-            .get_from(&Key::from(format!("{job}.log")), from)
-            .await?
-        {
+        self.read_log_in(job, Wanted::From(from)).await
+    }
+
+    /// The last `max` bytes of the log of `job` (all of a shorter one), in one read.
+    pub async fn read_log_end(
+        &self,
+        job: &str,
+        max: u64,
+    ) -> Result<Option<LogRead>, LogStoreError> {
+        self.read_log_in(job, Wanted::Last(max)).await
+    }
+
+    async fn read_log_in(
+        &self,
+        job: &str,
+        wanted: Wanted,
+    ) -> Result<Option<LogRead>, LogStoreError> {
+        let whole = Key::from(format!("{job}.log"));
+        if let Some(read) = self.get_range(&whole, wanted.range()).await? {
             return Ok(Some(read));
         }
         let parts = self.list(&format!("{job}.parts")).await?;
         if parts.is_empty() {
             // The whole log may have replaced the pieces since the first look.
-            return self.get_from(&Key::from(format!("{job}.log")), from).await;
+            return self.get_range(&whole, wanted.range()).await;
         }
-        Ok(Some(self.read_parts(parts, from)))
+        let (pieces, len) = contiguous(parts);
+        Ok(Some(self.read_pieces(pieces, len, wanted.start(len))))
     }
 
-    /// A running log from its pieces: each is named by the offset of its first byte.
-    fn read_parts(&self, parts: Vec<object_store::ObjectMeta>, from: u64) -> LogRead {
-        let mut pieces: Vec<(u64, object_store::ObjectMeta)> = parts
+    /// A running log from its contiguous pieces, from byte `from` on.
+    fn read_pieces(
+        &self,
+        pieces: Vec<(u64, object_store::ObjectMeta)>,
+        len: u64,
+        from: u64,
+    ) -> LogRead {
+        let wanted: Vec<(u64, Key)> = pieces
             .into_iter()
-            .filter_map(|meta| {
-                let offset = meta.location.filename()?.parse::<u64>().ok()?;
-                Some((offset, meta))
-            })
+            .filter(|(offset, meta)| offset + meta.size > from)
+            .map(|(offset, meta)| (from.saturating_sub(offset), meta.location))
             .collect();
-        pieces.sort_by_key(|(offset, _)| *offset);
-        // Only the contiguous run from 0: a piece still being written leaves a gap.
-        let mut len = 0;
-        let mut wanted = Vec::new();
-        for (offset, meta) in pieces {
-            if offset != len {
-                break;
-            }
-            len = offset + meta.size;
-            if len > from {
-                wanted.push((from.saturating_sub(offset), meta.location));
-            }
-        }
         let store = self.clone();
         let bytes = futures_util::stream::iter(wanted)
             .then(move |(skip, key)| {
@@ -282,7 +305,11 @@ impl LogStore {
             })
             .try_flatten()
             .boxed();
-        LogRead { len, bytes }
+        LogRead {
+            len,
+            start: from.min(len),
+            bytes,
+        }
     }
 
     /// Writes the record of a job (replacing an earlier one).
@@ -318,15 +345,77 @@ impl LogStore {
 
     /// The keys of every job record, with when each was written.
     pub async fn record_keys(&self) -> Result<Vec<object_store::ObjectMeta>, LogStoreError> {
-        let mut all = self.list("").await?;
-        all.retain(|meta| {
+        // Only the top level: not the pieces and artifacts under each job.
+        let mut top = self
+            .store
+            .list_with_delimiter(None)
+            .await
+            .map_err(self.error("listing the job records"))?
+            .objects;
+        top.retain(|meta| {
             meta.location
                 .filename()
                 .is_some_and(|name| name.ends_with(".json"))
-                && meta.location.parts().count() == 1
         });
-        Ok(all)
+        Ok(top)
     }
+}
+
+/// Which part of a log a reader wants.
+#[derive(Clone, Copy)]
+enum Wanted {
+    From(u64),
+    Last(u64),
+}
+
+impl Wanted {
+    fn range(self) -> Option<GetRange> {
+        match self {
+            Wanted::From(0) => None,
+            Wanted::From(from) => Some(GetRange::Offset(from)),
+            Wanted::Last(max) => Some(GetRange::Suffix(max)),
+        }
+    }
+
+    fn start(self, len: u64) -> u64 {
+        match self {
+            Wanted::From(from) => from,
+            Wanted::Last(max) => len.saturating_sub(max),
+        }
+    }
+}
+
+/// Whether `range` asks for nothing of an object of `size` bytes.
+fn unsatisfiable(range: &GetRange, size: u64) -> bool {
+    match range {
+        GetRange::Offset(from) => size <= *from,
+        GetRange::Suffix(_) => size == 0,
+        GetRange::Bounded(r) => size <= r.start,
+    }
+}
+
+/// The pieces of a running log, each named by its first byte's offset, in order, and the length
+/// of their contiguous run from 0: a piece still being written leaves a gap, and what follows
+/// it is not read yet.
+fn contiguous(parts: Vec<object_store::ObjectMeta>) -> (Vec<(u64, object_store::ObjectMeta)>, u64) {
+    let mut pieces: Vec<(u64, object_store::ObjectMeta)> = parts
+        .into_iter()
+        .filter_map(|meta| {
+            let offset = meta.location.filename()?.parse::<u64>().ok()?;
+            Some((offset, meta))
+        })
+        .collect();
+    pieces.sort_by_key(|(offset, _)| *offset);
+    let mut len = 0;
+    let mut run = Vec::new();
+    for (offset, meta) in pieces {
+        if offset != len {
+            break;
+        }
+        len = offset + meta.size;
+        run.push((offset, meta));
+    }
+    (run, len)
 }
 
 fn config_error(store: &str, reason: &str) -> LogStoreError {

@@ -88,7 +88,7 @@ impl JobRecord {
     }
 
     /// This record, ended now with `outcome`.
-    pub fn finished(mut self, outcome: &Outcome, artifacts: Vec<String>) -> JobRecord {
+    pub fn finished(mut self, outcome: &Outcome) -> JobRecord {
         let (state, description) = match outcome {
             Outcome::Success => (RecordState::Success, None),
             Outcome::Failure { reason } => (RecordState::Failure, Some(reason.clone())),
@@ -97,7 +97,6 @@ impl JobRecord {
         self.state = state;
         self.description = description;
         self.finished_at = Some(Utc::now());
-        self.artifacts = artifacts;
         self
     }
 }

@@ -7,6 +7,7 @@
 
 use super::ScheduleError;
 use crate::checklist::{self, TaskState};
+use crate::dispatch::replies::marker;
 use crate::github::{GitHub, GitHubError, OpenIssue, PullRequest, StatusState};
 use crate::ids::{PrNumber, RepoName};
 use crate::repo_config::{ScheduleDef, Target};
@@ -28,10 +29,9 @@ pub(super) enum Attempt {
 /// Whether the refresh job of `pr` (a refresh PR of `def`) failed or succeeded at its head: a
 /// task item's box and its context, or an image's build context (`image/<name>`).
 pub(super) async fn attempt(
-    github: &GitHub,
-    repo: &RepoName,
     def: &ScheduleDef,
     pr: &PullRequest,
+    states: &super::HeadStates<'_>,
 ) -> Result<Attempt, GitHubError> {
     let context = match &def.target {
         Target::Task { .. } => {
@@ -46,15 +46,15 @@ pub(super) async fn attempt(
         }
         Target::Image { name } => format!("image/{name}"),
     };
-    let states = super::context_states(github, repo, &pr.head_sha).await?;
-    let Some(state) = states.into_iter().find(|s| s.context == context) else {
+    let states = states.get().await?;
+    let Some(state) = states.iter().find(|s| s.context == context) else {
         return Ok(Attempt::Unsettled);
     };
     Ok(match state.state {
         StatusState::Success if matches!(def.target, Target::Image { .. }) => Attempt::Succeeded,
         StatusState::Failure | StatusState::Error => Attempt::Failed {
-            reason: state.description.unwrap_or_else(|| "it failed".into()),
-            log: state.target_url,
+            reason: (state.description.clone()).unwrap_or_else(|| "it failed".into()),
+            log: state.target_url.clone(),
         },
         _ => Attempt::Unsettled,
     })
@@ -111,10 +111,10 @@ impl<'a> FailureIssues<'a> {
                 Ok(None)
             }
             Attempt::Failed { reason, log } => {
-                let key = format!(
-                    "<!-- tickbot:refresh-attempt:{} -->",
+                let key = marker(&format!(
+                    "refresh-attempt:{}",
                     log.as_deref().unwrap_or(&pr.head_sha.0)
-                );
+                ));
                 let line = attempt_line(pr, reason, log.as_deref());
                 let Some(issue) = self.find(&title).await? else {
                     let body = format!(
@@ -130,8 +130,7 @@ impl<'a> FailureIssues<'a> {
                     return Ok(Some(issue.number));
                 }
                 let issue = issue.number;
-                let said = self.github.comments(self.repo, issue).await?;
-                if said.iter().any(|c| c.body.contains(&key)) {
+                if super::said(self.github, self.repo, issue, &key).await? {
                     return Ok(Some(issue));
                 }
                 let text = format!("{key}\nFailed again. {line}");

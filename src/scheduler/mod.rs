@@ -23,7 +23,7 @@ pub use open::{Acted, Limit};
 use open::{Budget, Opener};
 
 use crate::github::{CommitStatus, GitHub, GitHubError, RateLimit, RecentPull};
-use crate::ids::{CommitSha, RepoName};
+use crate::ids::{CommitSha, PrNumber, RepoName};
 use crate::repo_clone::{CloneError, RepoClone};
 use crate::repo_config::{self, RepoConfig, ScheduleDef, Target, format_duration};
 use crate::worker::mirror::GitError;
@@ -285,22 +285,41 @@ pub async fn run(
     }
 }
 
-/// The latest state of every context on `sha`: commit statuses, or with a GitHub App the
-/// newest check run of each name.
-pub(super) async fn context_states(
+/// Whether a comment on issue or PR `number` holds `marker` (what is said once is found by it).
+pub(super) async fn said(
     github: &GitHub,
     repo: &RepoName,
-    sha: &CommitSha,
-) -> Result<Vec<CommitStatus>, GitHubError> {
-    if !github.is_app() {
-        return github.statuses(repo, sha).await;
+    number: PrNumber,
+    marker: &str,
+) -> Result<bool, GitHubError> {
+    let comments = github.comments(repo, number).await?;
+    Ok(comments.iter().any(|c| c.body.contains(marker)))
+}
+
+/// The latest state of every context on a refresh PR's head, read once however many of a
+/// pass's decisions about the PR need it.
+pub(super) struct HeadStates<'a> {
+    github: &'a GitHub,
+    repo: &'a RepoName,
+    sha: &'a CommitSha,
+    read: tokio::sync::OnceCell<Vec<CommitStatus>>,
+}
+
+impl<'a> HeadStates<'a> {
+    pub(super) fn of(github: &'a GitHub, repo: &'a RepoName, sha: &'a CommitSha) -> Self {
+        HeadStates {
+            github,
+            repo,
+            sha,
+            read: tokio::sync::OnceCell::new(),
+        }
     }
-    use crate::dispatch::state::{from_check_run, newest_runs};
-    let runs = github.check_runs(repo, sha).await?;
-    Ok(newest_runs(runs)
-        .into_values()
-        .map(from_check_run)
-        .collect())
+
+    pub(super) async fn get(&self) -> Result<&[CommitStatus], GitHubError> {
+        let read =
+            || crate::dispatch::state::latest_states(self.github, self.repo, self.sha, |_| {});
+        Ok(self.read.get_or_try_init(read).await?)
+    }
 }
 
 /// Oldest due first: never refreshed, then the longest since the last refresh, then changed

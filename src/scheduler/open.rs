@@ -12,6 +12,7 @@ use super::due::Decision;
 use super::failures::{self, FailureIssues};
 use super::{IMAGE_STAMP, ItemPlan, ScheduleError, why_text};
 use crate::checklist::{self, TaskItem, TaskState};
+use crate::dispatch::replies::marker;
 use crate::github::{GitHub, PullRequest, RecentPull, StatusState};
 use crate::ids::{PrNumber, RepoName};
 use crate::repo_clone::RepoClone;
@@ -132,7 +133,8 @@ impl Opener<'_> {
             if let Some(acted) = self.rebase_if_stale(def, item, pr).await? {
                 return Ok(acted);
             }
-            let attempt = failures::attempt(self.github, self.repo, def, pr).await?;
+            let states = super::HeadStates::of(self.github, self.repo, &pr.head_sha);
+            let attempt = failures::attempt(def, pr, &states).await?;
             if let Some(issue) = self.failures.record(def, item, pr, &attempt).await? {
                 let pr = pr.number;
                 return Ok(Acted::Failing { pr, issue });
@@ -141,7 +143,7 @@ impl Opener<'_> {
                 self.close_unchanged(def, pr, &plan.label).await?;
                 return Ok(Acted::ClosedUnchanged(pr.number));
             }
-            if def.automerge && self.passed(def, pr).await? {
+            if def.automerge && self.passed(def, pr, &states).await? {
                 return self.merge(pr).await;
             }
             return Ok(Acted::AlreadyOpen(pr.number));
@@ -209,12 +211,17 @@ impl Opener<'_> {
     /// `automerge`'s condition: the refresh done (a task's boxes ticked, an image built:
     /// `image/<name>` succeeded) and every context of the schedule's `tests` succeeded, on the
     /// PR's current head.
-    async fn passed(&self, def: &ScheduleDef, pr: &PullRequest) -> Result<bool, ScheduleError> {
+    async fn passed(
+        &self,
+        def: &ScheduleDef,
+        pr: &PullRequest,
+        states: &super::HeadStates<'_>,
+    ) -> Result<bool, ScheduleError> {
         let is_task = matches!(def.target, Target::Task { .. });
         if is_task && !all_done(&checklist::parse(&pr.body).tasks) {
             return Ok(false);
         }
-        let states = super::context_states(self.github, self.repo, &pr.head_sha).await?;
+        let states = states.get().await?;
         let succeeded = |context: &str| {
             (states.iter()).any(|s| s.context == context && s.state == StatusState::Success)
         };
@@ -228,9 +235,8 @@ impl Opener<'_> {
     /// Merges with the head as a guard; a refusal is said once per head on the PR, which stays
     /// open.
     async fn merge(&self, pr: &PullRequest) -> Result<Acted, ScheduleError> {
-        let marker = format!("<!-- tickbot:automerge:{} -->", pr.head_sha.0);
-        let said = self.github.comments(self.repo, pr.number).await?;
-        if said.iter().any(|c| c.body.contains(&marker)) {
+        let marker = marker(&format!("automerge:{}", pr.head_sha));
+        if super::said(self.github, self.repo, pr.number, &marker).await? {
             return Ok(Acted::MergeRefused(pr.number));
         }
         match self

@@ -8,7 +8,9 @@
 use super::ScheduleError;
 use super::open::{Acted, Opener};
 use crate::checklist;
+use crate::dispatch::replies::marker;
 use crate::github::PullRequest;
+use crate::ids::CommitSha;
 use crate::repo_config::{ScheduleDef, Target};
 
 /// Why a refresh PR needs to start again.
@@ -58,7 +60,7 @@ impl Opener<'_> {
         }
         let commit = self.start_commit(def, item, &def.label(item)).await?;
         self.clone.push_replacing(&branch, &commit, head).await?;
-        let tip_sha = self.clone.resolve(&tip).await?.unwrap_or_default();
+        let tip_sha = CommitSha(self.clone.resolve(&tip).await?.unwrap_or_default());
         let why = match stale {
             Stale::Conflicts => "this refresh conflicted with it",
             Stale::Behind => "this refresh, which tickbot merges by itself, fell behind it",
@@ -67,7 +69,7 @@ impl Opener<'_> {
             "`{}` moved to {} and {why}, so tickbot started the refresh again there (the \
              earlier attempt was {}).",
             self.branch,
-            tip_sha.get(..7).unwrap_or(&tip_sha),
+            tip_sha.short(),
             pr.head_sha.short()
         );
         self.github
@@ -116,9 +118,8 @@ impl Opener<'_> {
         pr: &PullRequest,
         stale: &Stale,
     ) -> Result<Option<Acted>, ScheduleError> {
-        let marker = format!("<!-- tickbot:rebase:{} -->", pr.head_sha.0);
-        let said = self.github.comments(self.repo, pr.number).await?;
-        if !said.iter().any(|c| c.body.contains(&marker)) {
+        let marker = marker(&format!("rebase:{}", pr.head_sha));
+        if !super::said(self.github, self.repo, pr.number, &marker).await? {
             let why = match stale {
                 Stale::Conflicts => "conflicts with",
                 Stale::Behind => "is behind",

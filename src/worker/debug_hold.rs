@@ -57,7 +57,7 @@ impl Holds {
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Hold>> {
-        self.held.lock().unwrap_or_else(|p| p.into_inner())
+        super::lock(&self.held)
     }
 
     /// Starts the held container of a failed `job` (whose container was `job_container`) on
@@ -91,18 +91,7 @@ impl Holds {
             memory: self.memory.clone(),
             pids_limit: self.pids_limit,
         };
-        let started = match runtime.podman_run(&spec, true) {
-            Ok(mut cmd) => cmd
-                .output()
-                .await
-                .map_err(|e| e.to_string())
-                .and_then(|out| match out.status.success() {
-                    true => Ok(()),
-                    false => Err(String::from_utf8_lossy(&out.stderr).trim().to_string()),
-                }),
-            Err(e) => Err(e.to_string()),
-        };
-        if let Err(why) = started {
+        if let Err(why) = runtime.start_detached(&spec).await {
             log.line(&format!(
                 "tickbot: cannot keep this run for debugging: {why}"
             ));
@@ -144,7 +133,7 @@ impl Holds {
             _ = release.notified() => {}
         }
         let hold = self.lock().remove(job)?;
-        if let Err(e) = self.runtime.ensure_gone(&hold.container.container).await {
+        if let Err(e) = self.runtime.remove(&hold.container.container).await {
             tracing::warn!(%job, error = %e, "cannot remove a held container; podman's timeout stops it");
         }
         tracing::info!(%job, container = %hold.container.container, "debug hold ended");

@@ -14,6 +14,7 @@ use super::debug_hold::Holds;
 use super::images::{BuildRun, Built};
 use super::job_log::JobLog;
 use super::job_traces::JobTraces;
+use super::lock;
 use super::merge_base;
 use super::mirror::{GitAuth, GitError, Mirrors, Worktree};
 use super::publish::{self, PushOutcome, ResultCommit};
@@ -123,10 +124,6 @@ pub struct Worker {
 
 /// Cancellations remembered for jobs that may still arrive.
 const REMEMBERED_CANCELS: usize = 10_000;
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
-}
 
 /// How one job ended for this worker.
 enum Executed {

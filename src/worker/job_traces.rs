@@ -3,6 +3,7 @@
 //! finished, how), stored and broadcast so the dashboard of any intake shows it at once.
 
 use super::job_log::JobLog;
+use super::lock;
 use crate::job::{Job, Outcome};
 use crate::logs::shipper::LogShipper;
 use crate::logs::{JobRecord, LogStore};
@@ -14,8 +15,8 @@ pub struct JobTraces {
     store: LogStore,
     broker: Broker,
     shipper: Mutex<Option<LogShipper>>,
+    /// Set when the job starts; its artifacts are added as they are stored.
     record: Mutex<Option<JobRecord>>,
-    artifacts: Mutex<Vec<String>>,
     max_artifacts: u64,
 }
 
@@ -27,7 +28,6 @@ impl JobTraces {
             broker: broker.clone(),
             shipper: Mutex::new(Some(LogShipper::start(store, &job.job_id))),
             record: Mutex::new(None),
-            artifacts: Mutex::new(Vec::new()),
             max_artifacts,
         }
     }
@@ -56,7 +56,9 @@ impl JobTraces {
                         stored.paths.len()
                     ));
                 }
-                *lock(&self.artifacts) = stored.paths;
+                if let Some(record) = lock(&self.record).as_mut() {
+                    record.artifacts = stored.paths;
+                }
             }
             Err(e) => log.line(&format!("tickbot: cannot keep the job's artifacts: {e}")),
         }
@@ -73,8 +75,7 @@ impl JobTraces {
         }
         let started = lock(&self.record).take();
         if let Some(record) = started {
-            let artifacts = std::mem::take(&mut *lock(&self.artifacts));
-            self.publish(&record.finished(outcome, artifacts)).await;
+            self.publish(&record.finished(outcome)).await;
         }
     }
 
@@ -94,8 +95,4 @@ impl JobTraces {
             }
         }
     }
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
 }

@@ -17,3 +17,8 @@ pub mod publish;
 pub mod runtime;
 
 pub use executor::{Worker, WorkerSettings};
+
+/// A poisoned lock is used as is: no holder leaves its state half-written.
+fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}

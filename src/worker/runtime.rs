@@ -307,8 +307,22 @@ impl Runtime {
         cmd
     }
 
+    /// Starts `spec` in the background with podman (a debug hold's container); `Err` says why
+    /// it did not start.
+    pub(super) async fn start_detached(&self, spec: &RunSpec) -> Result<(), String> {
+        let cmd = self.podman_run(spec, true).map_err(|e| e.to_string())?;
+        let out = self
+            .captured(cmd, "podman run --detach".into())
+            .await
+            .map_err(|e| e.to_string())?;
+        match out.code {
+            Some(0) => Ok(()),
+            _ => Err(out.stderr.trim().to_string()),
+        }
+    }
+
     /// `podman run` of `spec`; `detach`: in the background (a debug hold's container).
-    pub(super) fn podman_run(&self, spec: &RunSpec, detach: bool) -> Result<Command, RuntimeError> {
+    fn podman_run(&self, spec: &RunSpec, detach: bool) -> Result<Command, RuntimeError> {
         check_name(&spec.name)?;
         check_option_value("image", &spec.image)?;
         check_option_value("memory limit", &spec.memory)?;
@@ -415,7 +429,7 @@ impl Runtime {
 
     /// Removes the container and checks it is really gone, retrying while another podman
     /// process is busy with it.
-    pub(super) async fn ensure_gone(&self, name: &str) -> Result<(), RuntimeError> {
+    async fn ensure_gone(&self, name: &str) -> Result<(), RuntimeError> {
         let deadline = tokio::time::Instant::now() + REMOVE_DEADLINE;
         loop {
             let rm = self
@@ -447,10 +461,16 @@ impl Runtime {
     }
 
     async fn podman_output(&self, args: &[&str]) -> Result<Captured, RuntimeError> {
-        let command = format!("podman {}", args.join(" "));
         let mut cmd = self.podman();
-        cmd.args(args)
-            .stdin(Stdio::null())
+        cmd.args(args);
+        self.captured(cmd, format!("podman {}", args.join(" ")))
+            .await
+    }
+
+    /// Runs a podman command to its end (bounded by [`PODMAN_COMMAND_TIMEOUT`]), capturing its
+    /// output; `command` names it in errors.
+    async fn captured(&self, mut cmd: Command, command: String) -> Result<Captured, RuntimeError> {
+        cmd.stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .kill_on_drop(true);

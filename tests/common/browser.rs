@@ -3,7 +3,7 @@
 //! each page, and screenshots kept as test artifacts under `target/tmp/screenshots/`.
 
 use fantoccini::{Client, ClientBuilder, Locator};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -38,10 +38,7 @@ pub fn screenshot_dir() -> std::path::PathBuf {
 
 impl Browser {
     pub async fn start() -> Browser {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("a free port")
-            .port();
+        let port = super::free_port();
         let driver = Command::new("chromedriver")
             .arg(format!("--port={port}"))
             .stdout(Stdio::null())

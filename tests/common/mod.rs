@@ -112,11 +112,7 @@ pub fn podman() -> tickbot::worker::runtime::Runtime {
 
 /// Names of the containers podman knows, running or not.
 pub fn containers() -> Vec<String> {
-    let out = std::process::Command::new("podman")
-        .env("CONTAINERS_CONF", containers_conf())
-        .args(["ps", "-a", "--format", "{{.Names}}"])
-        .output()
-        .expect("podman ps (install podman: apt-get install podman runc)");
+    let out = podman_output(&["ps", "-a", "--format", "{{.Names}}"]);
     String::from_utf8_lossy(&out.stdout)
         .lines()
         .map(str::to_string)
@@ -148,15 +144,40 @@ pub fn redact(text: &str) -> String {
 
 /// The body of `GET http://<addr><path>` (HTTP/1.1, the connection closed after it).
 pub fn http_get(addr: &str, path: &str) -> String {
+    try_http_get(addr, path).unwrap_or_else(|| panic!("no answer from {addr}{path}"))
+}
+
+/// [`http_get`], or `None` while nothing answers (a server still starting).
+pub fn try_http_get(addr: &str, path: &str) -> Option<String> {
     use std::io::{Read, Write};
-    let mut stream = std::net::TcpStream::connect(addr).expect("connect");
-    stream.set_read_timeout(Some(WAIT)).expect("a read timeout");
+    let mut stream = std::net::TcpStream::connect(addr).ok()?;
+    stream.set_read_timeout(Some(WAIT)).ok()?;
     let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
-    stream.write_all(request.as_bytes()).expect("send");
+    stream.write_all(request.as_bytes()).ok()?;
     let mut answer = String::new();
-    stream.read_to_string(&mut answer).expect("read the answer");
-    let (_, body) = answer.split_once("\r\n\r\n").expect("a complete answer");
-    body.to_string()
+    stream.read_to_string(&mut answer).ok()?;
+    let (_, body) = answer.split_once("\r\n\r\n")?;
+    Some(body.to_string())
+}
+
+/// The body of `GET <url>` with curl, which reads chunked (streamed) answers as a browser does.
+pub fn curl_get(url: &str) -> String {
+    run("curl", &["-sf", url])
+}
+
+/// A loopback port nothing listens on (yet).
+pub fn free_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
+    listener.local_addr().expect("its address").port()
+}
+
+/// `podman <args>` with this project's test configuration, its output captured.
+pub fn podman_output(args: &[&str]) -> std::process::Output {
+    std::process::Command::new("podman")
+        .env("CONTAINERS_CONF", containers_conf())
+        .args(args)
+        .output()
+        .expect("podman (install podman: apt-get install podman runc)")
 }
 
 /// The value of the Prometheus sample `name` whose labels include `labels`, in `text`.

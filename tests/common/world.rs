@@ -306,6 +306,16 @@ impl World {
         .await
     }
 
+    /// Waits until one of the bot's comments on `pr` contains `needle`; returns it.
+    pub async fn wait_comment(&self, pr: PrNumber, needle: &str) -> String {
+        wait_within(LONG, &format!("a comment saying {needle:?}"), || {
+            self.bot_comments(pr)
+                .into_iter()
+                .find(|c| c.contains(needle))
+        })
+        .await
+    }
+
     /// Waits until the PR's description contains `part`.
     pub async fn wait_body_containing(&self, pr: PrNumber, part: &str) {
         let what = format!("the description to contain {part:?}");

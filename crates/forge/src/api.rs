@@ -415,7 +415,7 @@ pub(crate) fn with_link(body: Value, link: Option<String>) -> ApiResult {
     Ok(resp)
 }
 
-fn render<R>(
+pub(crate) fn render<R>(
     forge: &Forge,
     repo: &RepoName,
     f: impl FnOnce(&json::Urls, &ForgeState, &super::state::Repo) -> Result<R, ForgeError>,

@@ -61,9 +61,9 @@ async fn create_issue(State(f): State<Forge>, RepoPath(repo): RepoPath, body: By
 
 /// The issue `n` (not a pull request) as the API shows it.
 pub(crate) fn plain_json(f: &Forge, repo: &RepoName, n: u64) -> Result<Value, ApiError> {
-    let st = f.state();
-    let r = st.repo(repo)?;
-    Ok(json::plain_issue(&f.inner.urls, &st, r, r.issue(n)?))
+    super::api::render(f, repo, |urls, st, r| {
+        Ok(json::plain_issue(urls, st, r, r.issue(n)?))
+    })
 }
 
 /// `PATCH /issues/{n}` of an issue that is not a pull request: title, body, state.

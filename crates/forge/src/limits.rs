@@ -9,6 +9,7 @@
 //!   ([`super::Forge::set_rate_limit`]).
 
 use super::api::gh_error;
+use crate::lock;
 use axum::body::Body;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::Response;
@@ -34,10 +35,6 @@ impl Default for RateLimits {
     fn default() -> Self {
         RateLimits(Mutex::new((DEFAULT_LIMIT, HashMap::new())))
     }
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// What is left for one credential, as the headers say it.
