@@ -162,23 +162,35 @@ async fn an_overdue_item_gets_one_refresh_pr_whose_task_runs_and_ticks() {
     w.stack.shutdown().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_image_refresh_pr_changes_only_the_images_stamp() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let forge = Forge::start(ForgeOptions::local(dir.path().join("forge")))
+/// A forge whose `acme/images` defines image `tasks` and schedules it every 30 days, the
+/// schedule entry ending with `more`; returns the first commit too.
+async fn image_forge(
+    dir: &std::path::Path,
+    more: &str,
+) -> (Forge, RepoName, tickbot::ids::CommitSha) {
+    let forge = Forge::start(ForgeOptions::local(dir.join("forge")))
         .await
         .expect("forge starts");
     let repo: RepoName = "acme/images".parse().expect("valid");
-    let toml = "[images.tasks]\ncontext = \"containers/tasks\"\nrepository = \"127.0.0.1:5000/acme/tasks\"\n\
-                [[schedule]]\nimage = \"tasks\"\nevery = \"30d\"\n";
+    let toml = format!(
+        "[images.tasks]\ncontext = \"containers/tasks\"\nrepository = \"127.0.0.1:5000/acme/tasks\"\n\
+         [[schedule]]\nimage = \"tasks\"\nevery = \"30d\"\n{more}"
+    );
     let files = [
-        (".tickbot.toml", toml),
+        (".tickbot.toml", toml.as_str()),
         ("containers/tasks/Containerfile", "FROM scratch\n"),
     ];
     let base = forge
         .create_repo(&repo, "main", &files)
         .await
         .expect("repo");
+    (forge, repo, base)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_image_refresh_pr_changes_only_the_images_stamp() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (forge, repo, base) = image_forge(dir.path(), "").await;
     let state = dir.path().join("state");
     let args = ["schedule", "--once", "--repo", "acme/images"];
     assert_eq!(
@@ -206,20 +218,7 @@ async fn an_image_refresh_pr_changes_only_the_images_stamp() {
 async fn an_image_refresh_with_automerge_lands_once_its_image_is_built() {
     use tickbot::github::{CommitStatus, StatusState};
     let dir = tempfile::tempdir().expect("tempdir");
-    let forge = Forge::start(ForgeOptions::local(dir.path().join("forge")))
-        .await
-        .expect("forge starts");
-    let repo: RepoName = "acme/images".parse().expect("valid");
-    let toml = "[images.tasks]\ncontext = \"containers/tasks\"\nrepository = \"127.0.0.1:5000/acme/tasks\"\n\
-                [[schedule]]\nimage = \"tasks\"\nevery = \"30d\"\nautomerge = true\n";
-    let files = [
-        (".tickbot.toml", toml),
-        ("containers/tasks/Containerfile", "FROM scratch\n"),
-    ];
-    forge
-        .create_repo(&repo, "main", &files)
-        .await
-        .expect("repo");
+    let (forge, repo, _) = image_forge(dir.path(), "automerge = true\n").await;
     let state = dir.path().join("state");
     let args = ["schedule", "--once", "--repo", "acme/images"];
     let pass = || tickbot_against(&forge, &state, &args);
